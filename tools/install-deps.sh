@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages in deps/apt-packages.txt that are missing, and
+# the npm packages of package.json when node_modules is out of date.
+# Quiet and fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+while read -r pkg; do
+	[[ -z "$pkg" || "$pkg" == \#* ]] && continue
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+	[[ "$status" == installed ]] || missing+=("$pkg")
+done < deps/apt-packages.txt
+
+# Node.js may come from another source than Debian (as on CI images); then
+# Debian's nodejs/npm must not replace it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	filtered=()
+	for p in "${missing[@]}"; do
+		[[ "$p" == nodejs || "$p" == npm ]] || filtered+=("$p")
+	done
+	missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+	echo "install-deps: installing Debian packages: ${missing[*]}"
+	sudo=""
+	[[ $(id -u) -eq 0 ]] || sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian starts the packaged services; ours run from conf/ on our own ports.
+	for svc in mosquitto nginx; do
+		$sudo service "$svc" stop >/dev/null 2>&1 || true
+	done
+fi
+
+if [[ -f package-lock.json ]]; then
+	if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+		echo "install-deps: installing npm packages"
+		npm ci --no-audit --no-fund --loglevel=error
+	fi
+fi
