@@ -1,0 +1,137 @@
+# Tributary — top-level build.
+#
+#   make            plugin, nginx module, tools (build/)
+#   make test       deps, unit + integration tests, then the same under ASan+UBSan
+#   make run        the whole dev stack on loopback, in the foreground
+#   make bench      benchmarks, each beside its baseline
+#   make fuzz       libFuzzer targets for a bounded time
+#
+# Sources are found by wildcard so that each area only adds files:
+#   shared/**/*.c          -> build/libtributary.a (PIC, linked by plugin, module, tools)
+#   mosquitto-plugin/*.c   -> build/mosquitto_tributary.so
+#   nginx-module/*.c       -> build/ngx_http_tributary_module.so (nginx's own build)
+#   tools/NAME/*.c         -> build/bin/tributary-NAME
+#   tests/unit/test_*.c    -> build/tests/test_* (cmocka)
+#   bench/NAME/*.c         -> build/bench/NAME
+
+SAN ?=
+ifeq ($(SAN),1)
+BUILD ?= build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SAN_FLAGS :=
+endif
+
+CC ?= cc
+OPT ?= -O2
+PKGS := jansson rdkafka libpcre2-8 libssl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fPIC -fvisibility=hidden \
+	-Ishared/include -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN_FLAGS) $(EXTRA_LDFLAGS)
+
+SHARED_SRC := $(sort $(wildcard shared/*.c shared/*/*.c))
+SHARED_GEN_SRC := $(BUILD)/gen/metaschemas.c
+PLUGIN_SRC := $(sort $(wildcard mosquitto-plugin/*.c))
+TOOLS := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard tools/*/*.c)))))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+BENCHES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard bench/*/*.c)))))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB := $(BUILD)/libtributary.a
+PLUGIN := $(BUILD)/mosquitto_tributary.so
+NGX_MODULE := $(BUILD)/ngx_http_tributary_module.so
+TOOL_BINS := $(addprefix $(BUILD)/bin/tributary-,$(TOOLS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
+
+.PHONY: all deps test unit integration test-san run bench fuzz clean format web
+.DELETE_ON_ERROR:
+
+all: $(PLUGIN) $(NGX_MODULE) $(TOOL_BINS) $(UNIT_BINS) web
+
+deps:
+	@tools/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The published JSON Schema meta-schemas ship inside the binaries so that
+# $schema and $ref to them resolve offline.
+$(BUILD)/gen/metaschemas.c: tools/embed-metaschemas.sh $(shell find schemas/meta -name '*.json' 2>/dev/null)
+	@mkdir -p $(dir $@)
+	tools/embed-metaschemas.sh schemas/meta > $@
+
+$(LIB): $(call obj,$(SHARED_SRC)) $(BUILD)/obj/gen/metaschemas.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PLUGIN): $(call obj,$(PLUGIN_SRC)) $(LIB)
+	$(CC) -shared -o $@ $(call obj,$(PLUGIN_SRC)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
+
+.SECONDEXPANSION:
+$(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(LIB) $(LDFLAGS) $(PKG_LIBS) -lcmocka
+
+$(BUILD)/bench/%: $$(call obj,$$(wildcard bench/%/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(call obj,$(wildcard bench/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lmosquitto
+
+# nginx builds its own modules: configure a private copy of Debian's nginx
+# source (nginx-dev) with the distro's flags and --with-compat, so that
+# load_module accepts the result in the packaged nginx.
+NGX_SRC := /usr/share/nginx/src
+NGX_DIR := $(BUILD)/nginx
+NGX_MODULE_SRC := nginx-module/config $(wildcard nginx-module/*.c nginx-module/*.h)
+$(NGX_MODULE): $(NGX_MODULE_SRC) $(LIB) tools/build-nginx-module.sh
+	tools/build-nginx-module.sh "$(NGX_SRC)" "$(NGX_DIR)" "$(abspath $(LIB))" \
+		"$(CFLAGS) -Wno-unused-parameter -Wno-sign-compare" "$(LDFLAGS) $(PKG_LIBS)" "$@"
+
+web:
+	@if [ -f web/build.sh ]; then web/build.sh $(BUILD)/web; fi
+
+unit: $(UNIT_BINS)
+	tests/run-unit.sh $(BUILD)
+
+integration: all
+	BUILD=$(BUILD) tests/run-integration.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) test-san
+
+test-san:
+	$(MAKE) SAN=1 OPT=-O1 all
+	$(MAKE) SAN=1 OPT=-O1 unit
+	$(MAKE) SAN=1 OPT=-O1 integration
+
+run: deps all
+	tools/run-dev.sh $(BUILD)
+
+bench: deps all $(BENCH_BINS)
+	BUILD=$(BUILD) bench/run.sh
+
+fuzz: deps
+	tools/fuzz.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,163 @@
+# Sourced by integration tests: starts real processes on loopback, on test
+# ports that do not collide with `make run`, and stops them all on exit.
+#
+#   source "$(dirname "$0")/../lib/stack.sh"
+#   stack_init                       # temp dir $T, ports, cleanup trap
+#   start_kafka [devkafka args...]   # dev Kafka on $KAFKA_PORT, control on $KAFKA_CONTROL_PORT
+#   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
+#   start_nginx [NGINX_CONF_TEMPLATE]
+#   kafka_ctl "broker-down 1"        # fault injection
+#   kafka_read TOPIC COUNT [TIMEOUT] [kcat -f FORMAT]   # records to stdout
+#   pass / fail MSG / skip MSG
+#
+# Under a sanitizer build (BUILD ends in /san) the servers run with the
+# sanitizer runtime preloaded, since Debian's binaries are not instrumented.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+export ROOT BUILD
+export KAFKA_PORT=${KAFKA_PORT:-29092}
+export KAFKA_CONTROL_PORT=${KAFKA_CONTROL_PORT:-29099}
+export MQTT_PORT=${MQTT_PORT:-21883}
+export MQTT_WS_PORT=${MQTT_WS_PORT:-21884}
+export HTTP_PORT=${HTTP_PORT:-28080}
+export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+export NGINX_MODULES_DIR=/usr/lib/nginx/modules
+STACK_PIDS=()
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skipped: $*"; exit 77; }
+pass() { echo "ok: $*"; }
+
+stack_is_san() { [[ "$BUILD" == */san ]]; }
+
+stack_san_env() {
+	if stack_is_san; then
+		local asan ubsan
+		asan=$(gcc -print-file-name=libasan.so)
+		ubsan=$(gcc -print-file-name=libubsan.so)
+		echo "LD_PRELOAD=$asan:$ubsan"
+		echo "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:log_path=$T/asan:suppressions=$ROOT/tests/lib/lsan.supp"
+		echo "LSAN_OPTIONS=suppressions=$ROOT/tests/lib/lsan.supp:print_suppressions=0"
+		echo "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$T/ubsan"
+	fi
+}
+
+stack_cleanup() {
+	local pid
+	for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
+		pid=${STACK_PIDS[i]}
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${STACK_PIDS[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+	done
+	# Sanitizer reports from the servers fail the test that started them.
+	if compgen -G "$T/asan*" >/dev/null || compgen -G "$T/ubsan*" >/dev/null; then
+		echo "sanitizer reports:" >&2
+		cat "$T"/asan* "$T"/ubsan* >&2 2>/dev/null
+		STACK_SAN_FAILED=1
+	fi
+}
+
+stack_exit() {
+	local rc=$?
+	stack_cleanup
+	if [[ -n "${STACK_SAN_FAILED:-}" && $rc -eq 0 ]]; then
+		rc=1
+	fi
+	exit $rc
+}
+
+stack_init() {
+	T="$BUILD/test-tmp/$(basename "$0" .sh)"
+	rm -rf "$T"
+	mkdir -p "$T"
+	export T
+	trap stack_exit EXIT
+	trap 'exit 130' INT TERM
+}
+
+wait_port() { # host port timeout_s
+	local deadline=$((SECONDS + ${3:-10}))
+	while ((SECONDS < deadline)); do
+		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+start_kafka() {
+	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
+		>"$T/devkafka.out" 2>"$T/devkafka.log" &
+	STACK_PIDS+=($!)
+	KAFKA_PID=$!
+	wait_port 127.0.0.1 "$KAFKA_CONTROL_PORT" 10 || { cat "$T/devkafka.log" >&2; fail "dev Kafka did not start"; }
+}
+
+kafka_ctl() {
+	local reply
+	exec 5<>"/dev/tcp/127.0.0.1/$KAFKA_CONTROL_PORT" || fail "no dev Kafka control port"
+	printf '%s\n' "$1" >&5
+	read -r -t 10 reply <&5
+	exec 5>&-
+	[[ "$reply" == ok ]] || fail "kafka_ctl '$1': $reply"
+}
+
+# kafka_read TOPIC COUNT [TIMEOUT_S] [FORMAT]: reads COUNT records from the
+# beginning of every partition (kcat's -f format; default key<TAB>value).
+kafka_read() {
+	local topic=$1 count=$2 timeout=${3:-20} fmt=${4:-'%k\t%s\n'}
+	timeout "$timeout" kcat -q -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -c "$count" -f "$fmt" 2>>"$T/kcat.log"
+}
+
+# kafka_count TOPIC: how many records the topic holds now.
+kafka_count() {
+	timeout 20 kcat -q -b "$KAFKA_BOOTSTRAP" -C -t "$1" -o beginning -e -f 'x\n' 2>>"$T/kcat.log" | wc -l
+}
+
+# render TEMPLATE OUT: conf/ template with @VARS@ from the environment.
+render() { "$ROOT/tools/render-conf.sh" "$1" >"$2" || fail "render $1"; }
+
+start_mosquitto() {
+	local tj=${1:-$ROOT/conf/dev/tributary.json.in}
+	export TRIBUTARY_CONFIG="$T/tributary.json"
+	export MOSQUITTO_DATA_DIR="$T/mosquitto-data"
+	export PLUGIN_PATH="$BUILD/mosquitto_tributary.so"
+	export JOURNAL_DIR="$T/journal"
+	mkdir -p "$MOSQUITTO_DATA_DIR"
+	render "$tj" "$TRIBUTARY_CONFIG"
+	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/mosquitto.conf"
+	if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" >>"$T/mosquitto.conf"; fi
+	env $(stack_san_env) mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+	MOSQUITTO_PID=$!
+	STACK_PIDS+=($MOSQUITTO_PID)
+	wait_port 127.0.0.1 "$MQTT_PORT" 15 || { cat "$T/mosquitto.log" >&2; fail "mosquitto did not start"; }
+}
+
+stop_mosquitto() { # [signal]
+	kill -"${1:-TERM}" "$MOSQUITTO_PID" 2>/dev/null
+	for _ in $(seq 1 100); do kill -0 "$MOSQUITTO_PID" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$MOSQUITTO_PID" 2>/dev/null
+}
+
+start_nginx() {
+	local tpl=${1:-$ROOT/conf/dev/nginx.conf.in}
+	export NGINX_PREFIX="$T/nginx"
+	export NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so"
+	export WEB_ROOT="${WEB_ROOT:-$BUILD/web}"
+	mkdir -p "$NGINX_PREFIX/logs" "$NGINX_PREFIX/tmp"
+	render "$tpl" "$T/nginx.conf"
+	env $(stack_san_env) nginx -p "$NGINX_PREFIX" -c "$T/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" -g 'daemon off;' \
+		>>"$T/nginx.out" 2>&1 &
+	NGINX_PID=$!
+	STACK_PIDS+=($NGINX_PID)
+	wait_port 127.0.0.1 "$HTTP_PORT" 15 || { cat "$T/nginx.out" "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not start"; }
+}
+
+# nginx_log_clean: no crash, alert or emergency in nginx's error log.
+nginx_log_clean() {
+	! grep -E '\[(alert|emerg|crit)\]|signal [0-9]+ .*exited|core dumped' "$NGINX_PREFIX/logs/error.log"
+}
