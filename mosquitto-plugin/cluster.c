@@ -1,0 +1,157 @@
+/*
+ * One librdkafka producer per named cluster, with its own poll thread for
+ * delivery reports so that they are served even when Mosquitto's tick does
+ * not fire (per_listener_settings true) and never on the main thread.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tributary.h"
+#include "tributary/kafka.h"
+
+void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
+{
+	struct tb_failure_log *fl = &tb->failures;
+	va_list ap;
+	pthread_mutex_lock(&fl->lock);
+	if (fl->count < TB_FAILURE_LOG) {
+		va_start(ap, fmt);
+		vsnprintf(fl->lines[fl->count++], sizeof(fl->lines[0]), fmt, ap);
+		va_end(ap);
+	} else {
+		fl->dropped++;
+	}
+	pthread_mutex_unlock(&fl->lock);
+}
+
+/* Main thread: the broker's log is not ours to call from other threads. */
+void cluster__log_failures(struct tributary *tb)
+{
+	struct tb_failure_log *fl = &tb->failures;
+	char lines[TB_FAILURE_LOG][256];
+	unsigned n, dropped;
+	pthread_mutex_lock(&fl->lock);
+	n = fl->count;
+	dropped = fl->dropped;
+	memcpy(lines, fl->lines, sizeof(lines[0]) * n);
+	fl->count = 0;
+	fl->dropped = 0;
+	pthread_mutex_unlock(&fl->lock);
+	for (unsigned i = 0; i < n; i++)
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s", lines[i]);
+	if (dropped)
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     TB_LOG_PREFIX "%u more delivery failures (see $SYS/tributary/)",
+				     dropped);
+}
+
+static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct tb_cluster *c = opaque;
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		atomic_fetch_add(&c->tb->stats.produced, 1);
+		return;
+	}
+	atomic_fetch_add(&c->tb->stats.delivery_failed, 1);
+	cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s", c->name,
+			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+}
+
+static void cluster__on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct tb_cluster *c = opaque;
+	(void)rk;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char fatal[256];
+		rd_kafka_fatal_error(c->rk, fatal, sizeof(fatal));
+		cluster__note_failure(c->tb, "cluster %s: FATAL: %s", c->name, fatal);
+		return;
+	}
+	cluster__note_failure(c->tb, "cluster %s: %s", c->name, reason);
+}
+
+static void *cluster__poll(void *arg)
+{
+	struct tb_cluster *c = arg;
+	while (!atomic_load(&c->stop))
+		rd_kafka_poll(c->rk, 100);
+	return NULL;
+}
+
+int cluster__start(struct tb_cluster *c, const json_t *props)
+{
+	char err[512], what[128];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	snprintf(what, sizeof(what), "clusters.%s", c->name);
+
+	/* Defaults that keep streams exact; a cluster may lower them (Azure Event
+	 * Hubs has no idempotent producer), which is logged. */
+	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "client.id", "tributary-mosquitto", err, sizeof(err))) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
+		rd_kafka_conf_destroy(conf);
+		return MOSQ_ERR_INVAL;
+	}
+	if (!json_object_get(props, "bootstrap.servers")) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s.bootstrap.servers: required",
+				     what);
+		rd_kafka_conf_destroy(conf);
+		return MOSQ_ERR_INVAL;
+	}
+	if (tb_kafka_conf_apply(conf, props, what, err, sizeof(err))) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
+		rd_kafka_conf_destroy(conf);
+		return MOSQ_ERR_INVAL;
+	}
+	char val[64];
+	size_t vlen = sizeof(val);
+	if (rd_kafka_conf_get(conf, "enable.idempotence", val, &vlen) == RD_KAFKA_CONF_OK &&
+	    strcmp(val, "true") != 0)
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+				     TB_LOG_PREFIX "%s: enable.idempotence is off: Kafka may store "
+						   "duplicates and reorder a key's events on retries",
+				     what);
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
+	rd_kafka_conf_set_error_cb(conf, cluster__on_error);
+
+	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!c->rk) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
+		return MOSQ_ERR_INVAL; /* rd_kafka_new frees conf only on success */
+	}
+	atomic_store(&c->stop, false);
+	if (pthread_create(&c->poller, NULL, cluster__poll, c) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: cannot start poll thread",
+				     what);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	c->poller_started = true;
+	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "cluster %s: producer %s started",
+			     c->name, rd_kafka_name(c->rk));
+	return MOSQ_ERR_SUCCESS;
+}
+
+void cluster__stop(struct tb_cluster *c, int flush_timeout_ms)
+{
+	if (!c->rk)
+		return;
+	rd_kafka_resp_err_t err = rd_kafka_flush(c->rk, flush_timeout_ms);
+	int left = rd_kafka_outq_len(c->rk);
+	if (err || left > 0)
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     TB_LOG_PREFIX "cluster %s: %d events not confirmed by Kafka "
+						   "after %d ms at shutdown",
+				     c->name, left, flush_timeout_ms);
+	atomic_store(&c->stop, true);
+	if (c->poller_started)
+		pthread_join(c->poller, NULL);
+	c->poller_started = false;
+	rd_kafka_destroy(c->rk);
+	c->rk = NULL;
+}

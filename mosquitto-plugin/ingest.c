@@ -1,0 +1,325 @@
+/*
+ * MOSQ_EVT_MESSAGE: every PUBLISH that matches an ingest route must be a
+ * CloudEvent whose data is valid against its type's schema before it may
+ * enter Kafka. Rejected messages never reach Kafka nor subscribers.
+ *
+ * Mosquitto 2.0.11: returning MOSQ_ERR_ACL_DENIED drops the message and
+ * answers v5 clients with 0x87; any other error would disconnect the client,
+ * so every failure here maps to ACL_DENIED or SUCCESS.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tributary.h"
+
+#define INGEST_MAX_USER_PROPS 32
+#define INGEST_MAX_ERRORS 10
+
+struct ingest__msg {
+	char *content_type;
+	char *response_topic;
+	void *correlation_data;
+	uint16_t correlation_len;
+	tb_ce_attr attrs[INGEST_MAX_USER_PROPS];
+	char *names[INGEST_MAX_USER_PROPS];
+	char *values[INGEST_MAX_USER_PROPS];
+	size_t nattrs;
+	bool too_many;
+	bool binary; /* v5 binary mode: a `specversion` user property */
+};
+
+/* Property read functions hand out memory for plain free() (2.0.11). */
+static void ingest__msg_clear(struct ingest__msg *m)
+{
+	free(m->content_type);
+	free(m->response_topic);
+	free(m->correlation_data);
+	for (size_t i = 0; i < m->nattrs; i++) {
+		free(m->names[i]);
+		free(m->values[i]);
+	}
+}
+
+static void ingest__read_properties(const mosquitto_property *props, struct ingest__msg *m)
+{
+	for (const mosquitto_property *p = props; p; p = mosquitto_property_next(p)) {
+		switch (mosquitto_property_identifier(p)) {
+		case MQTT_PROP_CONTENT_TYPE:
+			if (!m->content_type)
+				mosquitto_property_read_string(p, MQTT_PROP_CONTENT_TYPE,
+							       &m->content_type, false);
+			break;
+		case MQTT_PROP_RESPONSE_TOPIC:
+			if (!m->response_topic)
+				mosquitto_property_read_string(p, MQTT_PROP_RESPONSE_TOPIC,
+							       &m->response_topic, false);
+			break;
+		case MQTT_PROP_CORRELATION_DATA:
+			if (!m->correlation_data)
+				mosquitto_property_read_binary(p, MQTT_PROP_CORRELATION_DATA,
+							       &m->correlation_data,
+							       &m->correlation_len, false);
+			break;
+		case MQTT_PROP_USER_PROPERTY: {
+			if (m->nattrs == INGEST_MAX_USER_PROPS) {
+				m->too_many = true;
+				break;
+			}
+			char *name = NULL, *value = NULL;
+			if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
+								&value, false) == NULL)
+				break;
+			m->names[m->nattrs] = name;
+			m->values[m->nattrs] = value;
+			m->attrs[m->nattrs].name = name;
+			m->attrs[m->nattrs].value = value;
+			m->nattrs++;
+			if (!strcmp(name, "specversion"))
+				m->binary = true;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+struct ingest__lookup_ctx {
+	const tb_captures *caps;
+	const tb_event *ev;
+	struct mosquitto *client;
+};
+
+static int ingest__lookup(void *vctx, const char *name, size_t len, const char **value,
+			  size_t *vlen)
+{
+	struct ingest__lookup_ctx *ctx = vctx;
+	const tb_capture *c = tb_captures_get(ctx->caps, name, len);
+	const char *v = NULL;
+	char attr[32];
+	if (c) {
+		*value = c->value;
+		*vlen = c->len;
+		return 0;
+	}
+	if (len == 9 && !memcmp(name, "client_id", len))
+		v = mosquitto_client_id(ctx->client);
+	else if (len == 8 && !memcmp(name, "username", len))
+		v = mosquitto_client_username(ctx->client);
+	else if (len < sizeof(attr)) {
+		memcpy(attr, name, len);
+		attr[len] = '\0';
+		v = tb_ce_attr_string(ctx->ev, attr);
+	}
+	if (!v || !*v)
+		return -1;
+	*value = v;
+	*vlen = strlen(v);
+	return 0;
+}
+
+/* Kafka topic names: [a-zA-Z0-9._-], at most 249 characters. */
+static bool ingest__kafka_topic_ok(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 249 || !strcmp(t, ".") || !strcmp(t, ".."))
+		return false;
+	return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static enum tb_reject_reason ingest__reason(tb_ce_status st)
+{
+	switch (st) {
+	case TB_CE_INVALID_UTF8: return TB_REJECT_INVALID_UTF8;
+	case TB_CE_INVALID_JSON: return TB_REJECT_INVALID_JSON;
+	case TB_CE_NOT_AN_EVENT: return TB_REJECT_NOT_AN_EVENT;
+	case TB_CE_MISSING_ATTRIBUTE: return TB_REJECT_MISSING_ATTRIBUTE;
+	case TB_CE_INVALID_ATTRIBUTE: return TB_REJECT_INVALID_ATTRIBUTE;
+	case TB_CE_INVALID_DATA: return TB_REJECT_INVALID_DATA;
+	default: return TB_REJECT_INTERNAL;
+	}
+}
+
+/* Who sent it, for the authcontext extension. Never taken from the event. */
+static void ingest__authcontext(struct mosquitto *client, tb_event *ev)
+{
+	const char *username = mosquitto_client_username(client);
+	if (username && *username)
+		tb_ce_set_authcontext(ev, "user", username);
+	else
+		tb_ce_set_authcontext(ev, "unauthenticated", mosquitto_client_id(client));
+}
+
+int ingest__on_message(int event, void *event_data, void *userdata)
+{
+	struct tributary *tb = userdata;
+	struct mosquitto_evt_message *msg = event_data;
+	struct ingest__msg m = {0};
+	tb_event ev = {0};
+	tjs_result vres = {0};
+	tb_captures caps;
+	struct tb_ingest_route *route = NULL;
+	char err[1024], kafka_topic[256], key[1024];
+	struct tb_reject rej = {.event = NULL};
+	int rc = MOSQ_ERR_SUCCESS;
+	(void)event;
+
+	for (size_t i = 0; i < tb->nroutes; i++) {
+		if (tb_pattern_match(&tb->routes[i].match, msg->topic, &caps)) {
+			route = &tb->routes[i];
+			break;
+		}
+	}
+	if (!route) {
+		if (!tb->reject_unmatched || msg->topic[0] == '$') {
+			atomic_fetch_add(&tb->stats.passed, 1);
+			return MOSQ_ERR_SUCCESS;
+		}
+		rej.reason = TB_REJECT_NO_ROUTE;
+		rej.message = "no ingest route matches this topic";
+		goto reject;
+	}
+
+	if (msg->payloadlen > route->max_payload) {
+		snprintf(err, sizeof(err), "payload of %u bytes exceeds the route's maximum of %u",
+			 msg->payloadlen, route->max_payload);
+		rej.reason = TB_REJECT_TOO_LARGE;
+		rej.message = err;
+		goto reject;
+	}
+
+	ingest__read_properties(msg->properties, &m);
+	if (m.too_many) {
+		snprintf(err, sizeof(err), "more than %d user properties", INGEST_MAX_USER_PROPS);
+		rej.reason = TB_REJECT_INVALID_ATTRIBUTE;
+		rej.message = err;
+		goto reject;
+	}
+	tb_ce_status st;
+	if (m.binary)
+		st = tb_ce_parse_binary(m.attrs, m.nattrs, m.content_type, msg->payload,
+					msg->payloadlen, &ev, err, sizeof(err));
+	else
+		st = tb_ce_parse_structured(msg->payload, msg->payloadlen, &ev, err, sizeof(err));
+	if (st == TB_CE_OK)
+		st = tb_ce_complete(&ev, err, sizeof(err));
+	rej.event = &ev;
+	if (st != TB_CE_OK) {
+		rej.reason = ingest__reason(st);
+		rej.message = err;
+		goto reject;
+	}
+
+	const char *type = tb_ce_attr_string(&ev, "type");
+	const tjs_schema *schema = tb_catalog_find(tb->catalog, type);
+	if (!schema && route->schema_required) {
+		snprintf(err, sizeof(err), "event type '%s' has no schema in the catalog", type);
+		rej.reason = TB_REJECT_UNKNOWN_TYPE;
+		rej.message = err;
+		goto reject;
+	}
+	if (schema) {
+		if (ev.has_data && !ev.data) {
+			snprintf(err, sizeof(err),
+				 "the schema of '%s' needs JSON data, not '%s'", type,
+				 tb_ce_attr_string(&ev, "datacontenttype"));
+			rej.reason = TB_REJECT_INVALID_DATA;
+			rej.message = err;
+			goto reject;
+		}
+		json_t *null_data = NULL;
+		const json_t *instance = ev.data ? ev.data : (null_data = json_null());
+		bool ok = tjs_validate(schema, instance, &vres, INGEST_MAX_ERRORS);
+		json_decref(null_data);
+		if (!ok) {
+			if (vres.count)
+				snprintf(err, sizeof(err), "data does not match the schema of '%s': %s%s%s",
+					 type, vres.errors[0].instance_location,
+					 vres.errors[0].instance_location[0] ? ": " : "",
+					 vres.errors[0].message);
+			else
+				snprintf(err, sizeof(err), "data does not match the schema of '%s'",
+					 type);
+			rej.reason = TB_REJECT_SCHEMA;
+			rej.message = err;
+			rej.errors = &vres;
+			goto reject;
+		}
+	}
+
+	ingest__authcontext(msg->client, &ev);
+
+	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
+	const char *missing = NULL;
+	if (tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, kafka_topic,
+			       sizeof(kafka_topic), &missing) < 0 ||
+	    !ingest__kafka_topic_ok(kafka_topic)) {
+		snprintf(err, sizeof(err), "cannot make a Kafka topic from '%s'%s%s%s",
+			 route->topic.text, missing ? " ({" : "", missing ? missing : "",
+			 missing ? "} missing or invalid)" : "");
+		rej.reason = TB_REJECT_ROUTING;
+		rej.message = err;
+		goto reject;
+	}
+	const char *keyp = NULL;
+	size_t keylen = 0;
+	if (route->key.text) {
+		missing = NULL;
+		int n = tb_template_expand(&route->key, ingest__lookup, &lctx, NULL, key,
+					   sizeof(key), &missing);
+		if (n < 0) {
+			snprintf(err, sizeof(err), "cannot make the record key from '%s' ({%s} %s)",
+				 route->key.text, missing ? missing : "?",
+				 n == -2 ? "too long" : "missing");
+			rej.reason = missing && !strcmp(missing, "partitionkey")
+					 ? TB_REJECT_MISSING_ATTRIBUTE
+					 : TB_REJECT_ROUTING;
+			rej.message = err;
+			goto reject;
+		}
+		keyp = key;
+		keylen = (size_t)n;
+	} else if ((keyp = tb_ce_attr_string(&ev, "partitionkey"))) {
+		keylen = strlen(keyp);
+	}
+
+	struct tb_origin origin = {.topic = msg->topic,
+				   .client_id = mosquitto_client_id(msg->client),
+				   .qos = msg->qos,
+				   .response_topic = m.response_topic,
+				   .correlation_data = m.correlation_data,
+				   .correlation_len = m.correlation_len};
+	if (produce__event(tb, route->cluster, kafka_topic, keyp, keylen, route->mode, &ev,
+			   &origin, err, sizeof(err))) {
+		rej.reason = TB_REJECT_KAFKA;
+		rej.message = err;
+		goto reject;
+	}
+	atomic_fetch_add(&tb->stats.accepted, 1);
+
+	if (route->mirror_cluster) {
+		char mtopic[256], merr[512];
+		if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
+				       sizeof(mtopic), NULL) < 0 ||
+		    !ingest__kafka_topic_ok(mtopic) ||
+		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
+				   &ev, &origin, merr, sizeof(merr))) {
+			atomic_fetch_add(&tb->stats.mirror_failed, 1);
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+					     TB_LOG_PREFIX "mirror of event %s to cluster %s failed",
+					     tb_ce_attr_string(&ev, "id"),
+					     route->mirror_cluster->name);
+		}
+	}
+	goto cleanup;
+
+reject:
+	reject__publish(tb, msg->client, msg->topic, msg->qos, &rej);
+	rc = MOSQ_ERR_ACL_DENIED;
+cleanup:
+	tjs_result_clear(&vres);
+	tb_event_clear(&ev);
+	ingest__msg_clear(&m);
+	return rc;
+}

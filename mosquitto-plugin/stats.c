@@ -1,0 +1,77 @@
+/* Counters, published as retained messages under $SYS/tributary/. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tributary.h"
+
+static const char *const stats__reasons[TB_REJECT__COUNT] = {
+    [TB_REJECT_NO_ROUTE] = "no_route",
+    [TB_REJECT_TOO_LARGE] = "payload_too_large",
+    [TB_REJECT_INVALID_UTF8] = "invalid_utf8",
+    [TB_REJECT_INVALID_JSON] = "invalid_json",
+    [TB_REJECT_NOT_AN_EVENT] = "not_an_event",
+    [TB_REJECT_MISSING_ATTRIBUTE] = "missing_attribute",
+    [TB_REJECT_INVALID_ATTRIBUTE] = "invalid_attribute",
+    [TB_REJECT_INVALID_DATA] = "invalid_data",
+    [TB_REJECT_UNKNOWN_TYPE] = "unknown_type",
+    [TB_REJECT_SCHEMA] = "schema_validation_failed",
+    [TB_REJECT_ROUTING] = "routing_failed",
+    [TB_REJECT_KAFKA] = "kafka_unavailable",
+    [TB_REJECT_INTERNAL] = "internal_error",
+};
+
+const char *stats__reason_name(enum tb_reject_reason r)
+{
+	return r < TB_REJECT__COUNT ? stats__reasons[r] : "unknown";
+}
+
+static void stats__put(const char *topic, unsigned long long value)
+{
+	char text[32];
+	int len = snprintf(text, sizeof(text), "%llu", value);
+	void *payload = mosquitto_malloc((size_t)len);
+	if (!payload)
+		return;
+	memcpy(payload, text, (size_t)len);
+	mosquitto_broker_publish(NULL, topic, len, payload, 0, true, NULL);
+}
+
+void stats__publish(struct tributary *tb)
+{
+	struct tb_stats *s = &tb->stats;
+	char topic[128];
+	unsigned long long rejected = 0;
+	for (int r = 0; r < TB_REJECT__COUNT; r++) {
+		unsigned long long n = atomic_load(&s->rejected[r]);
+		rejected += n;
+		snprintf(topic, sizeof(topic), "$SYS/tributary/rejected/%s", stats__reasons[r]);
+		stats__put(topic, n);
+	}
+	stats__put("$SYS/tributary/accepted", atomic_load(&s->accepted));
+	stats__put("$SYS/tributary/passed", atomic_load(&s->passed));
+	stats__put("$SYS/tributary/rejected", rejected);
+	stats__put("$SYS/tributary/produced", atomic_load(&s->produced));
+	stats__put("$SYS/tributary/delivery_failures", atomic_load(&s->delivery_failed));
+	stats__put("$SYS/tributary/mirror_failures", atomic_load(&s->mirror_failed));
+	unsigned long long depth = 0;
+	for (size_t i = 0; i < tb->nclusters; i++)
+		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk);
+	stats__put("$SYS/tributary/queue_depth", depth);
+}
+
+int stats__on_tick(int event, void *event_data, void *userdata)
+{
+	struct tributary *tb = userdata;
+	(void)event;
+	(void)event_data;
+	cluster__log_failures(tb);
+	if (tb->sys_interval_s > 0) {
+		time_t now = time(NULL);
+		if (now >= tb->next_sys) {
+			tb->next_sys = now + tb->sys_interval_s;
+			stats__publish(tb);
+		}
+	}
+	return MOSQ_ERR_SUCCESS;
+}

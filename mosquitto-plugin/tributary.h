@@ -1,0 +1,163 @@
+/*
+ * Tributary Mosquitto plugin — internal header.
+ *
+ * Areas, one file each:
+ *   plugin.c   entry points, callback registration, reload
+ *   config.c   the JSON configuration (plugin_opt_config), checked at start
+ *   cluster.c  Kafka producers: one per named cluster, delivery reports
+ *   ingest.c   MOSQ_EVT_MESSAGE: route, identify, validate, produce
+ *   produce.c  CloudEvents -> Kafka record (binary or structured mode)
+ *   reject.c   error events on clients/{client_id}/errors
+ *   stats.c    counters, published under $SYS/tributary/
+ *
+ * Threads: every Mosquitto callback and broker function runs on the main
+ * thread. Each cluster has one poll thread that serves librdkafka's delivery
+ * reports; it only touches atomics and the mutex-protected failure log.
+ */
+#ifndef TRIBUTARY_PLUGIN_H
+#define TRIBUTARY_PLUGIN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
+
+#include "tributary/catalog.h"
+#include "tributary/cloudevents.h"
+#include "tributary/route.h"
+
+#define TB_LOG_PREFIX "tributary: "
+
+/* Why an event was refused; the names appear in error events and $SYS. */
+enum tb_reject_reason {
+	TB_REJECT_NO_ROUTE,
+	TB_REJECT_TOO_LARGE,
+	TB_REJECT_INVALID_UTF8,
+	TB_REJECT_INVALID_JSON,
+	TB_REJECT_NOT_AN_EVENT,
+	TB_REJECT_MISSING_ATTRIBUTE,
+	TB_REJECT_INVALID_ATTRIBUTE,
+	TB_REJECT_INVALID_DATA,
+	TB_REJECT_UNKNOWN_TYPE,
+	TB_REJECT_SCHEMA,
+	TB_REJECT_ROUTING,
+	TB_REJECT_KAFKA,
+	TB_REJECT_INTERNAL,
+	TB_REJECT__COUNT
+};
+const char *stats__reason_name(enum tb_reject_reason r);
+
+struct tb_stats {
+	atomic_uint_fast64_t accepted;
+	atomic_uint_fast64_t passed; /* matched no route, left to the broker */
+	atomic_uint_fast64_t rejected[TB_REJECT__COUNT];
+	atomic_uint_fast64_t produced; /* delivery confirmed by Kafka */
+	atomic_uint_fast64_t delivery_failed;
+	atomic_uint_fast64_t mirror_failed;
+};
+
+struct tributary;
+
+struct tb_cluster {
+	char *name;
+	rd_kafka_t *rk;
+	struct tributary *tb;
+	pthread_t poller;
+	bool poller_started;
+	atomic_bool stop;
+};
+
+enum tb_kafka_mode { TB_MODE_BINARY, TB_MODE_STRUCTURED };
+
+struct tb_ingest_route {
+	tb_pattern match;
+	tb_template topic;
+	tb_template key; /* text NULL: the partitionkey extension, else no key */
+	struct tb_cluster *cluster;
+	bool schema_required;
+	uint32_t max_payload;
+	enum tb_kafka_mode mode;
+	struct tb_cluster *mirror_cluster; /* NULL: no mirror */
+	tb_template mirror_topic;
+};
+
+/* A delivery failure crossing from a poll thread to the main thread's log. */
+#define TB_FAILURE_LOG 32
+struct tb_failure_log {
+	pthread_mutex_t lock;
+	unsigned count, dropped;
+	char lines[TB_FAILURE_LOG][256];
+};
+
+struct tributary {
+	mosquitto_plugin_id_t *pid;
+	char *config_path;
+	char *broker_id;
+	char *catalog_path;
+	tb_catalog *catalog;
+
+	struct tb_cluster *clusters;
+	size_t nclusters;
+	struct tb_ingest_route *routes;
+	size_t nroutes;
+	bool reject_unmatched;
+	tb_template error_topic;
+
+	int sys_interval_s;
+	time_t next_sys;
+	int flush_timeout_ms;
+
+	struct tb_stats stats;
+	struct tb_failure_log failures;
+};
+
+/* config.c */
+int config__load(struct tributary *tb, const char *path);
+void config__free(struct tributary *tb);
+struct tb_cluster *config__cluster(struct tributary *tb, const char *name);
+
+/* cluster.c */
+int cluster__start(struct tb_cluster *c, const json_t *props);
+void cluster__stop(struct tb_cluster *c, int flush_timeout_ms);
+void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cluster__log_failures(struct tributary *tb);
+
+/* ingest.c */
+int ingest__on_message(int event, void *event_data, void *userdata);
+
+/* produce.c */
+struct tb_origin {
+	const char *topic;
+	const char *client_id;
+	uint8_t qos;
+	const char *response_topic;
+	const void *correlation_data;
+	uint16_t correlation_len;
+};
+int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
+		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
+		   const struct tb_origin *origin, char *err, size_t errlen);
+
+/* reject.c */
+struct tb_reject {
+	enum tb_reject_reason reason;
+	const char *message;
+	const tb_event *event;     /* may be NULL or partial */
+	const tjs_result *errors;  /* validator errors, may be NULL */
+};
+void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
+		     int qos, const struct tb_reject *rej);
+
+/* stats.c */
+int stats__on_tick(int event, void *event_data, void *userdata);
+void stats__publish(struct tributary *tb);
+
+#endif

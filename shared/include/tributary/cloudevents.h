@@ -1,0 +1,75 @@
+/*
+ * CloudEvents 1.0: reading events from MQTT (structured JSON, or binary mode
+ * with attributes as MQTT v5 user properties) and writing them to Kafka
+ * (binary mode: ce_* headers + data as value; or structured JSON).
+ */
+#ifndef TRIBUTARY_CLOUDEVENTS_H
+#define TRIBUTARY_CLOUDEVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+typedef enum tb_ce_status {
+	TB_CE_OK = 0,
+	TB_CE_INVALID_UTF8,
+	TB_CE_INVALID_JSON,
+	TB_CE_NOT_AN_EVENT,        /* JSON but not an object */
+	TB_CE_MISSING_ATTRIBUTE,
+	TB_CE_INVALID_ATTRIBUTE,
+	TB_CE_INVALID_DATA,        /* e.g. JSON content type with non-JSON data */
+	TB_CE_NO_MEMORY,
+} tb_ce_status;
+
+/* The machine-readable reason for a status ("invalid_json", ...). */
+const char *tb_ce_status_reason(tb_ce_status st);
+
+typedef struct tb_event {
+	json_t *attrs;          /* context attributes, name -> string/number/bool */
+	json_t *data;           /* parsed data when it is JSON, else NULL */
+	const char *data_bytes; /* the data as bytes (the Kafka value in binary mode) */
+	size_t data_len;
+	char *owned;            /* storage behind data_bytes when we made it */
+	bool has_data;
+} tb_event;
+
+typedef struct tb_ce_attr {
+	const char *name;
+	const char *value;
+} tb_ce_attr;
+
+/* A JSON object with "specversion" (CloudEvents JSON format). `payload` must
+ * outlive `ev` only until tb_event_clear (data is re-encoded). */
+tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *ev, char *err,
+				    size_t errlen);
+/* Binary mode: attributes by name, datacontenttype from the MQTT Content
+ * Type, payload = data (referenced, not copied: keep it alive). */
+tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
+				const char *payload, size_t len, tb_event *ev, char *err,
+				size_t errlen);
+
+/* Fills a missing id (UUIDv7) and time (now), then checks the required
+ * attributes (specversion 1.0, id, source, type) and the formats of the
+ * optional ones. */
+tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen);
+
+/* The authcontext extension, always overwritten: clients cannot set it. */
+int tb_ce_set_authcontext(tb_event *ev, const char *authtype, const char *authid);
+
+const char *tb_ce_attr_string(const tb_event *ev, const char *name); /* NULL if absent */
+
+/* true for absent, application/json, text/json and any +json type. */
+bool tb_ce_content_type_is_json(const char *content_type);
+
+/* Binary mode headers: calls `add` for ce_<name> of each attribute (value as
+ * text) and content-type; returns the first non-zero result of `add`. */
+int tb_ce_each_kafka_header(const tb_event *ev,
+			    int (*add)(void *ctx, const char *name, const char *value, size_t len),
+			    void *ctx);
+
+/* The whole event as CloudEvents JSON (structured mode), malloc'ed. */
+char *tb_ce_to_json(const tb_event *ev, size_t *len);
+
+void tb_event_clear(tb_event *ev);
+
+#endif

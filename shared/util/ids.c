@@ -1,0 +1,123 @@
+/* Event ids and timestamps. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tributary/util.h"
+
+uint64_t tb_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t tb_monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void tb_uuid7(char out[TB_UUID_LEN + 1])
+{
+	uint8_t b[16];
+	uint64_t ms = tb_now_ms();
+
+	/* arc4random is per-thread and never blocks: fine on a broker thread. */
+	arc4random_buf(b + 6, 10);
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8_t)(ms >> (40 - 8 * i));
+	b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
+	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+	snprintf(out, TB_UUID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+}
+
+void tb_time_rfc3339(char out[TB_TIME_LEN + 1])
+{
+	struct timespec ts;
+	struct tm tm;
+	char base[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, TB_TIME_LEN + 1, "%.19s.%03dZ", base, (int)(ts.tv_nsec / 1000000));
+}
+
+static bool ids__digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+bool tb_time_is_rfc3339(const char *s)
+{
+	if (strlen(s) < 20 || !ids__digits(s, 4) || s[4] != '-' || !ids__digits(s + 5, 2) ||
+	    s[7] != '-' || !ids__digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') ||
+	    !ids__digits(s + 11, 2) || s[13] != ':' || !ids__digits(s + 14, 2) || s[16] != ':' ||
+	    !ids__digits(s + 17, 2))
+		return false;
+	int mon = atoi(s + 5), day = atoi(s + 8), hh = atoi(s + 11), mm = atoi(s + 14),
+	    ss = atoi(s + 17);
+	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
+		return false;
+	const char *p = s + 19;
+	if (*p == '.') {
+		p++;
+		if (!ids__digits(p, 1))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		return true;
+	if ((*p == '+' || *p == '-') && ids__digits(p + 1, 2) && p[3] == ':' &&
+	    ids__digits(p + 4, 2) && p[6] == '\0')
+		return atoi(p + 1) <= 23 && atoi(p + 4) <= 59;
+	return false;
+}
+
+bool tb_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n;
+		unsigned cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n >= len - i)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
