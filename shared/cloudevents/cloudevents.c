@@ -80,14 +80,18 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		snprintf(err, errlen, "payload is not valid UTF-8");
 		return TB_CE_INVALID_UTF8;
 	}
-	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "payload is not valid JSON: %s (line %d, column %d)",
 			 jerr.text, jerr.line, jerr.column);
-		return json_error_code(&jerr) == json_error_wrong_type ? TB_CE_NOT_AN_EVENT
-								       : TB_CE_INVALID_JSON;
+		return TB_CE_INVALID_JSON;
 	}
 	tb_ce_status st = TB_CE_OK;
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "payload is JSON but not a CloudEvents object");
+		st = TB_CE_NOT_AN_EVENT;
+		goto done;
+	}
 	ev->attrs = json_object();
 	if (!ev->attrs) {
 		st = TB_CE_NO_MEMORY;

@@ -1,0 +1,193 @@
+/* CloudEvents mapping (shared/cloudevents) and helpers (shared/util). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "tributary/cloudevents.h"
+#include "tributary/json_encode.h"
+#include "tributary/util.h"
+
+static tb_ce_status parse(const char *json, tb_event *ev, char *err)
+{
+	tb_ce_status st = tb_ce_parse_structured(json, strlen(json), ev, err, 256);
+	if (st == TB_CE_OK)
+		st = tb_ce_complete(ev, err, 256);
+	return st;
+}
+
+static void test_structured_complete(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":{\"total\":19.99}}",
+			       &ev, err),
+			 TB_CE_OK);
+	const char *id = tb_ce_attr_string(&ev, "id");
+	assert_non_null(id);
+	assert_int_equal(strlen(id), 36);
+	assert_int_equal(id[14], '7');
+	assert_true(tb_time_is_rfc3339(tb_ce_attr_string(&ev, "time")));
+	assert_int_equal(ev.data_len, strlen("{\"total\":19.99}"));
+	assert_memory_equal(ev.data_bytes, "{\"total\":19.99}", ev.data_len);
+	tb_event_clear(&ev);
+}
+
+static void test_structured_errors(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"", &ev, err),
+			 TB_CE_INVALID_JSON);
+	assert_int_equal(parse("[1]", &ev, err), TB_CE_NOT_AN_EVENT);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"type\":\"t\"}", &ev, err),
+			 TB_CE_MISSING_ATTRIBUTE);
+	assert_non_null(strstr(err, "source"));
+	tb_event_clear(&ev);
+	assert_int_equal(parse("{\"specversion\":\"0.3\",\"source\":\"s\",\"type\":\"t\"}", &ev, err),
+			 TB_CE_INVALID_ATTRIBUTE);
+	tb_event_clear(&ev);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"time\":\"now\"}",
+			       &ev, err),
+			 TB_CE_INVALID_ATTRIBUTE);
+	tb_event_clear(&ev);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"Bad\":\"x\"}",
+			       &ev, err),
+			 TB_CE_INVALID_ATTRIBUTE);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"type\":\"u\"}",
+			       &ev, err),
+			 TB_CE_INVALID_JSON); /* duplicate keys */
+	const char bad_utf8[] = "{\"specversion\":\"1.0\",\"source\":\"\xc3\x28\",\"type\":\"t\"}";
+	assert_int_equal(tb_ce_parse_structured(bad_utf8, strlen(bad_utf8), &ev, err, sizeof(err)),
+			 TB_CE_INVALID_UTF8);
+}
+
+static void test_data_base64(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data_base64\":\"AAEC/w==\"}",
+			       &ev, err),
+			 TB_CE_OK);
+	assert_int_equal(ev.data_len, 4);
+	assert_memory_equal(ev.data_bytes, "\x00\x01\x02\xff", 4);
+	assert_string_equal(tb_ce_attr_string(&ev, "datacontenttype"), "application/octet-stream");
+	char *json = tb_ce_to_json(&ev, NULL);
+	assert_non_null(strstr(json, "\"data_base64\":\"AAEC/w==\""));
+	free(json);
+	tb_event_clear(&ev);
+}
+
+static int collect_header(void *ctx, const char *name, const char *value, size_t len)
+{
+	json_object_set_new(ctx, name, json_stringn(value, len));
+	return 0;
+}
+
+static void test_binary_and_headers(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"id", "1"}, {"source", "s"}, {"type", "t"},
+			      {"partitionkey", "k"}};
+	const char *payload = "{ \"a\": 1 }";
+	assert_int_equal(tb_ce_parse_binary(attrs, 5, "application/json", payload, strlen(payload),
+					    &ev, err, sizeof(err)),
+			 TB_CE_OK);
+	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_ptr_equal(ev.data_bytes, payload); /* binary mode keeps the bytes */
+	assert_int_equal(tb_ce_set_authcontext(&ev, "user", "alice"), 0);
+	json_t *h = json_object();
+	assert_int_equal(tb_ce_each_kafka_header(&ev, collect_header, h), 0);
+	assert_string_equal(json_string_value(json_object_get(h, "ce_id")), "1");
+	assert_string_equal(json_string_value(json_object_get(h, "ce_partitionkey")), "k");
+	assert_string_equal(json_string_value(json_object_get(h, "ce_authid")), "alice");
+	assert_string_equal(json_string_value(json_object_get(h, "content-type")), "application/json");
+	assert_null(json_object_get(h, "ce_datacontenttype"));
+	json_decref(h);
+	tb_event_clear(&ev);
+
+	tb_ce_attr dup[] = {{"specversion", "1.0"}, {"id", "1"}, {"id", "2"}};
+	assert_int_equal(tb_ce_parse_binary(dup, 3, NULL, "1", 1, &ev, err, sizeof(err)),
+			 TB_CE_INVALID_ATTRIBUTE);
+	assert_int_equal(tb_ce_parse_binary(attrs, 4, NULL, "{", 1, &ev, err, sizeof(err)),
+			 TB_CE_INVALID_JSON);
+}
+
+static void test_content_types(void **state)
+{
+	(void)state;
+	assert_true(tb_ce_content_type_is_json(NULL));
+	assert_true(tb_ce_content_type_is_json("application/json; charset=utf-8"));
+	assert_true(tb_ce_content_type_is_json("application/vnd.example+json"));
+	assert_false(tb_ce_content_type_is_json("text/plain"));
+	assert_false(tb_ce_content_type_is_json("application/jsonx"));
+}
+
+static void test_json_encode_numbers(void **state)
+{
+	(void)state;
+	json_error_t e;
+	json_t *j = json_loads("{\"a\":19.99,\"b\":0.1,\"c\":1e300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}", 0, &e);
+	char *s = tb_json_encode(j, NULL);
+	assert_string_equal(s, "{\"a\":19.99,\"b\":0.1,\"c\":1e+300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}");
+	free(s);
+	json_decref(j);
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	assert_true(tb_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+	assert_false(tb_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	assert_false(tb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(tb_utf8_valid("\xe2\x82", 2));         /* truncated */
+	assert_false(tb_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+static void test_time(void **state)
+{
+	(void)state;
+	assert_true(tb_time_is_rfc3339("2026-11-25T14:37:32Z"));
+	assert_true(tb_time_is_rfc3339("2026-11-25T14:37:32.123456+01:00"));
+	assert_false(tb_time_is_rfc3339("2026-13-25T14:37:32Z"));
+	assert_false(tb_time_is_rfc3339("2026-11-25 14:37:32Z"));
+	assert_false(tb_time_is_rfc3339("2026-11-25T14:37:32"));
+}
+
+static void test_env_expansion(void **state)
+{
+	(void)state;
+	char err[256];
+	setenv("TB_TEST_BOOT", "kafka:9093", 1);
+	unsetenv("TB_TEST_UNSET");
+	json_t *j = json_pack("{s:s,s:[s]}", "a", "${TB_TEST_BOOT}", "b", "x${TB_TEST_UNSET:-dflt}y");
+	assert_int_equal(tb_json_expand_env(j, err, sizeof(err)), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "a")), "kafka:9093");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "b"), 0)), "xdflty");
+	json_decref(j);
+	j = json_pack("{s:{s:s}}", "clusters", "x", "${TB_TEST_UNSET}");
+	assert_int_equal(tb_json_expand_env(j, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "config.clusters.x"));
+	assert_non_null(strstr(err, "TB_TEST_UNSET"));
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_structured_complete), cmocka_unit_test(test_structured_errors),
+	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
+	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
+	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),
+	    cmocka_unit_test(test_env_expansion),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
