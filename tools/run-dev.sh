@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `make run`: the whole stack on loopback, in the foreground; Ctrl-C stops it.
+#   dev Kafka (in-memory mock)  127.0.0.1:9092
+#   Mosquitto + plugin          127.0.0.1:1883
+#   nginx + module              http://127.0.0.1:8080/  (ws://127.0.0.1:8080/mqtt)
+#   example responder           answers example.order.quote.requested
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+RUN="$BUILD/run"
+export ROOT BUILD
+export KAFKA_PORT=${KAFKA_PORT:-9092} MQTT_PORT=${MQTT_PORT:-1883} HTTP_PORT=${HTTP_PORT:-8080}
+export MQTT_WS_PORT=${MQTT_WS_PORT:-1884}
+export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+export TRIBUTARY_CONFIG="$RUN/tributary.json" MOSQUITTO_DATA_DIR="$RUN/mosquitto-data"
+export PLUGIN_PATH="$BUILD/mosquitto_tributary.so" JOURNAL_DIR="$RUN/journal"
+export NGINX_PREFIX="$RUN/nginx" NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so"
+export WEB_ROOT="$BUILD/web" NGINX_MODULES_DIR=/usr/lib/nginx/modules
+
+for port in "$KAFKA_PORT" "$MQTT_PORT" "$HTTP_PORT"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "run-dev: 127.0.0.1:$port is already in use (another 'make run', or the distro's" \
+			"mosquitto/nginx service: stop it with 'service mosquitto stop' / 'service nginx stop')" >&2
+		exit 1
+	fi
+done
+
+rm -rf "$RUN"
+mkdir -p "$RUN" "$MOSQUITTO_DATA_DIR" "$NGINX_PREFIX/logs" "$NGINX_PREFIX/tmp"
+"$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/tributary.json.in" >"$TRIBUTARY_CONFIG"
+"$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/mosquitto.conf.in" >"$RUN/mosquitto.conf"
+"$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/nginx.conf.in" >"$RUN/nginx.conf"
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	echo
+	echo "run-dev: stopping"
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+wait_port() {
+	for _ in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "run-dev: $2 did not start on port $1" >&2
+	exit 1
+}
+
+"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" \
+	--topic events.order:3 --topic notifications:3 --topic replies:3 --topic audit.order:1 &
+pids+=($!)
+wait_port "$KAFKA_PORT" "dev Kafka"
+
+mosquitto -c "$RUN/mosquitto.conf" &
+pids+=($!)
+wait_port "$MQTT_PORT" "Mosquitto"
+
+if [[ -x "$BUILD/bin/tributary-responder" ]]; then
+	"$BUILD/bin/tributary-responder" --brokers "$KAFKA_BOOTSTRAP" &
+	pids+=($!)
+fi
+
+nginx -p "$NGINX_PREFIX" -c "$RUN/nginx.conf" -e stderr -g 'daemon off;' &
+pids+=($!)
+wait_port "$HTTP_PORT" "nginx"
+
+cat <<MSG
+
+  Tributary dev stack is up (Ctrl-C stops everything):
+    web app          http://127.0.0.1:$HTTP_PORT/
+    MQTT (TCP)       mqtt://127.0.0.1:$MQTT_PORT
+    MQTT (WebSocket) ws://127.0.0.1:$HTTP_PORT/mqtt
+    notifications    http://127.0.0.1:$HTTP_PORT/notifications?user=U   (SSE)
+    Kafka (mock)     $KAFKA_BOOTSTRAP — in memory, development only
+
+  Try:
+    mosquitto_sub -p $MQTT_PORT -V 5 -t 'clients/me/errors' -i me &
+    kcat -b $KAFKA_BOOTSTRAP -C -t events.order -f '%k %s\\n'
+
+MSG
+wait -n "${pids[@]}"
+echo "run-dev: a process exited; stopping the rest" >&2
