@@ -17,11 +17,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 export ROOT BUILD
-export KAFKA_PORT=${KAFKA_PORT:-29092}
-export KAFKA_CONTROL_PORT=${KAFKA_CONTROL_PORT:-29099}
-export MQTT_PORT=${MQTT_PORT:-21883}
-export MQTT_WS_PORT=${MQTT_WS_PORT:-21884}
-export HTTP_PORT=${HTTP_PORT:-28080}
+# TEST_PORT_BASE moves every port at once, so that test runs can go on side
+# by side (default 20000: Kafka 29092, MQTT 21883, HTTP 28080).
+TEST_PORT_BASE=${TEST_PORT_BASE:-20000}
+export KAFKA_PORT=${KAFKA_PORT:-$((TEST_PORT_BASE + 9092))}
+export KAFKA_CONTROL_PORT=${KAFKA_CONTROL_PORT:-$((TEST_PORT_BASE + 9099))}
+export MQTT_PORT=${MQTT_PORT:-$((TEST_PORT_BASE + 1883))}
+export MQTT_WS_PORT=${MQTT_WS_PORT:-$((TEST_PORT_BASE + 1884))}
+export HTTP_PORT=${HTTP_PORT:-$((TEST_PORT_BASE + 8080))}
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export NGINX_MODULES_DIR=/usr/lib/nginx/modules
 STACK_PIDS=()

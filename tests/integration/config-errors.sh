@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# A bad configuration stops the broker at start with a log line naming the option.
+source "$(dirname "$0")/../lib/stack.sh"
+stack_init
+export KAFKA_BOOTSTRAP=127.0.0.1:1 # never contacted: the broker must refuse to start first
+export PLUGIN_PATH="$BUILD/mosquitto_tributary.so" MOSQUITTO_DATA_DIR="$T/data"
+mkdir -p "$MOSQUITTO_DATA_DIR"
+
+# expect_refused NAME EXPECTED_LOG_TEXT JSON
+expect_refused() {
+	local name=$1 expect=$2
+	export TRIBUTARY_CONFIG="$T/$name.json"
+	printf '%s\n' "$3" >"$TRIBUTARY_CONFIG"
+	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/$name.conf"
+	env $(stack_san_env) timeout 20 mosquitto -c "$T/$name.conf" >"$T/$name.log" 2>&1
+	local rc=$?
+	[[ $rc -ne 0 && $rc -ne 124 ]] || fail "$name: broker did not refuse to start (exit $rc)"
+	grep -q -- "$expect" "$T/$name.log" || { cat "$T/$name.log"; fail "$name: log does not say '$expect'"; }
+	pass "$name: refused, log names '$expect'"
+}
+
+good_cluster='"clusters": {"main": {"bootstrap.servers": "127.0.0.1:1"}}'
+catalog="\"catalog\": \"$ROOT/schemas/catalog.json\""
+route='{"match": "events/{aggregate}/{id}", "topic": "events.{aggregate}", "key": "{id}"}'
+
+expect_refused not-json "line" '{ "clusters": '
+expect_refused unknown-top "config.colors: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"colors\": 1}"
+expect_refused no-catalog "catalog:" "{$good_cluster, \"ingest\": {\"routes\": []}}"
+echo '{"types": {"x.y": "no-such.json"}}' >"$T/cat.json"
+expect_refused missing-schema-file "no-such.json" "{\"catalog\": \"$T/cat.json\", $good_cluster, \"ingest\": {\"routes\": []}}"
+expect_refused no-bootstrap "clusters.main.bootstrap.servers" "{$catalog, \"clusters\": {\"main\": {}}, \"ingest\": {\"routes\": []}}"
+expect_refused bad-kafka-prop "clusters.main.acks.please" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"x:1\", \"acks.please\": \"1\"}}, \"ingest\": {\"routes\": []}}"
+expect_refused bad-route-cluster "ingest.routes\[0\].cluster" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"a/b\", \"topic\": \"t\", \"cluster\": \"nope\"}]}}"
+expect_refused bad-placeholder "ingest.routes\[0\].topic: unknown placeholder {agg}" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"events/{aggregate}/{id}\", \"topic\": \"events.{agg}\"}]}}"
+expect_refused bad-pattern "ingest.routes\[0\].match" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"a/#/b\", \"topic\": \"t\"}]}}"
+expect_refused bad-mode "ingest.routes\[0\].kafka_mode" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"kafka_mode\": \"fancy\"}]}}"
+expect_refused bad-unmatched "ingest.unmatched" "{$catalog, $good_cluster, \"ingest\": {\"unmatched\": \"drop\", \"routes\": [$route]}}"
+expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
+
+# A schema that is not valid against its meta-schema is refused at load.
+mkdir -p "$T/badcat"
+echo '{"types": {"x.y": "x.json"}}' >"$T/badcat/catalog.json"
+echo '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "objekt"}' >"$T/badcat/x.json"
+expect_refused invalid-schema "schema for x.y" "{\"catalog\": \"$T/badcat/catalog.json\", $good_cluster, \"ingest\": {\"routes\": []}}"

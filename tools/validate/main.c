@@ -1,0 +1,487 @@
+/*
+ * tributary-validate: validates JSON documents against a JSON Schema, or
+ * runs JSON-Schema-Test-Suite files against the validator.
+ *
+ *   tributary-validate [--draft N] [--format-assert] SCHEMA.json INSTANCE.json...
+ *   tributary-validate --suite PATH... [--remotes DIR] [--draft N] [--format-assert]
+ *                      [--known-failures FILE]
+ *
+ * Exit: 0 all valid / all tests passed, 1 invalid instance / failed test,
+ * 2 bad schema, unreadable file or bad usage.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tributary/jsonschema.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tributary-validate [--draft N] [--format-assert] SCHEMA.json INSTANCE.json...\n"
+		   "       tributary-validate --suite PATH... [--remotes DIR] [--draft N] [--format-assert]\n"
+		   "                          [--known-failures FILE]\n"
+		   "  --draft N           4, 6, 7, 2019-09 or 2020-12: dialect of schemas without $schema\n"
+		   "  --format-assert     `format` asserts instead of annotating\n"
+		   "  --suite             PATHs are JSON-Schema-Test-Suite files or folders of them\n"
+		   "  --remotes DIR       the suite's remotes/, served as http://localhost:1234/\n"
+		   "  --known-failures F  lines `FILE: CASE / TEST  # reason` for optional tests\n"
+		   "                      that are expected to fail\n");
+}
+
+static int parse_draft(const char *s, tjs_draft *d)
+{
+	if (!strncmp(s, "draft", 5))
+		s += 5;
+	if (!strcmp(s, "4") || !strcmp(s, "-04"))
+		*d = TJS_DRAFT_4;
+	else if (!strcmp(s, "6") || !strcmp(s, "-06"))
+		*d = TJS_DRAFT_6;
+	else if (!strcmp(s, "7") || !strcmp(s, "-07"))
+		*d = TJS_DRAFT_7;
+	else if (!strcmp(s, "2019") || !strcmp(s, "2019-09"))
+		*d = TJS_DRAFT_2019_09;
+	else if (!strcmp(s, "2020") || !strcmp(s, "2020-12"))
+		*d = TJS_DRAFT_2020_12;
+	else
+		return -1;
+	return 0;
+}
+
+/* Instances may hold integers beyond 64 bits (the suite's bignum tests):
+ * jansson refuses those, so such a document is read again with every
+ * integer as a double, which the validator compares numerically. */
+static json_t *load_json(const char *path, char *err, size_t errlen)
+{
+	json_error_t je;
+	size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+	json_t *j = json_load_file(path, flags, &je);
+	if (!j && strstr(je.text, "too big"))
+		j = json_load_file(path, flags | JSON_DECODE_INT_AS_REAL, &je);
+	if (!j)
+		snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+	return j;
+}
+
+static int validate_files(tjs_registry *reg, const tjs_options *opts, int argc, char **argv)
+{
+	char err[1024];
+	json_t *schema = load_json(argv[0], err, sizeof(err));
+	if (!schema) {
+		fprintf(stderr, "tributary-validate: %s\n", err);
+		return 2;
+	}
+	char real[PATH_MAX], base[PATH_MAX + 8];
+	snprintf(base, sizeof(base), "file://%s", realpath(argv[0], real) ? real : argv[0]);
+	tjs_schema *s = tjs_compile(reg, schema, base, opts, err, sizeof(err));
+	json_decref(schema);
+	if (!s) {
+		fprintf(stderr, "tributary-validate: %s: %s\n", argv[0], err);
+		return 2;
+	}
+	int rc = 0;
+	for (int i = 1; i < argc; i++) {
+		json_t *inst = load_json(argv[i], err, sizeof(err));
+		if (!inst) {
+			fprintf(stderr, "tributary-validate: %s\n", err);
+			rc = 2;
+			continue;
+		}
+		tjs_result res = {0};
+		if (tjs_validate(s, inst, &res, 0)) {
+			printf("%s: valid\n", argv[i]);
+		} else {
+			if (rc == 0)
+				rc = 1;
+			for (size_t e = 0; e < res.count; e++)
+				printf("%s: %s: %s (keyword %s)\n", argv[i],
+				       res.errors[e].instance_location[0] ? res.errors[e].instance_location : "/",
+				       res.errors[e].message, res.errors[e].keyword_location[0] ? res.errors[e].keyword_location : "/");
+		}
+		tjs_result_clear(&res);
+		json_decref(inst);
+	}
+	tjs_schema_free(s);
+	return rc;
+}
+
+/* ---- test suite ---- */
+
+struct known {
+	char *file, *test, *reason;
+	bool seen;
+};
+
+struct suite {
+	tjs_registry *reg;
+	tjs_options opts;
+	bool draft_forced;
+	struct known *known;
+	size_t nknown;
+	size_t passed, failed, expected;
+};
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int load_known(struct suite *st, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "tributary-validate: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[2048];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *l = trim(line);
+		if (!*l || *l == '#')
+			continue;
+		char *hash = strstr(l, " #");
+		char *colon = strstr(l, ": ");
+		if (!hash || !colon || colon > hash || !*trim(hash + 2)) {
+			fprintf(stderr, "%s:%d: expected `FILE: CASE / TEST  # reason`\n", path, lineno);
+			rc = -1;
+			continue;
+		}
+		*hash = '\0';
+		*colon = '\0';
+		if (!strstr(l, "optional/")) {
+			fprintf(stderr, "%s:%d: only optional tests may be known failures\n", path, lineno);
+			rc = -1;
+			continue;
+		}
+		struct known *k = realloc(st->known, (st->nknown + 1) * sizeof(*k));
+		if (!k) {
+			rc = -1;
+			break;
+		}
+		st->known = k;
+		k[st->nknown++] = (struct known){strdup(trim(l)), strdup(trim(colon + 2)), strdup(trim(hash + 2)), false};
+	}
+	fclose(f);
+	return rc;
+}
+
+static bool path_has_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), m = strlen(suffix);
+	return m <= n && strcmp(path + n - m, suffix) == 0 && (m == n || path[n - m - 1] == '/');
+}
+
+static struct known *find_known(struct suite *st, const char *file, const char *test)
+{
+	for (size_t i = 0; i < st->nknown; i++)
+		if (strcmp(st->known[i].test, test) == 0 && path_has_suffix(file, st->known[i].file))
+			return &st->known[i];
+	return NULL;
+}
+
+static tjs_draft draft_of_path(const char *path, tjs_draft fallback)
+{
+	static const struct {
+		const char *dir;
+		tjs_draft d;
+	} dirs[] = {{"/draft4/", TJS_DRAFT_4},
+		    {"/draft6/", TJS_DRAFT_6},
+		    {"/draft7/", TJS_DRAFT_7},
+		    {"/draft2019-09/", TJS_DRAFT_2019_09},
+		    {"/draft2020-12/", TJS_DRAFT_2020_12}};
+	char buf[PATH_MAX + 2];
+	snprintf(buf, sizeof(buf), "/%s/", path);
+	tjs_draft d = fallback;
+	const char *best = NULL;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		const char *p = strstr(buf, dirs[i].dir);
+		while (p) {
+			if (!best || p > best) {
+				best = p;
+				d = dirs[i].d;
+			}
+			p = strstr(p + 1, dirs[i].dir);
+		}
+	}
+	return d;
+}
+
+static void run_file(struct suite *st, const char *path)
+{
+	char err[1024];
+	json_t *doc = load_json(path, err, sizeof(err));
+	if (!doc || !json_is_array(doc)) {
+		printf("%s: cannot load: %s\n", path, doc ? "not an array of test cases" : err);
+		json_decref(doc);
+		st->failed++;
+		return;
+	}
+	tjs_options o = st->opts;
+	if (!st->draft_forced)
+		o.default_draft = draft_of_path(path, o.default_draft);
+	size_t passed = 0, failed = 0, expected = 0;
+	char *report = NULL;
+	size_t reportlen = 0;
+	FILE *rep = open_memstream(&report, &reportlen);
+	size_t ci;
+	json_t *tc;
+	json_array_foreach(doc, ci, tc)
+	{
+		const char *cdesc = json_string_value(json_object_get(tc, "description"));
+		json_t *schema = json_object_get(tc, "schema");
+		json_t *tests = json_object_get(tc, "tests");
+		tjs_schema *s = schema ? tjs_compile(st->reg, schema, NULL, &o, err, sizeof(err)) : NULL;
+		size_t ti;
+		json_t *t;
+		json_array_foreach(tests, ti, t)
+		{
+			const char *tdesc = json_string_value(json_object_get(t, "description"));
+			bool want = json_is_true(json_object_get(t, "valid"));
+			bool got = false, ok;
+			if (s) {
+				got = tjs_validate(s, json_object_get(t, "data"), NULL, 0);
+				ok = got == want;
+			} else {
+				ok = false;
+			}
+			char name[1024];
+			snprintf(name, sizeof(name), "%s / %s", cdesc ? cdesc : "?", tdesc ? tdesc : "?");
+			struct known *k = find_known(st, path, name);
+			if (k)
+				k->seen = true;
+			if (ok) {
+				passed++;
+				if (k && rep)
+					fprintf(rep, "  PASS (listed as known failure, remove it) %s\n", name);
+			} else if (k) {
+				expected++;
+				if (rep)
+					fprintf(rep, "  known failure: %s (%s)\n", name, k->reason);
+			} else {
+				failed++;
+				if (rep) {
+					if (s)
+						fprintf(rep, "  FAIL %s: expected %s\n", name, want ? "valid" : "invalid");
+					else
+						fprintf(rep, "  FAIL %s: schema not compiled: %s\n", name, err);
+				}
+			}
+		}
+		tjs_schema_free(s);
+	}
+	if (rep)
+		fclose(rep);
+	printf("%s: %zu passed, %zu failed", path, passed, failed);
+	if (expected)
+		printf(", %zu known failures", expected);
+	printf("\n");
+	if (report && reportlen)
+		fputs(report, stdout);
+	free(report);
+	st->passed += passed;
+	st->failed += failed;
+	st->expected += expected;
+	json_decref(doc);
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void run_path(struct suite *st, const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		printf("%s: %s\n", path, strerror(errno));
+		st->failed++;
+		return;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		run_file(st, path);
+		return;
+	}
+	DIR *d = opendir(path);
+	if (!d) {
+		printf("%s: %s\n", path, strerror(errno));
+		st->failed++;
+		return;
+	}
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0) {
+			char **nn = realloc(names, (n + 1) * sizeof(*nn));
+			if (!nn)
+				break;
+			names = nn;
+			names[n] = malloc(strlen(path) + l + 2);
+			if (names[n])
+				sprintf(names[n++], "%s/%s", path, e->d_name);
+		}
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_strp);
+	for (size_t i = 0; i < n; i++) {
+		run_file(st, names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static int add_remotes(tjs_registry *reg, const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s%s%s", dir, *rel ? "/" : "", rel);
+	DIR *d = opendir(path);
+	if (!d) {
+		fprintf(stderr, "tributary-validate: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && rc == 0) {
+		if (e->d_name[0] == '.')
+			continue;
+		char sub[PATH_MAX], full[PATH_MAX * 2];
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+		snprintf(full, sizeof(full), "%s/%s", dir, sub);
+		struct stat sb;
+		if (stat(full, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			rc = add_remotes(reg, dir, sub);
+		} else if (strlen(sub) > 5 && !strcmp(sub + strlen(sub) - 5, ".json")) {
+			char err[512], uri[PATH_MAX + 32];
+			json_t *doc = load_json(full, err, sizeof(err));
+			snprintf(uri, sizeof(uri), "http://localhost:1234/%s", sub);
+			if (!doc || tjs_registry_add(reg, uri, doc, err, sizeof(err)) < 0) {
+				fprintf(stderr, "tributary-validate: remote %s: %s\n", full, err);
+				rc = -1;
+			}
+			json_decref(doc);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* <suite>/remotes for a path inside <suite>/tests/... */
+static char *guess_remotes(const char *path)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return NULL;
+	char *t = strstr(real, "/tests/");
+	if (!t)
+		return NULL;
+	*t = '\0';
+	char *r = malloc(strlen(real) + 10);
+	if (!r)
+		return NULL;
+	sprintf(r, "%s/remotes", real);
+	struct stat sb;
+	if (stat(r, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"draft", required_argument, NULL, 'd'},  {"format-assert", no_argument, NULL, 'f'},
+		{"suite", no_argument, NULL, 's'},        {"remotes", required_argument, NULL, 'r'},
+		{"known-failures", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	tjs_options opts = {0};
+	bool suite = false, draft_forced = false;
+	const char *remotes = NULL, *known = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (parse_draft(optarg, &opts.default_draft) < 0) {
+				fprintf(stderr, "tributary-validate: unknown draft %s\n", optarg);
+				return 2;
+			}
+			draft_forced = true;
+			break;
+		case 'f':
+			opts.format_assert = true;
+			break;
+		case 's':
+			suite = true;
+			break;
+		case 'r':
+			remotes = optarg;
+			break;
+		case 'k':
+			known = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < (suite ? 1 : 2)) {
+		usage(stderr);
+		return 2;
+	}
+	tjs_registry *reg = tjs_registry_new();
+	if (!reg) {
+		fprintf(stderr, "tributary-validate: cannot create the schema registry\n");
+		return 2;
+	}
+	int rc;
+	if (!suite) {
+		rc = validate_files(reg, &opts, argc, argv);
+		tjs_registry_free(reg);
+		return rc;
+	}
+	struct suite st = {.reg = reg, .opts = opts, .draft_forced = draft_forced};
+	char *guessed = remotes ? NULL : guess_remotes(argv[0]);
+	if (guessed)
+		remotes = guessed;
+	rc = 0;
+	if (remotes && add_remotes(reg, remotes, "") < 0)
+		rc = 2;
+	if (known && load_known(&st, known) < 0)
+		rc = 2;
+	if (rc == 0) {
+		for (int i = 0; i < argc; i++)
+			run_path(&st, argv[i]);
+		printf("%zu passed, %zu failed", st.passed, st.failed);
+		if (st.expected)
+			printf(", %zu known failures", st.expected);
+		printf("\n");
+		rc = st.failed ? 1 : 0;
+	}
+	for (size_t i = 0; i < st.nknown; i++) {
+		free(st.known[i].file);
+		free(st.known[i].test);
+		free(st.known[i].reason);
+	}
+	free(st.known);
+	free(guessed);
+	tjs_registry_free(reg);
+	return rc;
+}
