@@ -73,6 +73,15 @@ static void cluster__on_error(rd_kafka_t *rk, int err, const char *reason, void 
 	cluster__note_failure(c->tb, "cluster %s: %s", c->name, reason);
 }
 
+/* librdkafka logs from its own threads: keep them off stderr and off the
+ * broker's logger until the main thread drains them. */
+static void cluster__on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct tb_cluster *c = rd_kafka_opaque(rk);
+	if (level <= 4 && c)
+		cluster__note_failure(c->tb, "cluster %s: librdkafka %s: %s", c->name, fac, buf);
+}
+
 static void *cluster__poll(void *arg)
 {
 	struct tb_cluster *c = arg;
@@ -119,6 +128,7 @@ int cluster__start(struct tb_cluster *c, const json_t *props)
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
 	rd_kafka_conf_set_error_cb(conf, cluster__on_error);
+	rd_kafka_conf_set_log_cb(conf, cluster__on_log);
 
 	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!c->rk) {

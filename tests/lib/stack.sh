@@ -83,6 +83,8 @@ stack_init() {
 	trap 'exit 130' INT TERM
 }
 
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 wait_port() { # host port timeout_s
 	local deadline=$((SECONDS + ${3:-10}))
 	while ((SECONDS < deadline)); do
@@ -93,6 +95,7 @@ wait_port() { # host port timeout_s
 }
 
 start_kafka() {
+	port_free "$KAFKA_PORT" || fail "port $KAFKA_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
 		>"$T/devkafka.out" 2>"$T/devkafka.log" &
 	STACK_PIDS+=($!)
@@ -134,10 +137,12 @@ start_mosquitto() {
 	render "$tj" "$TRIBUTARY_CONFIG"
 	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/mosquitto.conf"
 	if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" >>"$T/mosquitto.conf"; fi
+	port_free "$MQTT_PORT" || fail "port $MQTT_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	env $(stack_san_env) mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
 	MOSQUITTO_PID=$!
 	STACK_PIDS+=($MOSQUITTO_PID)
-	wait_port 127.0.0.1 "$MQTT_PORT" 15 || { cat "$T/mosquitto.log" >&2; fail "mosquitto did not start"; }
+	wait_port 127.0.0.1 "$MQTT_PORT" 15 && kill -0 "$MOSQUITTO_PID" 2>/dev/null ||
+		{ cat "$T/mosquitto.log" >&2; fail "mosquitto did not start"; }
 }
 
 stop_mosquitto() { # [signal]
@@ -153,11 +158,12 @@ start_nginx() {
 	export WEB_ROOT="${WEB_ROOT:-$BUILD/web}"
 	mkdir -p "$NGINX_PREFIX/logs" "$NGINX_PREFIX/tmp"
 	render "$tpl" "$T/nginx.conf"
+	port_free "$HTTP_PORT" || fail "port $HTTP_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	env $(stack_san_env) nginx -p "$NGINX_PREFIX" -c "$T/nginx.conf" -e "$NGINX_PREFIX/logs/error.log" -g 'daemon off;' \
 		>>"$T/nginx.out" 2>&1 &
 	NGINX_PID=$!
 	STACK_PIDS+=($NGINX_PID)
-	wait_port 127.0.0.1 "$HTTP_PORT" 15 || { cat "$T/nginx.out" "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not start"; }
+	wait_port 127.0.0.1 "$HTTP_PORT" 15 && kill -0 "$NGINX_PID" 2>/dev/null || { cat "$T/nginx.out" "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not start"; }
 }
 
 # nginx_log_clean: no crash, alert or emergency in nginx's error log.
