@@ -53,8 +53,10 @@ static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, vo
 	(void)rk;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&c->tb->stats.produced, 1);
+		journal__release(c->tb, (uint64_t)(uintptr_t)m->_private);
 		return;
 	}
+	/* Not released: a journaled event is produced again at the next start. */
 	atomic_fetch_add(&c->tb->stats.delivery_failed, 1);
 	cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s", c->name,
 			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -90,7 +92,7 @@ static void *cluster__poll(void *arg)
 	return NULL;
 }
 
-int cluster__start(struct tb_cluster *c, const json_t *props)
+int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 {
 	char err[512], what[128];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -102,6 +104,13 @@ int cluster__start(struct tb_cluster *c, const json_t *props)
 	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "client.id", "tributary-mosquitto", err, sizeof(err))) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
+		rd_kafka_conf_destroy(conf);
+		return MOSQ_ERR_INVAL;
+	}
+	/* With a journal behind it, an event is never given up: librdkafka
+	 * retries through any outage (unless the cluster sets a timeout). */
+	if (journaled && rd_kafka_conf_set(conf, "message.timeout.ms", "0", err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
 		rd_kafka_conf_destroy(conf);
 		return MOSQ_ERR_INVAL;

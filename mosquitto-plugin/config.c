@@ -171,7 +171,7 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int config__clusters(struct tributary *tb, const json_t *clusters)
+static int config__clusters(struct tributary *tb, const json_t *clusters, bool journaled)
 {
 	const char *name;
 	json_t *props;
@@ -193,7 +193,7 @@ static int config__clusters(struct tributary *tb, const json_t *clusters)
 		if (!json_is_object(props))
 			return config__fail("clusters.%s: must be an object of librdkafka properties",
 					    name);
-		if ((rc = cluster__start(c, props)))
+		if ((rc = cluster__start(c, props, journaled)))
 			return rc;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -263,7 +263,10 @@ int config__load(struct tributary *tb, const char *path)
 	}
 	tb->flush_timeout_ms = ft ? (int)json_integer_value(ft) : 10000;
 
-	if ((rc = config__clusters(tb, json_object_get(root, "clusters"))))
+	if ((rc = config__clusters(tb, json_object_get(root, "clusters"),
+				   json_object_get(root, "journal") != NULL)))
+		goto cleanup;
+	if ((rc = journal__config(tb, json_object_get(root, "journal"), dir)))
 		goto cleanup;
 
 	json_t *ingest = json_object_get(root, "ingest");
@@ -305,6 +308,11 @@ int config__load(struct tributary *tb, const char *path)
 		if ((rc = config__route(tb, &tb->routes[i], r, i)))
 			goto cleanup;
 	}
+
+	/* Kafka -> MQTT (outbound_config.c) */
+	if ((rc = outbound__config(tb, json_object_get(root, "outbound"),
+				   json_object_get(root, "clusters"))))
+		goto cleanup;
 	rc = MOSQ_ERR_SUCCESS;
 cleanup:
 	json_decref(root);
@@ -326,6 +334,8 @@ void config__free(struct tributary *tb)
 		cluster__stop(&tb->clusters[i], tb->flush_timeout_ms);
 		free(tb->clusters[i].name);
 	}
+	/* After the producers: their last delivery reports release entries. */
+	journal__close(tb);
 	free(tb->clusters);
 	tb->clusters = NULL;
 	tb->nclusters = 0;

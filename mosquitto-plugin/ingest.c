@@ -291,20 +291,22 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 				   .correlation_data = m.correlation_data,
 				   .correlation_len = m.correlation_len};
 	if (produce__event(tb, route->cluster, kafka_topic, keyp, keylen, route->mode, &ev,
-			   &origin, err, sizeof(err))) {
-		rej.reason = TB_REJECT_KAFKA;
+			   &origin, true, &rej.reason, err, sizeof(err))) {
 		rej.message = err;
 		goto reject;
 	}
 	atomic_fetch_add(&tb->stats.accepted, 1);
 
 	if (route->mirror_cluster) {
+		/* The mirror is a copy (e.g. a finite-retention audit stream): it
+		 * is not journaled, and its failures are counted and logged. */
 		char mtopic[256], merr[512];
+		enum tb_reject_reason mwhy;
 		if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
 				       sizeof(mtopic), NULL) < 0 ||
 		    !ingest__kafka_topic_ok(mtopic) ||
 		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
-				   &ev, &origin, merr, sizeof(merr))) {
+				   &ev, &origin, false, &mwhy, merr, sizeof(merr))) {
 			atomic_fetch_add(&tb->stats.mirror_failed, 1);
 			mosquitto_log_printf(MOSQ_LOG_ERR,
 					     TB_LOG_PREFIX "mirror of event %s to cluster %s failed",

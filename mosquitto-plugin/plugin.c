@@ -44,6 +44,7 @@ static void plugin__free(struct tributary *tb)
 {
 	if (!tb)
 		return;
+	outbound__stop(tb);
 	config__free(tb);
 	cluster__log_failures(tb);
 	pthread_mutex_destroy(&tb->failures.lock);
@@ -90,6 +91,10 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 		goto error;
 	}
 	if ((rc = config__load(tb, config)))
+		goto error;
+	if ((rc = journal__replay(tb)))
+		goto error;
+	if ((rc = outbound__start(tb)))
 		goto error;
 
 	if ((rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, ingest__on_message, NULL,

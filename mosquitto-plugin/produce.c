@@ -4,11 +4,15 @@
  * structured mode (value = the whole event as JSON). Every record also
  * carries where it came from in MQTT (headers mqtt_*), which is what lets a
  * service answer a v5 request: mqtt_response_topic + mqtt_correlation_data.
+ *
+ * With a journal, the record is appended to it first and released by the
+ * delivery report: the message's opaque is its journal sequence number.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "tributary.h"
+#include "tributary/journal.h"
 
 static int produce__add_header(void *ctx, const char *name, const char *value, size_t len)
 {
@@ -45,14 +49,36 @@ error:
 	return NULL;
 }
 
+int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
+		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
+		  char *err, size_t errlen)
+{
+	/* Never RD_KAFKA_MSG_F_BLOCK: this is the broker's main thread. A full
+	 * local queue is a refusal the client hears about, not a stall. */
+	rd_kafka_resp_err_t rerr = rd_kafka_producev(
+	    cluster->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
+	    RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0), RD_KAFKA_V_HEADERS(hdrs),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
+	    RD_KAFKA_V_END);
+	if (rerr) {
+		rd_kafka_headers_destroy(hdrs);
+		snprintf(err, errlen, "Kafka cluster %s refused the event: %s", cluster->name,
+			 rd_kafka_err2str(rerr));
+		return -1;
+	}
+	return 0;
+}
+
 int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
 		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
-		   const struct tb_origin *origin, char *err, size_t errlen)
+		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
+		   char *err, size_t errlen)
 {
-	(void)tb;
 	char *json = NULL;
 	const void *value;
 	size_t vlen;
+	uint64_t seq = 0;
+	*why = TB_REJECT_INTERNAL;
 	if (mode == TB_MODE_STRUCTURED) {
 		json = tb_ce_to_json(ev, &vlen);
 		if (!json) {
@@ -70,18 +96,32 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	/* Never RD_KAFKA_MSG_F_BLOCK: this is the broker's main thread. A full
-	 * local queue is a refusal the client hears about, not a stall. */
-	rd_kafka_resp_err_t rerr = rd_kafka_producev(
-	    cluster->rk, RD_KAFKA_V_TOPIC(kafka_topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
-	    RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_HEADERS(hdrs),
-	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-	free(json);
-	if (rerr) {
-		rd_kafka_headers_destroy(hdrs);
-		snprintf(err, errlen, "Kafka cluster %s refused the event: %s", cluster->name,
-			 rd_kafka_err2str(rerr));
-		return -1;
+	if (journal && tb->journal) {
+		int jrc = journal__append(tb, cluster, kafka_topic, key, keylen, hdrs, value, vlen,
+					  &seq);
+		if (jrc != TJOURNAL_OK) {
+			free(json);
+			rd_kafka_headers_destroy(hdrs);
+			if (jrc == TJOURNAL_FULL || jrc == TJOURNAL_NOSPACE) {
+				*why = TB_REJECT_STORE_FULL;
+				snprintf(err, errlen, "the broker's event store is full (%s): try "
+						      "again later",
+					 tjournal_strerror(jrc));
+			} else {
+				snprintf(err, errlen, "the broker could not store the event: %s",
+					 tjournal_strerror(jrc));
+			}
+			journal__note_refusal(tb, jrc);
+			return -1;
+		}
 	}
-	return 0;
+	int rc = produce__send(cluster, kafka_topic, key, keylen, value, vlen, hdrs, seq, err,
+			       errlen);
+	free(json);
+	if (rc) {
+		/* Refused now, so the client hears of it: nothing to keep. */
+		journal__release(tb, seq);
+		*why = TB_REJECT_KAFKA;
+	}
+	return rc;
 }

@@ -18,6 +18,7 @@ static const char *const stats__reasons[TB_REJECT__COUNT] = {
     [TB_REJECT_SCHEMA] = "schema_validation_failed",
     [TB_REJECT_ROUTING] = "routing_failed",
     [TB_REJECT_KAFKA] = "kafka_unavailable",
+    [TB_REJECT_STORE_FULL] = "store_full",
     [TB_REJECT_INTERNAL] = "internal_error",
 };
 
@@ -58,6 +59,9 @@ void stats__publish(struct tributary *tb)
 	for (size_t i = 0; i < tb->nclusters; i++)
 		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk);
 	stats__put("$SYS/tributary/queue_depth", depth);
+	stats__put("$SYS/tributary/replayed", atomic_load(&s->replayed));
+	journal__publish_stats(tb, stats__put);
+	outbound__publish_stats(tb);
 }
 
 int stats__on_tick(int event, void *event_data, void *userdata)

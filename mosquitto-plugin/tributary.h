@@ -9,6 +9,8 @@
  *   produce.c  CloudEvents -> Kafka record (binary or structured mode)
  *   reject.c   error events on clients/{client_id}/errors
  *   stats.c    counters, published under $SYS/tributary/
+ *   journal.c  the durable journal in front of Kafka (shared/journal)
+ *   outbound*.c  Kafka -> MQTT: notifications and replies (outbound.h)
  *
  * Threads: every Mosquitto callback and broker function runs on the main
  * thread. Each cluster has one poll thread that serves librdkafka's delivery
@@ -49,6 +51,7 @@ enum tb_reject_reason {
 	TB_REJECT_SCHEMA,
 	TB_REJECT_ROUTING,
 	TB_REJECT_KAFKA,
+	TB_REJECT_STORE_FULL,
 	TB_REJECT_INTERNAL,
 	TB_REJECT__COUNT
 };
@@ -61,6 +64,7 @@ struct tb_stats {
 	atomic_uint_fast64_t produced; /* delivery confirmed by Kafka */
 	atomic_uint_fast64_t delivery_failed;
 	atomic_uint_fast64_t mirror_failed;
+	atomic_uint_fast64_t replayed; /* produced again from the journal at start */
 };
 
 struct tributary;
@@ -116,6 +120,13 @@ struct tributary {
 
 	struct tb_stats stats;
 	struct tb_failure_log failures;
+
+	struct tjournal *journal; /* NULL: no "journal" section */
+	time_t journal_warned_at;
+
+	struct tb_outbound *outbound; /* NULL: no "outbound" section */
+
+	struct tb_auth *auth; /* auth.c: NULL when JWT authentication is off */
 };
 
 /* config.c */
@@ -124,7 +135,7 @@ void config__free(struct tributary *tb);
 struct tb_cluster *config__cluster(struct tributary *tb, const char *name);
 
 /* cluster.c */
-int cluster__start(struct tb_cluster *c, const json_t *props);
+int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled);
 void cluster__stop(struct tb_cluster *c, int flush_timeout_ms);
 void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -142,9 +153,27 @@ struct tb_origin {
 	const void *correlation_data;
 	uint16_t correlation_len;
 };
+/* Journals (when `journal` and a journal is configured) and produces; on
+ * failure *why says which refusal it is. */
 int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
 		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
-		   const struct tb_origin *origin, char *err, size_t errlen);
+		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
+		   char *err, size_t errlen);
+/* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
+int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
+		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
+		  char *err, size_t errlen);
+
+/* journal.c */
+int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
+int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
+		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
+		    size_t valuelen, uint64_t *seq);
+void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
+int journal__replay(struct tributary *tb);
+void journal__note_refusal(struct tributary *tb, int code);
+void journal__publish_stats(struct tributary *tb, void (*put)(const char *, unsigned long long));
+void journal__close(struct tributary *tb);
 
 /* reject.c */
 struct tb_reject {
@@ -159,5 +188,26 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 /* stats.c */
 int stats__on_tick(int event, void *event_data, void *userdata);
 void stats__publish(struct tributary *tb);
+
+/* outbound*.c: Kafka -> MQTT (outbound.h has the rest) */
+struct tb_outbound;
+int outbound__config(struct tributary *tb, const json_t *outbound, const json_t *clusters);
+int outbound__start(struct tributary *tb);
+void outbound__stop(struct tributary *tb);
+void outbound__publish_stats(struct tributary *tb);
+
+/* auth.c (MOSQ_EVT_BASIC_AUTH: the MQTT password is a JWT) and acl.c
+ * (MOSQ_EVT_ACL_CHECK: topics by identity), configured by the "auth" section.
+ * auth__init reads that section from tb->config_path and registers its own
+ * callbacks (basic auth, ACL, disconnect, tick, reload) when it is enabled. */
+struct tb_auth;
+int auth__init(struct tributary *tb);
+void auth__cleanup(struct tributary *tb);
+/* The JWT identity (the identity claim, "sub" by default) of a connected
+ * client, or NULL when the plugin did not authenticate it (auth off, or an
+ * internal_usernames client). Valid until the client disconnects. */
+const char *auth__subject(struct tributary *tb, const struct mosquitto *client);
+/* All verified claims of that client's token, or NULL. */
+const json_t *auth__claims(struct tributary *tb, const struct mosquitto *client);
 
 #endif

@@ -27,7 +27,11 @@ for port in "$KAFKA_PORT" "$MQTT_PORT" "$HTTP_PORT"; do
 done
 
 rm -rf "$RUN"
-mkdir -p "$RUN" "$MOSQUITTO_DATA_DIR" "$NGINX_PREFIX/logs" "$NGINX_PREFIX/tmp"
+mkdir -p "$RUN" "$MOSQUITTO_DATA_DIR" "$JOURNAL_DIR" "$NGINX_PREFIX/logs" "$NGINX_PREFIX/tmp"
+# Started as root, Mosquitto drops to its own user: let it write its state.
+if [[ $(id -u) -eq 0 ]] && id mosquitto >/dev/null 2>&1; then
+	chown mosquitto: "$MOSQUITTO_DATA_DIR" "$JOURNAL_DIR"
+fi
 "$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/tributary.json.in" >"$TRIBUTARY_CONFIG"
 "$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/mosquitto.conf.in" >"$RUN/mosquitto.conf"
 "$ROOT/tools/render-conf.sh" "$ROOT/conf/dev/nginx.conf.in" >"$RUN/nginx.conf"

@@ -18,7 +18,8 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 export ROOT BUILD
 # TEST_PORT_BASE moves every port at once, so that test runs can go on side
-# by side (default 20000: Kafka 29092, MQTT 21883, HTTP 28080).
+# by side (default 20000: Kafka 29092, MQTT 21883, HTTP 28080). Keep every
+# port below 32768, where Linux starts picking ephemeral ports.
 TEST_PORT_BASE=${TEST_PORT_BASE:-20000}
 export KAFKA_PORT=${KAFKA_PORT:-$((TEST_PORT_BASE + 9092))}
 export KAFKA_CONTROL_PORT=${KAFKA_CONTROL_PORT:-$((TEST_PORT_BASE + 9099))}
@@ -133,7 +134,11 @@ start_mosquitto() {
 	export MOSQUITTO_DATA_DIR="$T/mosquitto-data"
 	export PLUGIN_PATH="$BUILD/mosquitto_tributary.so"
 	export JOURNAL_DIR="$T/journal"
-	mkdir -p "$MOSQUITTO_DATA_DIR"
+	mkdir -p "$MOSQUITTO_DATA_DIR" "$JOURNAL_DIR"
+	# Started as root, Mosquitto drops to its own user: let it write its state.
+	if [[ $(id -u) -eq 0 ]] && id mosquitto >/dev/null 2>&1; then
+		chown mosquitto: "$MOSQUITTO_DATA_DIR" "$JOURNAL_DIR"
+	fi
 	render "$tj" "$TRIBUTARY_CONFIG"
 	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/mosquitto.conf"
 	if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" >>"$T/mosquitto.conf"; fi

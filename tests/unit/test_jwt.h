@@ -29,15 +29,15 @@
 
 #define NOW ((time_t)1700000000) /* 2023-11-14T22:13:20Z */
 
-static char tdir[64];
+static __attribute__((unused)) char tdir[64];
 
-static void tdir_make(void)
+static __attribute__((unused)) void tdir_make(void)
 {
 	strcpy(tdir, "/tmp/test_jwt.XXXXXX");
 	assert_non_null(mkdtemp(tdir));
 }
 
-static void tdir_remove(void)
+static __attribute__((unused)) void tdir_remove(void)
 {
 	DIR *d = opendir(tdir);
 	struct dirent *e;
@@ -54,7 +54,7 @@ static void tdir_remove(void)
 	rmdir(tdir);
 }
 
-static const char *tpath(const char *name)
+static __attribute__((unused)) const char *tpath(const char *name)
 {
 	static char p[8][512];
 	static int i;
@@ -64,7 +64,7 @@ static const char *tpath(const char *name)
 	return p[i];
 }
 
-static void write_file(const char *path, const void *data, size_t len)
+static __attribute__((unused)) void write_file(const char *path, const void *data, size_t len)
 {
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);
@@ -72,7 +72,7 @@ static void write_file(const char *path, const void *data, size_t len)
 	assert_int_equal(fclose(f), 0);
 }
 
-static char *read_all(const char *path, size_t *len)
+static __attribute__((unused)) char *read_all(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = malloc(1 << 20);
@@ -85,7 +85,7 @@ static char *read_all(const char *path, size_t *len)
 }
 
 /* base64url through OpenSSL's standard base64, translated: independent of tjwt_b64url_encode. */
-static char *b64u(const void *data, size_t len)
+static __attribute__((unused)) char *b64u(const void *data, size_t len)
 {
 	char *out = malloc(len / 3 * 4 + 8);
 	int n;
@@ -100,21 +100,21 @@ static char *b64u(const void *data, size_t len)
 	return out;
 }
 
-static EVP_PKEY *gen_rsa(int bits)
+static __attribute__((unused)) EVP_PKEY *gen_rsa(int bits)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
 	assert_non_null(k);
 	return k;
 }
 
-static EVP_PKEY *gen_ec(const char *curve)
+static __attribute__((unused)) EVP_PKEY *gen_ec(const char *curve)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
 	assert_non_null(k);
 	return k;
 }
 
-static void write_pubkey_pem(EVP_PKEY *k, const char *path)
+static __attribute__((unused)) void write_pubkey_pem(EVP_PKEY *k, const char *path)
 {
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
@@ -122,7 +122,7 @@ static void write_pubkey_pem(EVP_PKEY *k, const char *path)
 	fclose(f);
 }
 
-static void write_privkey_pem(EVP_PKEY *k, const char *path)
+static __attribute__((unused)) void write_privkey_pem(EVP_PKEY *k, const char *path)
 {
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
@@ -130,7 +130,7 @@ static void write_privkey_pem(EVP_PKEY *k, const char *path)
 	fclose(f);
 }
 
-static void write_cert_pem(EVP_PKEY *k, const char *path)
+static __attribute__((unused)) void write_cert_pem(EVP_PKEY *k, const char *path)
 {
 	X509 *x = X509_new();
 	FILE *f;
@@ -152,7 +152,7 @@ static void write_cert_pem(EVP_PKEY *k, const char *path)
 	X509_free(x);
 }
 
-static char *bn_b64u(EVP_PKEY *k, const char *param, int pad)
+static __attribute__((unused)) char *bn_b64u(EVP_PKEY *k, const char *param, int pad)
 {
 	BIGNUM *bn = NULL;
 	unsigned char buf[1024];
@@ -166,7 +166,7 @@ static char *bn_b64u(EVP_PKEY *k, const char *param, int pad)
 }
 
 /* The public JWK of an RSA or EC key (kid/alg optional). */
-static json_t *jwk_of(EVP_PKEY *k, const char *kid, const char *alg)
+static __attribute__((unused)) json_t *jwk_of(EVP_PKEY *k, const char *kid, const char *alg)
 {
 	json_t *j;
 
@@ -189,7 +189,7 @@ static json_t *jwk_of(EVP_PKEY *k, const char *kid, const char *alg)
 	return j;
 }
 
-static json_t *jwk_oct(const void *secret, size_t len, const char *kid)
+static __attribute__((unused)) json_t *jwk_oct(const void *secret, size_t len, const char *kid)
 {
 	char *k = b64u(secret, len);
 	json_t *j = json_pack("{s:s, s:s}", "kty", "oct", "k", k);
@@ -199,13 +199,13 @@ static json_t *jwk_oct(const void *secret, size_t len, const char *kid)
 	return j;
 }
 
-static void write_json(json_t *doc, const char *path)
+static __attribute__((unused)) void write_json(json_t *doc, const char *path)
 {
 	assert_int_equal(json_dump_file(doc, path, JSON_INDENT(2)), 0);
 }
 
 /* Signs `input` as alg; returns the base64url signature. ES256 in JOSE r||s. */
-static char *sign_raw(const char *alg, EVP_PKEY *k, const void *secret, size_t secret_len, const char *input)
+static __attribute__((unused)) char *sign_raw(const char *alg, EVP_PKEY *k, const void *secret, size_t secret_len, const char *input)
 {
 	unsigned char sig[1024];
 	size_t len = sizeof sig;
@@ -234,7 +234,7 @@ static char *sign_raw(const char *alg, EVP_PKEY *k, const void *secret, size_t s
 }
 
 /* header and payload are JSON text, used verbatim; the signature uses `salg`. */
-static char *make_token_as(const char *salg, const char *header, const char *payload, EVP_PKEY *k,
+static __attribute__((unused)) char *make_token_as(const char *salg, const char *header, const char *payload, EVP_PKEY *k,
 			   const void *secret, size_t secret_len)
 {
 	char *h = b64u(header, strlen(header)), *p = b64u(payload, strlen(payload));
@@ -253,9 +253,9 @@ static char *make_token_as(const char *salg, const char *header, const char *pay
 }
 
 /* A token for alg with an optional kid and the claims in printf form. */
-static char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
+static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
 			const char *claims_fmt, ...) __attribute__((format(printf, 6, 7)));
-static char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
+static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
 			const char *claims_fmt, ...)
 {
 	char header[256], payload[4096];
@@ -271,7 +271,7 @@ static char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const voi
 	return make_token_as(alg, header, payload, k, secret, secret_len);
 }
 
-static tjwt_status verify_tok(const tjwt_keyset *ks, const tjwt_policy *pol, const char *tok, time_t now,
+static __attribute__((unused)) tjwt_status verify_tok(const tjwt_keyset *ks, const tjwt_policy *pol, const char *tok, time_t now,
 			      tjwt_result *res)
 {
 	return tjwt_verify(ks, pol, tok, strlen(tok), now, res);

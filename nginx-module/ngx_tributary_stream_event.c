@@ -1,0 +1,397 @@
+/*
+ * Kafka record -> CloudEvents JSON and its SSE / WebSocket encodings; see
+ * ngx_tributary_stream_event.h.
+ */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "ngx_tributary_stream_event.h"
+
+
+#define NGX_TRIBUTARY_CE_PREFIX      "ce_"
+#define NGX_TRIBUTARY_CE_STRUCTURED  "application/cloudevents+json"
+
+
+static int
+ngx_tributary_event_is_json_type(const char *ct, size_t len)
+{
+    size_t  n;
+
+    /* media type without parameters, e.g. "application/json; charset=utf-8" */
+    for (n = 0; n < len && ct[n] != ';' && ct[n] != ' '; n++) {
+        /* void */
+    }
+
+    return (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+           || (n == 9 && strncasecmp(ct, "text/json", 9) == 0)
+           || (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+
+static json_t *
+ngx_tributary_event_base64(const unsigned char *in, size_t len)
+{
+    static const char  tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char              *out, *p;
+    size_t             i;
+    uint32_t           v;
+    json_t            *s;
+
+    out = malloc((len + 2) / 3 * 4 + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    p = out;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8 | in[i + 2];
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = tab[(v >> 6) & 63];
+        *p++ = tab[v & 63];
+    }
+
+    if (i < len) {
+        v = (uint32_t) in[i] << 16 | (i + 1 < len ? (uint32_t) in[i + 1] << 8 : 0);
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+
+    s = json_stringn(out, (size_t) (p - out));
+    free(out);
+
+    return s;
+}
+
+
+/* Sets "data" (or "data_base64") of obj from the record value. */
+static int
+ngx_tributary_event_set_data(json_t *obj, const rd_kafka_message_t *m,
+    const char *ct, size_t ct_len)
+{
+    json_t  *data;
+
+    if (m->payload == NULL) {
+        return 0;
+    }
+
+    data = NULL;
+
+    if (ct == NULL || ngx_tributary_event_is_json_type(ct, ct_len)) {
+        data = json_loadb(m->payload, m->len, JSON_DECODE_ANY, NULL);
+    }
+
+    if (data == NULL) {
+        data = json_stringn(m->payload, m->len);    /* NULL unless UTF-8 */
+    }
+
+    if (data) {
+        return json_object_set_new(obj, "data", data);
+    }
+
+    data = ngx_tributary_event_base64(m->payload, m->len);
+    if (data == NULL) {
+        return -1;
+    }
+
+    return json_object_set_new(obj, "data_base64", data);
+}
+
+
+static void
+ngx_tributary_event_set_key(json_t *obj, const rd_kafka_message_t *m)
+{
+    json_t  *key;
+
+    if (m->key == NULL || json_object_get(obj, "partitionkey")) {
+        return;
+    }
+
+    key = json_stringn(m->key, m->key_len);
+    if (key) {
+        json_object_set_new(obj, "partitionkey", key);
+    }
+}
+
+
+int
+ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
+    ngx_tributary_stream_event_t *ev)
+{
+    char                   attr[256];
+    size_t                 idx, size, ct_len = 0, nlen;
+    json_t                *obj = NULL, *v;
+    const char            *name, *ct = NULL, *type;
+    const void            *value;
+    rd_kafka_headers_t    *hdrs = NULL;
+    int                    binary = 0;
+
+    memset(ev, 0, sizeof(*ev));
+
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hdrs = NULL;
+    }
+
+    for (idx = 0; hdrs
+         && rd_kafka_header_get_all(hdrs, idx, &name, &value, &size)
+            == RD_KAFKA_RESP_ERR_NO_ERROR;
+         idx++)
+    {
+        if (strcasecmp(name, "content-type") == 0 && value) {
+            ct = value;
+            ct_len = size;
+
+        } else if (strncmp(name, NGX_TRIBUTARY_CE_PREFIX, 3) == 0) {
+            binary = 1;
+        }
+    }
+
+    if (!binary && ct && ct_len >= sizeof(NGX_TRIBUTARY_CE_STRUCTURED) - 1
+        && strncasecmp(ct, NGX_TRIBUTARY_CE_STRUCTURED,
+                       sizeof(NGX_TRIBUTARY_CE_STRUCTURED) - 1) == 0
+        && m->payload)
+    {
+        obj = json_loadb(m->payload, m->len, 0, NULL);
+
+        if (obj && json_is_object(obj)) {
+            ev->structured = 1;
+            ev->cloudevent = 1;
+
+        } else {
+            json_decref(obj);
+            obj = NULL;   /* not an event after all: a plain record */
+        }
+    }
+
+    if (obj == NULL) {
+        obj = json_object();
+        if (obj == NULL) {
+            return -1;
+        }
+
+        if (binary) {
+            ev->cloudevent = 1;
+
+            for (idx = 0;
+                 rd_kafka_header_get_all(hdrs, idx, &name, &value, &size)
+                 == RD_KAFKA_RESP_ERR_NO_ERROR;
+                 idx++)
+            {
+                nlen = strlen(name);
+                if (strncmp(name, NGX_TRIBUTARY_CE_PREFIX, 3) != 0 || nlen == 3
+                    || nlen - 3 >= sizeof(attr) || value == NULL)
+                {
+                    continue;
+                }
+
+                memcpy(attr, name + 3, nlen - 3 + 1);
+
+                v = json_stringn(value, size);
+                if (v) {
+                    json_object_set_new(obj, attr, v);
+                }
+            }
+
+            if (ct) {
+                v = json_stringn(ct, ct_len);
+                if (v) {
+                    json_object_set_new(obj, "datacontenttype", v);
+                }
+            }
+
+        } else if (ct) {
+            v = json_stringn(ct, ct_len);
+            if (v) {
+                json_object_set_new(obj, "datacontenttype", v);
+            }
+        }
+
+        if (ngx_tributary_event_set_data(obj, m, ct, ct_len) != 0) {
+            json_decref(obj);
+            return -1;
+        }
+
+        if (!binary) {
+            ev->raw = m->payload ? m->payload : "";
+            ev->raw_len = m->payload ? m->len : 0;
+        }
+    }
+
+    if (ev->cloudevent) {
+        ngx_tributary_event_set_key(obj, m);
+
+        type = json_string_value(json_object_get(obj, "type"));
+        if (type) {
+            ev->type_len = json_string_length(json_object_get(obj, "type"));
+            ev->type = malloc(ev->type_len + 1);
+            if (ev->type == NULL) {
+                json_decref(obj);
+                return -1;
+            }
+            memcpy(ev->type, type, ev->type_len + 1);
+        }
+    }
+
+    ev->json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+
+    if (ev->json == NULL) {
+        ngx_tributary_stream_event_free(ev);
+        return -1;
+    }
+
+    ev->json_len = strlen(ev->json);
+
+    return 0;
+}
+
+
+void
+ngx_tributary_stream_event_free(ngx_tributary_stream_event_t *ev)
+{
+    free(ev->json);
+    free(ev->type);
+    ev->json = NULL;
+    ev->type = NULL;
+}
+
+
+static int
+ngx_tributary_event_type_ok(const ngx_tributary_stream_event_t *ev)
+{
+    return ev->type && ev->type_len
+           && memchr(ev->type, '\n', ev->type_len) == NULL
+           && memchr(ev->type, '\r', ev->type_len) == NULL
+           && memchr(ev->type, '\0', ev->type_len) == NULL;
+}
+
+
+/*
+ * Calls back for each line of the raw value: SSE has no escaping, so a
+ * value with line breaks becomes several data lines, which the client
+ * joins with "\n" again.
+ */
+static char *
+ngx_tributary_event_raw_lines(const ngx_tributary_stream_event_t *ev,
+    char *p, size_t *size)
+{
+    const char  *s = ev->raw, *end = ev->raw + ev->raw_len, *e;
+    size_t       n = 0;
+
+    for ( ;; ) {
+        for (e = s; e < end && *e != '\n' && *e != '\r'; e++) {
+            /* void */
+        }
+
+        n += 6 + (size_t) (e - s) + 1;
+        if (p) {
+            memcpy(p, "data: ", 6);
+            memcpy(p + 6, s, (size_t) (e - s));
+            p += 6 + (e - s);
+            *p++ = '\n';
+        }
+
+        if (e == end) {
+            break;
+        }
+
+        s = e + 1;
+        if (*e == '\r' && s < end && *s == '\n') {
+            s++;
+        }
+    }
+
+    if (size) {
+        *size = n;
+    }
+
+    return p;
+}
+
+
+size_t
+ngx_tributary_stream_event_sse_size(const ngx_tributary_stream_event_t *ev)
+{
+    size_t  n = 0, lines;
+
+    if (ngx_tributary_event_type_ok(ev)) {
+        n += 7 + ev->type_len + 1;
+    }
+
+    if (ev->cloudevent) {
+        n += 6 + ev->json_len + 1;
+
+    } else {
+        ngx_tributary_event_raw_lines(ev, NULL, &lines);
+        n += lines;
+    }
+
+    return n + 1;
+}
+
+
+char *
+ngx_tributary_stream_event_sse_write(const ngx_tributary_stream_event_t *ev,
+    char *p)
+{
+    if (ngx_tributary_event_type_ok(ev)) {
+        memcpy(p, "event: ", 7);
+        memcpy(p + 7, ev->type, ev->type_len);
+        p += 7 + ev->type_len;
+        *p++ = '\n';
+    }
+
+    if (ev->cloudevent) {
+        memcpy(p, "data: ", 6);
+        memcpy(p + 6, ev->json, ev->json_len);
+        p += 6 + ev->json_len;
+        *p++ = '\n';
+
+    } else {
+        p = ngx_tributary_event_raw_lines(ev, p, NULL);
+    }
+
+    *p++ = '\n';
+
+    return p;
+}
+
+
+size_t
+ngx_tributary_stream_event_ws_size(const ngx_tributary_stream_event_t *ev,
+    size_t pos_len)
+{
+    /* {"streamposition":"POS"  +  , + rest, or } when the object is empty */
+    return 19 + pos_len + 1 + (ev->json_len > 2 ? 1 + ev->json_len - 1 : 1);
+}
+
+
+char *
+ngx_tributary_stream_event_ws_write(const ngx_tributary_stream_event_t *ev,
+    const char *pos, size_t pos_len, char *p)
+{
+    memcpy(p, "{\"streamposition\":\"", 19);
+    memcpy(p + 19, pos, pos_len);
+    p += 19 + pos_len;
+    *p++ = '"';
+
+    if (ev->json_len > 2) {
+        *p++ = ',';
+        memcpy(p, ev->json + 1, ev->json_len - 1);
+        p += ev->json_len - 1;
+
+    } else {
+        *p++ = '}';
+    }
+
+    return p;
+}

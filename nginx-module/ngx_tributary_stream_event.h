@@ -1,0 +1,65 @@
+/*
+ * A Kafka record as the event tributary_stream sends to browsers.
+ *
+ * The CloudEvents Kafka protocol binding gives three shapes of record:
+ *  - binary mode: "ce_<attribute>" headers, "content-type" header =
+ *    datacontenttype, value = data;
+ *  - structured mode: "content-type: application/cloudevents+json", value =
+ *    the whole event as JSON;
+ *  - anything else: a plain record, sent as a generic event (no type) whose
+ *    data is the raw value.
+ * Either way the result is one JSON object: the event in the CloudEvents
+ * JSON format (data as JSON when the content type is JSON or absent and the
+ * value parses, a string when it is UTF-8 text, else data_base64), plus the
+ * "partitionkey" extension from the record key when the event has none; a
+ * plain record becomes {"data": ...}.
+ *
+ * No nginx headers: built once per record on the worker, shared by every
+ * subscriber it goes to.
+ */
+
+#ifndef NGX_TRIBUTARY_STREAM_EVENT_H_INCLUDED_
+#define NGX_TRIBUTARY_STREAM_EVENT_H_INCLUDED_
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+
+typedef struct {
+    char        *json;         /* the event object, compact; malloc'd */
+    size_t       json_len;
+    char        *type;         /* CloudEvents type or NULL; malloc'd */
+    size_t       type_len;
+    const char  *raw;          /* plain record: the value (in the message) */
+    size_t       raw_len;
+    unsigned     cloudevent:1;
+    unsigned     structured:1;
+} ngx_tributary_stream_event_t;
+
+
+/* 0 on success; -1 only when memory runs out. */
+int ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
+    ngx_tributary_stream_event_t *ev);
+void ngx_tributary_stream_event_free(ngx_tributary_stream_event_t *ev);
+
+/*
+ * The SSE lines of the event after the "id:" line: "event: TYPE\n" (when
+ * there is a type without line breaks), then "data: " lines (the JSON for a
+ * CloudEvent, the raw value line by line for a plain record), then the
+ * blank line. _size gives the exact length _write writes.
+ */
+size_t ngx_tributary_stream_event_sse_size(const ngx_tributary_stream_event_t *ev);
+char *ngx_tributary_stream_event_sse_write(const ngx_tributary_stream_event_t *ev,
+    char *p);
+
+/*
+ * The WebSocket message: the event object with "streamposition": pos added
+ * as its first member. _size gives the exact length _write writes.
+ */
+size_t ngx_tributary_stream_event_ws_size(const ngx_tributary_stream_event_t *ev,
+    size_t pos_len);
+char *ngx_tributary_stream_event_ws_write(const ngx_tributary_stream_event_t *ev,
+    const char *pos, size_t pos_len, char *p);
+
+#endif /* NGX_TRIBUTARY_STREAM_EVENT_H_INCLUDED_ */

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# tributary_stream over SSE and WebSocket: binary-mode, structured and plain
+# records produced with kcat reach curl, EventSource (npm eventsource) and
+# WebSocket clients as CloudEvents; key and type filters hold (alice never
+# sees bob's events); bad positions and missing keys are refused.
+source "$(dirname "$0")/../lib/stack.sh"
+source "$(dirname "$0")/stream-common.inc"
+stack_init
+stream_start
+
+URL="http://127.0.0.1:$HTTP_PORT/notifications"
+export SSE_TYPES=com.example.note,com.example.s
+
+# --- refusals ------------------------------------------------------------
+code=$(curl -s -o "$T/bad.txt" -w '%{http_code}' "$URL?user=alice&from=p0:x")
+[[ $code == 400 ]] || fail "malformed ?from= gave $code"
+grep -q 'invalid stream position' "$T/bad.txt" || fail "400 without a message: $(cat "$T/bad.txt")"
+code=$(curl -s -o "$T/bad2.txt" -w '%{http_code}' -H 'Last-Event-ID: p0:o1,p0:o2' "$URL?user=alice")
+[[ $code == 400 ]] || fail "repeated partition in Last-Event-ID gave $code"
+grep -q 'repeated' "$T/bad2.txt" || fail "no reason for the 400: $(cat "$T/bad2.txt")"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL")
+[[ $code == 403 ]] || fail "no key (no ?user=) gave $code, not 403"
+pass "bad positions -> 400 with a reason, no key -> 403"
+
+# --- subscribers -----------------------------------------------------------
+node "$NODE_DIR/stream-client.mjs" sse "$URL?user=alice" 3 20000 >"$T/alice.jsonl" 2>"$T/alice.err" &
+alice=$!
+node "$NODE_DIR/stream-client.mjs" sse "$URL?user=bob" 2 20000 >"$T/bob.jsonl" 2>"$T/bob.err" &
+bob=$!
+node "$NODE_DIR/stream-client.mjs" sse "$URL?user=alice&type=com.example.note" 1 20000 \
+	>"$T/alice-note.jsonl" 2>"$T/alice-note.err" &
+note=$!
+node "$NODE_DIR/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/notifications?user=alice" 3 20000 \
+	>"$T/alice-ws.jsonl" 2>"$T/alice-ws.err" &
+ws=$!
+curl -sN -m 8 -D "$T/curl.headers" "$URL?user=alice" >"$T/curl.out" &
+curlpid=$!
+stream_wait_subscribers 5
+
+# binary mode: ce_ headers + JSON value
+echo '{"n":1}' | produce -k alice -H ce_specversion=1.0 -H ce_type=com.example.note \
+	-H ce_id=a1 -H ce_source=/tests -H content-type=application/json
+# plain records: no CloudEvents headers at all
+printf 'bob:plain for bob\nalice:plain for alice\n' | produce -K:
+# structured mode
+echo '{"specversion":"1.0","type":"com.example.s","id":"s1","source":"/tests","data":{"n":3}}' |
+	produce -k alice -H content-type=application/cloudevents+json
+echo '{"specversion":"1.0","type":"com.example.s","id":"s2","source":"/tests","data":{"secret":"bob"}}' |
+	produce -k bob -H content-type=application/cloudevents+json
+
+for p in $alice $bob $note $ws; do
+	wait $p || fail "a client did not get its events (see $T/*.err)"
+done
+wait $curlpid
+
+node_check "$T/alice.jsonl" "
+assert(lines.length === 3, 'alice got ' + lines.length);
+const byId = Object.fromEntries(lines.map((l) => [l.type, l]));
+const b = JSON.parse(byId['com.example.note'].data);
+assert(b.specversion === '1.0' && b.id === 'a1' && b.source === '/tests' && b.data.n === 1, 'binary mode: ' + byId['com.example.note'].data);
+assert(b.datacontenttype === 'application/json' && b.partitionkey === 'alice', 'binary attrs');
+assert(byId['message'].data === 'plain for alice', 'plain record: ' + byId['message'].data);
+const s = JSON.parse(byId['com.example.s'].data);
+assert(s.id === 's1' && s.data.n === 3, 'structured: ' + byId['com.example.s'].data);
+assert(!lines.some((l) => /bob/.test(l.data)), 'alice saw bob');
+for (const l of lines) assert(/^p0:o[0-9]+,p1:o[0-9]+,p2:o[0-9]+,p3:o[0-9]+$/.test(l.id), 'id ' + l.id);
+"
+node_check "$T/bob.jsonl" "
+assert(lines.length === 2, 'bob got ' + lines.length);
+assert(lines.some((l) => l.data === 'plain for bob'), 'bob plain');
+assert(lines.some((l) => l.type === 'com.example.s' && JSON.parse(l.data).id === 's2'), 'bob structured');
+assert(!lines.some((l) => /alice/.test(l.data)), 'bob saw alice');
+"
+node_check "$T/alice-note.jsonl" "
+assert(lines.length === 1 && lines[0].type === 'com.example.note', 'type filter: ' + JSON.stringify(lines));
+"
+node_check "$T/alice-ws.jsonl" "
+assert(lines.length === 3, 'ws got ' + lines.length);
+assert(lines.every((l) => /^p0:o[0-9]+,p1:o[0-9]+,p2:o[0-9]+,p3:o[0-9]+$/.test(l.streamposition)), 'ws position');
+assert(lines.some((l) => l.type === 'com.example.note' && l.data.n === 1), 'ws binary');
+assert(lines.some((l) => l.data === 'plain for alice' && l.type === undefined), 'ws plain');
+assert(lines.some((l) => l.type === 'com.example.s' && l.id === 's1'), 'ws structured');
+"
+pass "EventSource and WebSocket clients get binary, structured and plain records; filters hold"
+
+# curl sees the SSE wire format and headers
+grep -qi '^content-type: text/event-stream' "$T/curl.headers" || fail "content type: $(cat "$T/curl.headers")"
+grep -qi '^cache-control: no-cache' "$T/curl.headers" || fail "no Cache-Control"
+grep -qi '^x-accel-buffering: no' "$T/curl.headers" || fail "no X-Accel-Buffering"
+grep -q '^retry: 500$' "$T/curl.out" || fail "no retry: line"
+grep -q '^event: com.example.note$' "$T/curl.out" || fail "no event: line"
+grep -q '^data: plain for alice$' "$T/curl.out" || fail "no plain data line"
+grep -q '^: hb$' "$T/curl.out" || fail "no heartbeat comment in 8 s (interval 2 s)"
+! grep -q bob "$T/curl.out" || fail "curl (alice) saw bob's events"
+pass "curl: SSE headers, retry, event/data lines, heartbeats"
+
+# the status location counts what happened
+delivered=$(stream_metric tributary_stream_events_delivered_total)
+((delivered >= 12)) || fail "events delivered: $delivered"
+curl -s "http://127.0.0.1:$HTTP_PORT/tributary/status" | grep -q '^tributary_stream_consumer_lag{worker="0",pid="[0-9]*"} 0$' ||
+	fail "status: no lag metric"
+pass "status: $delivered events delivered"
+
+nginx_log_clean || fail "nginx error log has alerts"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the demo web app into OUTDIR (make: $(BUILD)/web): our files plus
+# mqtt.js's browser bundle from node_modules, and a .gz beside each text file
+# for nginx's gzip_static. No bundler: the page loads plain scripts.
+#   usage: web/build.sh OUTDIR
+set -euo pipefail
+src=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$src/.." && pwd)
+out=${1:?usage: web/build.sh OUTDIR}
+bundle="$root/node_modules/mqtt/dist/mqtt.min.js"
+
+if [[ ! -f "$bundle" ]]; then
+	echo "web/build.sh: $bundle missing: run 'make deps' (npm install)" >&2
+	exit 1
+fi
+
+mkdir -p "$out"
+for f in index.html app.js style.css; do
+	install -m 0644 "$src/$f" "$out/$f"
+done
+install -m 0644 "$bundle" "$out/mqtt.min.js"
+for f in index.html app.js style.css mqtt.min.js; do
+	gzip -9 -n -c "$out/$f" >"$out/$f.gz"
+	touch -r "$out/$f" "$out/$f.gz"
+done
