@@ -184,7 +184,10 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 		snprintf(keypath, sizeof(keypath), "%s", json_string_value(v));
 	else
 		snprintf(keypath, sizeof(keypath), "%s/%s", dirname(dirbuf), json_string_value(v));
-	c->keys_path = strdup(keypath);
+	if (!(c->keys_path = strdup(keypath))) {
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
 	if (!(c->keys = tjwt_keyset_load(keypath, kerr, sizeof(kerr)))) {
 		snprintf(err, errlen, "auth.keys: %s", kerr);
 		goto cleanup;
@@ -222,13 +225,17 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 		goto cleanup;
 	c->policy.max_token_len = (size_t)n;
 
-	v = json_object_get(auth, "identity_claim");
-	c->identity_claim = strdup(json_is_string(v) ? json_string_value(v) : "sub");
-	v = json_object_get(auth, "username_claim");
-	c->username_claim = strdup(json_is_string(v) ? json_string_value(v) : c->identity_claim);
 	if ((json_object_get(auth, "identity_claim") && !json_is_string(json_object_get(auth, "identity_claim"))) ||
 	    (json_object_get(auth, "username_claim") && !json_is_string(json_object_get(auth, "username_claim")))) {
 		snprintf(err, errlen, "auth.identity_claim / auth.username_claim: must be claim names");
+		goto cleanup;
+	}
+	v = json_object_get(auth, "identity_claim");
+	c->identity_claim = strdup(v ? json_string_value(v) : "sub");
+	v = json_object_get(auth, "username_claim");
+	c->username_claim = c->identity_claim ? strdup(v ? json_string_value(v) : c->identity_claim) : NULL;
+	if (!c->identity_claim || !c->username_claim) {
+		snprintf(err, errlen, "out of memory");
 		goto cleanup;
 	}
 	v = json_object_get(auth, "disconnect_on_expiry");
@@ -265,10 +272,6 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 		json_decref(dsub);
 		if (bad)
 			goto cleanup;
-	}
-	if (!c->identity_claim || !c->username_claim) {
-		snprintf(err, errlen, "out of memory");
-		goto cleanup;
 	}
 	*out = c;
 	c = NULL;

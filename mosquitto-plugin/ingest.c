@@ -141,9 +141,16 @@ static enum tb_reject_reason ingest__reason(tb_ce_status st)
 	}
 }
 
-/* Who sent it, for the authcontext extension. Never taken from the event. */
-static void ingest__authcontext(struct mosquitto *client, tb_event *ev)
+/* Who sent it, for the authcontext extension. Never taken from the event:
+ * the JWT subject when the plugin authenticated the client, else the
+ * username the broker accepted, else the client id, unauthenticated. */
+static void ingest__authcontext(struct tributary *tb, struct mosquitto *client, tb_event *ev)
 {
+	const char *subject = auth__subject(tb, client);
+	if (subject) {
+		tb_ce_set_authcontext(ev, "app_user", subject);
+		return;
+	}
 	const char *username = mosquitto_client_username(client);
 	if (username && *username)
 		tb_ce_set_authcontext(ev, "user", username);
@@ -248,7 +255,7 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		}
 	}
 
-	ingest__authcontext(msg->client, &ev);
+	ingest__authcontext(tb, msg->client, &ev);
 
 	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
 	const char *missing = NULL;

@@ -281,7 +281,7 @@ void outbound__stop(struct tributary *tb)
 		}
 		ob->unstored = ob->unstored_tail = NULL;
 		outbound__queue_destroy(&ob->queue);
-		outbound__consumer_close(ob);
+		outbound__consumer_close(ob, tb->flush_timeout_ms);
 		outbound__log_notes(ob);
 		outbound__consumer_destroy(ob);
 		pthread_mutex_destroy(&ob->log.lock);

@@ -143,6 +143,7 @@ struct tb_outbound {
 	bool thread_started;
 	atomic_bool stop;
 	bool started;
+	bool closed; /* the consumer left its group cleanly */
 	bool callbacks_registered;
 	struct ob_queue queue;
 	struct ob_item *unstored, *unstored_tail; /* published last tick */
@@ -160,7 +161,7 @@ void outbound__config_free(struct tb_outbound *ob);
 /* outbound_consumer.c */
 int outbound__consumer_start(struct tb_outbound *ob);
 void outbound__consumer_stop(struct tb_outbound *ob);
-void outbound__consumer_close(struct tb_outbound *ob);
+void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms);
 void outbound__consumer_destroy(struct tb_outbound *ob);
 
 /* outbound_map.c */

@@ -19,6 +19,7 @@
 
 #include "outbound.h"
 #include "tributary/kafka.h"
+#include "tributary/util.h"
 
 static int consumer__level(int syslog_level)
 {
@@ -314,21 +315,53 @@ void outbound__consumer_stop(struct tb_outbound *ob)
 }
 
 /* After outbound__consumer_stop and after the offsets of what the broker
- * took were stored: leaves the group, committing them. */
-void outbound__consumer_close(struct tb_outbound *ob)
+ * took were stored: leaves the group, committing them. Bounded by
+ * `timeout_ms`: at shutdown Kafka may be gone, and rd_kafka_consumer_close
+ * would then wait up to session.timeout.ms. Not committed means delivered
+ * again after the restart, never lost. */
+void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
 {
+	const struct rd_kafka_metadata *md = NULL;
 	if (!ob->rk)
 		return;
-	rd_kafka_resp_err_t err = rd_kafka_consumer_close(ob->rk);
-	if (err)
+	/* Closing against an unreachable cluster cannot finish, and
+	 * rd_kafka_destroy would then wait for it: ask first. */
+	rd_kafka_resp_err_t err = rd_kafka_metadata(ob->rk, 0, NULL, &md, 1000);
+	if (err) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "outbound consumer: close: %s", rd_kafka_err2str(err));
+				     TB_LOG_PREFIX "outbound consumer: Kafka unreachable at shutdown (%s); "
+						   "leaving without a final commit: records since the last "
+						   "commit will be delivered again after the restart",
+				     rd_kafka_err2str(err));
+		return;
+	}
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(ob->rk);
+	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(ob->rk, q);
+	if (error) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "outbound consumer: close: %s",
+				     rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	} else {
+		uint64_t deadline = tb_monotonic_us() + (uint64_t)timeout_ms * 1000u;
+		/* Serves the rebalance callback (revocation) and the final commit. */
+		while (!rd_kafka_consumer_closed(ob->rk) && tb_monotonic_us() < deadline)
+			rd_kafka_queue_poll_callback(q, 50);
+		ob->closed = rd_kafka_consumer_closed(ob->rk);
+		if (!ob->closed)
+			mosquitto_log_printf(MOSQ_LOG_WARNING,
+					     TB_LOG_PREFIX "outbound consumer: not closed after %d ms "
+							   "(Kafka unreachable?); records since the last "
+							   "commit will be delivered again after the restart",
+					     timeout_ms);
+	}
+	rd_kafka_queue_destroy(q);
 }
 
 void outbound__consumer_destroy(struct tb_outbound *ob)
 {
 	if (!ob->rk)
 		return;
-	rd_kafka_destroy(ob->rk);
+	rd_kafka_destroy_flags(ob->rk, ob->closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	ob->rk = NULL;
 }

@@ -46,11 +46,13 @@
 #define NGX_TRIBUTARY_STREAM_BATCH        64
 /*
  * Work per wakeup: then the worker goes back to epoll so that sockets drain
- * and clients read before more is queued; a burst never lands in the
- * subscribers' buffers all at once.
+ * and clients read before more is queued. A burst never lands in the
+ * subscribers' buffers all at once: one wakeup queues at most a quarter of
+ * the smallest tributary_stream_buffer (in record values), so only a
+ * subscriber that stays behind is cut off, not one whose socket was full
+ * for a moment.
  */
 #define NGX_TRIBUTARY_STREAM_BUDGET       1024            /* records */
-#define NGX_TRIBUTARY_STREAM_BUDGET_BYTES (256 * 1024)    /* of values */
 #define NGX_TRIBUTARY_STREAM_TICK         1000
 #define NGX_TRIBUTARY_STREAM_MAX_WORKERS  64
 #define NGX_TRIBUTARY_STREAM_WS_READ      4096
@@ -61,6 +63,7 @@ typedef struct {
     ngx_array_t               *properties;     /* ngx_keyval_t */
     ngx_array_t                topics;         /* ngx_str_t */
     ngx_uint_t                 max_replays;
+    size_t                     budget;         /* bytes per wakeup */
     ngx_shm_zone_t            *zone;
     ngx_tributary_kafka_conf_t kafka;
 } ngx_http_tributary_stream_main_conf_t;
@@ -150,6 +153,7 @@ struct ngx_tributary_sub_s {
     ngx_queue_t                out;            /* ngx_tributary_out_t */
     ngx_chain_t               *pending;        /* SSE: not yet in filters */
     ngx_chain_t              **pending_last;
+    ngx_tributary_out_t       *pending_first;
     size_t                     out_bytes;
     ngx_uint_t                 out_events;
     ngx_msec_t                 last_write;
@@ -169,6 +173,7 @@ struct ngx_tributary_sub_s {
     unsigned                   closing:1;
     unsigned                   ws_ready:1;      /* 101 fully sent */
     unsigned                   failed:1;        /* connection error */
+    unsigned                   chunked:1;       /* we frame the chunks */
 };
 
 
@@ -377,6 +382,95 @@ ngx_tributary_stream_mark_dirty(ngx_tributary_sub_t *sub)
 }
 
 
+/* An output entry for len bytes of a chunk at off, not yet in a queue. */
+static ngx_tributary_out_t *
+ngx_tributary_stream_out(ngx_tributary_sub_t *sub, ngx_tributary_chunk_t *ch,
+    size_t off, size_t len)
+{
+    ngx_tributary_out_t  *o;
+
+    o = ngx_alloc(sizeof(ngx_tributary_out_t), ngx_cycle->log);
+    if (o == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(&o->buf, sizeof(ngx_buf_t));
+    o->buf.start = ch->data + off;
+    o->buf.pos = o->buf.start;
+    o->buf.last = o->buf.start + len;
+    o->buf.end = o->buf.last;
+    o->buf.memory = 1;
+    o->buf.flush = 1;
+    o->buf.tag = (ngx_buf_tag_t) &ngx_http_tributary_stream_module;
+    o->cl.buf = &o->buf;
+    o->cl.next = NULL;
+    o->chunk = ch;
+    o->event_end = 0;
+
+    ch->refs++;
+    sub->out_bytes += len;
+
+    return o;
+}
+
+
+/*
+ * HTTP/1.1 chunk framing around what is pending, done here rather than by
+ * nginx's chunked filter: that filter keeps links to the buffers it was
+ * given in its busy list after they are sent and looks at them on its next
+ * call, while ours are freed as soon as they are sent.
+ */
+static ngx_int_t
+ngx_tributary_stream_frame(ngx_tributary_sub_t *sub)
+{
+    u_char                 *p;
+    off_t                   size;
+    ngx_chain_t            *cl;
+    ngx_queue_t            *prev;
+    ngx_tributary_out_t    *hdr, *trl;
+    ngx_tributary_chunk_t  *ch;
+
+    size = 0;
+    for (cl = sub->pending; cl; cl = cl->next) {
+        size += cl->buf->last - cl->buf->pos;
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    ch = ngx_tributary_chunk_alloc(NGX_OFF_T_LEN + 2 + 2);
+    if (ch == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(ch->data, "%xO\r\n", size);
+    ngx_memcpy(p, "\r\n", 2);
+
+    hdr = ngx_tributary_stream_out(sub, ch, 0, p - ch->data);
+    trl = ngx_tributary_stream_out(sub, ch, p - ch->data, 2);
+    ngx_tributary_chunk_release(ch);
+
+    if (hdr == NULL || trl == NULL) {
+        ngx_free(hdr);
+        ngx_free(trl);
+        return NGX_ERROR;
+    }
+
+    /* a variable: the macro would read prev again after changing it */
+    prev = ngx_queue_prev(&sub->pending_first->queue);
+    ngx_queue_insert_after(prev, &hdr->queue);
+    ngx_queue_insert_tail(&sub->out, &trl->queue);
+
+    hdr->cl.next = sub->pending;
+    sub->pending = &hdr->cl;
+    *sub->pending_last = &trl->cl;
+    sub->pending_last = &trl->cl.next;
+
+    return NGX_OK;
+}
+
+
 /*
  * Queues len bytes of a chunk at offset for sub; the caller's reference is
  * not taken (the queue adds its own). NGX_DECLINED when the subscriber's
@@ -397,31 +491,21 @@ ngx_tributary_stream_queue(ngx_tributary_sub_t *sub, ngx_tributary_chunk_t *ch,
         }
     }
 
-    o = ngx_alloc(sizeof(ngx_tributary_out_t), ngx_cycle->log);
+    o = ngx_tributary_stream_out(sub, ch, off, len);
     if (o == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(&o->buf, sizeof(ngx_buf_t));
-    o->buf.start = ch->data + off;
-    o->buf.pos = o->buf.start;
-    o->buf.last = o->buf.start + len;
-    o->buf.end = o->buf.last;
-    o->buf.memory = 1;
-    o->buf.flush = 1;
-    o->buf.tag = (ngx_buf_tag_t) &ngx_http_tributary_stream_module;
-    o->cl.buf = &o->buf;
-    o->cl.next = NULL;
-    o->chunk = ch;
     o->event_end = event_end;
 
-    ch->refs++;
-
     ngx_queue_insert_tail(&sub->out, &o->queue);
-    sub->out_bytes += len;
 
     if (event_end) {
         sub->out_events++;
+    }
+
+    if (sub->pending == NULL) {
+        sub->pending_first = o;
     }
 
     *sub->pending_last = &o->cl;
@@ -1209,6 +1293,12 @@ ngx_tributary_stream_send(ngx_tributary_sub_t *sub)
         }
 
     } else {
+        if (sub->chunked && sub->pending
+            && ngx_tributary_stream_frame(sub) != NGX_OK)
+        {
+            goto failed;
+        }
+
         cl = sub->pending;
         sub->pending = NULL;
         sub->pending_last = &sub->pending;
@@ -1292,6 +1382,17 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
 
     if (sub->closing) {
         if (rc == NGX_OK && !sub->ws) {
+            if (sub->chunked) {
+                ch = ngx_tributary_chunk_alloc(5);
+                if (ch) {
+                    ngx_memcpy(ch->data, "0\r\n\r\n", 5);
+                    sub->chunked = 0;
+                    (void) ngx_tributary_stream_queue(sub, ch, 0, 5, 0, 1);
+                    ngx_tributary_chunk_release(ch);
+                    (void) ngx_tributary_stream_send(sub);
+                }
+            }
+
             ngx_tributary_stream_detach(sub);
             (void) ngx_http_send_special(r, NGX_HTTP_LAST);
             ngx_http_finalize_request(r, NGX_OK);
@@ -1498,7 +1599,7 @@ ngx_tributary_stream_wake(ngx_event_t *ev)
             break;
         }
 
-        if (bytes >= NGX_TRIBUTARY_STREAM_BUDGET_BYTES) {
+        if (bytes >= ngx_tributary_stream.conf->budget) {
             more = 1;
             break;
         }
@@ -1905,10 +2006,20 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+#if (NGX_HTTP_GZIP)
+        /* an event stream must not wait in a compressor's buffer */
+        r->gzip_tested = 1;
+        r->gzip_ok = 0;
+#endif
+
         rc = ngx_http_send_header(r);
         if (rc == NGX_ERROR || rc > NGX_OK) {
             return rc;
         }
+
+        /* we write the chunk framing ourselves; see _frame() */
+        sub->chunked = r->chunked;
+        r->chunked = 0;
 
         r->read_event_handler = ngx_http_test_reading;
 
@@ -2098,6 +2209,7 @@ ngx_http_tributary_stream_create_main_conf(ngx_conf_t *cf)
     }
 
     mcf->max_replays = NGX_CONF_UNSET_UINT;
+    mcf->budget = 256 * 1024;
 
     return mcf;
 }
@@ -2152,6 +2264,14 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_size_value(conf->buffer, prev->buffer, 256 * 1024);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_value(conf->status, prev->status, 0);
+
+    if (conf->topic >= 0) {
+        ngx_http_tributary_stream_main_conf_t  *mcf;
+
+        mcf = ngx_http_conf_get_module_main_conf(cf,
+                                                 ngx_http_tributary_stream_module);
+        mcf->budget = ngx_min(mcf->budget, ngx_max(conf->buffer / 4, 4096));
+    }
 
     if (conf->heartbeat < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

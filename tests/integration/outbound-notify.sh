@@ -16,6 +16,7 @@ cat >"$T/outbound.json.in" <<'JSON'
   "outbound": {
     "start": "latest",
     "wake": "127.0.0.1:@MQTT_PORT@",
+    "consumer": { "fetch.wait.max.ms": 5 },
     "routes": [
       { "kafka_topic": "notifications", "topic": "users/{key}/notifications", "qos": 1 },
       { "kafka_topic": "notifications.structured", "topic": "sandbox/users/{key}/events",

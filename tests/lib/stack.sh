@@ -69,6 +69,7 @@ stack_cleanup() {
 stack_exit() {
 	local rc=$?
 	stack_cleanup
+	eval "${STACK_AFTER_CLEANUP:-}"
 	if [[ -n "${STACK_SAN_FAILED:-}" && $rc -eq 0 ]]; then
 		rc=1
 	fi

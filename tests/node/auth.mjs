@@ -5,7 +5,7 @@
 //   node tests/node/auth.mjs connect CID USER TOKEN  prints "connected" or "refused CODE"
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, publish, collect, sleep, waitFor } from './lib.mjs';
+import { connect, publish, collect, sleep, waitFor, kafkaRecords, orderPlaced } from './lib.mjs';
 
 const NOT_AUTHORIZED = 135;
 
@@ -153,5 +153,21 @@ test('users stay inside their own topics', async () => {
     assert.ok(!toBob.some((m) => m.topic.startsWith('clients/')), 'bob received alice\'s errors');
   } finally {
     await Promise.all([end(alice), end(bob), end(relay)]);
+  }
+});
+
+test('the authenticated identity is stamped on the event in Kafka; a forged one is overwritten', async () => {
+  const alice = (await tryConnect('c-alice-2', 'alice', env.ALICE)).c;
+  assert.ok(alice, 'alice could not connect');
+  try {
+    const ev = orderPlaced({ authtype: 'service_account', authid: 'bob', authclaims: 'admin' });
+    assert.equal(await publish(alice, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), 0);
+    let rec;
+    await waitFor(async () => (rec = (await kafkaRecords('events.order')).find((r) => r.headers.ce_id === ev.id)), 15000, 'the event in Kafka');
+    assert.equal(rec.headers.ce_authtype, 'app_user');
+    assert.equal(rec.headers.ce_authid, 'alice');
+    assert.equal(rec.headers.ce_authclaims, undefined);
+  } finally {
+    await end(alice);
   }
 });

@@ -1,7 +1,7 @@
 // Outbound routes end to end: kcat -> dev Kafka -> plugin -> Mosquitto ->
 // mqtt.js subscribers. Run by tests/integration/outbound-notify.sh, which
 // writes the routes this file relies on.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { connect, subscribe, collect, waitFor, sleep } from './lib.mjs';
@@ -9,8 +9,18 @@ import { produce, sysCounter, waitCounter, userProps } from './outbound-lib.mjs'
 
 const uid = () => randomUUID().slice(0, 8);
 
-async function listener(filter, version = 5) {
+// Every client is closed at the end even when an assertion failed, so that
+// a failure does not keep node (and the test) alive.
+const open = [];
+after(() => open.forEach((c) => c.end(true)));
+async function client(version = 5) {
   const c = await connect({ protocolVersion: version });
+  open.push(c);
+  return c;
+}
+
+async function listener(filter, version = 5) {
+  const c = await client(version);
   const got = collect(c, filter);
   await subscribe(c, filter, { qos: 1 });
   return { c, got };
@@ -215,7 +225,7 @@ test('reply route: a response topic outside the allowed patterns, or none, is re
 
 test('order per key is kept, and latency is far below the 100 ms idle tick', async () => {
   const user = `u-${uid()}`;
-  const c = await connect({ protocolVersion: 5 });
+  const c = await client(5);
   const got = [];
   c.on('message', (t, payload) => got.push({ at: performance.now(), n: Number(payload.toString()) }));
   await subscribe(c, `users/${user}/notifications`, { qos: 1 });

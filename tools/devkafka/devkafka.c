@@ -11,6 +11,7 @@
  *   broker-down ID | broker-up ID | broker-rtt ID MS
  *   request-errors APIKEY ERRCODE [COUNT]   (e.g. 0 19 5: Produce, NOT_ENOUGH_REPLICAS x5)
  *   topic-error TOPIC ERRCODE | create-topic TOPIC PARTITIONS
+ *   partition-leader TOPIC PARTITION BROKER_ID   (a leader change)
  *   ping
  */
 #include <arpa/inet.h>
@@ -112,6 +113,8 @@ static void devkafka_command(rd_kafka_mock_cluster_t *mc, char *line, char *repl
 		free(errs);
 	} else if (n == 3 && !strcmp(cmd, "topic-error")) {
 		rd_kafka_mock_topic_set_error(mc, a, (rd_kafka_resp_err_t)atoi(b));
+	} else if (n == 4 && !strcmp(cmd, "partition-leader")) {
+		err = rd_kafka_mock_partition_set_leader(mc, a, atoi(b), atoi(c));
 	} else if (n == 3 && !strcmp(cmd, "create-topic")) {
 		err = rd_kafka_mock_topic_create(mc, a, atoi(b), 1);
 	} else {

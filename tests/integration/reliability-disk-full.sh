@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The journal's disk fills up (a 2 MB tmpfs) during a Kafka outage: clean
+# refusals, nothing corrupted, recovery when Kafka drains the journal.
+source "$(dirname "$0")/../lib/stack.sh"
+stack_init
+export JOURNAL_DIR="$T/journal"
+mkdir -p "$JOURNAL_DIR"
+mount -t tmpfs -o size=2m tmpfs "$JOURNAL_DIR" 2>/dev/null || skip "cannot mount a tmpfs here (needs root)"
+STACK_AFTER_CLEANUP='umount "$JOURNAL_DIR" 2>/dev/null'
+# mosquitto drops to its user; the tmpfs root must be its own
+start_kafka --topic events.order:3
+export JOURNAL_MAX_BYTES=268435456
+start_mosquitto "$ROOT/tests/integration/reliability-journal.json.in"
+cd "$ROOT"
+kafka_ctl "broker-down 1"
+node tests/node/pubload.mjs --rate 400 --seconds 6 --out "$T/acked1.jsonl" 2>"$T/pubload1.log"
+cat "$T/pubload1.log"
+grep -q 'refused=0 ' "$T/pubload1.log" && fail "a full disk must refuse events"
+grep -q '"store_full":' "$T/pubload1.log" || fail "no store_full error events"
+"$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" || true
+kafka_ctl "broker-up 1"
+sleep 4
+node tests/node/pubload.mjs --rate 200 --seconds 2 --out "$T/acked2.jsonl" 2>"$T/pubload2.log"
+cat "$T/pubload2.log"
+grep -q 'refused=0 ' "$T/pubload2.log" || fail "events are still refused after space returned"
+node tests/node/verify-kafka.mjs --topic events.order --acked "$T/acked1.jsonl,$T/acked2.jsonl" --wait 60 || fail "acknowledged events missing"

@@ -1,0 +1,45 @@
+// Checks that Kafka holds every acknowledged event (from pubload.mjs files):
+//   node tests/node/verify-kafka.mjs --topic events.order --acked a.jsonl[,b.jsonl] [--allow-duplicates]
+// Without --allow-duplicates each must be there exactly once; with it,
+// duplicates are counted and reported. Per key, the first copies of the
+// events must appear in publish order.
+import fs from 'node:fs';
+import { kafkaRecords, waitFor } from './lib.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((a, v, i, all) =>
+  (v.startsWith('--') ? a.concat([[v.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : true]]) : a), []));
+const acked = new Map();
+for (const f of String(args.acked).split(',')) {
+  for (const line of fs.readFileSync(f, 'utf8').split('\n').filter(Boolean)) {
+    const a = JSON.parse(line);
+    acked.set(a.id, a);
+  }
+}
+const prefixes = new Set([...acked.keys()].map((id) => id.split('-')[0]));
+let recs = [];
+await waitFor(async () => {
+  recs = (await kafkaRecords(args.topic, { timeoutMs: 60000 }))
+    .filter((r) => r.headers.ce_id && prefixes.has(r.headers.ce_id.split('-')[0]));
+  const have = new Set(recs.map((r) => r.headers.ce_id));
+  return [...acked.keys()].every((id) => have.has(id));
+}, Number(args.wait || 60) * 1000, 'every acknowledged event in Kafka').catch(() => {});
+
+const count = new Map();
+for (const r of recs) count.set(r.headers.ce_id, (count.get(r.headers.ce_id) || 0) + 1);
+const missing = [...acked.keys()].filter((id) => !count.has(id));
+const dups = [...count.values()].filter((c) => c > 1).reduce((a, c) => a + c - 1, 0);
+// Per key, in partition order, the first copy of each event: seq ascending.
+const lastSeq = new Map();
+let misordered = 0;
+const seen = new Set();
+for (const r of recs.sort((a, b) => a.partition - b.partition || a.offset - b.offset)) {
+  if (seen.has(r.headers.ce_id)) continue;
+  seen.add(r.headers.ce_id);
+  const s = JSON.parse(r.value).total;
+  if (lastSeq.has(r.key) && s < lastSeq.get(r.key)) misordered++;
+  lastSeq.set(r.key, s);
+}
+console.log(`verify: acknowledged=${acked.size} in_kafka=${count.size} missing=${missing.length} duplicates=${dups} misordered=${misordered}`);
+if (missing.length) console.log(`verify: first missing: ${missing.slice(0, 5).join(' ')}`);
+const ok = missing.length === 0 && misordered === 0 && (args['allow-duplicates'] || dups === 0);
+process.exit(ok ? 0 : 1);
