@@ -1,0 +1,55 @@
+/*
+ * libFuzzer target: the configuration's parsers — route patterns and
+ * templates (and matching topics against them) and ${VAR} expansion over a
+ * JSON document. Input: pattern NUL template NUL topic NUL json.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tributary/route.h"
+#include "tributary/util.h"
+
+static int lookup(void *ctx, const char *name, size_t len, const char **v, size_t *vlen)
+{
+	const tb_capture *c = tb_captures_get(ctx, name, len);
+	if (!c)
+		return -1;
+	*v = c->value;
+	*vlen = c->len;
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *parts[4] = {0};
+	const uint8_t *p = data, *end = data + size;
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+		const uint8_t *stop = (nul && i < 3) ? nul : end;
+		parts[i] = strndup((const char *)p, (size_t)(stop - p));
+		p = stop < end ? stop + 1 : end;
+	}
+	char err[256], out[512];
+	tb_pattern pat;
+	tb_template tpl;
+	if (tb_pattern_compile(&pat, parts[0], err, sizeof(err)) == 0) {
+		tb_captures caps;
+		if (tb_pattern_match(&pat, parts[2], &caps) &&
+		    tb_template_compile(&tpl, parts[1], err, sizeof(err)) == 0) {
+			tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out), NULL);
+			tb_template_free(&tpl);
+		}
+		tb_pattern_free(&pat);
+	}
+	setenv("FUZZ_VAR", "value", 1);
+	json_error_t jerr;
+	json_t *j = json_loads(parts[3], JSON_DECODE_ANY, &jerr);
+	if (j) {
+		tb_json_expand_env(j, err, sizeof(err));
+		json_decref(j);
+	}
+	for (int i = 0; i < 4; i++)
+		free(parts[i]);
+	return 0;
+}
