@@ -3,14 +3,19 @@
 # beside bare Mosquitto (no plugin) in the same run.
 #   msg/s with N connections at QoS 0 and 1 (1 KB example.order.placed);
 #   publish-to-Kafka latency p50/p99 at a fixed 10k msg/s (plugin) and
-#   publish-to-subscriber latency at the same rate (bare Mosquitto).
-# Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms.
+#   publish-to-subscriber latency at the same rate (bare Mosquitto);
+#   then the journal: QoS 1 msg/s and p99 at 2k msg/s with sync always,
+#   interval and never, beside no journal (BENCH_JOURNAL=0 skips it).
+# Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms;
+# journal `interval` within 10% of no journal.
 set -euo pipefail
 source "$(dirname "$0")/../tests/lib/stack.sh"
 REPS=${BENCH_REPS:-3} SECS=${BENCH_SECONDS:-4} CONNS=${BENCH_CONNS:-10}
 stack_init
 start_kafka --topic events.order:3
-start_mosquitto
+# The ingest figures are without a journal (that is the journal section's).
+export JOURNAL_SECTION=''
+start_mosquitto "$ROOT/bench/ingest-journal.json.in"
 bare_port=$((MQTT_PORT + 10))
 cat >"$T/bare.conf" <<CONF
 listener $bare_port 127.0.0.1
@@ -45,3 +50,20 @@ for qos in 0 1; do
 done
 run "bare mosquitto, QoS 1 @10k msg/s (to subscriber)" "$bare_port" 1 --rate 10000 --sub
 run "mosquitto + tributary, QoS 1 @10k msg/s (to Kafka)" "$MQTT_PORT" 1 --rate 10000 --kafka "$KAFKA_BOOTSTRAP"
+
+[[ "${BENCH_JOURNAL:-1}" == 1 ]] || exit 0
+echo
+echo "journal: QoS 1, $CONNS connections (max rate), and p99 at a fixed 2k msg/s"
+stop_mosquitto
+for mode in none always interval never; do
+	if [[ $mode == none ]]; then
+		export JOURNAL_SECTION=''
+	else
+		export JOURNAL_SECTION="\"journal\": {\"dir\": \"$T/journal-$mode\", \"sync\": \"$mode\"},"
+	fi
+	export JOURNAL_DIR="$T/journal-$mode"
+	start_mosquitto "$ROOT/bench/ingest-journal.json.in"
+	run "journal $mode, QoS 1 (max rate)" "$MQTT_PORT" 1 --kafka "$KAFKA_BOOTSTRAP"
+	run "journal $mode, QoS 1 @2k msg/s" "$MQTT_PORT" 1 --rate 2000 --kafka "$KAFKA_BOOTSTRAP"
+	stop_mosquitto
+done

@@ -225,6 +225,7 @@ void outbound__publish_stats(struct tributary *tb)
 	outbound__put("$SYS/tributary/outbound/published", atomic_load(&ob->stats.published));
 	outbound__put("$SYS/tributary/outbound/queue_depth", outbound__queue_depth(&ob->queue));
 	outbound__put("$SYS/tributary/outbound/paused", atomic_load(&ob->stats.paused) ? 1 : 0);
+	outbound__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));
 	outbound__put("$SYS/tributary/outbound/pauses", atomic_load(&ob->stats.pauses));
 	outbound__put("$SYS/tributary/outbound/assigned_partitions",
 		      atomic_load(&ob->stats.assigned));
@@ -238,7 +239,7 @@ int outbound__start(struct tributary *tb)
 	int rc;
 	if (!ob)
 		return MOSQ_ERR_SUCCESS;
-	outbound__queue_init(&ob->queue);
+	outbound__queue_init(&ob->queue, ob->resume_below);
 	pthread_mutex_init(&ob->log.lock, NULL);
 	ob->started = true;
 	if ((rc = outbound__consumer_start(ob)))

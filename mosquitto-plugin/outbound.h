@@ -80,15 +80,19 @@ struct ob_item {
 
 struct ob_queue {
 	pthread_mutex_t lock;
+	pthread_cond_t space; /* depth fell to `low` while the consumer waited */
 	struct ob_item *head, *tail;
 	size_t depth;
+	size_t low;
+	bool waiting;
 };
 
 struct ob_stats {
 	atomic_uint_fast64_t received;
 	atomic_uint_fast64_t published;
 	atomic_uint_fast64_t dropped[OB_DROP__COUNT];
-	atomic_uint_fast64_t pauses;
+	atomic_uint_fast64_t full;   /* times the queue reached its capacity */
+	atomic_uint_fast64_t pauses; /* times the partitions were paused */
 	atomic_uint_fast64_t wakes;
 	atomic_uint_fast64_t kafka_errors;
 	atomic_uint_fast64_t offset_store_failed;
@@ -133,6 +137,7 @@ struct tb_outbound {
 	char **topics; /* distinct Kafka topics of the routes */
 	size_t ntopics;
 	size_t capacity, resume_below;
+	int pause_after_ms; /* full for this long: pause the partitions */
 	size_t max_per_tick;
 	size_t max_payload;
 	bool wake_enabled;
@@ -169,7 +174,8 @@ struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg);
 void outbound__item_free(struct ob_item *it);
 
 /* outbound_queue.c */
-void outbound__queue_init(struct ob_queue *q);
+void outbound__queue_init(struct ob_queue *q, size_t low);
+size_t outbound__queue_wait(struct ob_queue *q, int timeout_ms);
 size_t outbound__queue_push(struct ob_queue *q, struct ob_item *it);
 struct ob_item *outbound__queue_take(struct ob_queue *q, size_t max, size_t *taken, size_t *left);
 size_t outbound__queue_depth(struct ob_queue *q);

@@ -7,7 +7,7 @@
  *     "start": "latest",                       a new group's first position
  *     "consumer": { librdkafka properties },   on top of the cluster's
  *                                               connection settings
- *     "queue": { "capacity": 10000, "resume_below": 5000 },
+ *     "queue": { "capacity": 10000, "resume_below": 5000, "pause_after_ms": 1000 },
  *     "max_per_tick": 1000,
  *     "max_payload": 0,                        bytes, 0: MQTT's own limit
  *     "wake": "127.0.0.1:1883",                see outbound_wake.c; off if absent
@@ -341,7 +341,7 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	static const char *const allowed[] = {"cluster",      "group_id",    "start",  "consumer",
 					      "queue",        "max_per_tick", "max_payload", "wake",
 					      "routes",       "comment",     NULL};
-	static const char *const qallowed[] = {"capacity", "resume_below", NULL};
+	static const char *const qallowed[] = {"capacity", "resume_below", "pause_after_ms", NULL};
 	int rc;
 	if (!j)
 		return MOSQ_ERR_SUCCESS;
@@ -370,6 +370,11 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	if ((rc = obconf__size(queue, "resume_below", "outbound.queue", 0, ob->capacity - 1,
 			       ob->capacity / 2, &ob->resume_below)))
 		return rc;
+	size_t pause_after;
+	if ((rc = obconf__size(queue, "pause_after_ms", "outbound.queue", 0, 60000, 1000,
+			       &pause_after)))
+		return rc;
+	ob->pause_after_ms = (int)pause_after;
 	if ((rc = obconf__size(j, "max_per_tick", "outbound", 1, 1000000, 1000,
 			       &ob->max_per_tick)))
 		return rc;

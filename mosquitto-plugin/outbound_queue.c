@@ -1,19 +1,51 @@
 /*
  * The hand-over from the consumer thread to the main thread: a FIFO of
- * mapped records under one mutex. It never refuses an item: the consumer
- * pauses its partitions once the depth reaches the capacity, and librdkafka
- * then discards what it had prefetched for them and fetches it again on
- * resume, so the depth stays near the capacity and nothing is dropped.
+ * mapped records under one mutex. It never refuses an item: at the capacity
+ * the consumer stops taking records (outbound_consumer.c), so the depth
+ * stays at the capacity and nothing is dropped.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "outbound.h"
 
-void outbound__queue_init(struct ob_queue *q)
+void outbound__queue_init(struct ob_queue *q, size_t low)
 {
+	pthread_condattr_t ca;
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->space, &ca);
+	pthread_condattr_destroy(&ca);
 	q->head = q->tail = NULL;
 	q->depth = 0;
+	q->low = low;
+	q->waiting = false;
+}
+
+/* Consumer thread: waits until the depth is at most `low`, or the timeout.
+ * Returns the depth. */
+size_t outbound__queue_wait(struct ob_queue *q, int timeout_ms)
+{
+	struct timespec until;
+	size_t depth;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&q->lock);
+	q->waiting = true;
+	while (q->depth > q->low)
+		if (pthread_cond_timedwait(&q->space, &q->lock, &until) == ETIMEDOUT)
+			break;
+	q->waiting = false;
+	depth = q->depth;
+	pthread_mutex_unlock(&q->lock);
+	return depth;
 }
 
 /* Returns the depth after the push. */
@@ -50,6 +82,8 @@ struct ob_item *outbound__queue_take(struct ob_queue *q, size_t max, size_t *tak
 			q->tail = NULL;
 		last->next = NULL;
 		q->depth -= n;
+		if (q->waiting && q->depth <= q->low)
+			pthread_cond_signal(&q->space);
 	}
 	*left = q->depth;
 	pthread_mutex_unlock(&q->lock);
@@ -79,5 +113,6 @@ void outbound__queue_destroy(struct ob_queue *q)
 	}
 	q->head = q->tail = NULL;
 	q->depth = 0;
+	pthread_cond_destroy(&q->space);
 	pthread_mutex_destroy(&q->lock);
 }

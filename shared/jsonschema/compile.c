@@ -32,7 +32,7 @@ static tjs_node *sub_node(tjs_cctx *cc, const json_t *j, const char *kw)
 	return node_for(cc, j);
 }
 
-static tjs_kw *kw_new(tjs_cctx *cc, tjs_node *n, size_t cap, tjs_kw_fn fn, const char *name,
+static tjs_kw *kw_new(tjs_cctx *cc, tjs_node *n, size_t cap, tjs_op fn, const char *name,
 		      const json_t *value)
 {
 	if (n->nkw >= cap) {
@@ -40,7 +40,7 @@ static tjs_kw *kw_new(tjs_cctx *cc, tjs_node *n, size_t cap, tjs_kw_fn fn, const
 		return NULL;
 	}
 	tjs_kw *kw = &n->kws[n->nkw++];
-	kw->fn = fn;
+	kw->op = fn;
 	kw->name = name;
 	kw->value = value;
 	kw->draft = n->draft;
@@ -84,13 +84,62 @@ static const char **sorted_names(tjs_cctx *cc, const json_t *obj, size_t *n)
 	return names;
 }
 
+/* Hash table over the names, so that validation finds an instance
+ * member's property with one hash of its key. */
+static bool name_table(tjs_cctx *cc, tjs_kw *kw)
+{
+	if (!kw->nsubs)
+		return true;
+	size_t cap = 8;
+	while (cap < kw->nsubs * 2)
+		cap *= 2;
+	kw->name_lens = calloc_arena(cc, kw->nsubs * sizeof(*kw->name_lens));
+	kw->ntab = calloc_arena(cc, cap * sizeof(*kw->ntab));
+	if (!kw->name_lens || !kw->ntab)
+		return false;
+	kw->ntab_mask = cap - 1;
+	for (size_t i = 0; i < kw->nsubs; i++) {
+		kw->name_lens[i] = strlen(kw->names[i]);
+		size_t j = tjs_hash_bytes(kw->names[i], kw->name_lens[i]) & kw->ntab_mask;
+		while (kw->ntab[j])
+			j = (j + 1) & kw->ntab_mask;
+		kw->ntab[j] = (uint32_t)(i + 1);
+	}
+	return true;
+}
+
+/* `required` as a name table plus a mask of its distinct names, so that
+ * one pass over an instance's members can check them all. */
+static void required_table(tjs_cctx *cc, tjs_kw *kw, const json_t *arr)
+{
+	size_t n = json_array_size(arr);
+	if (n == 0 || n > 64)
+		return;
+	kw->names = calloc_arena(cc, n * sizeof(*kw->names));
+	if (!kw->names)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *e = json_array_get(arr, i);
+		if (!json_is_string(e))
+			return; /* (refused by the meta-schema) */
+		kw->names[i] = json_string_value(e);
+	}
+	kw->nsubs = n;
+	if (!name_table(cc, kw))
+		return;
+	uint64_t mask = 0;
+	for (size_t i = 0; i < n; i++)
+		mask |= (uint64_t)1 << tjs_find_name(kw, kw->names[i], kw->name_lens[i]);
+	kw->req_mask = mask;
+}
+
 static bool subs_map(tjs_cctx *cc, tjs_kw *kw, const json_t *obj)
 {
 	if (!json_is_object(obj)) {
 		tjs_cfail(cc, "%s must be an object of schemas", kw->name);
 		return false;
 	}
-	if (!(kw->names = sorted_names(cc, obj, &kw->nsubs)))
+	if (!(kw->names = sorted_names(cc, obj, &kw->nsubs)) || !name_table(cc, kw))
 		return false;
 	kw->subs = calloc_arena(cc, kw->nsubs * sizeof(*kw->subs));
 	if (!kw->subs)
@@ -218,16 +267,16 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 #define GET(name) (v = json_object_get(j, name))
 
 	if (GET("$ref")) {
-		if ((kw = kw_new(cc, n, cap, tjs_kw_ref, "$ref", v)))
+		if ((kw = kw_new(cc, n, cap, TJS_OP_REF, "$ref", v)))
 			add_ref(cc, kw, n, v, false);
 		/* before 2019-09, $ref replaces the whole schema */
 		if (d <= TJS_DRAFT_7)
 			return;
 	}
-	if (d >= TJS_DRAFT_2020_12 && GET("$dynamicRef") && (kw = kw_new(cc, n, cap, tjs_kw_dynamic_ref, "$dynamicRef", v)))
+	if (d >= TJS_DRAFT_2020_12 && GET("$dynamicRef") && (kw = kw_new(cc, n, cap, TJS_OP_DYNAMIC_REF, "$dynamicRef", v)))
 		add_ref(cc, kw, n, v, true);
 	if (d == TJS_DRAFT_2019_09 && GET("$recursiveRef") &&
-	    (kw = kw_new(cc, n, cap, tjs_kw_recursive_ref, "$recursiveRef", v)))
+	    (kw = kw_new(cc, n, cap, TJS_OP_RECURSIVE_REF, "$recursiveRef", v)))
 		add_ref(cc, kw, n, v, false);
 
 	bool applicator = d <= TJS_DRAFT_7 || (voc & TJS_VOC_APPLICATOR);
@@ -235,13 +284,13 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 	bool unevaluated = d >= TJS_DRAFT_2019_09 && (voc & TJS_VOC_UNEVALUATED);
 
 	if (validation) {
-		if (GET("type") && (kw = kw_new(cc, n, cap, tjs_kw_type, "type", v)))
+		if (GET("type") && (kw = kw_new(cc, n, cap, TJS_OP_TYPE, "type", v)))
 			kw->types = parse_types(cc, v);
-		if (GET("enum") && (kw = kw_new(cc, n, cap, tjs_kw_enum, "enum", v)) && !json_is_array(v))
+		if (GET("enum") && (kw = kw_new(cc, n, cap, TJS_OP_ENUM, "enum", v)) && !json_is_array(v))
 			tjs_cfail(cc, "enum must be an array");
 		if (d >= TJS_DRAFT_6 && GET("const"))
-			kw_new(cc, n, cap, tjs_kw_const, "const", v);
-		if (GET("multipleOf") && (kw = kw_new(cc, n, cap, tjs_kw_multiple_of, "multipleOf", v))) {
+			kw_new(cc, n, cap, TJS_OP_CONST, "const", v);
+		if (GET("multipleOf") && (kw = kw_new(cc, n, cap, TJS_OP_MULTIPLE_OF, "multipleOf", v))) {
 			if (!json_is_number(v) || tjs_number(v) <= 0)
 				tjs_cfail(cc, "multipleOf must be a number greater than 0");
 			else
@@ -249,7 +298,7 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		}
 		const char *bounds[2][2] = {{"maximum", "exclusiveMaximum"}, {"minimum", "exclusiveMinimum"}};
 		for (int b = 0; b < 2; b++) {
-			tjs_kw_fn fn = b == 0 ? tjs_kw_maximum : tjs_kw_minimum;
+			tjs_op fn = b == 0 ? TJS_OP_MAXIMUM : TJS_OP_MINIMUM;
 			const json_t *lim = json_object_get(j, bounds[b][0]);
 			const json_t *ex = json_object_get(j, bounds[b][1]);
 			if (lim && !json_is_number(lim)) {
@@ -275,30 +324,34 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				}
 			}
 		}
-		if (GET("maxLength") && (kw = kw_new(cc, n, cap, tjs_kw_max_length, "maxLength", v)))
+		if (GET("maxLength") && (kw = kw_new(cc, n, cap, TJS_OP_MAX_LENGTH, "maxLength", v)))
 			get_count(cc, v, "maxLength", &kw->max);
-		if (GET("minLength") && (kw = kw_new(cc, n, cap, tjs_kw_min_length, "minLength", v)))
+		if (GET("minLength") && (kw = kw_new(cc, n, cap, TJS_OP_MIN_LENGTH, "minLength", v)))
 			get_count(cc, v, "minLength", &kw->min);
-		if (GET("pattern") && (kw = kw_new(cc, n, cap, tjs_kw_pattern, "pattern", v))) {
+		if (GET("pattern") && (kw = kw_new(cc, n, cap, TJS_OP_PATTERN, "pattern", v))) {
 			if (!json_is_string(v))
 				tjs_cfail(cc, "pattern must be a string");
 			else
 				kw->re = regex_for(cc, v);
 		}
-		if (GET("maxItems") && (kw = kw_new(cc, n, cap, tjs_kw_max_items, "maxItems", v)))
+		if (GET("maxItems") && (kw = kw_new(cc, n, cap, TJS_OP_MAX_ITEMS, "maxItems", v)))
 			get_count(cc, v, "maxItems", &kw->max);
-		if (GET("minItems") && (kw = kw_new(cc, n, cap, tjs_kw_min_items, "minItems", v)))
+		if (GET("minItems") && (kw = kw_new(cc, n, cap, TJS_OP_MIN_ITEMS, "minItems", v)))
 			get_count(cc, v, "minItems", &kw->min);
 		if (GET("uniqueItems") && json_is_true(v))
-			kw_new(cc, n, cap, tjs_kw_unique_items, "uniqueItems", v);
-		if (GET("maxProperties") && (kw = kw_new(cc, n, cap, tjs_kw_max_properties, "maxProperties", v)))
+			kw_new(cc, n, cap, TJS_OP_UNIQUE_ITEMS, "uniqueItems", v);
+		if (GET("maxProperties") && (kw = kw_new(cc, n, cap, TJS_OP_MAX_PROPERTIES, "maxProperties", v)))
 			get_count(cc, v, "maxProperties", &kw->max);
-		if (GET("minProperties") && (kw = kw_new(cc, n, cap, tjs_kw_min_properties, "minProperties", v)))
+		if (GET("minProperties") && (kw = kw_new(cc, n, cap, TJS_OP_MIN_PROPERTIES, "minProperties", v)))
 			get_count(cc, v, "minProperties", &kw->min);
-		if (GET("required") && (kw = kw_new(cc, n, cap, tjs_kw_required, "required", v)) && !json_is_array(v))
-			tjs_cfail(cc, "required must be an array of strings");
+		if (GET("required") && (kw = kw_new(cc, n, cap, TJS_OP_REQUIRED, "required", v))) {
+			if (!json_is_array(v))
+				tjs_cfail(cc, "required must be an array of strings");
+			else
+				required_table(cc, kw, v);
+		}
 		if (d >= TJS_DRAFT_2019_09 && GET("dependentRequired") &&
-		    (kw = kw_new(cc, n, cap, tjs_kw_dependent_required, "dependentRequired", v))) {
+		    (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_REQUIRED, "dependentRequired", v))) {
 			if (!json_is_object(v) || !(kw->names = sorted_names(cc, v, &kw->nsubs)))
 				tjs_cfail(cc, "dependentRequired must be an object");
 		}
@@ -307,18 +360,18 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 	    (cc->s->opts.format_assert || (d >= TJS_DRAFT_2020_12 && (voc & TJS_VOC_FORMAT_ASSERTION)))) {
 		tjs_format_fn f = tjs_format_lookup(json_string_value(v));
 		/* unknown formats stay annotations */
-		if (f && (kw = kw_new(cc, n, cap, tjs_kw_format, "format", v)))
+		if (f && (kw = kw_new(cc, n, cap, TJS_OP_FORMAT, "format", v)))
 			kw->format = f;
 	}
 	if (applicator) {
 		static const char *const combos[] = {"allOf", "anyOf", "oneOf"};
-		tjs_kw_fn combo_fns[] = {tjs_kw_all_of, tjs_kw_any_of, tjs_kw_one_of};
+		tjs_op combo_fns[] = {TJS_OP_ALL_OF, TJS_OP_ANY_OF, TJS_OP_ONE_OF};
 		for (int i = 0; i < 3; i++)
 			if (GET(combos[i]) && (kw = kw_new(cc, n, cap, combo_fns[i], combos[i], v)))
 				subs_array(cc, kw, v);
-		if (GET("not") && (kw = kw_new(cc, n, cap, tjs_kw_not, "not", v)))
+		if (GET("not") && (kw = kw_new(cc, n, cap, TJS_OP_NOT, "not", v)))
 			kw->sub = sub_node(cc, v, "not");
-		if (d >= TJS_DRAFT_7 && GET("if") && (kw = kw_new(cc, n, cap, tjs_kw_if, "if", v))) {
+		if (d >= TJS_DRAFT_7 && GET("if") && (kw = kw_new(cc, n, cap, TJS_OP_IF, "if", v))) {
 			kw->sub = sub_node(cc, v, "if");
 			const json_t *t = json_object_get(j, "then"), *e = json_object_get(j, "else");
 			if (t)
@@ -329,27 +382,27 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		/* arrays */
 		size_t nprefix = 0;
 		if (d >= TJS_DRAFT_2020_12) {
-			if (GET("prefixItems") && (kw = kw_new(cc, n, cap, tjs_kw_prefix_items, "prefixItems", v)) &&
+			if (GET("prefixItems") && (kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "prefixItems", v)) &&
 			    subs_array(cc, kw, v))
 				nprefix = kw->nsubs;
-			if (GET("items") && (kw = kw_new(cc, n, cap, tjs_kw_items_rest, "items", v))) {
+			if (GET("items") && (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "items", v))) {
 				kw->sub = sub_node(cc, v, "items");
 				kw->min = nprefix;
 			}
 		} else if (GET("items")) {
 			if (json_is_array(v)) {
-				if ((kw = kw_new(cc, n, cap, tjs_kw_prefix_items, "items", v)) && subs_array(cc, kw, v))
+				if ((kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "items", v)) && subs_array(cc, kw, v))
 					nprefix = kw->nsubs;
 				const json_t *add = json_object_get(j, "additionalItems");
-				if (add && (kw = kw_new(cc, n, cap, tjs_kw_items_rest, "additionalItems", add))) {
+				if (add && (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "additionalItems", add))) {
 					kw->sub = sub_node(cc, add, "additionalItems");
 					kw->min = nprefix;
 				}
-			} else if ((kw = kw_new(cc, n, cap, tjs_kw_items_rest, "items", v))) {
+			} else if ((kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "items", v))) {
 				kw->sub = sub_node(cc, v, "items");
 			}
 		}
-		if (d >= TJS_DRAFT_6 && GET("contains") && (kw = kw_new(cc, n, cap, tjs_kw_contains, "contains", v))) {
+		if (d >= TJS_DRAFT_6 && GET("contains") && (kw = kw_new(cc, n, cap, TJS_OP_CONTAINS, "contains", v))) {
 			kw->sub = sub_node(cc, v, "contains");
 			kw->has_min = true;
 			kw->min = 1;
@@ -368,7 +421,7 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		const json_t *props = json_object_get(j, "properties"), *pats = json_object_get(j, "patternProperties"),
 			     *addl = json_object_get(j, "additionalProperties");
 		if ((props || pats || addl) &&
-		    (kw = kw_new(cc, n, cap, tjs_kw_object_props, "properties", props ? props : pats ? pats : addl))) {
+		    (kw = kw_new(cc, n, cap, TJS_OP_OBJECT_PROPS, "properties", props ? props : pats ? pats : addl))) {
 			kw->name2 = "additionalProperties";
 			if (props)
 				subs_map(cc, kw, props);
@@ -398,10 +451,10 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				kw->sub = sub_node(cc, addl, "additionalProperties");
 		}
 		if (d >= TJS_DRAFT_6 && GET("propertyNames") &&
-		    (kw = kw_new(cc, n, cap, tjs_kw_property_names, "propertyNames", v)))
+		    (kw = kw_new(cc, n, cap, TJS_OP_PROPERTY_NAMES, "propertyNames", v)))
 			kw->sub = sub_node(cc, v, "propertyNames");
 		if (d >= TJS_DRAFT_2019_09 && GET("dependentSchemas") &&
-		    (kw = kw_new(cc, n, cap, tjs_kw_dependent_schemas, "dependentSchemas", v)))
+		    (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_SCHEMAS, "dependentSchemas", v)))
 			subs_map(cc, kw, v);
 		if (GET("dependencies")) {
 			if (!json_is_object(v)) {
@@ -421,12 +474,12 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				tjs_cfail(cc, "out of memory");
 			} else {
 				/* the split objects only sort names; values stay owned by the schema */
-				if (json_object_size(req) && (kw = kw_new(cc, n, cap, tjs_kw_dependent_required, "dependencies", v))) {
+				if (json_object_size(req) && (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_REQUIRED, "dependencies", v))) {
 					kw->names = sorted_names(cc, req, &kw->nsubs);
 					for (size_t i = 0; kw->names && i < kw->nsubs; i++)
 						kw->names[i] = json_object_iter_key(json_object_iter_at((json_t *)v, kw->names[i]));
 				}
-				if (json_object_size(sch) && (kw = kw_new(cc, n, cap, tjs_kw_dependent_schemas, "dependencies", v))) {
+				if (json_object_size(sch) && (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_SCHEMAS, "dependencies", v))) {
 					subs_map(cc, kw, sch);
 					for (size_t i = 0; kw->names && i < kw->nsubs; i++)
 						kw->names[i] = json_object_iter_key(json_object_iter_at((json_t *)v, kw->names[i]));
@@ -438,12 +491,12 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 	}
 	if (unevaluated) {
 		/* last: they see the annotations of every other keyword */
-		if (GET("unevaluatedItems") && (kw = kw_new(cc, n, cap, tjs_kw_unevaluated_items, "unevaluatedItems", v))) {
+		if (GET("unevaluatedItems") && (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_ITEMS, "unevaluatedItems", v))) {
 			kw->sub = sub_node(cc, v, "unevaluatedItems");
 			n->has_uneval = true;
 		}
 		if (GET("unevaluatedProperties") &&
-		    (kw = kw_new(cc, n, cap, tjs_kw_unevaluated_properties, "unevaluatedProperties", v))) {
+		    (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_PROPERTIES, "unevaluatedProperties", v))) {
 			kw->sub = sub_node(cc, v, "unevaluatedProperties");
 			n->has_uneval = true;
 		}

@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <string.h>
+#include <sys/types.h>
 
 #include "tributary/jsonschema.h"
 
@@ -87,6 +89,34 @@ void tjs_utf8_encode(tjs_buf *b, uint32_t cp);
 bool tjs_json_equal(const json_t *a, const json_t *b);
 /* Short rendering of a value for messages (truncated); caller frees. */
 char *tjs_json_short(const json_t *v);
+
+/* ---- doc.c: the arena document of tjs_doc_parse ---- */
+typedef struct tjs_member tjs_member;
+struct tjs_value {
+	json_type type;
+	size_t n; /* string bytes, array items, object members */
+	union {
+		const char *s;
+		json_int_t i;
+		double d;
+		const tjs_value *items;
+		const tjs_member *members;
+	} u;
+};
+struct tjs_member {
+	const char *key;
+	size_t keylen;
+	tjs_value val;
+};
+struct tjs_doc {
+	tjs_arena arena;
+	tjs_value root;
+	char *strings; /* decoded strings, in one block */
+};
+/* A short rendering of `v` like tjs_json_short; caller frees. */
+char *tjs_value_short(const tjs_value *v);
+bool tjs_value_equal(const tjs_value *a, const tjs_value *b);
+bool tjs_value_equal_json(const tjs_value *a, const json_t *b);
 
 /* ---- uri.c ---- */
 typedef struct tjs_uri {
@@ -187,7 +217,42 @@ typedef struct tjs_resource tjs_resource;
 typedef struct tjs_vctx tjs_vctx;
 typedef struct tjs_ann tjs_ann;
 
-typedef bool (*tjs_kw_fn)(tjs_vctx *c, const tjs_kw *kw, const json_t *inst, tjs_ann *ann);
+/* Keyword operations, dispatched by eval_impl.h. */
+typedef enum tjs_op {
+	TJS_OP_TYPE,
+	TJS_OP_ENUM,
+	TJS_OP_CONST,
+	TJS_OP_MULTIPLE_OF,
+	TJS_OP_MAXIMUM,
+	TJS_OP_MINIMUM,
+	TJS_OP_MAX_LENGTH,
+	TJS_OP_MIN_LENGTH,
+	TJS_OP_PATTERN,
+	TJS_OP_FORMAT,
+	TJS_OP_MAX_ITEMS,
+	TJS_OP_MIN_ITEMS,
+	TJS_OP_UNIQUE_ITEMS,
+	TJS_OP_MAX_PROPERTIES,
+	TJS_OP_MIN_PROPERTIES,
+	TJS_OP_REQUIRED,
+	TJS_OP_DEPENDENT_REQUIRED,
+	TJS_OP_DEPENDENT_SCHEMAS,
+	TJS_OP_REF,
+	TJS_OP_DYNAMIC_REF,
+	TJS_OP_RECURSIVE_REF,
+	TJS_OP_ALL_OF,
+	TJS_OP_ANY_OF,
+	TJS_OP_ONE_OF,
+	TJS_OP_NOT,
+	TJS_OP_IF,
+	TJS_OP_PREFIX_ITEMS,
+	TJS_OP_ITEMS_REST,
+	TJS_OP_CONTAINS,
+	TJS_OP_OBJECT_PROPS,
+	TJS_OP_PROPERTY_NAMES,
+	TJS_OP_UNEVALUATED_ITEMS,
+	TJS_OP_UNEVALUATED_PROPERTIES,
+} tjs_op;
 
 enum {
 	TJS_T_NULL = 1 << 0,
@@ -206,7 +271,7 @@ typedef struct tjs_pattern {
 } tjs_pattern;
 
 struct tjs_kw {
-	tjs_kw_fn fn;
+	tjs_op op;
 	const char *name;  /* keyword for the keyword location */
 	const char *name2; /* second keyword of a pair (e.g. "additionalProperties") */
 	const json_t *value;
@@ -215,7 +280,10 @@ struct tjs_kw {
 	size_t nsubs;
 	/* sorted property names with their subschemas or required lists */
 	const char **names;
-	const json_t **lists;
+	size_t *name_lens;
+	uint32_t *ntab; /* open addressing over names: index + 1, 0 empty */
+	size_t ntab_mask;
+	uint64_t req_mask; /* required: bits of the distinct names in `names` (<= 64 of them) */
 	tjs_pattern *patterns;
 	size_t npatterns;
 	double num;
@@ -317,41 +385,6 @@ tjs_schema *tjs_compile_internal(tjs_registry *reg, json_t *schema, const char *
 				 const tjs_options *opts, bool check_meta, bool hold_reg, char *err,
 				 size_t errlen);
 
-/* ---- keywords.c: functions bound at compile time ---- */
-bool tjs_kw_type(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_enum(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_const(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_multiple_of(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_maximum(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_minimum(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_max_length(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_min_length(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_pattern(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_format(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_max_items(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_min_items(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_unique_items(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_max_properties(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_min_properties(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_required(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_dependent_required(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_dependent_schemas(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_ref(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_dynamic_ref(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_recursive_ref(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_all_of(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_any_of(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_one_of(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_not(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_if(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_prefix_items(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_items_rest(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_contains(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_object_props(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_property_names(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_unevaluated_items(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-bool tjs_kw_unevaluated_properties(tjs_vctx *, const tjs_kw *, const json_t *, tjs_ann *);
-
 /* ---- validate.c: evaluation services used by keywords ---- */
 struct tjs_ann {
 	uint64_t *bits; /* evaluated keys (objects, in iteration order) or items */
@@ -375,15 +408,19 @@ struct tjs_vctx {
 	size_t nipath, nkpath, capipath, capkpath;
 	const tjs_resource **scope;
 	size_t nscope, capscope;
+	/* first entries of the stacks, so that most validations allocate nothing */
+	tjs_seg ipath_inline[16];
+	const tjs_resource *scope_inline[8];
 	pcre2_match_data *md;
 	tjs_arena arena;
 	size_t nerrors_cap;
 };
 
-bool tjs_eval(tjs_vctx *c, const tjs_node *n, const json_t *inst, tjs_ann *ann);
-/* Evaluates a subschema on a child of the instance (key or index). */
-bool tjs_eval_child_key(tjs_vctx *c, const tjs_node *n, const json_t *child, const char *key);
-bool tjs_eval_child_index(tjs_vctx *c, const tjs_node *n, const json_t *child, size_t index);
+/* eval_impl.h, instantiated for each instance representation */
+bool tjs_eval_json(tjs_vctx *c, const tjs_node *n, const json_t *inst);
+bool tjs_eval_doc(tjs_vctx *c, const tjs_node *n, const tjs_value *inst);
+bool tjs_scope_push(tjs_vctx *c, const tjs_resource *r);
+bool tjs_ipush(tjs_vctx *c, const char *key, size_t index);
 void tjs_kpush(tjs_vctx *c, const char *name);
 void tjs_kpush_index(tjs_vctx *c, size_t index);
 void tjs_kpop(tjs_vctx *c);
@@ -394,12 +431,33 @@ void tjs_error_rollback(tjs_vctx *c, size_t mark);
 /* Moves the errors after `mark` behind a new one (the summary comes first). */
 void tjs_error_summary(tjs_vctx *c, size_t mark, const char *kw, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-bool tjs_ann_init(tjs_vctx *c, tjs_ann *a, const json_t *inst);
+bool tjs_ann_init_n(tjs_vctx *c, tjs_ann *a, size_t n);
 void tjs_ann_set(tjs_ann *a, size_t i);
 bool tjs_ann_get(const tjs_ann *a, size_t i);
 void tjs_ann_merge(tjs_ann *into, const tjs_ann *from);
 pcre2_match_data *tjs_match_data(tjs_vctx *c);
 bool tjs_is_integer(const json_t *v);
 double tjs_number(const json_t *v);
+
+static inline uint64_t tjs_hash_bytes(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Index of a `properties` name, -1 if none (table built by compile.c). */
+static inline ssize_t tjs_find_name(const tjs_kw *kw, const char *key, size_t keylen)
+{
+	if (!kw->ntab)
+		return -1;
+	for (size_t j = tjs_hash_bytes(key, keylen) & kw->ntab_mask; kw->ntab[j]; j = (j + 1) & kw->ntab_mask) {
+		size_t i = kw->ntab[j] - 1;
+		if (kw->name_lens[i] == keylen && memcmp(kw->names[i], key, keylen) == 0)
+			return (ssize_t)i;
+	}
+	return -1;
+}
 
 #endif

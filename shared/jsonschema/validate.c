@@ -11,19 +11,32 @@
 
 #include "internal.h"
 
-static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
+/* Grows a stack; `inl` is its initial storage inside the context. */
+static bool grow_from(void **arr, size_t *cap, size_t need, size_t elem, void *inl)
 {
 	if (need <= *cap)
 		return true;
 	size_t c = *cap ? *cap * 2 : 32;
 	while (c < need)
 		c *= 2;
-	void *p = realloc(*arr, c * elem);
+	void *p;
+	if (inl && *arr == inl) {
+		p = malloc(c * elem);
+		if (p)
+			memcpy(p, inl, *cap * elem);
+	} else {
+		p = realloc(*arr, c * elem);
+	}
 	if (!p)
 		return false;
 	*arr = p;
 	*cap = c;
 	return true;
+}
+
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	return grow_from(arr, cap, need, elem, NULL);
 }
 
 static void oom(tjs_vctx *c)
@@ -59,9 +72,9 @@ void tjs_kpop(tjs_vctx *c)
 		c->nkpath--;
 }
 
-static bool ipush(tjs_vctx *c, const char *key, size_t index)
+bool tjs_ipush(tjs_vctx *c, const char *key, size_t index)
 {
-	if (!grow((void **)&c->ipath, &c->capipath, c->nipath + 1, sizeof(*c->ipath))) {
+	if (!grow_from((void **)&c->ipath, &c->capipath, c->nipath + 1, sizeof(*c->ipath), c->ipath_inline)) {
 		oom(c);
 		return false;
 	}
@@ -158,9 +171,18 @@ void tjs_error_summary(tjs_vctx *c, size_t mark, const char *kw, const char *fmt
 	}
 }
 
-bool tjs_ann_init(tjs_vctx *c, tjs_ann *a, const json_t *inst)
+bool tjs_scope_push(tjs_vctx *c, const tjs_resource *r)
 {
-	size_t n = json_is_object(inst) ? json_object_size(inst) : json_is_array(inst) ? json_array_size(inst) : 0;
+	if (!grow_from((void **)&c->scope, &c->capscope, c->nscope + 1, sizeof(*c->scope), c->scope_inline)) {
+		oom(c);
+		return false;
+	}
+	c->scope[c->nscope++] = r;
+	return true;
+}
+
+bool tjs_ann_init_n(tjs_vctx *c, tjs_ann *a, size_t n)
+{
 	a->n = n;
 	a->all = false;
 	a->bits = NULL;
@@ -197,136 +219,147 @@ void tjs_ann_merge(tjs_ann *into, const tjs_ann *from)
 		into->bits[i] |= from->bits[i];
 }
 
+/* One match data block per thread, kept between validations: matches
+ * only need it for the duration of pcre2_match (the result is whether it
+ * matched), and creating one per validation was a malloc per event. The key
+ * frees it when a thread ends, and is deleted if the library is unloaded
+ * (the broker plugin) so that no destructor outlives the code. */
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static pthread_key_t md_key;
+static bool md_key_ok;
+static __thread pcre2_match_data *md_tls;
+
+static void md_destroy(void *p)
+{
+	pcre2_match_data_free(p);
+}
+
+static void md_key_init(void)
+{
+	md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+}
+
+__attribute__((destructor)) static void md_key_fini(void)
+{
+	if (md_key_ok) {
+		md_key_ok = false;
+		pthread_key_delete(md_key);
+	}
+}
+
 pcre2_match_data *tjs_match_data(tjs_vctx *c)
 {
-	if (!c->md) {
-		c->md = pcre2_match_data_create(1, NULL);
-		if (!c->md)
+	if (c->md)
+		return c->md;
+	if (!md_tls) {
+		pthread_once(&md_once, md_key_init);
+		md_tls = pcre2_match_data_create(1, NULL);
+		if (!md_tls) {
 			oom(c);
-	}
-	return c->md;
-}
-
-bool tjs_eval(tjs_vctx *c, const tjs_node *n, const json_t *inst, tjs_ann *ann)
-{
-	if (c->fatal)
-		return false;
-	if (n->boolean >= 0) {
-		if (n->boolean)
-			return true;
-		char *v = c->collect ? tjs_json_short(inst) : NULL;
-		tjs_report(c, NULL, "%s is not allowed here (false schema)", v ? v : "value");
-		free(v);
-		return false;
-	}
-	/* Instance nesting is bounded in eval_child; this bounds the C stack as
-	 * a whole, including reference cycles that never reach a child. */
-	if (c->node_depth >= c->max_depth * 8) {
-		tjs_report(c, NULL, "schema evaluation deeper than %u levels (reference cycle?)", c->max_depth * 8);
-		c->fatal = true;
-		return false;
-	}
-	c->node_depth++;
-	bool pushed = false;
-	if (c->nscope == 0 || c->scope[c->nscope - 1] != n->owner) {
-		if (!grow((void **)&c->scope, &c->capscope, c->nscope + 1, sizeof(*c->scope))) {
-			oom(c);
-			c->node_depth--;
-			return false;
+			return NULL;
 		}
-		c->scope[c->nscope++] = n->owner;
-		pushed = true;
+		if (md_key_ok)
+			pthread_setspecific(md_key, md_tls);
 	}
-	tjs_arena_mark mark = tjs_arena_save(&c->arena);
-	tjs_ann local, *a = ann;
-	bool ok = true;
-	if (n->has_uneval) {
-		if (!tjs_ann_init(c, &local, inst))
-			ok = false;
-		a = &local;
-	}
-	for (size_t i = 0; ok || (c->collect && !c->fatal); i++) {
-		if (i >= n->nkw)
-			break;
-		const tjs_kw *kw = &n->kws[i];
-		if (!kw->fn(c, kw, inst, a)) {
-			ok = false;
-			if (!c->collect || c->fatal)
-				break;
-		}
-	}
-	if (n->has_uneval && ok && ann)
-		tjs_ann_merge(ann, &local);
-	tjs_arena_restore(&c->arena, mark);
-	if (pushed)
-		c->nscope--;
-	c->node_depth--;
-	return ok && !c->fatal;
+	return c->md = md_tls;
 }
 
-static bool eval_child(tjs_vctx *c, const tjs_node *n, const json_t *child, const char *key, size_t index)
-{
-	if (n->boolean == 1)
-		return true;
-	if (c->nipath >= c->max_depth) {
-		tjs_report(c, NULL, "instance nested deeper than %u levels", c->max_depth);
-		c->fatal = true;
-		return false;
-	}
-	if (!ipush(c, key, index))
-		return false;
-	bool ok = tjs_eval(c, n, child, NULL);
-	c->nipath--;
-	return ok;
-}
-
-bool tjs_eval_child_key(tjs_vctx *c, const tjs_node *n, const json_t *child, const char *key)
-{
-	return eval_child(c, n, child, key, 0);
-}
-
-bool tjs_eval_child_index(tjs_vctx *c, const tjs_node *n, const json_t *child, size_t index)
-{
-	return eval_child(c, n, child, NULL, index);
-}
-
-TJS_API bool tjs_validate(const tjs_schema *schema, const json_t *instance, tjs_result *result,
-			  size_t max_errors)
+/* Runs the validation; errors only on a second pass over an invalid
+ * instance, so that the common case (valid) builds no locations at all. */
+static bool validate_any(const tjs_schema *schema, const json_t *jinst, const tjs_value *vinst,
+			 tjs_result *result, size_t max_errors)
 {
 	if (result) {
 		result->count = 0;
 		result->errors = NULL;
 	}
-	if (!schema || !instance)
+	if (!schema || (!jinst && !vinst))
 		return false;
-	tjs_vctx c = {0};
-	c.schema = schema;
-	c.result = result;
-	c.collect = result != NULL;
-	c.max_depth = schema->opts.max_depth;
-	bool ok = tjs_eval(&c, schema->root, instance, NULL);
-	if (c.fatal) {
-		ok = false;
-		if (result && result->count == 0)
-			tjs_report(&c, NULL, "validation aborted (out of memory)");
+	bool ok = false;
+	for (int pass = result ? 0 : 1; pass < 2 && !ok; pass++) {
+		tjs_vctx c = {0};
+		c.schema = schema;
+		c.collect = pass == 1 && result != NULL;
+		c.result = c.collect ? result : NULL;
+		c.max_depth = schema->opts.max_depth;
+		c.ipath = c.ipath_inline;
+		c.capipath = sizeof(c.ipath_inline) / sizeof(c.ipath_inline[0]);
+		c.scope = c.scope_inline;
+		c.capscope = sizeof(c.scope_inline) / sizeof(c.scope_inline[0]);
+		/* a sentinel under the scope (no resource), so that eval need not
+		 * test for an empty stack; scope readers start at 1 */
+		c.scope[c.nscope++] = NULL;
+		ok = jinst ? tjs_eval_json(&c, schema->root, jinst) : tjs_eval_doc(&c, schema->root, vinst);
+		if (c.fatal) {
+			ok = false;
+			if (c.collect && result->count == 0)
+				tjs_report(&c, NULL, "validation aborted (out of memory)");
+		}
+		if (c.collect && max_errors && result->count > max_errors) {
+			for (size_t i = max_errors; i < result->count; i++)
+				error_free(&result->errors[i]);
+			result->count = max_errors;
+		}
+		/* errors rolled back by passing branches may leave an empty
+		 * array: a caller has no reason to clear a result of a valid
+		 * document */
+		if (c.collect && result->count == 0) {
+			free(result->errors);
+			result->errors = NULL;
+		}
+		if (c.ipath != c.ipath_inline)
+			free(c.ipath);
+		free(c.kpath);
+		if (c.scope != c.scope_inline)
+			free(c.scope);
+		tjs_arena_free(&c.arena);
 	}
-	if (result && max_errors && result->count > max_errors) {
-		for (size_t i = max_errors; i < result->count; i++)
-			error_free(&result->errors[i]);
-		result->count = max_errors;
-	}
-	/* errors rolled back by passing branches may leave an empty array: a
-	 * caller has no reason to clear a result of a valid document */
-	if (result && result->count == 0) {
-		free(result->errors);
+	return ok;
+}
+
+TJS_API bool tjs_validate(const tjs_schema *schema, const json_t *instance, tjs_result *result,
+			  size_t max_errors)
+{
+	return validate_any(schema, instance, NULL, result, max_errors);
+}
+
+TJS_API bool tjs_validate_value(const tjs_schema *schema, const tjs_value *instance, tjs_result *result,
+				size_t max_errors)
+{
+	return validate_any(schema, NULL, instance, result, max_errors);
+}
+
+TJS_API bool tjs_validate_bytes(const tjs_schema *schema, const char *bytes, size_t len, unsigned flags,
+				tjs_result *result, size_t max_errors)
+{
+	if (result) {
+		result->count = 0;
 		result->errors = NULL;
 	}
-	free(c.ipath);
-	free(c.kpath);
-	free(c.scope);
-	if (c.md)
-		pcre2_match_data_free(c.md);
-	tjs_arena_free(&c.arena);
+	if (!schema)
+		return false;
+	char err[200];
+	tjs_doc *doc = tjs_doc_parse(bytes, len, flags, err, sizeof(err));
+	if (!doc) {
+		tjs_error *e = result ? calloc(1, sizeof(*e)) : NULL;
+		if (e) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "not valid JSON: %s", err);
+			e->instance_location = strdup("");
+			e->keyword_location = strdup("");
+			e->message = strdup(msg);
+			if (e->instance_location && e->keyword_location && e->message) {
+				result->errors = e;
+				result->count = 1;
+			} else {
+				error_free(e);
+				free(e);
+			}
+		}
+		return false;
+	}
+	bool ok = validate_any(schema, NULL, &doc->root, result, max_errors);
+	tjs_doc_free(doc);
 	return ok;
 }
 

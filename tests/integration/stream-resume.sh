@@ -18,27 +18,38 @@ node "$NODE_DIR/stream-resume.mjs" "http://127.0.0.1:$HTTP_PORT/notifications?us
 c_k3=$!
 stream_wait_subscribers 2
 
-# the producer: keys k0..k7 spread over the 4 partitions, ~3 s in all
-(
-	for ((n = 1; n <= TOTAL; n++)); do
-		echo "k$((n % 8)):$n"
-		((n % 10 == 0)) && sleep 0.03
+# the producer: keys k0..k7 spread over the 4 partitions, in batches of 30
+# (kcat -P produces only once its stdin ends: one kcat a batch)
+produce_batches() { # FIRST LAST
+	local b n
+	for ((b = $1; b <= $2; b += 30)); do
+		for ((n = b; n < b + 30 && n <= $2; n++)); do echo "k$((n % 8)):$n"; done | produce -K:
+		sleep 0.1
 	done
-) | produce -K: &
+}
+produce_batches 1 $((TOTAL * 3 / 4)) &
 producer=$!
 
-# reload while the clients are in phase 3: old workers close their streams,
-# EventSource reconnects with Last-Event-ID to the new workers
-for _ in $(seq 1 200); do
+# the clients close and resume at 1/3 and 2/3 while this goes on; once
+# both are in phase 3, nginx reloads: the old workers close their streams
+# and the EventSources reconnect by themselves, with Last-Event-ID, to the
+# new workers, and get the rest
+for _ in $(seq 1 300); do
 	grep -q phase3 "$T/all.out" && grep -q phase3 "$T/k3.out" && break
 	sleep 0.05
 done
 grep -q phase3 "$T/all.out" || fail "client did not reach phase 3: $(cat "$T/all.err")"
-kill -HUP "$NGINX_PID"
-
 wait $producer || fail "producer failed"
+kill -HUP "$NGINX_PID"
+sleep 1
+produce_batches $((TOTAL * 3 / 4 + 1)) $TOTAL
+
 wait $c_all || fail "unfiltered client: $(cat "$T/all.err")"
 wait $c_k3 || fail "filtered client: $(cat "$T/k3.err")"
+for f in all k3; do
+	conns=$(sed -n 's/^ok .* \([0-9]*\) connections.*/\1/p' "$T/$f.out")
+	((conns >= 4)) || fail "$f: the EventSource did not reconnect after the reload ($conns connections)"
+done
 pass "resume across disconnects and a reload: $(tail -1 "$T/all.out"); k3: $(tail -1 "$T/k3.out")"
 grep -q 'tributary_stream: topic "notifications".*live from' "$NGINX_PREFIX/logs/error.log" || fail "no live consumer"
 

@@ -64,4 +64,51 @@ bool tjs_validate(const tjs_schema *schema, const json_t *instance, tjs_result *
 		  size_t max_errors);
 void tjs_result_clear(tjs_result *result);
 
+/* ---- Fast path: validating from bytes ----
+ *
+ * tjs_doc_parse reads JSON (RFC 8259, UTF-8) into an immutable document
+ * that lives in one arena: no per-value allocations, strings decoded once
+ * (NUL-terminated, with their length), object members in document order.
+ * It accepts exactly what json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
+ * accepts, plus the flags below. A document may be read by any number of
+ * threads; free it with tjs_doc_free (values are owned by it). */
+typedef struct tjs_doc tjs_doc;
+typedef struct tjs_value tjs_value;
+
+enum {
+	TJS_PARSE_ALLOW_NUL = 1 << 0,        /* "\u0000" in strings, as JSON_ALLOW_NUL */
+	TJS_PARSE_ALLOW_DUPLICATES = 1 << 1, /* keep every member of a repeated key */
+	TJS_PARSE_BIGINT_AS_REAL = 1 << 2,   /* integers beyond 64 bits read as doubles, not refused */
+};
+
+/* NULL on invalid JSON or no memory, with `err` ("... at line L, column C"). */
+tjs_doc *tjs_doc_parse(const char *bytes, size_t len, unsigned flags, char *err, size_t errlen);
+void tjs_doc_free(tjs_doc *doc);
+const tjs_value *tjs_doc_root(const tjs_doc *doc);
+
+/* Read access; the json_type values are jansson's. Accessors given a value of
+ * another type return 0 / NULL. */
+json_type tjs_value_type(const tjs_value *v);
+const char *tjs_value_string(const tjs_value *v, size_t *len); /* NUL-terminated */
+json_int_t tjs_value_integer(const tjs_value *v);
+double tjs_value_real(const tjs_value *v);   /* JSON_REAL or JSON_INTEGER as a double */
+size_t tjs_value_size(const tjs_value *v);   /* array items or object members */
+const tjs_value *tjs_value_at(const tjs_value *array, size_t i);
+/* Member i of an object (document order); key and its length. */
+const tjs_value *tjs_value_member(const tjs_value *object, size_t i, const char **key, size_t *keylen);
+const tjs_value *tjs_value_get(const tjs_value *object, const char *key);
+/* A jansson copy of the value (new reference), for code that wants json_t. */
+json_t *tjs_value_to_json(const tjs_value *v);
+/* Compact JSON text, malloc'ed and NUL-terminated, in the format of
+ * tb_json_encode (shortest round-trip reals, UTF-8 kept). */
+char *tjs_value_dump(const tjs_value *v, size_t *len);
+
+/* tjs_validate on a parsed value: same errors (locations and messages). */
+bool tjs_validate_value(const tjs_schema *schema, const tjs_value *instance, tjs_result *result,
+			size_t max_errors);
+/* Parses `bytes` (flags as tjs_doc_parse) and validates the document. Not
+ * JSON: false, with one error at "" whose message starts "not valid JSON". */
+bool tjs_validate_bytes(const tjs_schema *schema, const char *bytes, size_t len, unsigned flags,
+			tjs_result *result, size_t max_errors);
+
 #endif
