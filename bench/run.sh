@@ -8,7 +8,7 @@ export BUILD=${BUILD:-build}
 only=${BENCH_ONLY:-}
 want() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 status=0
-for b in ingest validate journal jwt ws outbound stream; do
+for b in ingest validate journal jwt auth ws outbound stream; do
 	want "$b" || continue
 	if [[ -f "bench/$b.sh" ]]; then
 		echo "=== $b"

@@ -579,27 +579,30 @@ ngx_http_tributary_jwt_cleanup(void *data)
 }
 
 
-/* Verifies on demand so the variables work in any phase, but only where
- * tributary_jwt is on: elsewhere they stay empty. */
-static ngx_http_tributary_jwt_ctx_t *
-ngx_http_tributary_jwt_valid(ngx_http_request_t *r)
+/*
+ * For the variables: verifies on demand, so that they work in any phase,
+ * but only where tributary_jwt is on (elsewhere they stay empty).
+ * NGX_OK with *ctx for a valid token, NGX_DECLINED without one.
+ */
+static ngx_int_t
+ngx_http_tributary_jwt_valid(ngx_http_request_t *r,
+    ngx_http_tributary_jwt_ctx_t **ctx)
 {
-    ngx_http_tributary_jwt_ctx_t       *ctx;
     ngx_http_tributary_jwt_loc_conf_t  *jlcf;
 
     jlcf = ngx_http_get_module_loc_conf(r, ngx_http_tributary_auth_module);
 
     if (!jlcf->enable) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
-    ctx = ngx_http_tributary_jwt_verify(r, jlcf);
+    *ctx = ngx_http_tributary_jwt_verify(r, jlcf);
 
-    if (ctx == NULL || ctx->outcome != NGX_TRIBUTARY_JWT_VALID) {
-        return NULL;
+    if (*ctx == NULL) {
+        return NGX_ERROR;
     }
 
-    return ctx;
+    return (*ctx)->outcome == NGX_TRIBUTARY_JWT_VALID ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -607,13 +610,14 @@ static ngx_int_t
 ngx_http_tributary_jwt_sub_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    ngx_int_t                      rc;
     ngx_http_tributary_jwt_ctx_t  *ctx;
 
-    ctx = ngx_http_tributary_jwt_valid(r);
+    rc = ngx_http_tributary_jwt_valid(r, &ctx);
 
-    if (ctx == NULL) {
+    if (rc != NGX_OK) {
         v->not_found = 1;
-        return NGX_OK;
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
     }
 
     v->len = ctx->identity.len;
@@ -635,13 +639,14 @@ ngx_http_tributary_jwt_claim_variable(ngx_http_request_t *r,
     u_char                        *cname;
     size_t                         len;
     json_t                        *value;
+    ngx_int_t                      rc;
     ngx_http_tributary_jwt_ctx_t  *ctx;
 
-    ctx = ngx_http_tributary_jwt_valid(r);
+    rc = ngx_http_tributary_jwt_valid(r, &ctx);
 
-    if (ctx == NULL) {
+    if (rc != NGX_OK) {
         v->not_found = 1;
-        return NGX_OK;
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
     }
 
     len = name->len - (sizeof("tributary_jwt_claim_") - 1);

@@ -89,6 +89,21 @@ static void on_payload(const void *p, size_t len)
 		atomic_store(&done, true);
 }
 
+static atomic_long delivered, failed;
+static char last_error[256];
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	if (m->err) {
+		atomic_fetch_add(&failed, 1);
+		snprintf(last_error, sizeof(last_error), "%s", rd_kafka_err2str(m->err));
+	} else {
+		atomic_fetch_add(&delivered, 1);
+	}
+}
+
 static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *group)
 {
 	char err[512];
@@ -103,6 +118,7 @@ static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *group)
 		    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
 				      sizeof(err)))
 			die("conf", err);
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	} else {
 		if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
 		    rd_kafka_conf_set(conf, "auto.offset.reset", opt.seconds ? "latest" : "earliest",
@@ -150,7 +166,12 @@ static int cmd_produce(void)
 	if (rd_kafka_flush(rk, 60000))
 		die("flush", "records not delivered");
 	double s = (double)(now_ns() - t0) / 1e9;
-	printf("produced=%ld msgs_per_s=%.0f\n", opt.count, (double)opt.count / s);
+	if (atomic_load(&failed)) {
+		fprintf(stderr, "outbound-bench: %ld records not delivered: %s\n", atomic_load(&failed),
+			last_error);
+		return 1;
+	}
+	printf("produced=%ld msgs_per_s=%.0f\n", atomic_load(&delivered), (double)opt.count / s);
 	free(buf);
 	rd_kafka_destroy(rk);
 	return 0;

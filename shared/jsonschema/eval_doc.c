@@ -27,6 +27,7 @@ static inline const tjs_value *key_value(tjs_value *tmp, const char *key, size_t
 #define V_SIZE(v) ((v)->n)
 #define V_AT(v, i) (&(v)->u.items[i])
 #define V_GET(v, k) doc_get((v), (k))
+#define V_STRINGS_UTF8 1 /* the parser checked every string and key */
 #define V_GET_IS_FAST 0 /* members are an array: scan once instead */
 #define V_OBJ_FOREACH(o_, k_, kl_, v_)                                                                    \
 	for (size_t k_##_i = 0; k_##_i < (o_)->n && ((k_) = (o_)->u.members[k_##_i].key,                     \

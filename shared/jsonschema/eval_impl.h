@@ -8,7 +8,7 @@
  * specialised by the compiler (no per-value dispatch).
  *
  * The including file defines INST (instance pointer type), V_TYPE, V_STR,
- * V_STRLEN, V_INT, V_REAL, V_SIZE, V_AT, V_GET, V_GET_IS_FAST,
+ * V_STRLEN, V_INT, V_REAL, V_SIZE, V_AT, V_GET, V_GET_IS_FAST, V_STRINGS_UTF8,
  * V_OBJ_FOREACH(obj, key, keylen, val), V_EQ, V_EQ_JSON, V_SHORT, KEY_TMP,
  * KEY_INST, KEY_INST_FREE and EVAL_ENTRY (the exported driver's name).
  *
@@ -223,7 +223,8 @@ static int search(tjs_vctx *c, const pcre2_code *re, const char *kwname, const c
 	pcre2_match_data *md = tjs_match_data(c);
 	if (!md)
 		return -1;
-	int rc = tjs_regex_search(re, s, n, md, c->schema->mctx);
+	int rc = V_STRINGS_UTF8 ? tjs_regex_search_utf8(re, s, n, md, c->schema->mctx)
+				 : tjs_regex_search(re, s, n, md, c->schema->mctx);
 	if (rc < 0)
 		tjs_report(c, kwname, "pattern matching gave up (match or depth limit reached)");
 	return rc;

@@ -10,6 +10,7 @@
 #define V_SIZE(v) (json_is_object(v) ? json_object_size(v) : json_array_size(v))
 #define V_AT(v, i) json_array_get((v), (i))
 #define V_GET(v, k) json_object_get((v), (k))
+#define V_STRINGS_UTF8 0 /* json_t strings may be built unchecked */
 #define V_GET_IS_FAST 1 /* a hash table per object */
 #define V_OBJ_FOREACH(o_, k_, kl_, v_) json_object_keylen_foreach((json_t *)(o_), k_, kl_, v_)
 #define V_EQ(a, b) tjs_json_equal((a), (b))

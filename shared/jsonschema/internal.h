@@ -54,6 +54,7 @@ typedef struct tjs_arena_mark {
 	size_t used;
 } tjs_arena_mark;
 void *tjs_arena_alloc(tjs_arena *a, size_t n); /* zeroed, 16-aligned */
+void *tjs_arena_alloc_uninit(tjs_arena *a, size_t n);
 char *tjs_arena_strdup(tjs_arena *a, const char *s);
 tjs_arena_mark tjs_arena_save(const tjs_arena *a);
 void tjs_arena_restore(tjs_arena *a, tjs_arena_mark m);
@@ -153,6 +154,9 @@ pcre2_match_context *tjs_regex_match_context(void);
 /* 1 match, 0 no match, -1 limit hit or error. */
 int tjs_regex_search(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
 		     pcre2_match_context *mc);
+/* The same for a subject known to be valid UTF-8 (tjs_doc strings). */
+int tjs_regex_search_utf8(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
+			  pcre2_match_context *mc);
 
 /* ---- format.c ---- */
 typedef bool (*tjs_format_fn)(const char *s, size_t n);
@@ -421,9 +425,24 @@ bool tjs_eval_json(tjs_vctx *c, const tjs_node *n, const json_t *inst);
 bool tjs_eval_doc(tjs_vctx *c, const tjs_node *n, const tjs_value *inst);
 bool tjs_scope_push(tjs_vctx *c, const tjs_resource *r);
 bool tjs_ipush(tjs_vctx *c, const char *key, size_t index);
-void tjs_kpush(tjs_vctx *c, const char *name);
-void tjs_kpush_index(tjs_vctx *c, size_t index);
-void tjs_kpop(tjs_vctx *c);
+/* Keyword location stack, kept only while collecting errors. */
+void tjs_kpush_collect(tjs_vctx *c, const char *name);
+void tjs_kpush_index_collect(tjs_vctx *c, size_t index);
+static inline void tjs_kpush(tjs_vctx *c, const char *name)
+{
+	if (c->collect)
+		tjs_kpush_collect(c, name);
+}
+static inline void tjs_kpush_index(tjs_vctx *c, size_t index)
+{
+	if (c->collect)
+		tjs_kpush_index_collect(c, index);
+}
+static inline void tjs_kpop(tjs_vctx *c)
+{
+	if (c->collect && c->nkpath)
+		c->nkpath--;
+}
 /* Records an error at the current locations plus `kw` (printf message). */
 void tjs_report(tjs_vctx *c, const char *kw, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t tjs_error_mark(const tjs_vctx *c);
@@ -439,12 +458,45 @@ pcre2_match_data *tjs_match_data(tjs_vctx *c);
 bool tjs_is_integer(const json_t *v);
 double tjs_number(const json_t *v);
 
+/* A quick hash of a short key (property names): its length and its first
+ * and last bytes, read a word at a time. Only a hint for a probe that
+ * compares whole keys, so it needs speed more than spread. */
 static inline uint64_t tjs_hash_bytes(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
+	uint64_t a = 0, b = 0;
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		a = x;
+		b = y;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			a = (a << 8) | (unsigned char)s[i];
+	}
+	uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ n;
+	return h ^ (h >> 29);
+}
+
+static inline bool tjs_bytes_equal(const char *a, const char *b, size_t n)
+{
+	while (n >= 8) {
+		uint64_t x, y;
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+		a += 8;
+		b += 8;
+		n -= 8;
+	}
+	while (n--)
+		if (*a++ != *b++)
+			return false;
+	return true;
 }
 
 /* Index of a `properties` name, -1 if none (table built by compile.c). */
@@ -454,7 +506,7 @@ static inline ssize_t tjs_find_name(const tjs_kw *kw, const char *key, size_t ke
 		return -1;
 	for (size_t j = tjs_hash_bytes(key, keylen) & kw->ntab_mask; kw->ntab[j]; j = (j + 1) & kw->ntab_mask) {
 		size_t i = kw->ntab[j] - 1;
-		if (kw->name_lens[i] == keylen && memcmp(kw->names[i], key, keylen) == 0)
+		if (kw->name_lens[i] == keylen && tjs_bytes_equal(kw->names[i], key, keylen))
 			return (ssize_t)i;
 	}
 	return -1;

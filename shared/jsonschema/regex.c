@@ -412,3 +412,18 @@ int tjs_regex_search(const pcre2_code *re, const char *s, size_t n, pcre2_match_
 		return 0;
 	return -1;
 }
+
+int tjs_regex_search_utf8(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
+			  pcre2_match_context *mc)
+{
+	/* the JIT entry skips pcre2_match's option and UTF checks; it honours
+	 * the match limit as pcre2_match does when it runs JIT code */
+	int rc = pcre2_jit_match(re, (PCRE2_SPTR)s, n, 0, 0, md, mc);
+	if (rc == PCRE2_ERROR_JIT_BADOPTION)
+		rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK, md, mc);
+	if (rc >= 0)
+		return 1;
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return 0;
+	return -1;
+}

@@ -92,6 +92,14 @@ struct tjs_arena_chunk {
 
 void *tjs_arena_alloc(tjs_arena *a, size_t n)
 {
+	void *p = tjs_arena_alloc_uninit(a, n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+void *tjs_arena_alloc_uninit(tjs_arena *a, size_t n)
+{
 	n = (n + 15) & ~(size_t)15;
 	tjs_arena_chunk *c = a->head;
 	if (!c || c->size - c->used < n) {
@@ -106,7 +114,6 @@ void *tjs_arena_alloc(tjs_arena *a, size_t n)
 	}
 	void *p = c->data + c->used;
 	c->used += n;
-	memset(p, 0, n);
 	return p;
 }
 

@@ -44,10 +44,8 @@ static void oom(tjs_vctx *c)
 	c->fatal = true;
 }
 
-void tjs_kpush(tjs_vctx *c, const char *name)
+void tjs_kpush_collect(tjs_vctx *c, const char *name)
 {
-	if (!c->collect)
-		return;
 	if (!grow((void **)&c->kpath, &c->capkpath, c->nkpath + 1, sizeof(*c->kpath))) {
 		oom(c);
 		return;
@@ -55,21 +53,13 @@ void tjs_kpush(tjs_vctx *c, const char *name)
 	c->kpath[c->nkpath++] = (tjs_seg){name, 0};
 }
 
-void tjs_kpush_index(tjs_vctx *c, size_t index)
+void tjs_kpush_index_collect(tjs_vctx *c, size_t index)
 {
-	if (!c->collect)
-		return;
 	if (!grow((void **)&c->kpath, &c->capkpath, c->nkpath + 1, sizeof(*c->kpath))) {
 		oom(c);
 		return;
 	}
 	c->kpath[c->nkpath++] = (tjs_seg){NULL, index};
-}
-
-void tjs_kpop(tjs_vctx *c)
-{
-	if (c->collect && c->nkpath)
-		c->nkpath--;
 }
 
 bool tjs_ipush(tjs_vctx *c, const char *key, size_t index)

@@ -2,11 +2,15 @@
  * libFuzzer target: a schema and an instance, separated by the first NUL
  * byte. Compiling must refuse or accept without crashing, leaking or
  * hanging; validation (with and without error collection) must agree.
+ * The instance bytes also go through tjs_doc_parse, which must accept
+ * exactly what jansson accepts (same document, same compact text), and
+ * the bytes path must give the jansson path's verdict and errors.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tributary/json_encode.h"
 #include "tributary/jsonschema.h"
 
 static tjs_registry *reg;
@@ -36,6 +40,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			tjs_schema_free(s);
 		}
 	}
+	/* duplicates refused on both sides: jansson would keep only the last */
+	const char *ibytes = (const char *)nul + 1;
+	size_t ilen = size - slen - 1;
+	json_t *strict = json_loadb(ibytes, ilen, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+	tjs_doc *doc = tjs_doc_parse(ibytes, ilen, TJS_PARSE_ALLOW_NUL, NULL, 0);
+	if (!strict != !doc)
+		abort();
+	if (doc) {
+		json_t *copy = tjs_value_to_json(tjs_doc_root(doc));
+		size_t n1 = 0, n2 = 0;
+		char *a = tb_json_encode(strict, &n1), *b = tjs_value_dump(tjs_doc_root(doc), &n2);
+		if (!copy || !json_equal(copy, strict) || !a || !b || n1 != n2 || memcmp(a, b, n1))
+			abort();
+		free(a);
+		free(b);
+		json_decref(copy);
+	}
+	if (schema && doc) {
+		tjs_options o = {.format_assert = slen & 1, .max_depth = (slen & 2) ? 20 : 0};
+		tjs_schema *s = tjs_compile(reg, schema, NULL, &o, NULL, 0);
+		if (s) {
+			tjs_result r1 = {0}, r2 = {0};
+			bool v1 = tjs_validate(s, strict, &r1, 0);
+			bool v2 = tjs_validate_value(s, tjs_doc_root(doc), &r2, 0);
+			if (v1 != v2 || v2 != tjs_validate_value(s, tjs_doc_root(doc), NULL, 0) || r1.count != r2.count)
+				abort();
+			for (size_t i = 0; i < r1.count; i++)
+				if (strcmp(r1.errors[i].instance_location, r2.errors[i].instance_location) ||
+				    strcmp(r1.errors[i].keyword_location, r2.errors[i].keyword_location) ||
+				    strcmp(r1.errors[i].message, r2.errors[i].message))
+					abort();
+			tjs_result_clear(&r1);
+			tjs_result_clear(&r2);
+			tjs_schema_free(s);
+		}
+	}
+	tjs_doc_free(doc);
+	json_decref(strict);
 	json_decref(schema);
 	json_decref(inst);
 	return 0;

@@ -3,10 +3,10 @@
 # HS256) from the Authorization header, a cookie or the query string give
 # 200 and the right $tributary_jwt_sub / $tributary_jwt_claim_*; every kind of
 # bad token gives 401 with a Bearer challenge and an info line in the error
-# log; over SSE a user only ever gets the records of their own key, whatever
-# the query string asks for; the auth_request variant does the same with an
-# external auth service; a reload reads the keys again; bad configurations
-# are refused by nginx -t.
+# log; over SSE and WebSocket a user only ever gets the records of their own
+# key, whatever the query string asks for; the auth_request variant does the
+# same with an external auth service; /mqtt is checked before the relay; a
+# reload reads the keys again; bad configurations are refused by nginx -t.
 source "$(dirname "$0")/../lib/stack.sh"
 STREAM_CONF="$ROOT/tests/integration/auth-nginx.conf.in"
 source "$(dirname "$0")/stream-common.inc"
@@ -182,7 +182,10 @@ p4=$!
 node "$NODE_DIR/stream-client.mjs" sse "$N?access_token=$ALICE&user=bob&from=beginning" 4 15000 \
 	>"$T/alice-es.jsonl" 2>"$T/alice-es.err" &
 p5=$!
-stream_wait_subscribers 5
+node "$NODE_DIR/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/notifications?access_token=$ALICE&user=bob&from=beginning" \
+	4 15000 >"$T/alice-ws.jsonl" 2>"$T/alice-ws.err" &
+p6=$!
+stream_wait_subscribers 6
 # live records too, not only the replayed history
 printf 'bob:for-bob-4\nalice:for-alice-4\n' | produce -K:
 
@@ -194,6 +197,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Api-Key: wrong" "$BASE/ext/n
 [[ $code == 401 ]] || fail "auth_request stream with a bad API key: $code"
 
 wait $p5 || fail "EventSource as alice: $(cat "$T/alice-es.err")"
+wait $p6 || fail "WebSocket as alice: $(cat "$T/alice-ws.err")"
 for p in $p1 $p2 $p3 $p4; do wait $p; done
 # count NAME WHO: events for WHO in that stream
 count() { grep -c "^data: for-$2-" "$T/sse-$1"; }
@@ -208,7 +212,11 @@ node_check "$T/alice-es.jsonl" "
 assert(lines.length === 4, 'EventSource got ' + lines.length);
 assert(lines.every((l) => /^for-alice-[1-4]$/.test(l.data)), 'EventSource: ' + JSON.stringify(lines));
 "
-pass "SSE: alice gets alice's records only (query, header, EventSource, auth_request), bob his"
+node_check "$T/alice-ws.jsonl" "
+assert(lines.length === 4, 'WebSocket got ' + lines.length);
+assert(lines.every((l) => /^for-alice-[1-4]$/.test(l.data)), 'WebSocket: ' + JSON.stringify(lines));
+"
+pass "SSE and WebSocket: alice gets alice's records only (query, header, EventSource, auth_request), bob his"
 
 # --- reload: the keys are read again -------------------------------------------
 node -e '
@@ -232,7 +240,7 @@ pass "reload reads the keys again"
 # --- configurations nginx must refuse -------------------------------------------
 nginx_t() { # NAME: nginx -t on $T/NAME.conf; its output in $T/NAME.out
 	mkdir -p "$T/$1/logs"
-	! nginx -t -p "$T/$1" -c "$T/$1.conf" -e "$T/$1/logs/error.log" >"$T/$1.out" 2>&1
+	! env $(stack_san_env nginx) nginx -t -p "$T/$1" -c "$T/$1.conf" -e "$T/$1/logs/error.log" >"$T/$1.out" 2>&1
 }
 (
 	export NGINX_PREFIX="$T/bad-keys" JWKS="$K/rs256-private.pem"

@@ -6,6 +6,10 @@
  *   tributary-validate --suite PATH... [--remotes DIR] [--draft N] [--format-assert]
  *                      [--known-failures FILE]
  *
+ * In suite mode every test also runs through the bytes path (the instance
+ * re-encoded, then tjs_validate_bytes), which must give the same verdict and
+ * the same errors (locations, messages, order) as tjs_validate.
+ *
  * Exit: 0 all valid / all tests passed, 1 invalid instance / failed test,
  * 2 bad schema, unreadable file or bad usage.
  */
@@ -110,6 +114,37 @@ static int validate_files(tjs_registry *reg, const tjs_options *opts, int argc, 
 }
 
 /* ---- test suite ---- */
+
+static bool same_error(const tjs_error *a, const tjs_error *b)
+{
+	return !strcmp(a->instance_location, b->instance_location) &&
+	       !strcmp(a->keyword_location, b->keyword_location) && !strcmp(a->message, b->message);
+}
+
+/* The bytes path (tjs_doc) against the jansson path on one instance:
+ * NULL when they agree, else what differs (static text). */
+static const char *bytes_path_differs(const tjs_schema *s, const json_t *data)
+{
+	char *text = json_dumps(data, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (!text)
+		return "instance not encoded";
+	tjs_result a = {0}, b = {0};
+	bool va = tjs_validate(s, data, &a, 0);
+	bool vb = tjs_validate_bytes(s, text, strlen(text), TJS_PARSE_ALLOW_NUL, &b, 0);
+	bool quick = tjs_validate_bytes(s, text, strlen(text), TJS_PARSE_ALLOW_NUL, NULL, 0);
+	const char *why = NULL;
+	if (vb != va || quick != va)
+		why = "bytes path gave another verdict";
+	else if (a.count != b.count)
+		why = "bytes path gave another number of errors";
+	for (size_t i = 0; !why && i < a.count; i++)
+		if (!same_error(&a.errors[i], &b.errors[i]))
+			why = "bytes path gave other errors";
+	tjs_result_clear(&a);
+	tjs_result_clear(&b);
+	free(text);
+	return why;
+}
 
 struct known {
 	char *file, *test, *reason;
@@ -248,9 +283,12 @@ static void run_file(struct suite *st, const char *path)
 			const char *tdesc = json_string_value(json_object_get(t, "description"));
 			bool want = json_is_true(json_object_get(t, "valid"));
 			bool got = false, ok;
+			const char *differs = NULL;
 			if (s) {
 				got = tjs_validate(s, json_object_get(t, "data"), NULL, 0);
 				ok = got == want;
+				if (ok && (differs = bytes_path_differs(s, json_object_get(t, "data"))))
+					ok = false;
 			} else {
 				ok = false;
 			}
@@ -270,7 +308,9 @@ static void run_file(struct suite *st, const char *path)
 			} else {
 				failed++;
 				if (rep) {
-					if (s)
+					if (differs)
+						fprintf(rep, "  FAIL %s: %s\n", name, differs);
+					else if (s)
 						fprintf(rep, "  FAIL %s: expected %s\n", name, want ? "valid" : "invalid");
 					else
 						fprintf(rep, "  FAIL %s: schema not compiled: %s\n", name, err);
