@@ -12,12 +12,13 @@
 # after fetch.wait.max.ms, so both consumers use 5 ms (see docs/outbound.md).
 set -euo pipefail
 source "$(dirname "$0")/../tests/lib/stack.sh"
-REPS=${BENCH_REPS:-3} N=${BENCH_RECORDS:-200000}
+REPS=${BENCH_REPS:-3} N=${BENCH_RECORDS:-100000}
 stack_init
 B="$BUILD/bench/outbound"
 [[ -x "$B" ]] || { echo "build $B first (make $B)"; exit 1; }
 topics=(--topic bench.lat:4)
-for r in $(seq 1 "$REPS"); do topics+=(--topic "bench.tp$r:4"); done
+# The mock keeps ~24k records per partition (older ones go): 8 partitions.
+for r in $(seq 1 "$REPS"); do topics+=(--topic "bench.tp$r:8"); done
 start_kafka "${topics[@]}"
 export FETCH_WAIT=5
 
@@ -44,7 +45,7 @@ JSON
 broker() { # broker_id topic start wake-line
 	config "$@" >"$T/$1.json.in"
 	: >"$T/mosquitto.log"
-	start_mosquitto "$T/$1.json.in" "log_type none"
+	start_mosquitto "$T/$1.json.in"
 }
 wait_assigned() {
 	for _ in $(seq 1 200); do grep -q 'outbound: assigned' "$T/mosquitto.log" && return 0; sleep 0.1; done
@@ -55,9 +56,13 @@ echo "outbound: $N records of 200 B per throughput run, ${REPS} reps (medians)"
 kr=() mr=()
 for r in $(seq 1 "$REPS"); do
 	"$B" produce --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N" >/dev/null
-	kr+=("$("$B" kafka-rate --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N" | field msgs_per_s)")
+	out=$("$B" kafka-rate --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N") ||
+		fail "plain consumer: $out"
+	kr+=("$(echo "$out" | field msgs_per_s)")
 	broker "tp$r" "bench.tp$r" earliest "\"wake\": \"127.0.0.1:$MQTT_PORT\","
-	mr+=("$("$B" mqtt-rate --port "$MQTT_PORT" --filter 'sandbox/bench/#' --count "$N" | field msgs_per_s)")
+	out=$("$B" mqtt-rate --port "$MQTT_PORT" --filter 'sandbox/bench/#' --count "$N") ||
+		fail "MQTT subscriber: $out"
+	mr+=("$(echo "$out" | field msgs_per_s)")
 	stop_mosquitto
 done
 printf '%-52s %10s msg/s\n' "plain librdkafka consumer (Kafka ceiling)" "$(printf '%s\n' "${kr[@]}" | median)"

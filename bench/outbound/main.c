@@ -115,6 +115,7 @@ static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *group)
 		/* linger 0: a record is in Kafka as soon as possible, so that the
 		 * latency is mostly the consumer side's. */
 		if (rd_kafka_conf_set(conf, "linger.ms", opt.seconds ? "0" : "5", err, sizeof(err)) ||
+		    rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err, sizeof(err)) ||
 		    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
 				      sizeof(err)))
 			die("conf", err);

@@ -35,6 +35,8 @@ typedef struct parser {
 	size_t nframes, capframes;
 	const char *error;
 	const unsigned char *error_at;
+	tjs_member *tmp_inline;
+	frame *frames_inline;
 } parser;
 
 static bool fail(parser *ps, const char *msg, const unsigned char *at)
@@ -57,10 +59,22 @@ static inline void skip_ws(parser *ps)
 	ps->p = p;
 }
 
+/* The member stack and the frames start in the caller's stack frame
+ * (tmp_inline, frames_inline); most documents never leave them. */
+static void *grow_stack(void *p, void *inl, size_t cap, size_t used, size_t elem)
+{
+	if (p != inl)
+		return realloc(p, cap * elem);
+	void *q = malloc(cap * elem);
+	if (q)
+		memcpy(q, p, used * elem);
+	return q;
+}
+
 static bool tmp_grow(parser *ps)
 {
-	size_t cap = ps->captmp ? ps->captmp * 2 : 64;
-	tjs_member *t = realloc(ps->tmp, cap * sizeof(*t));
+	size_t cap = ps->captmp * 2;
+	tjs_member *t = grow_stack(ps->tmp, ps->tmp_inline, cap, ps->ntmp, sizeof(*t));
 	if (!t)
 		return fail(ps, "out of memory", ps->p);
 	ps->tmp = t;
@@ -352,14 +366,16 @@ static bool keys_equal(const tjs_member *a, const tjs_member *b)
 	return a->keylen == b->keylen && memcmp(a->key, b->key, a->keylen) == 0;
 }
 
-static uint64_t key_hash(const char *k, size_t n)
+static int cmp_member_keys(const void *x, const void *y)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-	return h;
+	const tjs_member *a = *(const tjs_member *const *)x, *b = *(const tjs_member *const *)y;
+	if (a->keylen != b->keylen)
+		return a->keylen < b->keylen ? -1 : 1;
+	return memcmp(a->key, b->key, a->keylen);
 }
 
+/* Pairwise for small objects; sorted for large ones, so that no choice of
+ * keys (unlike hash collisions) makes the check quadratic. */
 static bool has_duplicate(parser *ps, const tjs_member *m, size_t n)
 {
 	if (n <= 16) {
@@ -369,20 +385,16 @@ static bool has_duplicate(parser *ps, const tjs_member *m, size_t n)
 					return true;
 		return false;
 	}
-	size_t cap = 32;
-	while (cap < n * 2)
-		cap *= 2;
 	tjs_arena_mark mark = tjs_arena_save(&ps->doc->arena);
-	size_t *slots = tjs_arena_alloc(&ps->doc->arena, cap * sizeof(*slots)); /* index + 1, 0 empty */
-	if (!slots)
+	const tjs_member **sorted = tjs_arena_alloc_uninit(&ps->doc->arena, n * sizeof(*sorted));
+	if (!sorted)
 		return fail(ps, "out of memory", ps->p);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &m[i];
+	qsort(sorted, n, sizeof(*sorted), cmp_member_keys);
 	bool dup = false;
-	for (size_t i = 0; i < n && !dup; i++) {
-		size_t j = key_hash(m[i].key, m[i].keylen) & (cap - 1);
-		while (slots[j] && !(dup = keys_equal(&m[slots[j] - 1], &m[i])))
-			j = (j + 1) & (cap - 1);
-		slots[j] = i + 1;
-	}
+	for (size_t i = 1; i < n && !dup; i++)
+		dup = keys_equal(sorted[i - 1], sorted[i]);
 	tjs_arena_restore(&ps->doc->arena, mark);
 	return dup;
 }
@@ -392,7 +404,7 @@ static bool close_container(parser *ps, tjs_value *v)
 {
 	frame *f = &ps->frames[--ps->nframes];
 	size_t n = ps->ntmp - f->start;
-	const tjs_member *src = ps->tmp + f->start;
+	const tjs_member *src = n ? ps->tmp + f->start : NULL; /* no array before the first member */
 	v->type = f->type;
 	v->n = n;
 	v->u.items = NULL;
@@ -403,8 +415,13 @@ static bool close_container(parser *ps, tjs_value *v)
 				return fail(ps, "out of memory", ps->p);
 			memcpy(m, src, n * sizeof(*m));
 			v->u.members = m;
-			if (!(ps->flags & TJS_PARSE_ALLOW_DUPLICATES) && has_duplicate(ps, m, n))
-				return fail(ps, "duplicate object key", ps->p);
+			if (!(ps->flags & TJS_PARSE_ALLOW_DUPLICATES)) {
+				bool dup = has_duplicate(ps, m, n);
+				if (ps->error)
+					return false;
+				if (dup)
+					return fail(ps, "duplicate object key", ps->p);
+			}
 		}
 	} else if (n) {
 		tjs_value *items = tjs_arena_alloc_uninit(&ps->doc->arena, n * sizeof(*items));
@@ -423,8 +440,8 @@ static bool open_container(parser *ps, json_type type)
 	if (ps->nframes >= MAX_DEPTH)
 		return fail(ps, "maximum parsing depth reached", ps->p);
 	if (ps->nframes == ps->capframes) {
-		size_t cap = ps->capframes ? ps->capframes * 2 : 16;
-		frame *f = realloc(ps->frames, cap * sizeof(*f));
+		size_t cap = ps->capframes * 2;
+		frame *f = grow_stack(ps->frames, ps->frames_inline, cap, ps->nframes, sizeof(*f));
 		if (!f)
 			return fail(ps, "out of memory", ps->p);
 		ps->frames = f;
@@ -560,16 +577,28 @@ TJS_API tjs_doc *tjs_doc_parse(const char *bytes, size_t len, unsigned flags, ch
 		return NULL;
 	}
 	doc->arena.head = NULL;
+	/* small documents (most events) need far less than a default chunk */
+	doc->arena.first_chunk = len < 4000 ? 4 * len + 256 : 16384;
 	doc->strings = (char *)(doc + 1);
-	parser ps = {.p = (const unsigned char *)bytes,
+	tjs_member tmp_inline[32];
+	frame frames_inline[16];
+	parser ps = {.tmp = tmp_inline,
+		     .captmp = sizeof(tmp_inline) / sizeof(tmp_inline[0]),
+		     .tmp_inline = tmp_inline,
+		     .frames = frames_inline,
+		     .capframes = sizeof(frames_inline) / sizeof(frames_inline[0]),
+		     .frames_inline = frames_inline,
+		     .p = (const unsigned char *)bytes,
 		     .begin = (const unsigned char *)bytes,
 		     .end = (const unsigned char *)bytes + len,
 		     .flags = flags,
 		     .doc = doc,
 		     .sp = doc->strings};
 	bool ok = parse(&ps);
-	free(ps.tmp);
-	free(ps.frames);
+	if (ps.tmp != tmp_inline)
+		free(ps.tmp);
+	if (ps.frames != frames_inline)
+		free(ps.frames);
 	if (ok)
 		return doc;
 	if (err && errlen) {

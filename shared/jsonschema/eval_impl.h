@@ -131,7 +131,7 @@ __attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *
 		if (!isfinite(q))
 			ok = isfinite(x) && fmod(x, kw->num) == 0; /* quotient overflow: exact remainder */
 		else
-			ok = fabs(q - nearbyint(q)) <= 1e-9 * fmax(1.0, fabs(q));
+			ok = fabs(q - nearbyint(q)) <= 1e-9 * (fabs(q) > 1.0 ? fabs(q) : 1.0);
 	}
 	if (ok)
 		return true;
@@ -189,7 +189,7 @@ static bool kw_minimum(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 	return false;
 }
 
-static bool kw_max_length(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_length(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_STRING(inst) || V_STRLEN(inst) <= kw->max)
@@ -230,7 +230,7 @@ static int search(tjs_vctx *c, const pcre2_code *re, const char *kwname, const c
 	return rc;
 }
 
-static bool kw_pattern(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_pattern(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_STRING(inst))
@@ -257,7 +257,7 @@ __attribute__((noinline)) static bool kw_format(tjs_vctx *c, const tjs_kw *kw, I
 	return false;
 }
 
-static bool kw_max_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_ARRAY(inst) || V_SIZE(inst) <= kw->max)
@@ -266,7 +266,7 @@ static bool kw_max_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 	return false;
 }
 
-static bool kw_min_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_min_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_ARRAY(inst) || V_SIZE(inst) >= kw->min)
@@ -378,7 +378,7 @@ __attribute__((noinline)) static bool kw_unique_items(tjs_vctx *c, const tjs_kw 
 	return false;
 }
 
-static bool kw_max_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst) || V_SIZE(inst) <= kw->max)
@@ -388,7 +388,7 @@ static bool kw_max_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann 
 	return false;
 }
 
-static bool kw_min_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_min_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst) || V_SIZE(inst) >= kw->min)
@@ -419,7 +419,7 @@ static bool require_all(tjs_vctx *c, const char *kwname, INST inst, const json_t
 	return ok;
 }
 
-static bool kw_required(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_required(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst))
@@ -496,7 +496,7 @@ static bool eval_in(tjs_vctx *c, const char *name, const tjs_node *n, INST inst,
 	return ok;
 }
 
-static bool kw_ref(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_ref(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	return eval_in(c, kw->name, kw->sub, inst, ann);
 }
@@ -535,7 +535,7 @@ __attribute__((noinline)) static bool kw_recursive_ref(tjs_vctx *c, const tjs_kw
 	return eval_in(c, kw->name, target, inst, ann);
 }
 
-static bool kw_all_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_all_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	bool ok = true;
 	for (size_t i = 0; i < kw->nsubs; i++) {
@@ -674,7 +674,7 @@ __attribute__((noinline)) static bool kw_prefix_items(tjs_vctx *c, const tjs_kw 
 	return ok;
 }
 
-static bool kw_items_rest(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_items_rest(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	if (!V_IS_ARRAY(inst))
 		return true;
@@ -735,7 +735,7 @@ __attribute__((noinline)) static bool kw_contains(tjs_vctx *c, const tjs_kw *kw,
 	return true;
 }
 
-static bool kw_object_props(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	if (!V_IS_OBJECT(inst))
 		return true;
@@ -975,6 +975,18 @@ static bool run_keyword(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *a)
 	return true;
 }
 
+/* run_keyword with the two most frequent cases inline: a passing `type`
+ * (nothing to record) and, without error collection, `$ref` (no keyword
+ * location to keep). */
+static inline bool step(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *a)
+{
+	if (kw->op == TJS_OP_TYPE && (type_bits(inst, kw->draft) & kw->types))
+		return true;
+	if (kw->op == TJS_OP_REF && !c->collect)
+		return eval(c, kw->sub, inst, a);
+	return run_keyword(c, kw, inst, a);
+}
+
 static bool eval(tjs_vctx *c, const tjs_node *n, INST inst, tjs_ann *ann)
 {
 	if (c->fatal)
@@ -1012,7 +1024,7 @@ static bool eval(tjs_vctx *c, const tjs_node *n, INST inst, tjs_ann *ann)
 		if (ann)
 			mark = tjs_arena_save(&c->arena);
 		for (size_t i = 0; i < n->nkw; i++) {
-			if (!run_keyword(c, &n->kws[i], inst, ann)) {
+			if (!step(c, &n->kws[i], inst, ann)) {
 				ok = false;
 				if (!c->collect || c->fatal)
 					break;
@@ -1029,7 +1041,7 @@ static bool eval(tjs_vctx *c, const tjs_node *n, INST inst, tjs_ann *ann)
 		for (size_t i = 0; ok || (c->collect && !c->fatal); i++) {
 			if (i >= n->nkw)
 				break;
-			if (!run_keyword(c, &n->kws[i], inst, &local)) {
+			if (!step(c, &n->kws[i], inst, &local)) {
 				ok = false;
 				if (!c->collect || c->fatal)
 					break;

@@ -7,10 +7,14 @@
  *   regex.c     ECMA-262 patterns translated to PCRE2
  *   format.c    `format` checkers
  *   registry.c  documents by URI, shipped meta-schemas, cached meta-schema validators
- *   scan.c      finds resources, anchors and subschemas in a document per draft
- *   compile.c   builds the node graph (keywords bound to functions, refs resolved)
- *   keywords.c  keyword functions run at validation time
- *   validate.c  evaluation driver, dynamic scope, annotations, errors
+ *   resolve.c   finds resources, anchors and subschemas in a document per draft
+ *   compile.c   builds the node graph (keywords bound to operations, refs resolved)
+ *   eval_impl.h keyword functions and the evaluation driver, written once over
+ *               an instance interface and compiled twice:
+ *   eval_json.c   for jansson values (tjs_validate)
+ *   eval_doc.c    for tjs_doc values (tjs_validate_value, tjs_validate_bytes)
+ *   doc.c       tjs_doc: JSON parsed into one arena, read API, compact text
+ *   validate.c  entry points, dynamic scope, annotations, errors
  */
 #ifndef TJS_INTERNAL_H
 #define TJS_INTERNAL_H
@@ -48,6 +52,7 @@ void tjs_buf_free(tjs_buf *b);
 typedef struct tjs_arena_chunk tjs_arena_chunk;
 typedef struct tjs_arena {
 	tjs_arena_chunk *head;
+	size_t first_chunk; /* size of the first chunk, 0 = the default (16 KB) */
 } tjs_arena;
 typedef struct tjs_arena_mark {
 	tjs_arena_chunk *chunk;
@@ -473,9 +478,8 @@ static inline uint64_t tjs_hash_bytes(const char *s, size_t n)
 		memcpy(&y, s + n - 4, 4);
 		a = x;
 		b = y;
-	} else {
-		for (size_t i = 0; i < n; i++)
-			a = (a << 8) | (unsigned char)s[i];
+	} else if (n) {
+		a = (unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 | (uint64_t)(unsigned char)s[n - 1] << 16;
 	}
 	uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ n;
 	return h ^ (h >> 29);
@@ -493,14 +497,28 @@ static inline bool tjs_bytes_equal(const char *a, const char *b, size_t n)
 		b += 8;
 		n -= 8;
 	}
-	while (n--)
-		if (*a++ != *b++)
-			return false;
-	return true;
+	/* the rest as two overlapping reads */
+	if (n >= 4) {
+		uint32_t x1, y1, x2, y2;
+		memcpy(&x1, a, 4);
+		memcpy(&y1, b, 4);
+		memcpy(&x2, a + n - 4, 4);
+		memcpy(&y2, b + n - 4, 4);
+		return x1 == y1 && x2 == y2;
+	}
+	if (n >= 2) {
+		uint16_t x1, y1, x2, y2;
+		memcpy(&x1, a, 2);
+		memcpy(&y1, b, 2);
+		memcpy(&x2, a + n - 2, 2);
+		memcpy(&y2, b + n - 2, 2);
+		return x1 == y1 && x2 == y2;
+	}
+	return n == 0 || *a == *b;
 }
 
 /* Index of a `properties` name, -1 if none (table built by compile.c). */
-static inline ssize_t tjs_find_name(const tjs_kw *kw, const char *key, size_t keylen)
+__attribute__((always_inline)) static inline ssize_t tjs_find_name(const tjs_kw *kw, const char *key, size_t keylen)
 {
 	if (!kw->ntab)
 		return -1;

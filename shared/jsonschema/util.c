@@ -103,7 +103,9 @@ void *tjs_arena_alloc_uninit(tjs_arena *a, size_t n)
 	n = (n + 15) & ~(size_t)15;
 	tjs_arena_chunk *c = a->head;
 	if (!c || c->size - c->used < n) {
-		size_t size = n > 16384 ? n : 16384;
+		size_t size = !c && a->first_chunk ? a->first_chunk : 16384;
+		if (size < n)
+			size = n;
 		c = malloc(sizeof(*c) + size);
 		if (!c)
 			return NULL;

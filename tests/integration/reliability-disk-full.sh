@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The journal's disk fills up (a 2 MB tmpfs) during a Kafka outage: clean
+# The journal's disk fills up (a 1 MB tmpfs) during a Kafka outage: clean
 # refusals, nothing corrupted, recovery when Kafka drains the journal.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
 export JOURNAL_DIR="$T/journal"
 mkdir -p "$JOURNAL_DIR"
-mount -t tmpfs -o size=2m tmpfs "$JOURNAL_DIR" 2>/dev/null || skip "cannot mount a tmpfs here (needs root)"
+mount -t tmpfs -o size=1m tmpfs "$JOURNAL_DIR" 2>/dev/null || skip "cannot mount a tmpfs here (needs root)"
 STACK_AFTER_CLEANUP='umount "$JOURNAL_DIR" 2>/dev/null'
 # mosquitto drops to its user; the tmpfs root must be its own
 start_kafka --topic events.order:3

@@ -31,10 +31,10 @@ ws_restart_plain_mosquitto() {
 }
 
 # ws_nginx_template OUT EXTRA: the dev template with EXTRA (location blocks)
-# inserted into its server{} at the fan-out placeholder.
+# inserted into its server{} before the /mqtt location.
 ws_nginx_template() {
 	local out=$1 extra=$2
-	EXTRA="$extra" awk '/# --- Kafka fan-out/ { print ENVIRON["EXTRA"] } { print }' \
+	EXTRA="$extra" awk '/location = \/mqtt/ { print ENVIRON["EXTRA"] } { print }' \
 		"$ROOT/conf/dev/nginx.conf.in" >"$out"
 	grep -q 'location' <<<"$extra" && ! cmp -s "$out" "$ROOT/conf/dev/nginx.conf.in" ||
 		fail "could not extend the nginx template"
