@@ -235,10 +235,9 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 			rej.message = err;
 			goto reject;
 		}
-		json_t *null_data = NULL;
-		const json_t *instance = ev.data ? ev.data : (null_data = json_null());
-		bool ok = tjs_validate(schema, instance, &vres, INGEST_MAX_ERRORS);
-		json_decref(null_data);
+		/* An event without data is validated as null. */
+		bool ok = ev.data ? tjs_validate_value(schema, ev.data, &vres, INGEST_MAX_ERRORS)
+				  : tjs_validate(schema, json_null(), &vres, INGEST_MAX_ERRORS);
 		if (!ok) {
 			if (vres.count)
 				snprintf(err, sizeof(err), "data does not match the schema of '%s': %s%s%s",

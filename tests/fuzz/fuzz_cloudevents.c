@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			schema = tb_catalog_find(catalog, "example.order.placed");
 		if (ev.data) {
 			tjs_result res = {0};
-			tjs_validate(schema, ev.data, &res, 10);
+			tjs_validate_value(schema, ev.data, &res, 10);
 			tjs_result_clear(&res);
 		}
 		tb_ce_set_authcontext(&ev, "user", "fuzz");

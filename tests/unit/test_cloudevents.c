@@ -37,6 +37,31 @@ static void test_structured_complete(void **state)
 	tb_event_clear(&ev);
 }
 
+static void test_structured_to_json(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	json_error_t jerr;
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"s\",\"type\":\"t\","
+			       "\"data\":{\"a\":[1,2.5,\"\\u00e9\"]},\"n\":7}",
+			       &ev, err),
+			 TB_CE_OK);
+	size_t len;
+	char *json = tb_ce_to_json(&ev, &len);
+	assert_int_equal(strlen(json), len);
+	json_t *back = json_loads(json, 0, &jerr);
+	assert_non_null(back);
+	assert_string_equal(json_string_value(json_object_get(back, "id")), "x");
+	assert_int_equal(json_integer_value(json_object_get(back, "n")), 7);
+	char *data = tb_json_encode(json_object_get(back, "data"), NULL);
+	assert_string_equal(data, "{\"a\":[1,2.5,\"\xc3\xa9\"]}");
+	free(data);
+	free(json);
+	json_decref(back);
+	tb_event_clear(&ev);
+}
+
 static void test_structured_errors(void **state)
 {
 	(void)state;
@@ -184,6 +209,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_structured_complete), cmocka_unit_test(test_structured_errors),
+	    cmocka_unit_test(test_structured_to_json),
 	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
 	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
 	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "tributary/jsonschema.h"
+
 typedef enum tb_ce_status {
 	TB_CE_OK = 0,
 	TB_CE_INVALID_UTF8,
@@ -26,7 +28,8 @@ const char *tb_ce_status_reason(tb_ce_status st);
 
 typedef struct tb_event {
 	json_t *attrs;          /* context attributes, name -> string/number/bool */
-	json_t *data;           /* parsed data when it is JSON, else NULL */
+	const tjs_value *data;  /* parsed data when it is JSON, else NULL */
+	tjs_doc *doc;           /* the parsed document behind `data` */
 	const char *data_bytes; /* the data as bytes (the Kafka value in binary mode) */
 	size_t data_len;
 	char *owned;            /* storage behind data_bytes when we made it */
