@@ -10,17 +10,18 @@
 # Targets: >= 50k msg/s; p99 <= 10 ms. Medians of BENCH_REPS repetitions.
 # The dev Kafka (librdkafka's mock cluster) answers an empty fetch only
 # after fetch.wait.max.ms, so both consumers use 5 ms (see docs/outbound.md).
-set -euo pipefail
+# No `set -e`: stack.sh's cleanup kills every PID it started, some already
+# stopped, and errexit would cut it short.
+set -uo pipefail
 source "$(dirname "$0")/../tests/lib/stack.sh"
 REPS=${BENCH_REPS:-3} N=${BENCH_RECORDS:-100000}
 stack_init
 B="$BUILD/bench/outbound"
-[[ -x "$B" ]] || { echo "build $B first (make $B)"; exit 1; }
+[[ -x "$B" ]] || fail "build $B first (make $B)"
 topics=(--topic bench.lat:4)
 # The mock keeps ~24k records per partition (older ones go): 8 partitions.
 for r in $(seq 1 "$REPS"); do topics+=(--topic "bench.tp$r:8"); done
 start_kafka "${topics[@]}"
-export FETCH_WAIT=5
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
@@ -57,8 +58,8 @@ wait_assigned() {
 echo "outbound: $N records of 200 B per throughput run, ${REPS} reps (medians)"
 kr=() mr=()
 for r in $(seq 1 "$REPS"); do
-	"$B" produce --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N" >/dev/null
-	out=$("$B" kafka-rate --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N") ||
+	"$B" produce --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N" >/dev/null || fail "produce"
+	out=$("$B" kafka-rate --fetch-wait 5 --brokers "$KAFKA_BOOTSTRAP" --topic "bench.tp$r" --count "$N") ||
 		fail "plain consumer: $out"
 	kr+=("$(echo "$out" | field msgs_per_s)")
 	broker "tp$r" "bench.tp$r" earliest "\"wake\": \"127.0.0.1:$MQTT_PORT\","
@@ -81,8 +82,8 @@ lat() { # label rate args...
 	printf '%-52s p50 %7s ms   p99 %7s ms\n' "$label" \
 		"$(printf '%s\n' "${p50s[@]}" | median)" "$(printf '%s\n' "${p99s[@]}" | median)"
 }
-lat "plain librdkafka consumer @1k msg/s" 1000 --kafka
-lat "plain librdkafka consumer @20k msg/s" 20000 --kafka
+lat "plain librdkafka consumer @1k msg/s" 1000 --kafka --fetch-wait 5
+lat "plain librdkafka consumer @20k msg/s" 20000 --kafka --fetch-wait 5
 broker lat bench.lat latest "\"wake\": \"127.0.0.1:$MQTT_PORT\","
 wait_assigned
 lat "Kafka -> MQTT, wake on, idle broker @1k msg/s" 1000 --port "$MQTT_PORT" --filter 'sandbox/bench/#'

@@ -64,9 +64,10 @@ static void outbound__log_notes(struct tb_outbound *ob)
 	for (unsigned i = 0; i < copy.count; i++)
 		mosquitto_log_printf(copy.level[i], TB_LOG_PREFIX "%s", copy.line[i]);
 	if (copy.dropped)
-		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "outbound: %u more log lines "
-								   "skipped",
-				     copy.dropped);
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     TB_LOG_PREFIX "outbound: %u more log lines "
+		                                   "skipped",
+		                     copy.dropped);
 }
 
 /* One line per reason at most every 10 s, with how many went unlogged. */
@@ -81,12 +82,12 @@ static void outbound__log_drop(struct tb_outbound *ob, const struct ob_item *it)
 	char more[48] = "";
 	if (ob->drop_unlogged[d])
 		snprintf(more, sizeof(more), " (and %llu more since)",
-			 (unsigned long long)ob->drop_unlogged[d]);
+		         (unsigned long long)ob->drop_unlogged[d]);
 	mosquitto_log_printf(MOSQ_LOG_WARNING,
-			     TB_LOG_PREFIX "outbound: record %s [%d] at offset %lld not published "
-					   "(%s): %s%s",
-			     rd_kafka_topic_name(it->msg->rkt), (int)it->msg->partition,
-			     (long long)it->msg->offset, outbound__drop_name(d), it->detail, more);
+	                     TB_LOG_PREFIX "outbound: record %s [%d] at offset %lld not published "
+	                                   "(%s): %s%s",
+	                     rd_kafka_topic_name(it->msg->rkt), (int)it->msg->partition,
+	                     (long long)it->msg->offset, outbound__drop_name(d), it->detail, more);
 	ob->drop_logged_at[d] = now;
 	ob->drop_unlogged[d] = 0;
 }
@@ -105,27 +106,28 @@ static int outbound__publish(struct ob_item *it)
 		memcpy(payload, it->payload, it->len);
 	}
 	if (it->content_type &&
-	    (rc = mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, it->content_type)) &&
+	    (rc =
+	         mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, it->content_type)) &&
 	    rc != MOSQ_ERR_MALFORMED_UTF8)
 		goto error;
 	for (size_t i = 0; i < it->nprops; i++) {
 		/* The broker's own UTF-8 rules are a little stricter than ours
 		 * (control characters): such a property is left out. */
 		rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY,
-							it->props[i].name, it->props[i].value);
+		                                        it->props[i].name, it->props[i].value);
 		if (rc && rc != MOSQ_ERR_MALFORMED_UTF8)
 			goto error;
 	}
 	if (it->correlation &&
 	    (rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, it->correlation,
-						it->correlation_len)))
+	                                        it->correlation_len)))
 		goto error;
 	if (it->route->message_expiry &&
 	    (rc = mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
-					       it->route->message_expiry)))
+	                                       it->route->message_expiry)))
 		goto error;
 	rc = mosquitto_broker_publish(NULL, it->topic, (int)it->len, payload, it->route->qos,
-				      it->route->retain, props);
+	                              it->route->retain, props);
 	if (rc)
 		goto error;
 	return MOSQ_ERR_SUCCESS;
@@ -217,7 +219,7 @@ void outbound__publish_stats(struct tributary *tb)
 		unsigned long long n = atomic_load(&ob->stats.dropped[d]);
 		dropped += n;
 		snprintf(topic, sizeof(topic), "$SYS/tributary/outbound/dropped/%s",
-			 outbound__drops[d]);
+		         outbound__drops[d]);
 		outbound__put(topic, n);
 	}
 	outbound__put("$SYS/tributary/outbound/dropped", dropped);
@@ -228,7 +230,7 @@ void outbound__publish_stats(struct tributary *tb)
 	outbound__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));
 	outbound__put("$SYS/tributary/outbound/pauses", atomic_load(&ob->stats.pauses));
 	outbound__put("$SYS/tributary/outbound/assigned_partitions",
-		      atomic_load(&ob->stats.assigned));
+	              atomic_load(&ob->stats.assigned));
 	outbound__put("$SYS/tributary/outbound/wakes", atomic_load(&ob->stats.wakes));
 	outbound__put("$SYS/tributary/outbound/kafka_errors", atomic_load(&ob->stats.kafka_errors));
 }
@@ -246,18 +248,20 @@ int outbound__start(struct tributary *tb)
 		return rc;
 	rc = mosquitto_callback_register(tb->pid, MOSQ_EVT_TICK, outbound__on_tick, NULL, ob);
 	if (rc) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound: cannot register the tick "
-								 "callback (%d)",
-				     rc);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "outbound: cannot register the tick "
+		                                   "callback (%d)",
+		                     rc);
 		return rc;
 	}
 	ob->callbacks_registered = true;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     TB_LOG_PREFIX "outbound: %zu routes from %zu Kafka topics of cluster %s, "
-					   "group %s, queue %zu, wake %s%s%s",
-			     ob->nroutes, ob->ntopics, ob->cluster_name, ob->group_id, ob->capacity,
-			     ob->wake_enabled ? ob->wake.host : "off", ob->wake_enabled ? ":" : "",
-			     ob->wake_enabled ? ob->wake.port : "");
+	                     TB_LOG_PREFIX
+	                     "outbound: %zu routes from %zu Kafka topics of cluster %s, "
+	                     "group %s, queue %zu, wake %s%s%s",
+	                     ob->nroutes, ob->ntopics, ob->cluster_name, ob->group_id, ob->capacity,
+	                     ob->wake_enabled ? ob->wake.host : "off", ob->wake_enabled ? ":" : "",
+	                     ob->wake_enabled ? ob->wake.port : "");
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -70,7 +70,7 @@ struct ob_item {
 	const char *topic;
 	const void *payload; /* into msg, or `owned` */
 	size_t len;
-	char *owned;         /* structured JSON made from a binary record */
+	char *owned; /* structured JSON made from a binary record */
 	const char *content_type;
 	const void *correlation;
 	uint16_t correlation_len;
@@ -184,7 +184,7 @@ void outbound__queue_destroy(struct ob_queue *q);
 /* outbound_wake.c */
 int outbound__wake_config(struct ob_wake *w, const json_t *v, const char *broker_id);
 void outbound__wake_init(struct ob_wake *w);
-void outbound__wake(struct tb_outbound *ob);        /* any thread */
+void outbound__wake(struct tb_outbound *ob);         /* any thread */
 void outbound__wake_service(struct tb_outbound *ob); /* main thread, each tick */
 void outbound__wake_free(struct ob_wake *w);
 

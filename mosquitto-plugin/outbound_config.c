@@ -62,11 +62,26 @@ static int obconf__only(const json_t *obj, const char *where, const char *const 
  * and librdkafka would warn about each. */
 static bool obconf__connection_prop(const char *name)
 {
-	static const char *const prefixes[] = {
-	    "bootstrap.servers", "metadata.", "security.protocol", "sasl.", "ssl.", "ssl_",
-	    "enable.ssl.", "socket.", "reconnect.", "broker.address.", "broker.version.",
-	    "api.version.", "client.rack", "client.dns.lookup", "connections.max.idle.ms",
-	    "topic.metadata.", "debug", "log_level", "log.connection.close", NULL};
+	static const char *const prefixes[] = {"bootstrap.servers",
+	                                       "metadata.",
+	                                       "security.protocol",
+	                                       "sasl.",
+	                                       "ssl.",
+	                                       "ssl_",
+	                                       "enable.ssl.",
+	                                       "socket.",
+	                                       "reconnect.",
+	                                       "broker.address.",
+	                                       "broker.version.",
+	                                       "api.version.",
+	                                       "client.rack",
+	                                       "client.dns.lookup",
+	                                       "connections.max.idle.ms",
+	                                       "topic.metadata.",
+	                                       "debug",
+	                                       "log_level",
+	                                       "log.connection.close",
+	                                       NULL};
 	for (const char *const *p = prefixes; *p; p++)
 		if (!strncmp(name, *p, strlen(*p)))
 			return true;
@@ -84,8 +99,8 @@ static int obconf__check_name(void *ctx, const char *name)
 	if (!strncmp(name, "ce.", 3) && name[3])
 		return 0;
 	return obconf__fail("%s: unknown placeholder {%s} (use {key}, {kafka_topic}, "
-			    "{partition}, {header.NAME} or {ce.ATTRIBUTE})",
-			    where, name);
+	                    "{partition}, {header.NAME} or {ce.ATTRIBUTE})",
+	                    where, name);
 }
 
 static bool obconf__kafka_topic_ok(const char *t)
@@ -108,8 +123,8 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 	size_t n = json_is_array(allow) ? json_array_size(allow) : 1;
 	if (!allow || (!json_is_string(allow) && !json_is_array(allow)) || n == 0)
 		return obconf__fail("%s.allow: a reply route needs the MQTT topic patterns replies "
-				    "may go to, e.g. \"clients/+/replies\"",
-				    where);
+		                    "may go to, e.g. \"clients/+/replies\"",
+		                    where);
 	r->allow = calloc(n, sizeof(*r->allow));
 	if (!r->allow)
 		return MOSQ_ERR_NOMEM;
@@ -119,9 +134,10 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 		if (!text)
 			return obconf__fail("%s.allow[%zu]: must be a string", where, i);
 		if (text[0] == '$' || !strcmp(text, "#"))
-			return obconf__fail("%s.allow[%zu]: \"%s\" is too wide (replies may not go to "
-					    "every topic nor to $ topics)",
-					    where, i, text);
+			return obconf__fail(
+			    "%s.allow[%zu]: \"%s\" is too wide (replies may not go to "
+			    "every topic nor to $ topics)",
+			    where, i, text);
 		if (tb_pattern_compile(&r->allow[i], text, err, sizeof(err)))
 			return obconf__fail("%s.allow[%zu]: %s", where, i, err);
 		r->nallow++;
@@ -131,9 +147,9 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 
 static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 {
-	static const char *const allowed[] = {"kafka_topic", "type",   "header", "topic",
-					      "reply",       "allow",  "qos",    "retain",
-					      "format",      "message_expiry", "comment", NULL};
+	static const char *const allowed[] = {"kafka_topic", "type",           "header",  "topic",
+	                                      "reply",       "allow",          "qos",     "retain",
+	                                      "format",      "message_expiry", "comment", NULL};
 	char where[64], err[256];
 	int rc;
 	snprintf(where, sizeof(where), "outbound.routes[%zu]", idx);
@@ -152,9 +168,10 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	if (type) {
 		const char *t = json_string_value(type);
 		if (!t || !*t || !strcmp(t, "*"))
-			return obconf__fail("%s.type: must be a CloudEvents type, or a prefix ending "
-					    "in '*'",
-					    where);
+			return obconf__fail(
+			    "%s.type: must be a CloudEvents type, or a prefix ending "
+			    "in '*'",
+			    where);
 		if ((rc = obconf__strdup(&r->type, t)))
 			return rc;
 		size_t n = strlen(r->type);
@@ -173,11 +190,12 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 		    !json_string_value(json_object_get(header, "name")) ||
 		    !json_string_value(json_object_get(header, "value")))
 			return rc ? rc
-				  : obconf__fail("%s: must be {\"name\": ..., \"value\": ...}", sub);
+			          : obconf__fail("%s: must be {\"name\": ..., \"value\": ...}",
+			                         sub);
 		if ((rc = obconf__strdup(&r->header_name,
-					 json_string_value(json_object_get(header, "name")))) ||
+		                         json_string_value(json_object_get(header, "name")))) ||
 		    (rc = obconf__strdup(&r->header_value,
-					 json_string_value(json_object_get(header, "value")))))
+		                         json_string_value(json_object_get(header, "value")))))
 			return rc;
 	}
 
@@ -188,9 +206,10 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	json_t *topic = json_object_get(j, "topic");
 	if (r->reply) {
 		if (topic)
-			return obconf__fail("%s: a reply route takes its MQTT topic from the record's "
-					    "mqtt_response_topic header; remove \"topic\"",
-					    where);
+			return obconf__fail(
+			    "%s: a reply route takes its MQTT topic from the record's "
+			    "mqtt_response_topic header; remove \"topic\"",
+			    where);
 		if ((rc = obconf__allow(r, json_object_get(j, "allow"), where)))
 			return rc;
 	} else {
@@ -199,10 +218,11 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 			return obconf__fail("%s.allow: only for reply routes", where);
 		if (!t || !*t)
 			return obconf__fail("%s.topic: must be an MQTT topic template, e.g. "
-					    "\"users/{key}/notifications\" (or \"reply\": true)",
-					    where);
+			                    "\"users/{key}/notifications\" (or \"reply\": true)",
+			                    where);
 		if (strchr(t, '+') || strchr(t, '#'))
-			return obconf__fail("%s.topic: no wildcards in a topic to publish to", where);
+			return obconf__fail("%s.topic: no wildcards in a topic to publish to",
+			                    where);
 		if (tb_template_compile(&r->topic, t, err, sizeof(err)))
 			return obconf__fail("%s.topic: %s", where, err);
 		char sub[96];
@@ -212,8 +232,8 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	}
 
 	json_t *qos = json_object_get(j, "qos");
-	if (qos && (!json_is_integer(qos) || json_integer_value(qos) < 0 ||
-		    json_integer_value(qos) > 2))
+	if (qos &&
+	    (!json_is_integer(qos) || json_integer_value(qos) < 0 || json_integer_value(qos) > 2))
 		return obconf__fail("%s.qos: must be 0, 1 or 2", where);
 	r->qos = qos ? (int)json_integer_value(qos) : 1;
 
@@ -236,15 +256,15 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 
 	json_t *exp = json_object_get(j, "message_expiry");
 	if (exp && (!json_is_integer(exp) || json_integer_value(exp) < 0 ||
-		    json_integer_value(exp) > UINT32_MAX))
+	            json_integer_value(exp) > UINT32_MAX))
 		return obconf__fail("%s.message_expiry: must be 0 (none) to 4294967295 seconds",
-				    where);
+		                    where);
 	r->message_expiry = exp ? (uint32_t)json_integer_value(exp) : 0;
 	return MOSQ_ERR_SUCCESS;
 }
 
 static int obconf__size(const json_t *parent, const char *name, const char *where, size_t min,
-			size_t max, size_t def, size_t *out)
+                        size_t max, size_t def, size_t *out)
 {
 	json_t *v = json_object_get(parent, name);
 	if (!v) {
@@ -254,7 +274,7 @@ static int obconf__size(const json_t *parent, const char *name, const char *wher
 	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
 	    (json_int_t)max < json_integer_value(v))
 		return obconf__fail("%s.%s: must be an integer from %zu to %zu", where, name, min,
-				    max);
+		                    max);
 	*out = (size_t)json_integer_value(v);
 	return MOSQ_ERR_SUCCESS;
 }
@@ -268,7 +288,7 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 	json_t *cprops = json_object_get(clusters, cname);
 	if (!json_is_object(cprops))
 		return obconf__fail("outbound.cluster: no cluster named \"%s\" in \"clusters\"",
-				    cname);
+		                    cname);
 	if (obconf__strdup(&ob->cluster_name, cname))
 		return MOSQ_ERR_NOMEM;
 
@@ -284,14 +304,15 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 	}
 	json_t *consumer = json_object_get(j, "consumer");
 	if (consumer && !json_is_object(consumer))
-		return obconf__fail("outbound.consumer: must be an object of librdkafka properties");
+		return obconf__fail(
+		    "outbound.consumer: must be an object of librdkafka properties");
 	json_object_foreach(consumer, key, v)
 	{
 		if (!strcmp(key, "group.id") || !strcmp(key, "enable.auto.offset.store") ||
 		    !strcmp(key, "auto.offset.reset"))
 			return obconf__fail("outbound.consumer.%s: set by the plugin (use "
-					    "outbound.group_id / outbound.start)",
-					    key);
+			                    "outbound.group_id / outbound.start)",
+			                    key);
 		json_object_set(ob->kafka_props, key, v);
 	}
 
@@ -338,9 +359,9 @@ static int obconf__topics(struct tb_outbound *ob)
 
 int outbound__config(struct tributary *tb, const json_t *j, const json_t *clusters)
 {
-	static const char *const allowed[] = {"cluster",      "group_id",    "start",  "consumer",
-					      "queue",        "max_per_tick", "max_payload", "wake",
-					      "routes",       "comment",     NULL};
+	static const char *const allowed[] = {"cluster", "group_id",     "start",       "consumer",
+	                                      "queue",   "max_per_tick", "max_payload", "wake",
+	                                      "routes",  "comment",      NULL};
 	static const char *const qallowed[] = {"capacity", "resume_below", "pause_after_ms", NULL};
 	int rc;
 	if (!j)
@@ -361,22 +382,21 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 		return rc;
 
 	json_t *queue = json_object_get(j, "queue");
-	if (queue && (!json_is_object(queue) || (rc = obconf__only(queue, "outbound.queue",
-								    qallowed))))
+	if (queue &&
+	    (!json_is_object(queue) || (rc = obconf__only(queue, "outbound.queue", qallowed))))
 		return rc ? rc : obconf__fail("outbound.queue: must be an object");
 	if ((rc = obconf__size(queue, "capacity", "outbound.queue", 1, 10000000, 10000,
-			       &ob->capacity)))
+	                       &ob->capacity)))
 		return rc;
 	if ((rc = obconf__size(queue, "resume_below", "outbound.queue", 0, ob->capacity - 1,
-			       ob->capacity / 2, &ob->resume_below)))
+	                       ob->capacity / 2, &ob->resume_below)))
 		return rc;
 	size_t pause_after;
 	if ((rc = obconf__size(queue, "pause_after_ms", "outbound.queue", 0, 60000, 1000,
-			       &pause_after)))
+	                       &pause_after)))
 		return rc;
 	ob->pause_after_ms = (int)pause_after;
-	if ((rc = obconf__size(j, "max_per_tick", "outbound", 1, 1000000, 1000,
-			       &ob->max_per_tick)))
+	if ((rc = obconf__size(j, "max_per_tick", "outbound", 1, 1000000, 1000, &ob->max_per_tick)))
 		return rc;
 	if ((rc = obconf__size(j, "max_payload", "outbound", 0, 268435455, 0, &ob->max_payload)))
 		return rc;

@@ -59,14 +59,14 @@ static void consumer__on_error(rd_kafka_t *rk, int err, const char *reason, void
 }
 
 static void consumer__on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-				rd_kafka_topic_partition_list_t *offsets, void *opaque)
+                                rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
 	struct tb_outbound *ob = opaque;
 	(void)rk;
 	(void)offsets;
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		outbound__note(ob, MOSQ_LOG_WARNING, "outbound consumer: offset commit failed: %s",
-			       rd_kafka_err2str(err));
+		               rd_kafka_err2str(err));
 }
 
 /*
@@ -76,17 +76,18 @@ static void consumer__on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * skipped. So a group's first position is resolved and committed at once.
  */
 static void consumer__pin_start(struct tb_outbound *ob, rd_kafka_t *rk,
-				rd_kafka_topic_partition_list_t *parts)
+                                rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
 	rd_kafka_topic_partition_list_t *pin = rd_kafka_topic_partition_list_new(parts->cnt);
 	bool latest = !strcmp(ob->start, "latest");
 	rd_kafka_resp_err_t err = rd_kafka_committed(rk, committed, 10000);
 	if (err) {
-		outbound__note(ob, MOSQ_LOG_WARNING,
-			       "outbound consumer: cannot read committed offsets (%s); new partitions "
-			       "start at the %s offset",
-			       rd_kafka_err2str(err), ob->start);
+		outbound__note(
+		    ob, MOSQ_LOG_WARNING,
+		    "outbound consumer: cannot read committed offsets (%s); new partitions "
+		    "start at the %s offset",
+		    rd_kafka_err2str(err), ob->start);
 		goto done;
 	}
 	for (int i = 0; i < committed->cnt; i++) {
@@ -94,12 +95,12 @@ static void consumer__pin_start(struct tb_outbound *ob, rd_kafka_t *rk,
 		int64_t low, high;
 		if (c->err || c->offset >= 0)
 			continue;
-		err = rd_kafka_query_watermark_offsets(rk, c->topic, c->partition, &low, &high,
-						       5000);
+		err =
+		    rd_kafka_query_watermark_offsets(rk, c->topic, c->partition, &low, &high, 5000);
 		if (err) {
 			outbound__note(ob, MOSQ_LOG_WARNING,
-				       "outbound consumer: %s [%d]: no watermarks (%s)", c->topic,
-				       (int)c->partition, rd_kafka_err2str(err));
+			               "outbound consumer: %s [%d]: no watermarks (%s)", c->topic,
+			               (int)c->partition, rd_kafka_err2str(err));
 			continue;
 		}
 		rd_kafka_topic_partition_t *p =
@@ -113,13 +114,14 @@ static void consumer__pin_start(struct tb_outbound *ob, rd_kafka_t *rk,
 		err = rd_kafka_commit(rk, pin, 1);
 		if (err)
 			outbound__note(ob, MOSQ_LOG_WARNING,
-				       "outbound consumer: cannot commit the start offsets: %s",
-				       rd_kafka_err2str(err));
+			               "outbound consumer: cannot commit the start offsets: %s",
+			               rd_kafka_err2str(err));
 		else
-			outbound__note(ob, MOSQ_LOG_NOTICE,
-				       "outbound: %d partitions without a committed offset start at "
-				       "the %s offset",
-				       pin->cnt, ob->start);
+			outbound__note(
+			    ob, MOSQ_LOG_NOTICE,
+			    "outbound: %d partitions without a committed offset start at "
+			    "the %s offset",
+			    pin->cnt, ob->start);
 	}
 done:
 	rd_kafka_topic_partition_list_destroy(pin);
@@ -127,7 +129,7 @@ done:
 }
 
 static void consumer__pause(struct tb_outbound *ob, rd_kafka_topic_partition_list_t *parts,
-			    bool pause)
+                            bool pause)
 {
 	rd_kafka_topic_partition_list_t *own = NULL;
 	if (!parts) {
@@ -136,10 +138,10 @@ static void consumer__pause(struct tb_outbound *ob, rd_kafka_topic_partition_lis
 		parts = own;
 	}
 	rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(ob->rk, parts)
-					: rd_kafka_resume_partitions(ob->rk, parts);
+	                                : rd_kafka_resume_partitions(ob->rk, parts);
 	if (err)
 		outbound__note(ob, MOSQ_LOG_ERR, "outbound consumer: cannot %s partitions: %s",
-			       pause ? "pause" : "resume", rd_kafka_err2str(err));
+		               pause ? "pause" : "resume", rd_kafka_err2str(err));
 	if (own)
 		rd_kafka_topic_partition_list_destroy(own);
 }
@@ -154,7 +156,7 @@ static void consumer__count_assignment(struct tb_outbound *ob)
 }
 
 static void consumer__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-				rd_kafka_topic_partition_list_t *parts, void *opaque)
+                                rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct tb_outbound *ob = opaque;
 	bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
@@ -172,13 +174,13 @@ static void consumer__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		consumer__count_assignment(ob);
 		if (!error && !aerr)
 			outbound__note(ob, MOSQ_LOG_NOTICE,
-				       "outbound: assigned %d partitions (group %s, %llu in all)",
-				       parts->cnt, ob->group_id,
-				       (unsigned long long)atomic_load(&ob->stats.assigned));
+			               "outbound: assigned %d partitions (group %s, %llu in all)",
+			               parts->cnt, ob->group_id,
+			               (unsigned long long)atomic_load(&ob->stats.assigned));
 	} else {
 		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 			outbound__note(ob, MOSQ_LOG_ERR, "outbound consumer: rebalance failed: %s",
-				       rd_kafka_err2str(err));
+			               rd_kafka_err2str(err));
 		if (cooperative)
 			error = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -189,11 +191,11 @@ static void consumer__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	if (error) {
 		outbound__note(ob, MOSQ_LOG_ERR, "outbound consumer: incremental assignment: %s",
-			       rd_kafka_error_string(error));
+		               rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 	} else if (aerr) {
 		outbound__note(ob, MOSQ_LOG_ERR, "outbound consumer: assignment: %s",
-			       rd_kafka_err2str(aerr));
+		               rd_kafka_err2str(aerr));
 	}
 }
 
@@ -203,8 +205,8 @@ static void consumer__on_record_error(struct tb_outbound *ob, const rd_kafka_mes
 		return;
 	atomic_fetch_add(&ob->stats.kafka_errors, 1);
 	outbound__note(ob, MOSQ_LOG_WARNING, "outbound consumer: %s%s%s [%d]: %s",
-		       m->rkt ? "topic " : "", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
-		       m->rkt ? "" : "-", (int)m->partition, rd_kafka_message_errstr(m));
+	               m->rkt ? "topic " : "", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+	               m->rkt ? "" : "-", (int)m->partition, rd_kafka_message_errstr(m));
 }
 
 static void *consumer__run(void *arg)
@@ -220,9 +222,10 @@ static void *consumer__run(void *arg)
 			paused = false;
 		}
 		if (full && !paused) {
-			int wait = ob->pause_after_ms - (int)((tb_monotonic_us() - full_since) / 1000);
-			if (wait > 0 &&
-			    outbound__queue_wait(&ob->queue, wait < 100 ? wait : 100) > ob->resume_below)
+			int wait =
+			    ob->pause_after_ms - (int)((tb_monotonic_us() - full_since) / 1000);
+			if (wait > 0 && outbound__queue_wait(&ob->queue, wait < 100 ? wait : 100) >
+			                    ob->resume_below)
 				continue; /* still full: check `stop`, then wait again */
 			full = false;
 			if (outbound__queue_depth(&ob->queue) > ob->resume_below) {
@@ -272,7 +275,7 @@ int outbound__consumer_start(struct tb_outbound *ob)
 	/* Defaults first, then the cluster's connection settings and
 	 * outbound.consumer, then what the delivery guarantee depends on. */
 	if (rd_kafka_conf_set(conf, "client.id", "tributary-mosquitto-outbound", err,
-			      sizeof(err)) ||
+	                      sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", err, sizeof(err)) ||
@@ -301,7 +304,7 @@ int outbound__consumer_start(struct tb_outbound *ob)
 	rerr = rd_kafka_poll_set_consumer(ob->rk);
 	if (rerr) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound consumer: %s",
-				     rd_kafka_err2str(rerr));
+		                     rd_kafka_err2str(rerr));
 		goto cleanup;
 	}
 	subs = rd_kafka_topic_partition_list_new((int)ob->ntopics);
@@ -310,7 +313,7 @@ int outbound__consumer_start(struct tb_outbound *ob)
 	rerr = rd_kafka_subscribe(ob->rk, subs);
 	if (rerr) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound consumer: subscribe: %s",
-				     rd_kafka_err2str(rerr));
+		                     rd_kafka_err2str(rerr));
 		goto cleanup;
 	}
 	atomic_store(&ob->stop, false);
@@ -351,10 +354,11 @@ void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
 	rd_kafka_resp_err_t err = rd_kafka_metadata(ob->rk, 0, NULL, &md, 1000);
 	if (err) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "outbound consumer: Kafka unreachable at shutdown (%s); "
-						   "leaving without a final commit: records since the last "
-						   "commit will be delivered again after the restart",
-				     rd_kafka_err2str(err));
+		                     TB_LOG_PREFIX
+		                     "outbound consumer: Kafka unreachable at shutdown (%s); "
+		                     "leaving without a final commit: records since the last "
+		                     "commit will be delivered again after the restart",
+		                     rd_kafka_err2str(err));
 		return;
 	}
 	rd_kafka_metadata_destroy(md);
@@ -362,7 +366,7 @@ void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
 	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(ob->rk, q);
 	if (error) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "outbound consumer: close: %s",
-				     rd_kafka_error_string(error));
+		                     rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 	} else {
 		uint64_t deadline = tb_monotonic_us() + (uint64_t)timeout_ms * 1000u;
@@ -372,10 +376,11 @@ void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
 		ob->closed = rd_kafka_consumer_closed(ob->rk);
 		if (!ob->closed)
 			mosquitto_log_printf(MOSQ_LOG_WARNING,
-					     TB_LOG_PREFIX "outbound consumer: not closed after %d ms "
-							   "(Kafka unreachable?); records since the last "
-							   "commit will be delivered again after the restart",
-					     timeout_ms);
+			                     TB_LOG_PREFIX
+			                     "outbound consumer: not closed after %d ms "
+			                     "(Kafka unreachable?); records since the last "
+			                     "commit will be delivered again after the restart",
+			                     timeout_ms);
 	}
 	rd_kafka_queue_destroy(q);
 }

@@ -94,7 +94,7 @@ static const char *map__attr(struct map_ctx *c, const char *name, size_t namelen
 }
 
 static int map__lookup(void *vctx, const char *name, size_t namelen, const char **value,
-		       size_t *len)
+                       size_t *len)
 {
 	struct map_ctx *c = vctx;
 	const char *v = NULL;
@@ -173,8 +173,8 @@ struct map_out {
 	size_t correlation_len;
 };
 
-static enum ob_drop map__reply_topic(struct map_ctx *c, const struct ob_route *r,
-				     struct map_out *o, char *detail, size_t dlen)
+static enum ob_drop map__reply_topic(struct map_ctx *c, const struct ob_route *r, struct map_out *o,
+                                     char *detail, size_t dlen)
 {
 	size_t n = 0;
 	const char *rt = map__header(c, "mqtt_response_topic", &n);
@@ -204,15 +204,16 @@ allowed:
 }
 
 static enum ob_drop map__template_topic(struct map_ctx *c, const struct ob_route *r,
-					struct map_out *o, char *detail, size_t dlen)
+                                        struct map_out *o, char *detail, size_t dlen)
 {
 	const char *missing = NULL;
 	/* A value may fill one topic level, never add levels or wildcards. */
 	int n = tb_template_expand(&r->topic, map__lookup, c, "+#/", o->topic, sizeof(o->topic),
-				   &missing);
+	                           &missing);
 	if (n < 0) {
-		snprintf(detail, dlen, "%s{%s}", n == -2 ? "topic too long: " : "missing or invalid ",
-			 missing ? missing : "?");
+		snprintf(detail, dlen, "%s{%s}",
+		         n == -2 ? "topic too long: " : "missing or invalid ",
+		         missing ? missing : "?");
 		return OB_DROP_TOPIC_INVALID;
 	}
 	o->topic_len = (size_t)n;
@@ -225,7 +226,7 @@ static enum ob_drop map__template_topic(struct map_ctx *c, const struct ob_route
 
 /* binary record -> CloudEvents JSON */
 static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, char *detail,
-				       size_t dlen)
+                                       size_t dlen)
 {
 	tb_ce_attr attrs[MAP_MAX_ATTRS];
 	size_t nattrs = 0;
@@ -241,9 +242,9 @@ static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, cha
 		if (strncmp(name, "ce_", 3))
 			continue;
 		if (nattrs == MAP_MAX_ATTRS || !map__string_ok(val, size)) {
-			snprintf(detail, dlen, "%s", nattrs == MAP_MAX_ATTRS
-							 ? "too many ce_ headers"
-							 : "a ce_ header is not UTF-8 text");
+			snprintf(detail, dlen, "%s",
+			         nattrs == MAP_MAX_ATTRS ? "too many ce_ headers"
+			                                 : "a ce_ header is not UTF-8 text");
 			drop = OB_DROP_INVALID_EVENT;
 			goto done;
 		}
@@ -262,7 +263,7 @@ static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, cha
 		goto done;
 	}
 	if (tb_ce_parse_binary(attrs, nattrs, ct, c->msg->payload, c->msg->len, &ev, err,
-			       sizeof(err)) != TB_CE_OK) {
+	                       sizeof(err)) != TB_CE_OK) {
 		snprintf(detail, dlen, "%.90s", err);
 		drop = OB_DROP_INVALID_EVENT;
 		goto done;
@@ -285,7 +286,7 @@ done:
 }
 
 static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, struct map_out *o,
-				 char *detail, size_t dlen)
+                                 char *detail, size_t dlen)
 {
 	o->payload = c->msg->payload;
 	o->len = c->msg->len;
@@ -297,12 +298,16 @@ static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, st
 		return OB_DROP_NONE;
 	}
 	switch (c->kind) {
-	case MAP_STRUCTURED: return OB_DROP_NONE;
-	case MAP_BINARY: return map__to_structured(c, o, detail, dlen);
-	case MAP_PLAIN: break;
+	case MAP_STRUCTURED:
+		return OB_DROP_NONE;
+	case MAP_BINARY:
+		return map__to_structured(c, o, detail, dlen);
+	case MAP_PLAIN:
+		break;
 	}
-	snprintf(detail, dlen, "structured route, and the record has no ce_ headers nor "
-			       "content-type application/cloudevents+json");
+	snprintf(detail, dlen,
+	         "structured route, and the record has no ce_ headers nor "
+	         "content-type application/cloudevents+json");
 	return OB_DROP_NOT_CLOUDEVENTS;
 }
 
@@ -321,14 +326,15 @@ static void map__classify(struct map_ctx *c)
 /* Lays out the item and its strings in one allocation. */
 static struct ob_item *map__item(struct map_ctx *c, const struct ob_route *r, struct map_out *o)
 {
-	size_t nprops = 0, strings = o->topic_len + 1 + (o->content_type ? o->content_type_len + 1 : 0);
+	size_t nprops = 0,
+	       strings = o->topic_len + 1 + (o->content_type ? o->content_type_len + 1 : 0);
 	const char *name;
 	const void *val;
 	size_t size;
 	if (o->user_props) {
 		for (size_t i = 0; !rd_kafka_header_get_all(c->hdrs, i, &name, &val, &size); i++) {
-			if (strncmp(name, "ce_", 3) || !name[3] || !map__string_ok(name, strlen(name)) ||
-			    !map__string_ok(val, size))
+			if (strncmp(name, "ce_", 3) || !name[3] ||
+			    !map__string_ok(name, strlen(name)) || !map__string_ok(val, size))
 				continue;
 			nprops++;
 			strings += strlen(name) - 3 + 1 + size + 1;
@@ -353,8 +359,8 @@ static struct ob_item *map__item(struct map_ctx *c, const struct ob_route *r, st
 	}
 	if (o->user_props) {
 		for (size_t i = 0; !rd_kafka_header_get_all(c->hdrs, i, &name, &val, &size); i++) {
-			if (strncmp(name, "ce_", 3) || !name[3] || !map__string_ok(name, strlen(name)) ||
-			    !map__string_ok(val, size))
+			if (strncmp(name, "ce_", 3) || !name[3] ||
+			    !map__string_ok(name, strlen(name)) || !map__string_ok(val, size))
 				continue;
 			size_t nl = strlen(name) - 3;
 			memcpy(s, name + 3, nl + 1);
@@ -412,7 +418,7 @@ struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg)
 	if (!o)
 		goto done;
 	drop = route->reply ? map__reply_topic(&c, route, o, detail, sizeof(detail))
-			    : map__template_topic(&c, route, o, detail, sizeof(detail));
+	                    : map__template_topic(&c, route, o, detail, sizeof(detail));
 	if (drop == OB_DROP_NONE)
 		drop = map__payload(&c, route, o, detail, sizeof(detail));
 	if (drop == OB_DROP_NONE &&

@@ -53,9 +53,10 @@ void outbound__wake_init(struct ob_wake *w)
 static int wake__address(struct ob_wake *w, const char *addr)
 {
 	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (!colon || colon == addr || !colon[1] ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
 		return wake__fail("address must be HOST:PORT of one of this broker's listeners, "
-				  "e.g. \"127.0.0.1:1883\"");
+		                  "e.g. \"127.0.0.1:1883\"");
 	const char *h = addr;
 	size_t hl = (size_t)(colon - addr);
 	if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
@@ -80,9 +81,10 @@ int outbound__wake_config(struct ob_wake *w, const json_t *v, const char *broker
 			    strcmp(key, "password") && strcmp(key, "client_id") &&
 			    strcmp(key, "after_publish")) {
 				mosquitto_log_printf(MOSQ_LOG_ERR,
-						     TB_LOG_PREFIX "config: outbound.wake.%s: unknown "
-								   "option",
-						     key);
+				                     TB_LOG_PREFIX
+				                     "config: outbound.wake.%s: unknown "
+				                     "option",
+				                     key);
 				return MOSQ_ERR_INVAL;
 			}
 		}
@@ -201,8 +203,8 @@ static void wake__open(struct tb_outbound *ob)
 	unsigned char *pkt = NULL;
 	int gai = getaddrinfo(w->host, w->port, &hints, &res);
 	if (gai) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound.wake: %s:%s: %s", w->host,
-				     w->port, gai_strerror(gai));
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound.wake: %s:%s: %s",
+		                     w->host, w->port, gai_strerror(gai));
 		w->retry_at = time(NULL) + 30;
 		return;
 	}
@@ -237,9 +239,9 @@ static void wake__open(struct tb_outbound *ob)
 fail:
 	if (!w->warned)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "outbound.wake: cannot connect to %s:%s (%s); "
-						   "records wait for the next idle tick",
-				     w->host, w->port, strerror(errno));
+		                     TB_LOG_PREFIX "outbound.wake: cannot connect to %s:%s (%s); "
+		                                   "records wait for the next idle tick",
+		                     w->host, w->port, strerror(errno));
 	w->warned = true;
 	free(pkt);
 	if (fd >= 0)
@@ -290,17 +292,18 @@ static bool wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
 			w->rxlen = 0;
 			if (w->rx[3] != 0) {
 				mosquitto_log_printf(MOSQ_LOG_ERR,
-						     TB_LOG_PREFIX "outbound.wake: the broker refused "
-								   "the wake connection (CONNACK %u): "
-								   "set outbound.wake username/password, "
-								   "or a listener that accepts it",
-						     w->rx[3]);
+				                     TB_LOG_PREFIX
+				                     "outbound.wake: the broker refused "
+				                     "the wake connection (CONNACK %u): "
+				                     "set outbound.wake username/password, "
+				                     "or a listener that accepts it",
+				                     w->rx[3]);
 				return false;
 			}
 			w->connack_seen = true;
 			if (w->warned)
 				mosquitto_log_printf(MOSQ_LOG_NOTICE,
-						     TB_LOG_PREFIX "outbound.wake: connected");
+				                     TB_LOG_PREFIX "outbound.wake: connected");
 			w->warned = false;
 			continue;
 		}
@@ -349,8 +352,9 @@ void outbound__wake_service(struct tb_outbound *ob)
 		if (got < 0 && errno == EINTR)
 			continue;
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "outbound.wake: connection closed (%s); reconnecting",
-				     got == 0 ? "by the broker" : strerror(errno));
+		                     TB_LOG_PREFIX
+		                     "outbound.wake: connection closed (%s); reconnecting",
+		                     got == 0 ? "by the broker" : strerror(errno));
 		wake__close(ob, 1);
 		return;
 	}

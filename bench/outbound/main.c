@@ -15,6 +15,7 @@
  *       and measures send -> receipt at an MQTT subscriber or, with
  *       --kafka, at a plain librdkafka consumer. Prints p50_ms p99_ms.
  *
+ * --fetch-wait MS: the plain consumer's fetch.wait.max.ms (100).
  * Output: one line of key=value pairs.
  */
 #include <getopt.h>
@@ -34,13 +35,23 @@
 #define MAX_SAMPLES 2000000
 
 static struct {
-	const char *brokers, *topic, *filter, *host;
+	const char *brokers, *topic, *filter, *host, *fetch_wait;
 	int port, size, seconds, timeout;
 	long count;
 	double rate;
 	bool kafka;
-} opt = {"127.0.0.1:9092", "bench.out", "sandbox/bench/#", "127.0.0.1", 1883, 200, 5, 120,
-	 100000, 1000, false};
+} opt = {"127.0.0.1:9092",
+         "bench.out",
+         "sandbox/bench/#",
+         "127.0.0.1",
+         "100",
+         1883,
+         200,
+         5,
+         120,
+         100000,
+         1000,
+         false};
 
 static atomic_long received;
 static atomic_bool done;
@@ -114,18 +125,20 @@ static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *group)
 	if (type == RD_KAFKA_PRODUCER) {
 		/* linger 0: a record is in Kafka as soon as possible, so that the
 		 * latency is mostly the consumer side's. */
-		if (rd_kafka_conf_set(conf, "linger.ms", opt.seconds ? "0" : "5", err, sizeof(err)) ||
-		    rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err, sizeof(err)) ||
+		if (rd_kafka_conf_set(conf, "linger.ms", opt.seconds ? "0" : "5", err,
+		                      sizeof(err)) ||
+		    rd_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err,
+		                      sizeof(err)) ||
 		    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", err,
-				      sizeof(err)))
+		                      sizeof(err)))
 			die("conf", err);
 		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	} else {
 		if (rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) ||
-		    rd_kafka_conf_set(conf, "auto.offset.reset", opt.seconds ? "latest" : "earliest",
-				      err, sizeof(err)) ||
+		    rd_kafka_conf_set(conf, "auto.offset.reset",
+		                      opt.seconds ? "latest" : "earliest", err, sizeof(err)) ||
 		    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
-		    rd_kafka_conf_set(conf, "fetch.wait.max.ms", getenv("FETCH_WAIT") ? getenv("FETCH_WAIT") : "100", err, sizeof(err)))
+		    rd_kafka_conf_set(conf, "fetch.wait.max.ms", opt.fetch_wait, err, sizeof(err)))
 			die("conf", err);
 	}
 	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
@@ -144,8 +157,8 @@ static void produce_one(rd_kafka_t *rk, long seq, char *buf)
 	for (;;) {
 		rd_kafka_resp_err_t err = rd_kafka_producev(
 		    rk, RD_KAFKA_V_TOPIC(opt.topic), RD_KAFKA_V_KEY(key, strlen(key)),
-		    RD_KAFKA_V_VALUE(buf, (size_t)opt.size), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		    RD_KAFKA_V_END);
+		    RD_KAFKA_V_VALUE(buf, (size_t)opt.size),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			rd_kafka_poll(rk, 10);
 			continue;
@@ -168,8 +181,8 @@ static int cmd_produce(void)
 		die("flush", "records not delivered");
 	double s = (double)(now_ns() - t0) / 1e9;
 	if (atomic_load(&failed)) {
-		fprintf(stderr, "outbound-bench: %ld records not delivered: %s\n", atomic_load(&failed),
-			last_error);
+		fprintf(stderr, "outbound-bench: %ld records not delivered: %s\n",
+		        atomic_load(&failed), last_error);
 		return 1;
 	}
 	printf("produced=%ld msgs_per_s=%.0f\n", atomic_load(&delivered), (double)opt.count / s);
@@ -354,12 +367,12 @@ static int cmd_latency(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"brokers", required_argument, 0, 'b'}, {"topic", required_argument, 0, 't'},
-	    {"count", required_argument, 0, 'n'},   {"size", required_argument, 0, 's'},
-	    {"port", required_argument, 0, 'p'},    {"filter", required_argument, 0, 'f'},
-	    {"rate", required_argument, 0, 'r'},    {"seconds", required_argument, 0, 'S'},
-	    {"timeout", required_argument, 0, 'T'}, {"kafka", no_argument, 0, 'k'},
-	    {0, 0, 0, 0}};
+	    {"brokers", required_argument, 0, 'b'},    {"topic", required_argument, 0, 't'},
+	    {"count", required_argument, 0, 'n'},      {"size", required_argument, 0, 's'},
+	    {"port", required_argument, 0, 'p'},       {"filter", required_argument, 0, 'f'},
+	    {"rate", required_argument, 0, 'r'},       {"seconds", required_argument, 0, 'S'},
+	    {"timeout", required_argument, 0, 'T'},    {"kafka", no_argument, 0, 'k'},
+	    {"fetch-wait", required_argument, 0, 'w'}, {0, 0, 0, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: outbound produce|kafka-rate|mqtt-rate|latency [options]\n");
 		return 2;
@@ -370,17 +383,41 @@ int main(int argc, char **argv)
 	opt.seconds = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'b': opt.brokers = optarg; break;
-		case 't': opt.topic = optarg; break;
-		case 'n': opt.count = atol(optarg); break;
-		case 's': opt.size = atoi(optarg) < 32 ? 32 : atoi(optarg); break;
-		case 'p': opt.port = atoi(optarg); break;
-		case 'f': opt.filter = optarg; break;
-		case 'r': opt.rate = atof(optarg); break;
-		case 'S': opt.seconds = atoi(optarg); break;
-		case 'T': opt.timeout = atoi(optarg); break;
-		case 'k': opt.kafka = true; break;
-		default: return 2;
+		case 'b':
+			opt.brokers = optarg;
+			break;
+		case 't':
+			opt.topic = optarg;
+			break;
+		case 'n':
+			opt.count = atol(optarg);
+			break;
+		case 's':
+			opt.size = atoi(optarg) < 32 ? 32 : atoi(optarg);
+			break;
+		case 'p':
+			opt.port = atoi(optarg);
+			break;
+		case 'f':
+			opt.filter = optarg;
+			break;
+		case 'r':
+			opt.rate = atof(optarg);
+			break;
+		case 'S':
+			opt.seconds = atoi(optarg);
+			break;
+		case 'T':
+			opt.timeout = atoi(optarg);
+			break;
+		case 'k':
+			opt.kafka = true;
+			break;
+		case 'w':
+			opt.fetch_wait = optarg;
+			break;
+		default:
+			return 2;
 		}
 	}
 	samples = calloc(MAX_SAMPLES, sizeof(*samples));

@@ -82,54 +82,70 @@ struct responder {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: tributary-responder [options]\n"
-		"  Answers " REQUEST_TYPE " events (Kafka, from MQTT v5 requests)\n"
-		"  with " REPLY_TYPE " records carrying the request's\n"
-		"  mqtt_response_topic and mqtt_correlation_data headers.\n\n"
-		"  -b, --brokers HOST:PORT   bootstrap servers (127.0.0.1:9092)\n"
-		"  -g, --group ID            consumer group (tributary-responder)\n"
-		"  -t, --topic NAME          requests topic (events.order)\n"
-		"  -r, --reply-topic NAME    replies topic (replies)\n"
-		"  -s, --source URI          CloudEvents source of replies (urn:tributary:responder)\n"
-		"      --valid-for SECONDS   how long a quote is valid (900)\n"
-		"      --from-beginning      a new group starts at the oldest request, not the newest\n"
-		"  -X NAME=VALUE             librdkafka property for consumer and producer\n"
-		"  -v, --verbose             log every reply\n"
-		"  -h, --help\n");
+	fprintf(
+	    f,
+	    "usage: tributary-responder [options]\n"
+	    "  Answers " REQUEST_TYPE " events (Kafka, from MQTT v5 requests)\n"
+	    "  with " REPLY_TYPE " records carrying the request's\n"
+	    "  mqtt_response_topic and mqtt_correlation_data headers.\n\n"
+	    "  -b, --brokers HOST:PORT   bootstrap servers (127.0.0.1:9092)\n"
+	    "  -g, --group ID            consumer group (tributary-responder)\n"
+	    "  -t, --topic NAME          requests topic (events.order)\n"
+	    "  -r, --reply-topic NAME    replies topic (replies)\n"
+	    "  -s, --source URI          CloudEvents source of replies (urn:tributary:responder)\n"
+	    "      --valid-for SECONDS   how long a quote is valid (900)\n"
+	    "      --from-beginning      a new group starts at the oldest request, not the newest\n"
+	    "  -X NAME=VALUE             librdkafka property for consumer and producer\n"
+	    "  -v, --verbose             log every reply\n"
+	    "  -h, --help\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-	    {"brokers", required_argument, 0, 'b'},   {"group", required_argument, 0, 'g'},
-	    {"topic", required_argument, 0, 't'},     {"reply-topic", required_argument, 0, 'r'},
-	    {"source", required_argument, 0, 's'},    {"valid-for", required_argument, 0, 'V'},
+	    {"brokers", required_argument, 0, 'b'},  {"group", required_argument, 0, 'g'},
+	    {"topic", required_argument, 0, 't'},    {"reply-topic", required_argument, 0, 'r'},
+	    {"source", required_argument, 0, 's'},   {"valid-for", required_argument, 0, 'V'},
 	    {"from-beginning", no_argument, 0, 'B'}, {"verbose", no_argument, 0, 'v'},
-	    {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+	    {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
 	*o = (struct opts){.brokers = "127.0.0.1:9092",
-			   .group = "tributary-responder",
-			   .topic = "events.order",
-			   .reply_topic = "replies",
-			   .source = "urn:tributary:responder",
-			   .valid_for = 900};
+	                   .group = "tributary-responder",
+	                   .topic = "events.order",
+	                   .reply_topic = "replies",
+	                   .source = "urn:tributary:responder",
+	                   .valid_for = 900};
 	int c;
 	while ((c = getopt_long(argc, argv, "b:g:t:r:s:X:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'b': o->brokers = optarg; break;
-		case 'g': o->group = optarg; break;
-		case 't': o->topic = optarg; break;
-		case 'r': o->reply_topic = optarg; break;
-		case 's': o->source = optarg; break;
+		case 'b':
+			o->brokers = optarg;
+			break;
+		case 'g':
+			o->group = optarg;
+			break;
+		case 't':
+			o->topic = optarg;
+			break;
+		case 'r':
+			o->reply_topic = optarg;
+			break;
+		case 's':
+			o->source = optarg;
+			break;
 		case 'V':
 			o->valid_for = strtol(optarg, NULL, 10);
 			if (o->valid_for <= 0) {
-				fprintf(stderr, "responder: --valid-for must be a positive number\n");
+				fprintf(stderr,
+				        "responder: --valid-for must be a positive number\n");
 				return 2;
 			}
 			break;
-		case 'B': o->from_beginning = true; break;
-		case 'v': o->verbose = true; break;
+		case 'B':
+			o->from_beginning = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
 		case 'X':
 			if (o->nprops == 64 || !strchr(optarg, '=')) {
 				fprintf(stderr, "responder: -X NAME=VALUE (at most 64)\n");
@@ -137,8 +153,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			}
 			o->props[o->nprops++] = optarg;
 			break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -243,8 +263,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		 * can be stored, so that a restart answers the request again. */
 		r->failed++;
 		fprintf(stderr, "responder: reply to %s [%d] at %lld not delivered: %s; stopping\n",
-			n->part->topic, (int)n->part->partition, (long long)n->offset,
-			rd_kafka_err2str(m->err));
+		        n->part->topic, (int)n->part->partition, (long long)n->offset,
+		        rd_kafka_err2str(m->err));
 		run = 0;
 		return;
 	}
@@ -267,7 +287,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	(void)opaque;
 	bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
@@ -370,7 +390,7 @@ static char *quote(const struct opts *o, const json_t *req, const char **why)
 	char until[32];
 	rfc3339_in(o->valid_for, until);
 	json_t *q = json_pack("{s:s, s:f, s:s, s:s}", "orderId", order, "total",
-			      (double)cents / 100.0, "currency", currency, "validUntil", until);
+	                      (double)cents / 100.0, "currency", currency, "validUntil", until);
 	char *text = q ? tb_json_encode(q, NULL) : NULL;
 	json_decref(q);
 	if (!text)
@@ -389,7 +409,7 @@ static int add_header(rd_kafka_headers_t *h, const char *name, const void *v, ss
 /* Produces the reply; the request's offset is stored by its delivery
  * report. Returns 0 when the reply is queued. */
 static int answer(struct responder *r, const rd_kafka_message_t *m, rd_kafka_headers_t *rh,
-		  const char *data, struct pending *n)
+                  const char *data, struct pending *n)
 {
 	size_t rtlen = 0, cdlen = 0;
 	const char *rt = tb_kafka_header(rh, "mqtt_response_topic", &rtlen);
@@ -410,11 +430,12 @@ static int answer(struct responder *r, const rd_kafka_message_t *m, rd_kafka_hea
 	}
 	rd_kafka_resp_err_t err;
 	for (;;) {
-		err = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->o.reply_topic),
-					RD_KAFKA_V_KEY(m->key, m->key_len),
-					RD_KAFKA_V_VALUE((void *)data, strlen(data)),
-					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-					RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
+		err =
+		    rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->o.reply_topic),
+		                      RD_KAFKA_V_KEY(m->key, m->key_len),
+		                      RD_KAFKA_V_VALUE((void *)data, strlen(data)),
+		                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || !run)
 			break;
 		rd_kafka_poll(r->producer, 100); /* make room: serve delivery reports */
@@ -426,7 +447,7 @@ static int answer(struct responder *r, const rd_kafka_message_t *m, rd_kafka_hea
 	}
 	if (r->o.verbose)
 		fprintf(stderr, "responder: %s [%d] at %lld -> %.*s\n", rd_kafka_topic_name(m->rkt),
-			(int)m->partition, (long long)m->offset, (int)rtlen, rt);
+		        (int)m->partition, (long long)m->offset, (int)rtlen, rt);
 	return 0;
 }
 
@@ -457,8 +478,8 @@ static void handle(struct responder *r, rd_kafka_message_t *m)
 			goto done; /* the delivery report completes it */
 		r->skipped++;
 		fprintf(stderr, "responder: %s [%d] at %lld not answered: %s\n",
-			rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-			why ? why : "cannot produce");
+		        rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+		        why ? why : "cannot produce");
 	}
 	n->done = true; /* nothing to wait for */
 	partition_advance(r, n->part);
@@ -534,7 +555,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	fprintf(stderr, "responder: %s -> %s, group %s, brokers %s\n", r.o.topic, r.o.reply_topic,
-		r.o.group, r.o.brokers);
+	        r.o.group, r.o.brokers);
 
 	while (run) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(r.consumer, 100);
@@ -542,7 +563,7 @@ int main(int argc, char **argv)
 			if (m->err) {
 				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 					fprintf(stderr, "responder: consumer: %s\n",
-						rd_kafka_message_errstr(m));
+					        rd_kafka_message_errstr(m));
 			} else {
 				handle(&r, m);
 			}
@@ -555,7 +576,7 @@ int main(int argc, char **argv)
 	rd_kafka_resp_err_t err = rd_kafka_flush(r.producer, 10000);
 	if (err)
 		fprintf(stderr, "responder: %d replies not delivered at shutdown: %s\n",
-			rd_kafka_outq_len(r.producer), rd_kafka_err2str(err));
+		        rd_kafka_outq_len(r.producer), rd_kafka_err2str(err));
 	/* Commits the offsets stored by the delivery reports above. */
 	err = rd_kafka_consumer_close(r.consumer);
 	if (err)
@@ -572,6 +593,6 @@ int main(int argc, char **argv)
 	}
 	free(r.parts);
 	fprintf(stderr, "responder: %llu requests, %llu answered, %llu not answered, %llu failed\n",
-		r.requests, r.answered, r.skipped, r.failed);
+	        r.requests, r.answered, r.skipped, r.failed);
 	return 0;
 }
