@@ -73,8 +73,11 @@ $(LIB): $(call obj,$(SHARED_SRC)) $(BUILD)/obj/gen/metaschemas.o
 	@rm -f $@
 	ar rcs $@ $^
 
+# -z nodelete: Mosquitto unloads plugins before it exits; keeping the code
+# mapped lets LeakSanitizer see what librdkafka's and OpenSSL's one-time
+# globals still hold (reachable, not leaked) and name the frames it reports.
 $(PLUGIN): $(call obj,$(PLUGIN_SRC)) $(LIB)
-	$(CC) -shared -o $@ $(call obj,$(PLUGIN_SRC)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(call obj,$(PLUGIN_SRC)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
 
 .SECONDEXPANSION:
 $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)

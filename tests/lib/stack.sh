@@ -59,11 +59,11 @@ stack_cleanup() {
 	local pid
 	for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${STACK_PIDS[i]}
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${STACK_PIDS[@]}"; do
 		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
 	done
 	# Sanitizer reports from the servers fail the test that started them.
 	if compgen -G "$T/san/asan*" >/dev/null || compgen -G "$T/san/ubsan*" >/dev/null; then

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A route that mirrors to a second cluster; the key from the CloudEvents
+# partitionkey extension; unmatched topics refused; the $SYS counters.
+source "$(dirname "$0")/../lib/stack.sh"
+stack_init
+start_kafka --topic events.order:3 --topic audit-order:1
+start_mosquitto "$ROOT/tests/integration/ingest-mirror.json.in"
+grep -q 'clusters.audit: enable.idempotence is off' "$T/mosquitto.log" || fail "lowered idempotence not logged"
+
+id=$(cat /proc/sys/kernel/random/uuid)
+order=$(cat /proc/sys/kernel/random/uuid)
+ev='{"specversion":"1.0","id":"'$id'","source":"urn:t","type":"example.order.placed","data":{"orderId":"'$order'","customerId":"c","lines":[{"sku":"a","qty":1}],"total":1,"currency":"EUR"}}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "events/order/$order" -m "$ev" || fail "publish"
+main=$(kafka_read events.order 1 20 '%k|%h\n' | grep "ce_id=$id") || fail "no record in events.order"
+mirror=$(kafka_read audit-order 1 20 '%k|%h\n' | grep "ce_id=$id") || fail "no record in the mirror topic"
+[[ "${main%%|*}" == "$order" && "${mirror%%|*}" == "$order" ]] || fail "keys: '$main' / '$mirror'"
+pass "event in events.order and mirrored to audit-order, key $order"
+
+# No key template: the partitionkey extension is the key.
+pid=$(cat /proc/sys/kernel/random/uuid)
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "sandbox/keyed/order" -m '{"specversion":"1.0","id":"'$pid'","source":"urn:t","type":"example.order.placed","partitionkey":"customer-7","data":{"orderId":"'$order'","customerId":"c","lines":[{"sku":"a","qty":1}],"total":1,"currency":"EUR"}}' || fail "publish"
+rec=$(kafka_read events.order 2 20 '%k|%s\n' | grep "\"id\":\"$pid\"") || fail "no partitionkey record"
+[[ "${rec%%|*}" == customer-7 ]] || fail "key is not the partitionkey: $rec"
+pass "partitionkey extension used as the record key"
+
+# unmatched: reject
+out=$(mosquitto_rr -V 5 -p "$MQTT_PORT" -i unmatched-1 -e clients/unmatched-1/errors -t sandbox/chat -m hello -W 5 2>&1) || fail "no error event for an unmatched topic: $out"
+grep -q '"reason":"no_route"' <<<"$out" || fail "reason is not no_route: $out"
+pass "unmatched topic refused with no_route"
+
+sys=$(timeout 5 mosquitto_sub -p "$MQTT_PORT" -t '$SYS/tributary/#' -v -W 3 2>/dev/null | sort -u)
+grep -q '^\$SYS/tributary/accepted [2-9]' <<<"$sys" || fail "accepted counter: $sys"
+grep -q '^\$SYS/tributary/produced [2-9]' <<<"$sys" || fail "produced counter: $sys"
+grep -q '^\$SYS/tributary/rejected/no_route 1' <<<"$sys" || fail "no_route counter: $sys"
+grep -q '^\$SYS/tributary/queue_depth 0' <<<"$sys" || fail "queue depth: $sys"
+pass "\$SYS/tributary counters"
