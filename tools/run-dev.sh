@@ -41,8 +41,12 @@ stop() {
 	trap - INT TERM EXIT
 	echo
 	echo "run-dev: stopping"
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	# Newest first, one at a time: the broker flushes to Kafka before the
+	# dev Kafka goes away.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 }
 trap stop INT TERM EXIT
 

@@ -12,7 +12,7 @@ expect_refused() {
 	export TRIBUTARY_CONFIG="$T/$name.json"
 	printf '%s\n' "$3" >"$TRIBUTARY_CONFIG"
 	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/$name.conf"
-	env $(stack_san_env) timeout 20 mosquitto -c "$T/$name.conf" >"$T/$name.log" 2>&1
+	env $(stack_san_env noleaks) timeout 20 mosquitto -c "$T/$name.conf" >"$T/$name.log" 2>&1
 	local rc=$?
 	[[ $rc -ne 0 && $rc -ne 124 ]] || fail "$name: broker did not refuse to start (exit $rc)"
 	grep -q -- "$expect" "$T/$name.log" || { cat "$T/$name.log"; fail "$name: log does not say '$expect'"; }
