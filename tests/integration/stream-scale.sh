@@ -45,6 +45,10 @@ node "$NODE_DIR/stream-fanout.mjs" "http://127.0.0.1:$STREAM_SLOW_PORT/all" $FAS
 	>"$T/fast.out" 2>"$T/fast.err" &
 fast=$!
 stream_wait_subscribers $((FAST + 1)) 20
+# "Live from now" starts at the position a stream announces in its first
+# line: wait until every fast subscriber has it.
+for _ in $(seq 1 200); do grep -q "^connected $FAST" "$T/fast.out" && break; sleep 0.1; done
+grep -q "^connected $FAST" "$T/fast.out" || fail "fast subscribers did not get their start position"
 # 3000 records of 1 KB: 3 MB for each subscriber, in about 3 s, in bursts of
 # 20 KB (a burst larger than the socket buffer plus the 64 KB output limit
 # would rightly cut off any subscriber that is busy for a moment)

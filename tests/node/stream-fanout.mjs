@@ -15,6 +15,8 @@ const [url, connArg, totalArg, timeoutArg] = process.argv.slice(2);
 const conns = Number(connArg), total = Number(totalArg);
 const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 let connected = 0, complete = 0, first = 0;
+const counts = new Array(conns).fill(0);
+const seens = [];
 const start = Date.now();
 
 function fail(msg) {
@@ -23,11 +25,14 @@ function fail(msg) {
 }
 
 setTimeout(() => {
-  fail(`timeout: ${connected} connected, ${complete} of ${conns} complete`);
+  const missing = [];
+  if (seens[0]) for (let n = 1; n <= total && missing.length < 12; n++) if (!seens[0][n]) missing.push(n);
+  fail(`timeout: ${connected} connected, ${complete} of ${conns} complete (records per connection: min ${Math.min(...counts)}, max ${Math.max(...counts)} of ${total}; connection 0 misses ${missing.join(' ')})`);
 }, Number(timeoutArg));
 
 function subscribe(i) {
   const seen = new Uint8Array(total + 1);
+  seens[i] = seen;
   let count = 0, buf = '', started = false;
   const req = http.get(url, { agent, headers: { Accept: 'text/event-stream' } }, (res) => {
     if (res.statusCode !== 200) fail(`connection ${i}: HTTP ${res.statusCode}`);
@@ -49,6 +54,7 @@ function subscribe(i) {
           if (seen[n]) fail(`connection ${i}: duplicate ${n}`);
           seen[n] = 1;
           if (!first) first = Date.now();
+          counts[i] = count + 1;
           if (++count === total) {
             if (++complete === conns) {
               console.log(`done ${Date.now() - first}`);
