@@ -13,8 +13,7 @@
 #include "tributary.h"
 #include "tributary/util.h"
 
-static int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int config__fail(const char *fmt, ...)
+int config__fail(const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -26,7 +25,7 @@ static int config__fail(const char *fmt, ...)
 }
 
 /* Unknown keys are refused: a typo must not silently change behaviour. */
-static int config__only(const json_t *obj, const char *where, const char *const *allowed)
+int config__only(const json_t *obj, const char *where, const char *const *allowed)
 {
 	const char *key;
 	json_t *v;

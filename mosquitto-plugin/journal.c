@@ -37,26 +37,14 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 					      "segment_bytes", "max_entry_bytes", NULL};
 	tjournal_options opts = {.sync = TJOURNAL_SYNC_ALWAYS};
 	char err[512], path[4096];
-	const char *key;
-	json_t *v;
+	int rc;
 
 	if (!j)
 		return MOSQ_ERR_SUCCESS;
-	if (!json_is_object(j)) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: journal: must be an object");
-		return MOSQ_ERR_INVAL;
-	}
-	json_object_foreach((json_t *)j, key, v)
-	{
-		bool ok = false;
-		for (const char *const *a = allowed; *a; a++)
-			ok |= !strcmp(*a, key);
-		if (!ok) {
-			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     TB_LOG_PREFIX "config: journal.%s: unknown option", key);
-			return MOSQ_ERR_INVAL;
-		}
-	}
+	if (!json_is_object(j))
+		return config__fail("journal: must be an object");
+	if ((rc = config__only(j, "journal", allowed)))
+		return rc;
 	const char *dir = json_string_value(json_object_get(j, "dir"));
 	if (!dir || !*dir) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,

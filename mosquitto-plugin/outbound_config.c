@@ -29,34 +29,6 @@
 
 #include "outbound.h"
 
-static int obconf__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int obconf__fail(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", msg);
-	return MOSQ_ERR_INVAL;
-}
-
-static int obconf__only(const json_t *obj, const char *where, const char *const *allowed)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)obj, key, v)
-	{
-		bool ok = false;
-		for (const char *const *a = allowed; *a; a++)
-			if (!strcmp(key, *a))
-				ok = true;
-		if (!ok)
-			return obconf__fail("%s.%s: unknown option", where, key);
-	}
-	return MOSQ_ERR_SUCCESS;
-}
-
 /* The consumer takes only the cluster's connection settings: the producer
  * tuning there (acks, linger.ms, idempotence...) means nothing to a consumer
  * and librdkafka would warn about each. */
@@ -98,7 +70,7 @@ static int obconf__check_name(void *ctx, const char *name)
 		return 0;
 	if (!strncmp(name, "ce.", 3) && name[3])
 		return 0;
-	return obconf__fail("%s: unknown placeholder {%s} (use {key}, {kafka_topic}, "
+	return config__fail("%s: unknown placeholder {%s} (use {key}, {kafka_topic}, "
 	                    "{partition}, {header.NAME} or {ce.ATTRIBUTE})",
 	                    where, name);
 }
@@ -122,7 +94,7 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 	char err[256];
 	size_t n = json_is_array(allow) ? json_array_size(allow) : 1;
 	if (!allow || (!json_is_string(allow) && !json_is_array(allow)) || n == 0)
-		return obconf__fail("%s.allow: a reply route needs the MQTT topic patterns replies "
+		return config__fail("%s.allow: a reply route needs the MQTT topic patterns replies "
 		                    "may go to, e.g. \"clients/+/replies\"",
 		                    where);
 	r->allow = calloc(n, sizeof(*r->allow));
@@ -132,14 +104,14 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 		const json_t *p = json_is_array(allow) ? json_array_get(allow, i) : allow;
 		const char *text = json_string_value(p);
 		if (!text)
-			return obconf__fail("%s.allow[%zu]: must be a string", where, i);
+			return config__fail("%s.allow[%zu]: must be a string", where, i);
 		if (text[0] == '$' || !strcmp(text, "#"))
-			return obconf__fail(
+			return config__fail(
 			    "%s.allow[%zu]: \"%s\" is too wide (replies may not go to "
 			    "every topic nor to $ topics)",
 			    where, i, text);
 		if (tb_pattern_compile(&r->allow[i], text, err, sizeof(err)))
-			return obconf__fail("%s.allow[%zu]: %s", where, i, err);
+			return config__fail("%s.allow[%zu]: %s", where, i, err);
 		r->nallow++;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -154,13 +126,13 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	int rc;
 	snprintf(where, sizeof(where), "outbound.routes[%zu]", idx);
 	if (!json_is_object(j))
-		return obconf__fail("%s: must be an object", where);
-	if ((rc = obconf__only(j, where, allowed)))
+		return config__fail("%s: must be an object", where);
+	if ((rc = config__only(j, where, allowed)))
 		return rc;
 
 	const char *kt = json_string_value(json_object_get(j, "kafka_topic"));
 	if (!kt || !obconf__kafka_topic_ok(kt))
-		return obconf__fail("%s.kafka_topic: must be a Kafka topic name", where);
+		return config__fail("%s.kafka_topic: must be a Kafka topic name", where);
 	if ((rc = obconf__strdup(&r->kafka_topic, kt)))
 		return rc;
 
@@ -168,7 +140,7 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	if (type) {
 		const char *t = json_string_value(type);
 		if (!t || !*t || !strcmp(t, "*"))
-			return obconf__fail(
+			return config__fail(
 			    "%s.type: must be a CloudEvents type, or a prefix ending "
 			    "in '*'",
 			    where);
@@ -186,11 +158,11 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 		static const char *const hallowed[] = {"name", "value", NULL};
 		char sub[96];
 		snprintf(sub, sizeof(sub), "%s.header", where);
-		if (!json_is_object(header) || (rc = obconf__only(header, sub, hallowed)) ||
+		if (!json_is_object(header) || (rc = config__only(header, sub, hallowed)) ||
 		    !json_string_value(json_object_get(header, "name")) ||
 		    !json_string_value(json_object_get(header, "value")))
 			return rc ? rc
-			          : obconf__fail("%s: must be {\"name\": ..., \"value\": ...}",
+			          : config__fail("%s: must be {\"name\": ..., \"value\": ...}",
 			                         sub);
 		if ((rc = obconf__strdup(&r->header_name,
 		                         json_string_value(json_object_get(header, "name")))) ||
@@ -201,12 +173,12 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 
 	json_t *reply = json_object_get(j, "reply");
 	if (reply && !json_is_boolean(reply))
-		return obconf__fail("%s.reply: must be true or false", where);
+		return config__fail("%s.reply: must be true or false", where);
 	r->reply = reply && json_is_true(reply);
 	json_t *topic = json_object_get(j, "topic");
 	if (r->reply) {
 		if (topic)
-			return obconf__fail(
+			return config__fail(
 			    "%s: a reply route takes its MQTT topic from the record's "
 			    "mqtt_response_topic header; remove \"topic\"",
 			    where);
@@ -215,16 +187,16 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	} else {
 		const char *t = json_string_value(topic);
 		if (json_object_get(j, "allow"))
-			return obconf__fail("%s.allow: only for reply routes", where);
+			return config__fail("%s.allow: only for reply routes", where);
 		if (!t || !*t)
-			return obconf__fail("%s.topic: must be an MQTT topic template, e.g. "
+			return config__fail("%s.topic: must be an MQTT topic template, e.g. "
 			                    "\"users/{key}/notifications\" (or \"reply\": true)",
 			                    where);
 		if (strchr(t, '+') || strchr(t, '#'))
-			return obconf__fail("%s.topic: no wildcards in a topic to publish to",
+			return config__fail("%s.topic: no wildcards in a topic to publish to",
 			                    where);
 		if (tb_template_compile(&r->topic, t, err, sizeof(err)))
-			return obconf__fail("%s.topic: %s", where, err);
+			return config__fail("%s.topic: %s", where, err);
 		char sub[96];
 		snprintf(sub, sizeof(sub), "%s.topic", where);
 		if ((rc = tb_template_each_name(&r->topic, obconf__check_name, sub)))
@@ -234,30 +206,30 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 	json_t *qos = json_object_get(j, "qos");
 	if (qos &&
 	    (!json_is_integer(qos) || json_integer_value(qos) < 0 || json_integer_value(qos) > 2))
-		return obconf__fail("%s.qos: must be 0, 1 or 2", where);
+		return config__fail("%s.qos: must be 0, 1 or 2", where);
 	r->qos = qos ? (int)json_integer_value(qos) : 1;
 
 	json_t *retain = json_object_get(j, "retain");
 	if (retain && !json_is_boolean(retain))
-		return obconf__fail("%s.retain: must be true or false", where);
+		return config__fail("%s.retain: must be true or false", where);
 	r->retain = retain && json_is_true(retain);
 	if (r->retain && r->reply)
-		return obconf__fail("%s.retain: a reply is for one request, never retained", where);
+		return config__fail("%s.retain: a reply is for one request, never retained", where);
 
 	const char *fmt = json_string_value(json_object_get(j, "format"));
 	if (json_object_get(j, "format") && !fmt)
-		return obconf__fail("%s.format: must be \"binary\" or \"structured\"", where);
+		return config__fail("%s.format: must be \"binary\" or \"structured\"", where);
 	if (!fmt || !strcmp(fmt, "binary"))
 		r->format = OB_FORMAT_BINARY;
 	else if (!strcmp(fmt, "structured"))
 		r->format = OB_FORMAT_STRUCTURED;
 	else
-		return obconf__fail("%s.format: must be \"binary\" or \"structured\"", where);
+		return config__fail("%s.format: must be \"binary\" or \"structured\"", where);
 
 	json_t *exp = json_object_get(j, "message_expiry");
 	if (exp && (!json_is_integer(exp) || json_integer_value(exp) < 0 ||
 	            json_integer_value(exp) > UINT32_MAX))
-		return obconf__fail("%s.message_expiry: must be 0 (none) to 4294967295 seconds",
+		return config__fail("%s.message_expiry: must be 0 (none) to 4294967295 seconds",
 		                    where);
 	r->message_expiry = exp ? (uint32_t)json_integer_value(exp) : 0;
 	return MOSQ_ERR_SUCCESS;
@@ -273,7 +245,7 @@ static int obconf__size(const json_t *parent, const char *name, const char *wher
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
 	    (json_int_t)max < json_integer_value(v))
-		return obconf__fail("%s.%s: must be an integer from %zu to %zu", where, name, min,
+		return config__fail("%s.%s: must be an integer from %zu to %zu", where, name, min,
 		                    max);
 	*out = (size_t)json_integer_value(v);
 	return MOSQ_ERR_SUCCESS;
@@ -283,11 +255,11 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 {
 	const char *cname = json_string_value(json_object_get(j, "cluster"));
 	if (json_object_get(j, "cluster") && !cname)
-		return obconf__fail("outbound.cluster: must be the name of a cluster");
+		return config__fail("outbound.cluster: must be the name of a cluster");
 	cname = cname ? cname : "main";
 	json_t *cprops = json_object_get(clusters, cname);
 	if (!json_is_object(cprops))
-		return obconf__fail("outbound.cluster: no cluster named \"%s\" in \"clusters\"",
+		return config__fail("outbound.cluster: no cluster named \"%s\" in \"clusters\"",
 		                    cname);
 	if (obconf__strdup(&ob->cluster_name, cname))
 		return MOSQ_ERR_NOMEM;
@@ -304,13 +276,13 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 	}
 	json_t *consumer = json_object_get(j, "consumer");
 	if (consumer && !json_is_object(consumer))
-		return obconf__fail(
+		return config__fail(
 		    "outbound.consumer: must be an object of librdkafka properties");
 	json_object_foreach(consumer, key, v)
 	{
 		if (!strcmp(key, "group.id") || !strcmp(key, "enable.auto.offset.store") ||
 		    !strcmp(key, "auto.offset.reset"))
-			return obconf__fail("outbound.consumer.%s: set by the plugin (use "
+			return config__fail("outbound.consumer.%s: set by the plugin (use "
 			                    "outbound.group_id / outbound.start)",
 			                    key);
 		json_object_set(ob->kafka_props, key, v);
@@ -318,7 +290,7 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 
 	const char *gid = json_string_value(json_object_get(j, "group_id"));
 	if (json_object_get(j, "group_id") && (!gid || !*gid))
-		return obconf__fail("outbound.group_id: must be a non-empty string");
+		return config__fail("outbound.group_id: must be a non-empty string");
 	if (gid) {
 		if (obconf__strdup(&ob->group_id, gid))
 			return MOSQ_ERR_NOMEM;
@@ -334,10 +306,10 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 
 	const char *start = json_string_value(json_object_get(j, "start"));
 	if (json_object_get(j, "start") && !start)
-		return obconf__fail("outbound.start: must be \"latest\" or \"earliest\"");
+		return config__fail("outbound.start: must be \"latest\" or \"earliest\"");
 	start = start ? start : "latest";
 	if (strcmp(start, "latest") && strcmp(start, "earliest"))
-		return obconf__fail("outbound.start: must be \"latest\" or \"earliest\"");
+		return config__fail("outbound.start: must be \"latest\" or \"earliest\"");
 	return obconf__strdup(&ob->start, start);
 }
 
@@ -367,8 +339,8 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	if (!j)
 		return MOSQ_ERR_SUCCESS;
 	if (!json_is_object(j))
-		return obconf__fail("outbound: must be an object with \"routes\"");
-	if ((rc = obconf__only(j, "outbound", allowed)))
+		return config__fail("outbound: must be an object with \"routes\"");
+	if ((rc = config__only(j, "outbound", allowed)))
 		return rc;
 
 	struct tb_outbound *ob = calloc(1, sizeof(*ob));
@@ -383,8 +355,8 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 
 	json_t *queue = json_object_get(j, "queue");
 	if (queue &&
-	    (!json_is_object(queue) || (rc = obconf__only(queue, "outbound.queue", qallowed))))
-		return rc ? rc : obconf__fail("outbound.queue: must be an object");
+	    (!json_is_object(queue) || (rc = config__only(queue, "outbound.queue", qallowed))))
+		return rc ? rc : config__fail("outbound.queue: must be an object");
 	if ((rc = obconf__size(queue, "capacity", "outbound.queue", 1, 10000000, 10000,
 	                       &ob->capacity)))
 		return rc;
@@ -410,7 +382,7 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 
 	json_t *routes = json_object_get(j, "routes");
 	if (!json_is_array(routes) || json_array_size(routes) == 0)
-		return obconf__fail("outbound.routes: must be an array of at least one route");
+		return config__fail("outbound.routes: must be an array of at least one route");
 	ob->routes = calloc(json_array_size(routes), sizeof(*ob->routes));
 	if (!ob->routes)
 		return MOSQ_ERR_NOMEM;

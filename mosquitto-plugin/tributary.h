@@ -130,6 +130,10 @@ struct tributary {
 };
 
 /* config.c */
+/* Logs "config: ..." and returns MOSQ_ERR_INVAL. */
+int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
+int config__only(const json_t *obj, const char *where, const char *const *allowed);
 int config__load(struct tributary *tb, const char *path);
 void config__free(struct tributary *tb);
 struct tb_cluster *config__cluster(struct tributary *tb, const char *name);
