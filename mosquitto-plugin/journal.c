@@ -218,16 +218,16 @@ int journal__replay(struct tributary *tb)
 	return MOSQ_ERR_SUCCESS;
 }
 
-void journal__publish_stats(struct tributary *tb, void (*put)(const char *, unsigned long long))
+void journal__publish_stats(struct tributary *tb)
 {
 	tjournal_stats st;
 	if (!tb->journal)
 		return;
 	tjournal_get_stats(tb->journal, &st);
-	put("$SYS/tributary/journal/depth", st.depth);
-	put("$SYS/tributary/journal/bytes", st.bytes);
-	put("$SYS/tributary/journal/oldest_age_ms", st.oldest_age_ms);
-	put("$SYS/tributary/journal/full", st.full);
+	stats__put("$SYS/tributary/journal/depth", st.depth);
+	stats__put("$SYS/tributary/journal/bytes", st.bytes);
+	stats__put("$SYS/tributary/journal/oldest_age_ms", st.oldest_age_ms);
+	stats__put("$SYS/tributary/journal/full", st.full);
 }
 
 void journal__close(struct tributary *tb)

@@ -196,18 +196,6 @@ static int outbound__on_tick(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void outbound__put(const char *topic, unsigned long long value)
-{
-	char text[32];
-	int len = snprintf(text, sizeof(text), "%llu", value);
-	void *payload = mosquitto_malloc((size_t)len);
-	if (!payload)
-		return;
-	memcpy(payload, text, (size_t)len);
-	if (mosquitto_broker_publish(NULL, topic, len, payload, 0, true, NULL))
-		mosquitto_free(payload);
-}
-
 void outbound__publish_stats(struct tributary *tb)
 {
 	struct tb_outbound *ob = tb->outbound;
@@ -220,19 +208,19 @@ void outbound__publish_stats(struct tributary *tb)
 		dropped += n;
 		snprintf(topic, sizeof(topic), "$SYS/tributary/outbound/dropped/%s",
 		         outbound__drops[d]);
-		outbound__put(topic, n);
+		stats__put(topic, n);
 	}
-	outbound__put("$SYS/tributary/outbound/dropped", dropped);
-	outbound__put("$SYS/tributary/outbound/received", atomic_load(&ob->stats.received));
-	outbound__put("$SYS/tributary/outbound/published", atomic_load(&ob->stats.published));
-	outbound__put("$SYS/tributary/outbound/queue_depth", outbound__queue_depth(&ob->queue));
-	outbound__put("$SYS/tributary/outbound/paused", atomic_load(&ob->stats.paused) ? 1 : 0);
-	outbound__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));
-	outbound__put("$SYS/tributary/outbound/pauses", atomic_load(&ob->stats.pauses));
-	outbound__put("$SYS/tributary/outbound/assigned_partitions",
+	stats__put("$SYS/tributary/outbound/dropped", dropped);
+	stats__put("$SYS/tributary/outbound/received", atomic_load(&ob->stats.received));
+	stats__put("$SYS/tributary/outbound/published", atomic_load(&ob->stats.published));
+	stats__put("$SYS/tributary/outbound/queue_depth", outbound__queue_depth(&ob->queue));
+	stats__put("$SYS/tributary/outbound/paused", atomic_load(&ob->stats.paused) ? 1 : 0);
+	stats__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));
+	stats__put("$SYS/tributary/outbound/pauses", atomic_load(&ob->stats.pauses));
+	stats__put("$SYS/tributary/outbound/assigned_partitions",
 	              atomic_load(&ob->stats.assigned));
-	outbound__put("$SYS/tributary/outbound/wakes", atomic_load(&ob->stats.wakes));
-	outbound__put("$SYS/tributary/outbound/kafka_errors", atomic_load(&ob->stats.kafka_errors));
+	stats__put("$SYS/tributary/outbound/wakes", atomic_load(&ob->stats.wakes));
+	stats__put("$SYS/tributary/outbound/kafka_errors", atomic_load(&ob->stats.kafka_errors));
 }
 
 int outbound__start(struct tributary *tb)

@@ -27,7 +27,8 @@ const char *stats__reason_name(enum tb_reject_reason r)
 	return r < TB_REJECT__COUNT ? stats__reasons[r] : "unknown";
 }
 
-static void stats__put(const char *topic, unsigned long long value)
+/* A retained $SYS counter; the broker takes a payload from its allocator. */
+void stats__put(const char *topic, unsigned long long value)
 {
 	char text[32];
 	int len = snprintf(text, sizeof(text), "%llu", value);
@@ -35,7 +36,8 @@ static void stats__put(const char *topic, unsigned long long value)
 	if (!payload)
 		return;
 	memcpy(payload, text, (size_t)len);
-	mosquitto_broker_publish(NULL, topic, len, payload, 0, true, NULL);
+	if (mosquitto_broker_publish(NULL, topic, len, payload, 0, true, NULL))
+		mosquitto_free(payload);
 }
 
 void stats__publish(struct tributary *tb)
@@ -60,7 +62,7 @@ void stats__publish(struct tributary *tb)
 		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk);
 	stats__put("$SYS/tributary/queue_depth", depth);
 	stats__put("$SYS/tributary/replayed", atomic_load(&s->replayed));
-	journal__publish_stats(tb, stats__put);
+	journal__publish_stats(tb);
 	outbound__publish_stats(tb);
 }
 

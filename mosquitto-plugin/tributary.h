@@ -176,7 +176,7 @@ int journal__append(struct tributary *tb, const struct tb_cluster *cluster, cons
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
 int journal__replay(struct tributary *tb);
 void journal__note_refusal(struct tributary *tb, int code);
-void journal__publish_stats(struct tributary *tb, void (*put)(const char *, unsigned long long));
+void journal__publish_stats(struct tributary *tb);
 void journal__close(struct tributary *tb);
 
 /* reject.c */
@@ -192,6 +192,7 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 /* stats.c */
 int stats__on_tick(int event, void *event_data, void *userdata);
 void stats__publish(struct tributary *tb);
+void stats__put(const char *topic, unsigned long long value);
 
 /* outbound*.c: Kafka -> MQTT (outbound.h has the rest) */
 struct tb_outbound;
