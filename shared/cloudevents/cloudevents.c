@@ -122,13 +122,14 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		goto done;
 	}
 	const tjs_value *data = NULL, *data_b64 = NULL;
-	size_t count = tjs_value_size(root);
+	size_t count = tjs_value_size(root), data_index = 0;
 	for (size_t i = 0; i < count; i++) {
 		const char *key;
 		size_t keylen;
 		const tjs_value *value = tjs_value_member(root, i, &key, &keylen);
 		if (!strcmp(key, "data")) {
 			data = value;
+			data_index = i;
 			continue;
 		}
 		if (!strcmp(key, "data_base64")) {
@@ -158,8 +159,10 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 	if (data) {
 		ev->has_data = true;
 		if (tb_ce_content_type_is_json(ct) || tjs_value_type(data) != JSON_STRING) {
+			/* The data's JSON text as the client wrote it: no second
+			 * serialization on the broker's main thread. */
 			ev->data = data;
-			ev->owned = tjs_value_dump(data, &ev->data_len);
+			tjs_value_member_raw(root, data_index, &ev->data_bytes, &ev->data_len);
 		} else {
 			/* Text data of a non-JSON type is carried as the bytes of the string. */
 			size_t n;
@@ -170,11 +173,12 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 				ev->data_len = n;
 			}
 		}
-		if (!ev->owned) {
+		if (!ev->data_bytes && !ev->owned) {
 			st = TB_CE_NO_MEMORY;
 			goto done;
 		}
-		ev->data_bytes = ev->owned;
+		if (ev->owned)
+			ev->data_bytes = ev->owned;
 	} else if (data_b64) {
 		ev->has_data = true;
 		if (tjs_value_type(data_b64) != JSON_STRING) {
@@ -370,7 +374,12 @@ int tb_ce_each_kafka_header(const tb_event *ev,
 		if (!strcmp(key, "datacontenttype"))
 			rc = add(ctx, "content-type", s, len);
 		else {
-			snprintf(name, sizeof(name), "ce_%s", key);
+			/* Attribute names are at most 64 characters (ce__name_ok). */
+			size_t kl = strlen(key);
+			if (kl + 4 > sizeof(name))
+				return -1;
+			memcpy(name, "ce_", 3);
+			memcpy(name + 3, key, kl + 1);
 			rc = add(ctx, name, s, len);
 		}
 		if (rc)

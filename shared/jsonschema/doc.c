@@ -90,6 +90,8 @@ static inline bool tmp_push(parser *ps, const char *key, size_t keylen)
 	m->key = key;
 	m->keylen = keylen;
 	m->val.type = JSON_NULL;
+	m->raw = NULL;
+	m->rawlen = 0;
 	return true;
 }
 
@@ -479,6 +481,8 @@ static bool parse(parser *ps)
 		skip_ws(ps);
 		if (ps->p >= ps->end)
 			return fail(ps, "premature end of input", ps->p);
+		if (ps->nframes == 1 && ps->frames[0].type == JSON_OBJECT)
+			ps->tmp[ps->ntmp - 1].raw = (const char *)ps->p;
 		switch (*ps->p) {
 		case '{':
 			if (!open_container(ps, JSON_OBJECT))
@@ -544,7 +548,10 @@ static bool parse(parser *ps)
 					return fail(ps, "end of input expected", ps->p);
 				return true;
 			}
-			ps->tmp[ps->ntmp - 1].val = v;
+			tjs_member *m = &ps->tmp[ps->ntmp - 1];
+			m->val = v;
+			if (m->raw)
+				m->rawlen = (size_t)((const char *)ps->p - m->raw);
 			skip_ws(ps);
 			if (ps->p >= ps->end)
 				return fail(ps, "premature end of input", ps->p);
@@ -675,6 +682,14 @@ TJS_API const tjs_value *tjs_value_member(const tjs_value *o, size_t i, const ch
 	if (keylen)
 		*keylen = ok ? o->u.members[i].keylen : 0;
 	return ok ? &o->u.members[i].val : NULL;
+}
+
+TJS_API bool tjs_value_member_raw(const tjs_value *o, size_t i, const char **raw, size_t *rawlen)
+{
+	bool ok = o && o->type == JSON_OBJECT && i < o->n && o->u.members[i].raw;
+	*raw = ok ? o->u.members[i].raw : NULL;
+	*rawlen = ok ? o->u.members[i].rawlen : 0;
+	return ok;
 }
 
 TJS_API const tjs_value *tjs_value_get(const tjs_value *o, const char *key)

@@ -113,6 +113,10 @@ struct tjs_member {
 	const char *key;
 	size_t keylen;
 	tjs_value val;
+	/* The value's text in the parsed input: recorded for the members of
+	 * the root object only (see tjs_value_member_raw). */
+	const char *raw;
+	size_t rawlen;
 };
 struct tjs_doc {
 	tjs_arena arena;

@@ -1,4 +1,5 @@
 /* Event ids and timestamps. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,21 +32,43 @@ void tb_uuid7(char out[TB_UUID_LEN + 1])
 		b[i] = (uint8_t)(ms >> (40 - 8 * i));
 	b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
 	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-	snprintf(out, TB_UUID_LEN + 1,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
+	/* By hand rather than snprintf: this runs once per event on the
+	 * broker's main thread. */
+	static const char hex[] = "0123456789abcdef";
+	char *p = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 0x0f];
+	}
+	*p = '\0';
 }
 
 void tb_time_rfc3339(char out[TB_TIME_LEN + 1])
 {
+	/* The date and time of day change once a second: formatted then, per
+	 * thread, and only the milliseconds every call. */
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char base[20];
 	struct timespec ts;
-	struct tm tm;
-	char base[32];
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, TB_TIME_LEN + 1, "%.19s.%03dZ", base, (int)(ts.tv_nsec / 1000000));
+	if (ts.tv_sec != cached_sec) {
+		struct tm tm;
+		char tmp[32];
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+		memcpy(base, tmp, 19);
+		cached_sec = ts.tv_sec;
+	}
+	int ms = (int)(ts.tv_nsec / 1000000);
+	memcpy(out, base, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 static bool ids__digits(const char *s, int n)
@@ -89,6 +112,16 @@ bool tb_utf8_valid(const char *str, size_t len)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 	while (i < len) {
+		/* Events are mostly ASCII: eight bytes at a time while they are. */
+		while (len - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
 		unsigned c = s[i];
 		size_t n;
 		unsigned cp;

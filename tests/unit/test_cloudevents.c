@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "tributary/cloudevents.h"
@@ -35,6 +36,61 @@ static void test_structured_complete(void **state)
 	assert_int_equal(ev.data_len, strlen("{\"total\":19.99}"));
 	assert_memory_equal(ev.data_bytes, "{\"total\":19.99}", ev.data_len);
 	tb_event_clear(&ev);
+}
+
+/* JSON data goes on as the client wrote it (whitespace, number spelling):
+ * the text between the member's colon and the next member, not a reprint. */
+static void test_structured_data_verbatim(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	const char *data = "{ \"total\" : 1.50,\n \"lines\": [ {\"q\": 1e2} ] }";
+	char payload[512];
+	snprintf(payload, sizeof(payload),
+		 "{\"data\" :  %s , \"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}", data);
+	assert_int_equal(parse(payload, &ev, err), TB_CE_OK);
+	assert_int_equal(ev.data_len, strlen(data));
+	assert_memory_equal(ev.data_bytes, data, ev.data_len);
+	assert_null(ev.owned);
+	tb_event_clear(&ev);
+	/* last member, scalar data */
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":-0.0}",
+			       &ev, err),
+			 TB_CE_OK);
+	assert_int_equal(ev.data_len, 4);
+	assert_memory_equal(ev.data_bytes, "-0.0", 4);
+	tb_event_clear(&ev);
+}
+
+static void test_generated_ids(void **state)
+{
+	(void)state;
+	char id[TB_UUID_LEN + 1], prev[TB_UUID_LEN + 1] = "", t[TB_TIME_LEN + 1];
+	for (int n = 0; n < 100; n++) {
+		tb_uuid7(id);
+		assert_int_equal(strlen(id), 36);
+		for (int i = 0; i < 36; i++) {
+			if (i == 8 || i == 13 || i == 18 || i == 23)
+				assert_int_equal(id[i], '-');
+			else
+				assert_non_null(strchr("0123456789abcdef", id[i]));
+		}
+		assert_int_equal(id[14], '7');                 /* version */
+		assert_non_null(strchr("89ab", id[19]));        /* variant */
+		assert_true(strncmp(prev, id, 8) <= 0);         /* time-ordered */
+		assert_string_not_equal(prev, id);
+		strcpy(prev, id);
+	}
+	time_t before = time(NULL);
+	tb_time_rfc3339(t);
+	time_t after = time(NULL);
+	assert_int_equal(strlen(t), 24);
+	assert_true(tb_time_is_rfc3339(t));
+	struct tm tm = {0};
+	assert_non_null(strptime(t, "%Y-%m-%dT%H:%M:%S", &tm));
+	time_t at = timegm(&tm);
+	assert_true(at >= before && at <= after);
 }
 
 static void test_structured_to_json(void **state)
@@ -209,7 +265,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_structured_complete), cmocka_unit_test(test_structured_errors),
-	    cmocka_unit_test(test_structured_to_json),
+	    cmocka_unit_test(test_structured_to_json), cmocka_unit_test(test_structured_data_verbatim),
+	    cmocka_unit_test(test_generated_ids),
 	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
 	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
 	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),

@@ -30,7 +30,9 @@ typedef struct tb_event {
 	json_t *attrs;          /* context attributes, name -> string/number/bool */
 	const tjs_value *data;  /* parsed data when it is JSON, else NULL */
 	tjs_doc *doc;           /* the parsed document behind `data` */
-	const char *data_bytes; /* the data as bytes (the Kafka value in binary mode) */
+	/* The data as bytes (the Kafka value in binary mode): points into the
+	 * structured payload, so the event must not outlive it. */
+	const char *data_bytes;
 	size_t data_len;
 	char *owned;            /* storage behind data_bytes when we made it */
 	bool has_data;

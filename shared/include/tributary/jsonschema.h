@@ -96,6 +96,11 @@ size_t tjs_value_size(const tjs_value *v);   /* array items or object members */
 const tjs_value *tjs_value_at(const tjs_value *array, size_t i);
 /* Member i of an object (document order); key and its length. */
 const tjs_value *tjs_value_member(const tjs_value *object, size_t i, const char **key, size_t *keylen);
+/* The JSON text of member i of the document's root object, exactly as in
+ * the input given to tjs_doc_parse (so valid only while that input is):
+ * lets a caller pass a member on without serializing it again. False for
+ * any other object. */
+bool tjs_value_member_raw(const tjs_value *object, size_t i, const char **raw, size_t *rawlen);
 const tjs_value *tjs_value_get(const tjs_value *object, const char *key);
 /* A jansson copy of the value (new reference), for code that wants json_t. */
 json_t *tjs_value_to_json(const tjs_value *v);
