@@ -37,6 +37,7 @@ SHARED_GEN_SRC := $(BUILD)/gen/metaschemas.c
 PLUGIN_SRC := $(sort $(wildcard mosquitto-plugin/*.c))
 TOOLS := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard tools/*/*.c)))))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCHES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard bench/*/*.c)))))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -44,7 +45,8 @@ LIB := $(BUILD)/libtributary.a
 PLUGIN := $(BUILD)/mosquitto_tributary.so
 NGX_MODULE := $(BUILD)/ngx_http_tributary_module.so
 TOOL_BINS := $(addprefix $(BUILD)/bin/tributary-,$(TOOLS))
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC)) \
+	$(addprefix $(BUILD)/tests/replay_,$(FUZZ_TARGETS))
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 
 .PHONY: all deps test unit integration test-san run bench fuzz clean format web
@@ -83,6 +85,12 @@ $(PLUGIN): $(call obj,$(PLUGIN_SRC)) $(LIB)
 $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
+
+# Each fuzz target, linked with a plain main() that replays its corpus
+# (tests/fuzz/replay.c): found crashes stay regression tests of `make unit`.
+$(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -59,6 +59,7 @@ for name in "${targets[@]}"; do
 		grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+.*DONE)' "$out/fuzz_$name.log" || true
 	else
 		echo "fuzz_$name FAILED; log: $out/fuzz_$name.log, inputs: $artifacts" >&2
+		echo "  (with the fix, copy the input into tests/fuzz/corpus/$name/: make test replays it)" >&2
 		tail -40 "$out/fuzz_$name.log" >&2
 		status=1
 	fi

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1) {
 		st = tb_ce_parse_structured((const char *)data + 1, size - 1, &ev, err, sizeof(err));
 	} else {
-		tb_ce_attr attrs[16];
+		tb_ce_attr attrs[16] = {{0}};
 		char *names[16];
 		size_t n = 0;
 		const uint8_t *p = data + 1, *end = data + size;
