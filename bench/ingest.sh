@@ -28,42 +28,69 @@ STACK_PIDS+=($!)
 wait_port 127.0.0.1 "$bare_port" 10 || fail "bare mosquitto did not start"
 LG="$BUILD/bench/ingest"
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
+# -1: no latency measured (max-rate runs measure throughput only, as the
+# bare broker's do: no Kafka consumer or subscriber shares the cores then).
+median() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; print (NR==0 || m<0) ? "-" : m}'; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-run() { # label port qos extra...
-	local label=$1 port=$2 qos=$3; shift 3
-	local rates=() p50s=() p99s=()
-	for _ in $(seq 1 "$REPS"); do
-		out=$("$LG" --port "$port" --conns "$CONNS" --qos "$qos" --seconds "$SECS" "$@")
-		rates+=("$(echo "$out" | field msgs_per_s)")
-		p50s+=("$(echo "$out" | field p50_ms)")
-		p99s+=("$(echo "$out" | field p99_ms)")
-	done
-	printf '%-44s %10s msg/s   p50 %8s ms   p99 %8s ms\n' "$label" \
-		"$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${p50s[@]}" | median)" \
-		"$(printf '%s\n' "${p99s[@]}" | median)"
+print_row() { # label rates p50s p99s
+	printf '%-52s %10s msg/s   p50 %8s ms   p99 %8s ms\n' "$1" \
+		"$(printf '%s\n' $2 | median)" "$(printf '%s\n' $3 | median)" "$(printf '%s\n' $4 | median)"
 }
-echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians)"
+# pair "LABEL_A" "PORT_A QOS ARGS..." "LABEL_B" "PORT_B QOS ARGS...": the two
+# take turns, REPS runs each, so that drift on a shared machine hits both.
+pair() {
+	local ra="" pa="" qa="" rb="" pb="" qb="" out
+	for _ in $(seq 1 "$REPS"); do
+		read -r port qos args <<<"$2"
+		out=$("$LG" --port "$port" --conns "$CONNS" --qos "$qos" --seconds "$SECS" $args)
+		ra+="$(echo "$out" | field msgs_per_s) " pa+="$(echo "$out" | field p50_ms) " qa+="$(echo "$out" | field p99_ms) "
+		read -r port qos args <<<"$4"
+		out=$("$LG" --port "$port" --conns "$CONNS" --qos "$qos" --seconds "$SECS" $args)
+		rb+="$(echo "$out" | field msgs_per_s) " pb+="$(echo "$out" | field p50_ms) " qb+="$(echo "$out" | field p99_ms) "
+	done
+	print_row "$1" "$ra" "$pa" "$qa"
+	print_row "$3" "$rb" "$pb" "$qb"
+}
+echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians; bare and plugin take turns)"
 for qos in 0 1; do
-	run "bare mosquitto, QoS $qos (max rate)" "$bare_port" $qos
-	run "mosquitto + tributary, QoS $qos (max rate)" "$MQTT_PORT" $qos --kafka "$KAFKA_BOOTSTRAP"
+	pair "bare mosquitto, QoS $qos (max rate)" "$bare_port $qos" \
+		"mosquitto + tributary, QoS $qos (max rate)" "$MQTT_PORT $qos"
 done
-run "bare mosquitto, QoS 1 @10k msg/s (to subscriber)" "$bare_port" 1 --rate 10000 --sub
-run "mosquitto + tributary, QoS 1 @10k msg/s (to Kafka)" "$MQTT_PORT" 1 --rate 10000 --kafka "$KAFKA_BOOTSTRAP"
+pair "bare mosquitto, QoS 1 @10k msg/s (to subscriber)" "$bare_port 1 --rate 10000 --sub" \
+	"mosquitto + tributary, QoS 1 @10k msg/s (to Kafka)" "$MQTT_PORT 1 --rate 10000 --kafka $KAFKA_BOOTSTRAP"
 
 [[ "${BENCH_JOURNAL:-1}" == 1 ]] || exit 0
+# The modes take turns within each repetition (a fresh broker and journal
+# every time), so that drift on a shared machine does not favour one mode.
 echo
-echo "journal: QoS 1, $CONNS connections (max rate), and p99 at a fixed 2k msg/s"
+echo "journal: QoS 1, $CONNS connections (max rate), and p99 at a fixed 2k msg/s; modes interleaved"
 stop_mosquitto
-for mode in none always interval never; do
-	if [[ $mode == none ]]; then
-		export JOURNAL_SECTION=''
-	else
-		export JOURNAL_SECTION="\"journal\": {\"dir\": \"$T/journal-$mode\", \"sync\": \"$mode\"},"
-	fi
-	export JOURNAL_DIR="$T/journal-$mode"
-	start_mosquitto "$ROOT/bench/ingest-journal.json.in"
-	run "journal $mode, QoS 1 (max rate)" "$MQTT_PORT" 1 --kafka "$KAFKA_BOOTSTRAP"
-	run "journal $mode, QoS 1 @2k msg/s" "$MQTT_PORT" 1 --rate 2000 --kafka "$KAFKA_BOOTSTRAP"
-	stop_mosquitto
+modes=(none interval never always)
+declare -A jrate jp50 jp99
+for _ in $(seq 1 "$REPS"); do
+	for mode in "${modes[@]}"; do
+		if [[ $mode == none ]]; then
+			export JOURNAL_SECTION=''
+		else
+			export JOURNAL_SECTION="\"journal\": {\"dir\": \"$T/journal-$mode\", \"sync\": \"$mode\"},"
+		fi
+		rm -rf "$T/journal-$mode"
+		export JOURNAL_DIR="$T/journal-$mode"
+		start_mosquitto "$ROOT/bench/ingest-journal.json.in"
+		for load in max 2k; do
+			extra=()
+			[[ $load == 2k ]] && extra=(--rate 2000 --kafka "$KAFKA_BOOTSTRAP")
+			out=$("$LG" --port "$MQTT_PORT" --conns "$CONNS" --qos 1 --seconds "$SECS" "${extra[@]}")
+			jrate[$mode-$load]+="$(echo "$out" | field msgs_per_s) "
+			jp50[$mode-$load]+="$(echo "$out" | field p50_ms) "
+			jp99[$mode-$load]+="$(echo "$out" | field p99_ms) "
+		done
+		stop_mosquitto
+	done
+done
+for mode in "${modes[@]}"; do
+	for load in max 2k; do
+		label="journal $mode, QoS 1 ($([[ $load == max ]] && echo "max rate" || echo "@2k msg/s"))"
+		print_row "$label" "${jrate[$mode-$load]}" "${jp50[$mode-$load]}" "${jp99[$mode-$load]}"
+	done
 done

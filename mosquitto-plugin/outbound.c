@@ -248,8 +248,9 @@ int outbound__start(struct tributary *tb)
 	                     "outbound: %zu routes from %zu Kafka topics of cluster %s, "
 	                     "group %s, queue %zu, wake %s%s%s",
 	                     ob->nroutes, ob->ntopics, ob->cluster_name, ob->group_id, ob->capacity,
-	                     ob->wake_enabled ? ob->wake.host : "off", ob->wake_enabled ? ":" : "",
-	                     ob->wake_enabled ? ob->wake.port : "");
+	                     !ob->wake_enabled ? "off" : ob->wake.autodetect ? "auto" : ob->wake.host,
+	                     ob->wake_enabled && !ob->wake.autodetect ? ":" : "",
+	                     ob->wake_enabled && !ob->wake.autodetect ? ob->wake.port : "");
 	return MOSQ_ERR_SUCCESS;
 }
 

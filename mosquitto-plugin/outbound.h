@@ -19,6 +19,8 @@
 #ifndef TRIBUTARY_OUTBOUND_H
 #define TRIBUTARY_OUTBOUND_H
 
+#include <sys/socket.h>
+
 #include "tributary.h"
 
 /* Why a record was not published; the names appear in $SYS and the log. */
@@ -109,10 +111,18 @@ struct ob_log {
 	char line[OB_LOG_LINES][240];
 };
 
+#define OB_WAKE_MAX_CANDIDATES 16
+
 struct ob_wake {
 	pthread_mutex_t lock; /* fd, for the consumer thread's writes */
 	int fd;
-	char *host, *port;
+	char *host, *port; /* NULL with `autodetect` */
+	bool autodetect;   /* find one of the broker's own listeners */
+	struct sockaddr_storage cand[OB_WAKE_MAX_CANDIDATES];
+	socklen_t candlen[OB_WAKE_MAX_CANDIDATES];
+	int ncand, cur;     /* listeners found, the one in use or tried next */
+	char curname[128];  /* the address in use, for the log */
+	time_t connect_at;  /* when the CONNECT went out: no CONNACK, next one */
 	char *username, *password, *client_id;
 	bool connack_seen;
 	bool warned;

@@ -10,7 +10,7 @@
  *     "queue": { "capacity": 10000, "resume_below": 5000, "pause_after_ms": 1000 },
  *     "max_per_tick": 1000,
  *     "max_payload": 0,                        bytes, 0: MQTT's own limit
- *     "wake": "127.0.0.1:1883",                see outbound_wake.c; off if absent
+ *     "wake": "auto",                          see outbound_wake.c; false: off
  *     "routes": [
  *       { "kafka_topic": "notifications", "topic": "users/{key}/notifications",
  *         "type": "example.*", "header": {"name": "n", "value": "v"},
@@ -374,8 +374,11 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 		return rc;
 
 	json_t *wake = json_object_get(j, "wake");
-	if (wake && !(json_is_false(wake) || json_is_null(wake))) {
-		if ((rc = outbound__wake_config(&ob->wake, wake, tb->broker_id)))
+	if (!wake || !(json_is_false(wake) || json_is_null(wake))) {
+		json_t *dflt = wake ? NULL : json_string("auto");
+		rc = outbound__wake_config(&ob->wake, wake ? wake : dflt, tb->broker_id);
+		json_decref(dflt);
+		if (rc)
 			return rc;
 		ob->wake_enabled = true;
 	}

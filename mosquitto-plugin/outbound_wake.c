@@ -13,28 +13,41 @@
  * queue_plugin_msgs(), which delivers them at once. See docs/outbound.md
  * for measurements.
  *
- *   "wake": "127.0.0.1:1883"
- *   "wake": {"address": "127.0.0.1:1883", "username": "...", "password": "...",
- *            "client_id": "...", "after_publish": false}
+ *   "wake": "auto"                (the default) or "127.0.0.1:1883"
+ *   "wake": {"address": "auto" | "127.0.0.1:1883", "username": "...",
+ *            "password": "...", "client_id": "...", "after_publish": false}
+ *   "wake": false                 (records wait for the idle tick)
+ *
+ * "auto" finds the broker's listeners among the process's own listening
+ * sockets (a plugin cannot read the listener configuration) at the first
+ * tick, when they are open, and takes the first that answers an MQTT
+ * CONNECT with a CONNACK that accepts it: a websockets or TLS listener, or
+ * one that refuses anonymous clients, is passed over. An address of
+ * 0.0.0.0 or :: is reached through the loopback address.
  *
  * The connection is opened and read (CONNACK, PINGRESPs) on the main thread
  * only; the consumer thread only writes PINGREQs, under `lock`.
  */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "outbound.h"
 
 #define WAKE_KEEPALIVE 60
+#define WAKE_CONNACK_TIMEOUT 2 /* s: a listener that does not answer is not MQTT */
 
 static int wake__fail(const char *msg)
 {
@@ -99,12 +112,15 @@ int outbound__wake_config(struct ob_wake *w, const json_t *v, const char *broker
 		if (pass && !user)
 			return wake__fail("a password needs a username");
 	} else if (!addr) {
-		return wake__fail("must be \"HOST:PORT\", an object {\"address\": ...}, or false");
+		return wake__fail("must be \"auto\", \"HOST:PORT\", an object {\"address\": ...}, "
+		                  "or false");
 	}
 	if (!addr)
 		return wake__fail("address is required");
-	int rc = wake__address(w, addr);
-	if (rc)
+	int rc = MOSQ_ERR_SUCCESS;
+	if (!strcmp(addr, "auto"))
+		w->autodetect = true;
+	else if ((rc = wake__address(w, addr)))
 		return rc;
 	if (cid) {
 		w->client_id = strdup(cid);
@@ -193,31 +209,161 @@ static void wake__close(struct tb_outbound *ob, time_t retry_in)
 	w->connack_seen = false;
 }
 
+/* The process's listening stream sockets, in descriptor order (Mosquitto
+ * opens its listeners in the order of its configuration). */
+static void wake__scan(struct ob_wake *w)
+{
+	int fds[256], nfds = 0;
+	w->ncand = w->cur = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int own = dirfd(d);
+	struct dirent *e;
+	while ((e = readdir(d)) && nfds < (int)(sizeof(fds) / sizeof(fds[0])))
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && atoi(e->d_name) != own)
+			fds[nfds++] = atoi(e->d_name);
+	closedir(d);
+	for (int i = 1; i < nfds; i++)
+		for (int k = i; k > 0 && fds[k - 1] > fds[k]; k--) {
+			int t = fds[k];
+			fds[k] = fds[k - 1];
+			fds[k - 1] = t;
+		}
+	for (int i = 0; i < nfds && w->ncand < OB_WAKE_MAX_CANDIDATES; i++) {
+		int v = 0;
+		socklen_t vl = sizeof(v);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) || !v)
+			continue;
+		vl = sizeof(v);
+		if (getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &v, &vl) || v != SOCK_STREAM ||
+		    getsockname(fds[i], (struct sockaddr *)&ss, &sl))
+			continue;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+				in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+				in6->sin6_addr = in6addr_loopback;
+		} else if (ss.ss_family != AF_UNIX || sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+		           ((struct sockaddr_un *)&ss)->sun_path[0] == '\0') {
+			continue; /* unnamed or abstract: nothing to connect to */
+		}
+		w->cand[w->ncand] = ss;
+		w->candlen[w->ncand++] = sl;
+	}
+}
+
+static void wake__name(const struct sockaddr *sa, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, n, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, n, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, n, "%s", ((const struct sockaddr_un *)sa)->sun_path);
+	}
+}
+
+/* The connection failed before the broker accepted it (or dropped it). */
+static void wake__failed(struct tb_outbound *ob, const char *why)
+{
+	struct ob_wake *w = &ob->wake;
+	bool was_up = w->connack_seen;
+	wake__close(ob, 0);
+	if (was_up) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     TB_LOG_PREFIX "outbound.wake: %s: %s; reconnecting", w->curname,
+		                     why);
+		w->retry_at = time(NULL) + 1;
+		return;
+	}
+	if (!w->autodetect) {
+		if (!w->warned)
+			mosquitto_log_printf(MOSQ_LOG_WARNING,
+			                     TB_LOG_PREFIX "outbound.wake: %s: %s; records wait for "
+			                                   "the next idle tick (up to 100 ms) until it "
+			                                   "works",
+			                     w->curname, why);
+		w->warned = true;
+		w->retry_at = time(NULL) + 5;
+		return;
+	}
+	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "outbound.wake: passed over %s (%s)",
+	                     w->curname, why);
+	if (++w->cur < w->ncand)
+		return; /* the next one at the next tick */
+	if (!w->warned)
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     TB_LOG_PREFIX
+		                     "outbound.wake: none of this broker's %d listening sockets "
+		                     "accepted a plain MQTT connection%s; records wait for the next "
+		                     "idle tick (up to 100 ms): set outbound.wake to a listener's "
+		                     "address, with a username and password if it needs them",
+		                     w->ncand, w->username ? " with the configured username" : "");
+	w->warned = true;
+	w->retry_at = time(NULL) + 30;
+}
+
 static void wake__open(struct tb_outbound *ob)
 {
 	struct ob_wake *w = &ob->wake;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
+	const struct sockaddr *sa;
+	socklen_t salen;
 	int fd = -1, on = 1;
 	size_t plen = 0;
 	unsigned char *pkt = NULL;
-	int gai = getaddrinfo(w->host, w->port, &hints, &res);
-	if (gai) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound.wake: %s:%s: %s",
-		                     w->host, w->port, gai_strerror(gai));
-		w->retry_at = time(NULL) + 30;
-		return;
+	const char *why = "cannot connect";
+	if (w->autodetect) {
+		if (w->cur >= w->ncand)
+			wake__scan(w);
+		if (!w->ncand) {
+			if (!w->warned)
+				mosquitto_log_printf(MOSQ_LOG_WARNING,
+				                     TB_LOG_PREFIX "outbound.wake: no listening socket "
+				                                   "found in this process; records wait "
+				                                   "for the next idle tick (up to 100 ms)");
+			w->warned = true;
+			w->retry_at = time(NULL) + 30;
+			return;
+		}
+		sa = (const struct sockaddr *)&w->cand[w->cur];
+		salen = w->candlen[w->cur];
+		wake__name(sa, w->curname, sizeof(w->curname));
+	} else {
+		snprintf(w->curname, sizeof(w->curname), "%s:%s", w->host, w->port);
+		int gai = getaddrinfo(w->host, w->port, &hints, &res);
+		if (gai) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound.wake: %s: %s",
+			                     w->curname, gai_strerror(gai));
+			w->retry_at = time(NULL) + 30;
+			return;
+		}
+		sa = res->ai_addr;
+		salen = res->ai_addrlen;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+	if (sa->sa_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (connect(fd, sa, salen) < 0) {
 		/* Loopback completes at once or nearly: a short wait, once. */
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
-		if (errno != EINPROGRESS || poll(&p, 1, 100) != 1 ||
+		if ((errno != EINPROGRESS && errno != EAGAIN) || poll(&p, 1, 100) != 1 ||
 		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
 			if (soerr)
 				errno = soerr;
@@ -228,26 +374,23 @@ static void wake__open(struct tb_outbound *ob)
 	if (!pkt || send(fd, pkt, plen, MSG_NOSIGNAL) != (ssize_t)plen)
 		goto fail;
 	free(pkt);
-	freeaddrinfo(res);
+	if (res)
+		freeaddrinfo(res);
 	pthread_mutex_lock(&w->lock);
 	w->fd = fd;
 	pthread_mutex_unlock(&w->lock);
-	w->last_ping = time(NULL);
+	w->last_ping = w->connect_at = time(NULL);
 	w->rxlen = w->skip = 0;
 	w->connack_seen = false;
 	return;
 fail:
-	if (!w->warned)
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     TB_LOG_PREFIX "outbound.wake: cannot connect to %s:%s (%s); "
-		                                   "records wait for the next idle tick",
-		                     w->host, w->port, strerror(errno));
-	w->warned = true;
+	why = strerror(errno);
 	free(pkt);
 	if (fd >= 0)
 		close(fd);
-	freeaddrinfo(res);
-	w->retry_at = time(NULL) + 5;
+	if (res)
+		freeaddrinfo(res);
+	wake__failed(ob, why);
 }
 
 static void wake__ping(struct tb_outbound *ob)
@@ -271,9 +414,10 @@ void outbound__wake(struct tb_outbound *ob)
 }
 
 /* CONNACK, then PINGRESPs: read and checked, so that the broker's writes
- * never back up. Returns false when the connection must be closed. */
-static bool wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
+ * never back up. Returns why the connection must be closed, or NULL. */
+static const char *wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
 {
+	static const char *const not_mqtt = "not an MQTT answer";
 	struct ob_wake *w = &ob->wake;
 	for (size_t i = 0; i < n;) {
 		if (w->skip) {
@@ -286,36 +430,32 @@ static bool wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
 		if (!w->connack_seen) {
 			/* 0x20 0x02 flags rc */
 			if ((w->rxlen == 1 && w->rx[0] != 0x20) || (w->rxlen == 2 && w->rx[1] != 2))
-				return false;
+				return not_mqtt;
 			if (w->rxlen < 4)
 				continue;
 			w->rxlen = 0;
-			if (w->rx[3] != 0) {
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-				                     TB_LOG_PREFIX
-				                     "outbound.wake: the broker refused "
-				                     "the wake connection (CONNACK %u): "
-				                     "set outbound.wake username/password, "
-				                     "or a listener that accepts it",
-				                     w->rx[3]);
-				return false;
-			}
+			if (w->rx[3] != 0)
+				return w->rx[3] == 4 || w->rx[3] == 5
+				           ? "the broker refused the connection (CONNACK: not "
+				             "authorized): set outbound.wake username/password, or "
+				             "a listener that accepts it"
+				           : "the broker refused the connection (CONNACK)";
 			w->connack_seen = true;
-			if (w->warned)
-				mosquitto_log_printf(MOSQ_LOG_NOTICE,
-				                     TB_LOG_PREFIX "outbound.wake: connected");
+			mosquitto_log_printf(w->warned ? MOSQ_LOG_NOTICE : MOSQ_LOG_INFO,
+			                     TB_LOG_PREFIX "outbound.wake: connected to %s",
+			                     w->curname);
 			w->warned = false;
 			continue;
 		}
 		/* Then only PINGRESPs (0xd0 0x00) are expected; skip any body. */
 		if (w->rxlen == 1) {
 			if ((w->rx[0] >> 4) != 13)
-				return false;
+				return not_mqtt;
 			continue;
 		}
 		if (w->rx[w->rxlen - 1] & 0x80) {
 			if (w->rxlen == 5)
-				return false;
+				return not_mqtt;
 			continue;
 		}
 		size_t rem = 0, mult = 1;
@@ -324,7 +464,7 @@ static bool wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
 		w->rxlen = 0;
 		w->skip = rem;
 	}
-	return true;
+	return NULL;
 }
 
 /* Main thread, every tick. */
@@ -341,8 +481,9 @@ void outbound__wake_service(struct tb_outbound *ob)
 		unsigned char buf[512];
 		ssize_t got = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (got > 0) {
-			if (!wake__read(ob, buf, (size_t)got)) {
-				wake__close(ob, 30);
+			const char *why = wake__read(ob, buf, (size_t)got);
+			if (why) {
+				wake__failed(ob, why);
 				return;
 			}
 			continue;
@@ -351,11 +492,11 @@ void outbound__wake_service(struct tb_outbound *ob)
 			break;
 		if (got < 0 && errno == EINTR)
 			continue;
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     TB_LOG_PREFIX
-		                     "outbound.wake: connection closed (%s); reconnecting",
-		                     got == 0 ? "by the broker" : strerror(errno));
-		wake__close(ob, 1);
+		wake__failed(ob, got == 0 ? "connection closed by the broker" : strerror(errno));
+		return;
+	}
+	if (!w->connack_seen && now - w->connect_at >= WAKE_CONNACK_TIMEOUT) {
+		wake__failed(ob, "no CONNACK");
 		return;
 	}
 	if (now - w->last_ping >= WAKE_KEEPALIVE / 2) {
