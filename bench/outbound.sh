@@ -93,7 +93,7 @@ wait_assigned
 lat "Kafka -> MQTT, wake on, idle broker @1k msg/s" 1000 --port "$MQTT_PORT" --filter 'sandbox/bench/#'
 lat "Kafka -> MQTT, wake on, loaded broker @20k msg/s" 20000 --port "$MQTT_PORT" --filter 'sandbox/bench/#'
 stop_mosquitto
-broker lat-nowake bench.lat latest ""
+broker lat-nowake bench.lat latest "\"wake\": false,"
 wait_assigned
 lat "Kafka -> MQTT, wake off, idle broker @1k msg/s" 1000 --port "$MQTT_PORT" --filter 'sandbox/bench/#'
 stop_mosquitto
