@@ -87,7 +87,6 @@ static void cluster__on_log(const rd_kafka_t *rk, int level, const char *fac, co
 static void *cluster__poll(void *arg)
 {
 	struct tb_cluster *c = arg;
-	tb_thread_nice(c->tb->thread_nice);
 	while (!atomic_load(&c->stop))
 		rd_kafka_poll(c->rk, 100);
 	return NULL;
@@ -135,11 +134,6 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 				     TB_LOG_PREFIX "%s: enable.idempotence is off: Kafka may store "
 						   "duplicates and reorder a key's events on retries",
 				     what);
-	if (tb_kafka_conf_set_thread_nice(conf, c->tb->thread_nice, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
-		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
-	}
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
 	rd_kafka_conf_set_error_cb(conf, cluster__on_error);

@@ -202,7 +202,7 @@ int config__load(struct tributary *tb, const char *path)
 {
 	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
 					  "journal",   "auth",     "stats",   "shutdown", "comment",
-					  "thread_nice", NULL};
+					  NULL};
 	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes", NULL};
 	json_error_t jerr;
 	char err[512], dirbuf[PATH_MAX];
@@ -261,18 +261,6 @@ int config__load(struct tributary *tb, const char *path)
 		goto cleanup;
 	}
 	tb->flush_timeout_ms = ft ? (int)json_integer_value(ft) : 10000;
-
-	/* Mosquitto's one thread serves every client; librdkafka's threads and
-	 * ours only feed Kafka and can wait a little. Below the main thread's
-	 * priority they no longer preempt it on each wake-up, and batch more
-	 * when the CPU is short. */
-	json_t *tn = json_object_get(root, "thread_nice");
-	if (tn && (!json_is_integer(tn) || json_integer_value(tn) < 0 ||
-		   json_integer_value(tn) > 19)) {
-		rc = config__fail("thread_nice: must be 0 (same priority as the broker) to 19");
-		goto cleanup;
-	}
-	tb->thread_nice = tn ? (int)json_integer_value(tn) : TB_DEFAULT_THREAD_NICE;
 
 	if ((rc = config__clusters(tb, json_object_get(root, "clusters"),
 				   json_object_get(root, "journal") != NULL)))

@@ -213,7 +213,6 @@ static void *consumer__run(void *arg)
 {
 	struct tb_outbound *ob = arg;
 	bool full = false;
-	tb_thread_nice(ob->tb->thread_nice);
 	uint64_t full_since = 0;
 	while (!atomic_load(&ob->stop)) {
 		bool paused = atomic_load(&ob->stats.paused);
@@ -286,11 +285,6 @@ int outbound__consumer_start(struct tb_outbound *ob)
 	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "auto.offset.reset", ob->start, err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
-		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
-	}
-	if (tb_kafka_conf_set_thread_nice(conf, ob->tb->thread_nice, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "outbound consumer: %s", err);
 		rd_kafka_conf_destroy(conf);
 		return MOSQ_ERR_INVAL;
 	}

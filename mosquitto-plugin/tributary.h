@@ -69,8 +69,6 @@ struct tb_stats {
 
 struct tributary;
 
-#define TB_DEFAULT_THREAD_NICE 10
-
 struct tb_cluster {
 	char *name;
 	rd_kafka_t *rk;
@@ -119,7 +117,6 @@ struct tributary {
 	int sys_interval_s;
 	time_t next_sys;
 	int flush_timeout_ms;
-	int thread_nice; /* background threads' nice steps below the main thread */
 
 	struct tb_stats stats;
 	struct tb_failure_log failures;

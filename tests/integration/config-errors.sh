@@ -37,7 +37,6 @@ expect_refused bad-mode "ingest.routes\[0\].kafka_mode" "{$catalog, $good_cluste
 expect_refused bad-unmatched "ingest.unmatched" "{$catalog, $good_cluster, \"ingest\": {\"unmatched\": \"drop\", \"routes\": [$route]}}"
 expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"colour\": 1}}"
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
-expect_refused thread-nice "thread_nice: must be 0" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"thread_nice\": 20}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
 

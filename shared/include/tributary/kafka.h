@@ -12,15 +12,6 @@
 int tb_kafka_conf_apply(rd_kafka_conf_t *conf, const json_t *props, const char *what, char *err,
 			size_t errlen);
 
-/* Runs every thread librdkafka starts for the client made from `conf` at
- * `nice` steps below the priority it starts with (0: unchanged), through an
- * on_thread_start interceptor. -1 with `err` on failure. */
-int tb_kafka_conf_set_thread_nice(rd_kafka_conf_t *conf, int nice, char *err, size_t errlen);
-
-/* Lowers the calling thread's priority by `nice` steps (Linux: per thread),
- * at most to 19. */
-void tb_thread_nice(int nice);
-
 /* The value of header `name` (last occurrence), or NULL. */
 const char *tb_kafka_header(rd_kafka_headers_t *hdrs, const char *name, size_t *len);
 
