@@ -21,6 +21,7 @@ cat >"$T/bare.conf" <<CONF
 listener $bare_port 127.0.0.1
 allow_anonymous true
 persistence false
+set_tcp_nodelay true
 log_dest none
 CONF
 mosquitto -c "$T/bare.conf" &

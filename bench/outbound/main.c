@@ -14,6 +14,9 @@
  *       produces R records/s, each carrying its send time (CLOCK_MONOTONIC),
  *       and measures send -> receipt at an MQTT subscriber or, with
  *       --kafka, at a plain librdkafka consumer. Prints p50_ms p99_ms.
+ *       Records of the first --warmup-ms (500) are delivered but not
+ *       counted: the first moments of a new producer and subscriber are
+ *       start-up, not the steady state (same for both paths).
  *
  * --fetch-wait MS: the plain consumer's fetch.wait.max.ms (100).
  * Output: one line of key=value pairs.
@@ -36,8 +39,8 @@
 
 static struct {
 	const char *brokers, *topic, *filter, *host, *fetch_wait;
-	int port, size, seconds, timeout;
-	long count;
+	int port, size, seconds, timeout, warmup_ms;
+	long count, warmup; /* records not counted in the latency */
 	double rate;
 	bool kafka;
 } opt = {"127.0.0.1:9092",
@@ -49,7 +52,9 @@ static struct {
          200,
          5,
          120,
+         500,
          100000,
+         0,
          1000,
          false};
 
@@ -86,12 +91,14 @@ static void on_payload(const void *p, size_t len)
 	size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;
 	memcpy(buf, p, n);
 	buf[n] = '\0';
-	uint64_t t = strtoull(buf, NULL, 10);
+	char *end;
+	uint64_t t = strtoull(buf, &end, 10);
+	long seq = strtol(end, NULL, 10);
 	long r = atomic_fetch_add(&received, 1) + 1;
 	if (r == 1)
 		first_ns = now;
 	last_ns = now;
-	if (t && now > t) {
+	if (t && now > t && seq >= opt.warmup) {
 		size_t i = atomic_fetch_add(&nsamples, 1);
 		if (i < MAX_SAMPLES)
 			samples[i] = now - t;
@@ -328,7 +335,8 @@ static int cmd_latency(void)
 	}
 	rd_kafka_t *p = kafka_new(RD_KAFKA_PRODUCER, NULL);
 	char *buf = malloc((size_t)opt.size + 1);
-	long total = (long)(opt.rate * opt.seconds);
+	opt.warmup = (long)(opt.rate * opt.warmup_ms / 1000);
+	long total = (long)(opt.rate * opt.seconds) + opt.warmup;
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < total; i++) {
 		uint64_t due = t0 + (uint64_t)((double)i * 1e9 / opt.rate);
@@ -372,7 +380,8 @@ int main(int argc, char **argv)
 	    {"port", required_argument, 0, 'p'},       {"filter", required_argument, 0, 'f'},
 	    {"rate", required_argument, 0, 'r'},       {"seconds", required_argument, 0, 'S'},
 	    {"timeout", required_argument, 0, 'T'},    {"kafka", no_argument, 0, 'k'},
-	    {"fetch-wait", required_argument, 0, 'w'}, {0, 0, 0, 0}};
+	    {"fetch-wait", required_argument, 0, 'w'}, {"warmup-ms", required_argument, 0, 'W'},
+	    {0, 0, 0, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: outbound produce|kafka-rate|mqtt-rate|latency [options]\n");
 		return 2;
@@ -415,6 +424,9 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			opt.fetch_wait = optarg;
+			break;
+		case 'W':
+			opt.warmup_ms = atoi(optarg);
 			break;
 		default:
 			return 2;
