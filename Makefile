@@ -2,6 +2,7 @@
 #
 #   make            plugin, nginx module, tools (build/)
 #   make test       deps, unit + integration tests, then the same under ASan+UBSan
+#   make valgrind   integration tests with the servers under Valgrind memcheck
 #   make run        the whole dev stack on loopback, in the foreground
 #   make bench      benchmarks, each beside its baseline
 #   make fuzz       libFuzzer targets for a bounded time
@@ -49,7 +50,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC)) \
 	$(addprefix $(BUILD)/tests/replay_,$(FUZZ_TARGETS))
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 
-.PHONY: all deps test unit integration test-san run bench fuzz clean format web
+.PHONY: all deps test unit integration test-san valgrind run bench fuzz clean format web
 .DELETE_ON_ERROR:
 
 all: $(PLUGIN) $(NGX_MODULE) $(TOOL_BINS) $(UNIT_BINS) web
@@ -129,6 +130,16 @@ test-san:
 	$(MAKE) SAN=1 OPT=-O1 all
 	$(MAKE) SAN=1 OPT=-O1 unit
 	$(MAKE) SAN=1 OPT=-O1 integration
+
+# The integration tests with Mosquitto, nginx (master and workers) and the
+# tools they start under Valgrind's memcheck (VALGRIND=1 in
+# tests/lib/stack.sh, suppressions in tests/lib/valgrind.supp): any error or
+# definite leak fails the test. Every test runs, at its full load (also
+# stream-scale, ingest-bulk and the Chromium one): the servers are mostly
+# waiting on sockets, so memcheck slows them down far less than it does
+# CPU-bound code. Only the per-test time limit is raised.
+valgrind: all
+	VALGRIND=1 BUILD=$(BUILD) TEST_TIMEOUT=$${TEST_TIMEOUT:-900} tests/run-integration.sh
 
 run: deps all
 	tools/run-dev.sh $(BUILD)

@@ -23,7 +23,8 @@ kill_during() {
 	shift
 	env $(stack_san_env) "$TOOL" "$@" >"$T/killed.out" 2>"$T/killed.err" &
 	local pid=$!
-	sleep "$delay"
+	# under Valgrind (STACK_SLOW > 1) the tool needs about half a second to start
+	sleep "$(awk -v d="$delay" -v s="$STACK_SLOW" 'BEGIN { print d + (s > 1 ? 0.5 : 0) }')"
 	kill -KILL "$pid" 2>/dev/null || killed=1
 	wait "$pid" 2>/dev/null
 	return $killed

@@ -5,6 +5,7 @@
 #   stack_init                       # temp dir $T, ports, cleanup trap
 #   start_kafka [devkafka args...]   # dev Kafka on $KAFKA_PORT, control on $KAFKA_CONTROL_PORT
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
+#                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
 #   start_nginx [NGINX_CONF_TEMPLATE]
 #   kafka_ctl "broker-down 1"        # fault injection
 #   kafka_read TOPIC COUNT [TIMEOUT] [kcat -f FORMAT]   # records to stdout
@@ -12,6 +13,8 @@
 #
 # Under a sanitizer build (BUILD ends in /san) the servers run with the
 # sanitizer runtime preloaded, since Debian's binaries are not instrumented.
+# With VALGRIND=1 (normal build) they run under Valgrind's memcheck instead;
+# its logs go to $T/vg and any error in them fails the test (`make valgrind`).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
@@ -29,19 +32,43 @@ export HTTP_PORT=${HTTP_PORT:-$((TEST_PORT_BASE + 8080))}
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export NGINX_MODULES_DIR=/usr/lib/nginx/modules
 STACK_PIDS=()
+# STACK_SLOW scales the waits for servers to start and stop: several times
+# longer under Valgrind, which starts them slower and checks for leaks at exit.
+if [[ "${VALGRIND:-0}" != 0 ]]; then STACK_SLOW=${STACK_SLOW:-6}; else STACK_SLOW=1; fi
+export STACK_SLOW
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "skipped: $*"; exit 77; }
 pass() { echo "ok: $*"; }
 
 stack_is_san() { [[ "$BUILD" == */san ]]; }
+stack_is_valgrind() { [[ "${VALGRIND:-0}" != 0 ]]; }
 
-# stack_san_env [nginx|noleaks]: the environment a server runs with under a
-# sanitizer build. nginx's worker processes drop to `nobody`, so reports go
-# to a world-writable folder; leak checking is off for nginx, which leaves
-# its pools (and OpenSSL's one-time setup inside librdkafka) to process exit.
+# stack_san_env [mosquitto|nginx|noleaks]: the environment a server runs
+# with under a sanitizer build, or under VALGRIND=1 the memcheck command it
+# runs under (env runs the first word that is not VAR=value). nginx's worker
+# processes drop to `nobody` and Mosquitto to `mosquitto`, so reports go to
+# world-writable folders. Under the sanitizers leak checking is off for
+# nginx, which leaves its pools (and OpenSSL's one-time setup inside
+# librdkafka) to process exit; memcheck checks nginx too: only definitely
+# lost blocks count as errors (tests/lib/valgrind.supp says why), and
+# nothing points to those any more. No leak check at all for a broker that
+# refuses to start (it exits without freeing its own configuration).
 stack_san_env() {
-	if stack_is_san; then
+	if stack_is_valgrind; then
+		local leaks=full name=${1:-server}
+		mkdir -p "$T/vg"
+		chmod 1777 "$T/vg"
+		[[ $name == noleaks ]] && leaks=no name=refused
+		# --trace-children: a server started through `timeout` is checked
+		# too; nginx's workers are forked without exec, which memcheck
+		# follows anyway (one log per process: %p).
+		echo valgrind --tool=memcheck --leak-check=$leaks \
+			--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite \
+			--num-callers=30 --track-origins=no --trace-children=yes --vgdb=no \
+			--keep-debuginfo=yes \
+			--log-file="$T/vg/$name.%p.log" --suppressions="$ROOT/tests/lib/valgrind.supp"
+	elif stack_is_san; then
 		local asan ubsan leaks=1
 		asan=$(gcc -print-file-name=libasan.so)
 		ubsan=$(gcc -print-file-name=libubsan.so)
@@ -57,14 +84,39 @@ stack_san_env() {
 	fi
 }
 
+# stack_valgrind_clean: prints every Valgrind log in $T/vg that reports an
+# error (after suppressions); status 1 if there was one. A process killed
+# with SIGKILL writes no summary, but the errors it logged before still count.
+stack_valgrind_clean() {
+	local log n clean=0
+	for log in "$T"/vg/*.log; do
+		[[ -f "$log" ]] || continue
+		n=$(sed -n 's/^==[0-9]*== ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$log" | tail -1)
+		if [[ -z "$n" ]]; then
+			grep -qE '^==[0-9]+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param|Mismatched free|Source and destination overlap|Argument .* of function)' "$log" || continue
+		elif ((n == 0)); then
+			continue
+		fi
+		echo "valgrind: $log" >&2
+		cat "$log" >&2
+		clean=1
+	done
+	return $clean
+}
+
 stack_cleanup() {
-	local pid
+	local pid sig
 	for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${STACK_PIDS[i]}
-		kill -TERM "$pid" 2>/dev/null || true
+		# Under Valgrind nginx stops gracefully: on TERM its master SIGKILLs
+		# workers that take more than about a second to exit, and memcheck's
+		# leak check at exit takes longer than that.
+		sig=TERM
+		stack_is_valgrind && [[ "$pid" == "${NGINX_PID:-}" ]] && sig=QUIT
+		kill -$sig "$pid" 2>/dev/null || true
 	done
 	for pid in "${STACK_PIDS[@]}"; do
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 1 $((100 * STACK_SLOW))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	# Sanitizer reports from the servers fail the test that started them.
@@ -72,6 +124,10 @@ stack_cleanup() {
 		echo "sanitizer reports:" >&2
 		cat "$T"/san/asan* "$T"/san/ubsan* >&2 2>/dev/null
 		STACK_SAN_FAILED=1
+	fi
+	# So do Valgrind's.
+	if stack_is_valgrind; then
+		stack_valgrind_clean || STACK_SAN_FAILED=1
 	fi
 }
 
@@ -86,6 +142,7 @@ stack_exit() {
 }
 
 stack_init() {
+	stack_is_valgrind && stack_is_san && fail "VALGRIND=1 needs the normal build, not $BUILD"
 	T="$BUILD/test-tmp/$(basename "$0" .sh)"
 	rm -rf "$T"
 	mkdir -p "$T"
@@ -96,8 +153,8 @@ stack_init() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_port() { # host port timeout_s
-	local deadline=$((SECONDS + ${3:-10}))
+wait_port() { # host port timeout_s (times STACK_SLOW)
+	local deadline=$((SECONDS + ${3:-10} * STACK_SLOW))
 	while ((SECONDS < deadline)); do
 		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
 		sleep 0.05
@@ -150,10 +207,10 @@ start_mosquitto() {
 		chown mosquitto: "$MOSQUITTO_DATA_DIR" "$JOURNAL_DIR"
 	fi
 	render "$tj" "$TRIBUTARY_CONFIG"
-	render "$ROOT/conf/dev/mosquitto.conf.in" "$T/mosquitto.conf"
+	render "${MOSQUITTO_CONF_TEMPLATE:-$ROOT/conf/dev/mosquitto.conf.in}" "$T/mosquitto.conf"
 	if [[ -n "${2:-}" ]]; then printf '%s\n' "$2" >>"$T/mosquitto.conf"; fi
 	port_free "$MQTT_PORT" || fail "port $MQTT_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
-	env $(stack_san_env) mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+	env $(stack_san_env mosquitto) mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
 	MOSQUITTO_PID=$!
 	STACK_PIDS+=($MOSQUITTO_PID)
 	wait_port 127.0.0.1 "$MQTT_PORT" 15 && kill -0 "$MOSQUITTO_PID" 2>/dev/null ||
@@ -162,7 +219,7 @@ start_mosquitto() {
 
 stop_mosquitto() { # [signal]
 	kill -"${1:-TERM}" "$MOSQUITTO_PID" 2>/dev/null
-	for _ in $(seq 1 100); do kill -0 "$MOSQUITTO_PID" 2>/dev/null || return 0; sleep 0.1; done
+	for _ in $(seq 1 $((100 * STACK_SLOW))); do kill -0 "$MOSQUITTO_PID" 2>/dev/null || return 0; sleep 0.1; done
 	kill -KILL "$MOSQUITTO_PID" 2>/dev/null
 }
 
@@ -182,6 +239,11 @@ start_nginx() {
 }
 
 # nginx_log_clean: no crash, alert or emergency in nginx's error log.
+# Memcheck refuses worker_rlimit_nofile's setrlimit (any hard limit but its
+# own, which is the shell's and already higher): not an alert about nginx.
 nginx_log_clean() {
-	! grep -E '\[(alert|emerg|crit)\]|signal [0-9]+ .*exited|core dumped' "$NGINX_PREFIX/logs/error.log"
+	local expected='^$'
+	stack_is_valgrind && expected='setrlimit\(RLIMIT_NOFILE, [0-9]+\) failed \(1: '
+	! grep -E '\[(alert|emerg|crit)\]|signal [0-9]+ .*exited|core dumped' "$NGINX_PREFIX/logs/error.log" |
+		grep -vE "$expected"
 }
