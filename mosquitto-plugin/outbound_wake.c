@@ -209,37 +209,28 @@ static void wake__close(struct tb_outbound *ob, time_t retry_in)
 	w->connack_seen = false;
 }
 
-/* The process's listening stream sockets, in descriptor order (Mosquitto
- * opens its listeners in the order of its configuration). */
+/* The process's listening stream sockets, lowest descriptor first
+ * (Mosquitto opens its listeners in the order of its configuration). */
 static void wake__scan(struct ob_wake *w)
 {
-	int fds[256], nfds = 0;
+	int fds[OB_WAKE_MAX_CANDIDATES];
 	w->ncand = w->cur = 0;
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
 		return;
 	int own = dirfd(d);
 	struct dirent *e;
-	while ((e = readdir(d)) && nfds < (int)(sizeof(fds) / sizeof(fds[0])))
-		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && atoi(e->d_name) != own)
-			fds[nfds++] = atoi(e->d_name);
-	closedir(d);
-	for (int i = 1; i < nfds; i++)
-		for (int k = i; k > 0 && fds[k - 1] > fds[k]; k--) {
-			int t = fds[k];
-			fds[k] = fds[k - 1];
-			fds[k - 1] = t;
-		}
-	for (int i = 0; i < nfds && w->ncand < OB_WAKE_MAX_CANDIDATES; i++) {
-		int v = 0;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name), v = 0;
 		socklen_t vl = sizeof(v);
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		if (getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) || !v)
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == own ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) || !v)
 			continue;
 		vl = sizeof(v);
-		if (getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &v, &vl) || v != SOCK_STREAM ||
-		    getsockname(fds[i], (struct sockaddr *)&ss, &sl))
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) || v != SOCK_STREAM ||
+		    getsockname(fd, (struct sockaddr *)&ss, &sl))
 			continue;
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -253,9 +244,22 @@ static void wake__scan(struct ob_wake *w)
 		           ((struct sockaddr_un *)&ss)->sun_path[0] == '\0') {
 			continue; /* unnamed or abstract: nothing to connect to */
 		}
-		w->cand[w->ncand] = ss;
-		w->candlen[w->ncand++] = sl;
+		/* Insert in descriptor order; past the limit, the highest goes. */
+		int k = w->ncand < OB_WAKE_MAX_CANDIDATES ? w->ncand++ : OB_WAKE_MAX_CANDIDATES;
+		for (; k > 0 && fds[k - 1] > fd; k--) {
+			if (k < OB_WAKE_MAX_CANDIDATES) {
+				fds[k] = fds[k - 1];
+				w->cand[k] = w->cand[k - 1];
+				w->candlen[k] = w->candlen[k - 1];
+			}
+		}
+		if (k < OB_WAKE_MAX_CANDIDATES) {
+			fds[k] = fd;
+			w->cand[k] = ss;
+			w->candlen[k] = sl;
+		}
 	}
+	closedir(d);
 }
 
 static void wake__name(const struct sockaddr *sa, char *out, size_t n)

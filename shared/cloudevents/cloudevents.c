@@ -99,12 +99,15 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 {
 	char perr[256];
 	memset(ev, 0, sizeof(*ev));
-	if (!tb_utf8_valid(payload, len)) {
-		snprintf(err, errlen, "payload is not valid UTF-8");
-		return TB_CE_INVALID_UTF8;
-	}
+	/* The parser refuses invalid UTF-8 itself (in strings; any other
+	 * non-ASCII byte is not JSON): the separate scan only names the reason,
+	 * off the path of every valid event. */
 	tjs_doc *doc = tjs_doc_parse(payload, len, 0, perr, sizeof(perr));
 	if (!doc) {
+		if (!tb_utf8_valid(payload, len)) {
+			snprintf(err, errlen, "payload is not valid UTF-8");
+			return TB_CE_INVALID_UTF8;
+		}
 		snprintf(err, errlen, "payload is not valid JSON: %s", perr);
 		return TB_CE_INVALID_JSON;
 	}
