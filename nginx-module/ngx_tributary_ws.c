@@ -98,9 +98,7 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                 o = *out;
 
                 if (p->masked) {
-                    for (i = 0; i < n; i++) {
-                        o[i] = s[i] ^ p->mask[(p->offset + i) & 3];
-                    }
+                    ngx_tributary_ws_mask_copy(o, s, n, p->mask, p->offset);
                 } else {
                     memcpy(o, s, n);
                 }
@@ -483,10 +481,37 @@ void
 ngx_tributary_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4],
     uint64_t offset)
 {
-    size_t  i;
+    ngx_tributary_ws_mask_copy(data, data, len, mask, offset);
+}
 
-    for (i = 0; i < len; i++) {
-        data[i] ^= mask[(offset + i) & 3];
+
+/*
+ * Eight bytes per step: every client byte of a relayed message passes through
+ * here, and the byte loop was the module's own largest cost in the relay.
+ * dst may equal src.
+ */
+void
+ngx_tributary_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+    const uint8_t mask[4], uint64_t offset)
+{
+    size_t    i;
+    uint8_t   m8[8];
+    uint64_t  m, w;
+
+    for (i = 0; i < 8; i++) {
+        m8[i] = mask[(offset + i) & 3];
+    }
+
+    memcpy(&m, m8, 8);
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, src + i, 8);
+        w ^= m;
+        memcpy(dst + i, &w, 8);
+    }
+
+    for (; i < len; i++) {
+        dst[i] = src[i] ^ m8[i & 7];
     }
 }
 

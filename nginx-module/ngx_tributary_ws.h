@@ -147,6 +147,11 @@ size_t ngx_tributary_ws_header_size(uint64_t len, unsigned masked);
 void ngx_tributary_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4],
     uint64_t offset);
 
+/* The same into dst (which may be src): unmasks a client payload as it is
+ * copied out of the read buffer. */
+void ngx_tributary_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+    const uint8_t mask[4], uint64_t offset);
+
 /*
  * Writes a whole unmasked close frame (code and reason; the reason is cut to
  * fit, on a UTF-8 character boundary) into buf (room for

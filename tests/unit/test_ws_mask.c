@@ -1,0 +1,84 @@
+/* WebSocket masking (nginx-module/ngx_tributary_ws.c) against the RFC 6455
+ * 5.3 definition, byte by byte: every length around the 8-byte steps, every
+ * key offset, in place and copying, and a masked frame the parser unmasks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../nginx-module/ngx_tributary_ws.c"
+
+static const uint8_t key[4] = { 0xa1, 0x5c, 0x03, 0xf7 };
+
+static void reference(uint8_t *out, const uint8_t *in, size_t len, uint64_t offset)
+{
+	for (size_t i = 0; i < len; i++)
+		out[i] = in[i] ^ key[(offset + i) % 4];
+}
+
+static void fill(uint8_t *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(i * 131 + 7);
+}
+
+static void test_mask_copy_every_length_and_offset(void **state)
+{
+	(void)state;
+	uint8_t in[80], want[80], out[80 + 1];
+	fill(in, sizeof(in));
+	for (size_t len = 0; len <= 70; len++) {
+		for (uint64_t off = 0; off < 9; off++) {
+			reference(want, in, len, off);
+			out[len] = 0xee; /* must stay untouched */
+			ngx_tributary_ws_mask_copy(out, in, len, key, off);
+			assert_memory_equal(out, want, len);
+			assert_int_equal(out[len], 0xee);
+		}
+	}
+}
+
+static void test_mask_in_place_unaligned(void **state)
+{
+	(void)state;
+	uint8_t buf[100], want[100];
+	for (size_t start = 0; start < 8; start++) {
+		fill(buf, sizeof(buf));
+		reference(want, buf + start, 61, 3);
+		ngx_tributary_ws_mask(buf + start, 61, key, 3);
+		assert_memory_equal(buf + start, want, 61);
+	}
+}
+
+static void test_parser_unmasks_payload(void **state)
+{
+	(void)state;
+	uint8_t payload[1024], wire[1100], out[1024];
+	size_t w;
+	fill(payload, sizeof(payload));
+	w = ngx_tributary_ws_frame_header(wire, NGX_TRIBUTARY_WS_OP_BINARY, 1, sizeof(payload), key);
+	reference(wire + w, payload, sizeof(payload), 0);
+	w += sizeof(payload);
+
+	ngx_tributary_ws_parser_t p;
+	const uint8_t *pos = wire;
+	uint8_t *o = out;
+	ngx_tributary_ws_parser_init(&p, 1);
+	/* in two reads that split the payload at an odd offset */
+	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + 301, &o, out + sizeof(out)), NGX_TRIBUTARY_WS_AGAIN);
+	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out + sizeof(out)), NGX_TRIBUTARY_WS_MESSAGE);
+	assert_int_equal(o - out, sizeof(payload));
+	assert_memory_equal(out, payload, sizeof(payload));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mask_copy_every_length_and_offset),
+		cmocka_unit_test(test_mask_in_place_unaligned),
+		cmocka_unit_test(test_parser_unmasks_payload),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
