@@ -46,7 +46,7 @@ ngx_tributary_ws_event_e
 ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
     const uint8_t *in_end, uint8_t **out, uint8_t *out_end)
 {
-    size_t                    n, i;
+    size_t                    n;
     uint8_t                  *o;
     const uint8_t            *s;
     ngx_tributary_ws_event_e  ev;
@@ -146,9 +146,11 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                 n = (size_t) p->remaining;
             }
 
-            for (i = 0; i < n; i++) {
-                p->control[p->control_len + i] =
-                    (*in)[i] ^ (p->masked ? p->mask[(p->offset + i) & 3] : 0);
+            if (p->masked) {
+                ngx_tributary_ws_mask_copy(p->control + p->control_len, *in,
+                                           n, p->mask, p->offset);
+            } else {
+                memcpy(p->control + p->control_len, *in, n);
             }
 
             *in += n;
@@ -474,14 +476,6 @@ ngx_tributary_ws_frame_header(uint8_t *buf, unsigned opcode, unsigned fin,
     }
 
     return n;
-}
-
-
-void
-ngx_tributary_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4],
-    uint64_t offset)
-{
-    ngx_tributary_ws_mask_copy(data, data, len, mask, offset);
 }
 
 

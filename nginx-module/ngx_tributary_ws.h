@@ -132,7 +132,7 @@ int ngx_tributary_ws_in_message(const ngx_tributary_ws_parser_t *p);
  * Writes a frame header for a payload of len bytes into buf (room for
  * NGX_TRIBUTARY_WS_MAX_HEADER bytes) and returns its size. mask is NULL for
  * server frames, else the 4-byte key a client puts in the header (the
- * payload must then be masked with ngx_tributary_ws_mask()).
+ * payload must then be masked with ngx_tributary_ws_mask_copy()).
  */
 size_t ngx_tributary_ws_frame_header(uint8_t *buf, unsigned opcode,
     unsigned fin, uint64_t len, const uint8_t *mask);
@@ -141,14 +141,10 @@ size_t ngx_tributary_ws_frame_header(uint8_t *buf, unsigned opcode,
 size_t ngx_tributary_ws_header_size(uint64_t len, unsigned masked);
 
 /*
- * XORs len bytes with the key; offset is the position of data[0] within the
- * frame payload, so a payload can be masked in pieces.
+ * Writes src XORed with the key to dst (which may be src); offset is the
+ * position of src[0] within the frame payload, so a payload can be (un)masked
+ * in pieces.
  */
-void ngx_tributary_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4],
-    uint64_t offset);
-
-/* The same into dst (which may be src): unmasks a client payload as it is
- * copied out of the read buffer. */
 void ngx_tributary_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
     const uint8_t mask[4], uint64_t offset);
 

@@ -171,7 +171,7 @@ fuzz_roundtrip(const uint8_t *data, size_t size, uint8_t *wire, uint8_t *out)
                                              : NGX_TRIBUTARY_WS_OP_BINARY,
                                            i + piece >= size, piece, mask);
         memcpy(wire + w, data + i, piece);
-        ngx_tributary_ws_mask(wire + w, piece, mask, 0);
+        ngx_tributary_ws_mask_copy(wire + w, wire + w, piece, mask, 0);
         w += piece;
 
         if (i == 0) {

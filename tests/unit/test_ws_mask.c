@@ -1,6 +1,7 @@
 /* WebSocket masking (nginx-module/ngx_tributary_ws.c) against the RFC 6455
  * 5.3 definition, byte by byte: every length around the 8-byte steps, every
- * key offset, in place and copying, and a masked frame the parser unmasks. */
+ * key offset, in place and copying, and masked data and control frames the
+ * parser unmasks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,7 +48,7 @@ static void test_mask_in_place_unaligned(void **state)
 	for (size_t start = 0; start < 8; start++) {
 		fill(buf, sizeof(buf));
 		reference(want, buf + start, 61, 3);
-		ngx_tributary_ws_mask(buf + start, 61, key, 3);
+		ngx_tributary_ws_mask_copy(buf + start, buf + start, 61, key, 3);
 		assert_memory_equal(buf + start, want, 61);
 	}
 }
@@ -73,12 +74,33 @@ static void test_parser_unmasks_payload(void **state)
 	assert_memory_equal(out, payload, sizeof(payload));
 }
 
+static void test_parser_unmasks_ping(void **state)
+{
+	(void)state;
+	uint8_t body[77], wire[100], out[1];
+	size_t w;
+	fill(body, sizeof(body));
+	w = ngx_tributary_ws_frame_header(wire, NGX_TRIBUTARY_WS_OP_PING, 1, sizeof(body), key);
+	reference(wire + w, body, sizeof(body), 0);
+	w += sizeof(body);
+
+	ngx_tributary_ws_parser_t p;
+	const uint8_t *pos = wire;
+	uint8_t *o = out;
+	ngx_tributary_ws_parser_init(&p, 1);
+	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + 40, &o, out), NGX_TRIBUTARY_WS_AGAIN);
+	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out), NGX_TRIBUTARY_WS_PING);
+	assert_int_equal(p.control_len, sizeof(body));
+	assert_memory_equal(p.control, body, sizeof(body));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mask_copy_every_length_and_offset),
 		cmocka_unit_test(test_mask_in_place_unaligned),
 		cmocka_unit_test(test_parser_unmasks_payload),
+		cmocka_unit_test(test_parser_unmasks_ping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
