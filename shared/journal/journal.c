@@ -54,6 +54,10 @@ struct tjournal {
 	 * truncated by the holder of append_mu. Lock order: append_mu, mu. */
 	pthread_mutex_t mu;
 	pthread_mutex_t append_mu;
+	/* Held for a whole sync pass, so that tjournal_sync_now() returns only
+	 * after what the sync thread had already taken on is durable too.
+	 * Never taken with mu or append_mu held. */
+	pthread_mutex_t sync_mu;
 	seg *head;
 	seg *tail; /* the active segment unless tail->sealed */
 	uint64_t next_seq;
@@ -446,6 +450,7 @@ static int sync_pass(tjournal *j)
 	bool dir;
 	int rc = 0;
 
+	pthread_mutex_lock(&j->sync_mu);
 	pthread_mutex_lock(&j->mu);
 	for (seg *s = j->head; s; s = s->next) {
 		bool data = (s == j->tail && !s->sealed && j->data_dirty && s->fd >= 0);
@@ -526,6 +531,7 @@ static int sync_pass(tjournal *j)
 			unlink_ack(j, pending[i]);
 	}
 	free(pending);
+	pthread_mutex_unlock(&j->sync_mu);
 	return rc;
 }
 
@@ -1205,6 +1211,7 @@ tjournal *tjournal_open(const char *dir, const tjournal_options *opts, char *err
 	j->next_seq = 1;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_mutex_init(&j->append_mu, NULL);
+	pthread_mutex_init(&j->sync_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1301,5 +1308,6 @@ void tjournal_close(tjournal *j)
 	pthread_cond_destroy(&j->cond);
 	pthread_mutex_destroy(&j->mu);
 	pthread_mutex_destroy(&j->append_mu);
+	pthread_mutex_destroy(&j->sync_mu);
 	free(j);
 }

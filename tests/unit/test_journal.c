@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -186,6 +187,35 @@ static void test_rollover_and_delete(void **state)
 	j = jopen(f);
 	jt_seen s = replay(j);
 	assert_int_equal(s.n, 0);
+	tjournal_close(j);
+}
+
+/* tjournal_sync_now() waits for a pass the sync thread is in the middle of:
+ * on return, the .ack of every segment deleted before the call is gone
+ * (CI once saw it still there, the thread having taken the pending list). */
+static void test_sync_now_waits_for_running_pass(void **state)
+{
+	fx *f = *state;
+	f->o.segment_bytes = 4096;
+	f->o.sync = TJOURNAL_SYNC_INTERVAL; /* fast appends: a short round */
+	f->o.sync_interval_ms = 1;         /* a busy sync thread */
+	tjournal *j = jopen(f);
+	uint64_t seq = 0;
+	for (uint64_t id = 1; id <= 400; id++) {
+		/* 7 entries fill segment `id`; the 8th starts the next one. */
+		uint64_t first = seq + 1;
+		for (int k = 0; k < 7; k++)
+			seq = put(j, seq + 1, 500);
+		for (uint64_t s = first; s <= seq; s++)
+			tjournal_release(j, s);
+		if (id == 1)
+			continue; /* segment 1 is still the active one */
+		char name[40];
+		snprintf(name, sizeof(name), "%012" PRIu64 ".ack", id - 1);
+		assert_int_equal(tjournal_sync_now(j), 0);
+		if (jt_size(f->dir, name) != -1)
+			fail_msg("round %" PRIu64 ": %s outlived tjournal_sync_now()", id, name);
+	}
 	tjournal_close(j);
 }
 
@@ -739,6 +769,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_idempotent_and_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollover_and_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sync_now_waits_for_running_pass, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_releases_persist_out_of_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_header, setup, teardown),

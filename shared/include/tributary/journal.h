@@ -155,7 +155,8 @@ typedef int (*tjournal_replay_fn)(uint64_t seq, const void *data, size_t len, vo
 int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque);
 
 /* fdatasync everything written so far (segments, ack files, directory) now,
- * whatever the policy. */
+ * whatever the policy. Waits for a pass the sync thread has under way, so
+ * on return all of it is durable and deleted segments' .ack files are gone. */
 int tjournal_sync_now(tjournal *j);
 
 typedef struct tjournal_stats {
