@@ -1,7 +1,7 @@
 // Publishes example.order.placed events at a fixed rate (QoS 1) and records
 // every acknowledged one: the ground truth for the fault tests.
 //   node tests/node/pubload.mjs --rate 1000 --seconds 40 --out acked.jsonl [--clients 4] [--keys 40]
-// Each line of --out: {"id","key","seq"} for an event whose PUBACK was 0 (a
+// Each line of --out: {"id","key","seq","t"} (t: when acknowledged, ms) for an event whose PUBACK was 0 (a
 // refusal, 0x87, is counted apart). Reconnects when the broker goes away.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -15,13 +15,16 @@ const nclients = Number(args.clients || 4), nkeys = Number(args.keys || 40);
 const out = fs.openSync(args.out || '/dev/stdout', 'w');
 const run = randomUUID().slice(0, 8);
 const keys = Array.from({ length: nkeys }, () => randomUUID());
-let acked = 0, refused = 0, failed = 0;
+let acked = 0, refused = 0, failed = 0, reconnects = 0;
 
 const clients = Array.from({ length: nclients }, (_, i) => mqtt.connect(`mqtt://127.0.0.1:${env.mqttPort}`, {
   protocolVersion: 5, clientId: `load-${run}-${i}`, clean: false, reconnectPeriod: 200,
   properties: { sessionExpiryInterval: 3600 },
 }));
 await Promise.all(clients.map((c) => new Promise((r) => c.once('connect', r))));
+// A reconnect resends unacknowledged QoS 1 PUBLISHes: a duplicate in Kafka
+// is then the client's at-least-once, not the broker's doing.
+for (const c of clients) c.on('reconnect', () => reconnects++);
 // Rejections arrive as error events: count them by reason.
 const reasons = {};
 for (const c of clients) {
@@ -51,7 +54,7 @@ while (Date.now() - start < seconds * 1000) {
     c.publish(`events/order/${k}`, JSON.stringify(ev), { qos: 1 }, (err, packet) => {
       if (!err && !(packet && packet.reasonCode)) {
         acked++;
-        fs.writeSync(out, JSON.stringify({ id: ev.id, key: k, seq: s }) + '\n');
+        fs.writeSync(out, JSON.stringify({ id: ev.id, key: k, seq: s, t: Date.now() }) + '\n');
       } else if ((err && err.code === 0x87) || (packet && packet.reasonCode === 0x87)) refused++;
       else failed++;
       resolve();
@@ -61,6 +64,6 @@ while (Date.now() - start < seconds * 1000) {
 }
 await Promise.race([Promise.all(pending), sleep(120000)]);
 if (refused) await sleep(500); // the last error events
-console.error(`pubload: sent=${n} acked=${acked} refused=${refused} failed=${failed} errors=${JSON.stringify(reasons)}`);
+console.error(`pubload: sent=${n} acked=${acked} refused=${refused} failed=${failed} reconnects=${reconnects} errors=${JSON.stringify(reasons)}`);
 clients.forEach((c) => c.end(true));
 process.exit(0);
