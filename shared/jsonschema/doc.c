@@ -178,17 +178,26 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 	const unsigned char *p = ps->p + 1, *end = ps->end;
 	char *o = ps->sp, *start = o;
 	for (;;) {
-		/* eight plain bytes at a time (no quote, backslash, control or
-		 * non-ASCII byte); the output never outruns the input, so the
-		 * 8-byte store stays inside the string block */
+		/* eight bytes at a time up to the first quote, backslash, control
+		 * or non-ASCII byte; the output never outruns the input, so the
+		 * 8-byte store stays inside the string block. The flags are exact
+		 * up to the first special byte (a borrow only runs upwards), and
+		 * on little-endian that is the lowest one. */
 		while (end - p >= 8) {
 			uint64_t x;
 			memcpy(&x, p, 8);
-			uint64_t special = ((x - ONES * 0x20) & ~x) | (((x ^ (ONES * '"')) - ONES) & ~(x ^ (ONES * '"'))) |
-					   (((x ^ (ONES * '\\')) - ONES) & ~(x ^ (ONES * '\\'))) | x;
-			if (special & (ONES * 0x80))
-				break;
+			uint64_t special = (((x - ONES * 0x20) & ~x) | (((x ^ (ONES * '"')) - ONES) & ~(x ^ (ONES * '"'))) |
+					    (((x ^ (ONES * '\\')) - ONES) & ~(x ^ (ONES * '\\'))) | x) &
+					   (ONES * 0x80);
 			memcpy(o, &x, 8);
+			if (special) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				size_t k = (size_t)__builtin_ctzll(special) >> 3;
+				o += k;
+				p += k;
+#endif
+				break;
+			}
 			o += 8;
 			p += 8;
 		}

@@ -102,6 +102,35 @@ static void parse_agrees_with_jansson(void **state)
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
 		check_like_jansson(inputs[i].text, inputs[i].len ? inputs[i].len : strlen(inputs[i].text));
 
+	/* The string scanner reads eight bytes at a time and stops at the
+	 * first special byte of a word: each at every offset, with plain bytes
+	 * on both sides (a special byte above must not hide one below). */
+	static const char *const specials[] = {"\"", "\\n", "\\u0041", "\x01", "\x1f", "\x7f",
+					       "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff",
+					       "\xc3", "\\\"\x01"};
+	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+		for (size_t before = 0; before <= 17; before++) {
+			for (size_t after = 0; after <= 9; after += 3) {
+				char text[64];
+				size_t len = 0;
+				text[len++] = '[';
+				text[len++] = '"';
+				for (size_t i = 0; i < before; i++)
+					text[len++] = (char)('a' + i % 26);
+				len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", specials[k]);
+				for (size_t i = 0; i < after; i++)
+					text[len++] = (char)(i % 2 ? '\x01' : 'z');
+				text[len++] = '"';
+				text[len++] = ']';
+				check_like_jansson(text, len);
+				/* the same without the control bytes after it */
+				for (size_t i = 0; i < after; i++)
+					text[len - 2 - after + i] = 'z';
+				check_like_jansson(text, len);
+			}
+		}
+	}
+
 	/* many members: duplicate detection past the pairwise check */
 	char big[4096];
 	size_t n = 0;
