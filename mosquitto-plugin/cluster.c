@@ -3,6 +3,7 @@
  * delivery reports so that they are served even when Mosquitto's tick does
  * not fire (per_listener_settings true) and never on the main thread.
  */
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,9 +85,44 @@ static void cluster__on_log(const rd_kafka_t *rk, int level, const char *fac, co
 		cluster__note_failure(c->tb, "cluster %s: librdkafka %s: %s", c->name, fac, buf);
 }
 
+/* The producer's threads (librdkafka's and the delivery-report poller) run
+ * as SCHED_BATCH: the same CPU share, but their wake-ups never preempt
+ * Mosquitto's main thread, which wakes them for nearly every batch it
+ * enqueues. Measured at QoS 0: 14,000 preemptions of the main thread in 3 s
+ * without it. A refusal (only a seccomp filter would refuse this change to
+ * an unprivileged thread) just leaves the thread as it was. */
+static void cluster__sched_batch(void)
+{
+	struct sched_param sp = {.sched_priority = 0};
+	(void)sched_setscheduler(0, SCHED_BATCH, &sp);
+}
+
+static rd_kafka_resp_err_t cluster__on_thread_start(rd_kafka_t *rk,
+						    rd_kafka_thread_type_t type,
+						    const char *name, void *opaque)
+{
+	(void)rk;
+	(void)type;
+	(void)name;
+	(void)opaque;
+	cluster__sched_batch();
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static rd_kafka_resp_err_t cluster__on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
+					   void *opaque, char *err, size_t errlen)
+{
+	(void)conf;
+	(void)err;
+	(void)errlen;
+	return rd_kafka_interceptor_add_on_thread_start(rk, "tributary-sched",
+							cluster__on_thread_start, opaque);
+}
+
 static void *cluster__poll(void *arg)
 {
 	struct tb_cluster *c = arg;
+	cluster__sched_batch();
 	while (!atomic_load(&c->stop))
 		rd_kafka_poll(c->rk, 100);
 	return NULL;
@@ -134,6 +170,12 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 				     TB_LOG_PREFIX "%s: enable.idempotence is off: Kafka may store "
 						   "duplicates and reorder a key's events on retries",
 				     what);
+	if (rd_kafka_conf_interceptor_add_on_new(conf, "tributary-sched", cluster__on_new, NULL)) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: cannot add the thread interceptor",
+				     what);
+		rd_kafka_conf_destroy(conf);
+		return MOSQ_ERR_UNKNOWN;
+	}
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
 	rd_kafka_conf_set_error_cb(conf, cluster__on_error);

@@ -16,6 +16,21 @@ mirror=$(kafka_read audit-order 1 20 '%k|%h\n' | grep "ce_id=$id") || fail "no r
 [[ "${main%%|*}" == "$order" && "${mirror%%|*}" == "$order" ]] || fail "keys: '$main' / '$mirror'"
 pass "event in events.order and mirrored to audit-order, key $order"
 
+# The producers' threads (this config has no outbound consumer, so every
+# librdkafka thread is a producer's) run as SCHED_BATCH (policy 3), so that
+# their wake-ups never preempt the broker's main thread (policy 0).
+if ! stack_is_valgrind; then
+	policy() { local s; s=$(cat "/proc/$MOSQUITTO_PID/task/$1/stat") || return 1; s=${s##*) }; set -- $s; echo "${39}"; }
+	[[ $(policy "$MOSQUITTO_PID") == 0 ]] || fail "the broker's main thread is not SCHED_OTHER"
+	batch=0 other=()
+	for task in /proc/"$MOSQUITTO_PID"/task/*; do
+		[[ $(cat "$task/comm" 2>/dev/null) == rdk:* ]] || continue
+		if [[ $(policy "${task##*/}") == 3 ]]; then batch=$((batch + 1)); else other+=("$(cat "$task/comm")"); fi
+	done
+	((batch >= 4 && ${#other[@]} == 0)) || fail "librdkafka threads: $batch SCHED_BATCH, not: ${other[*]:-none}"
+	pass "$batch librdkafka producer threads run as SCHED_BATCH"
+fi
+
 # No key template: the partitionkey extension is the key.
 pid=$(cat /proc/sys/kernel/random/uuid)
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "sandbox/keyed/order" -m '{"specversion":"1.0","id":"'$pid'","source":"urn:t","type":"example.order.placed","partitionkey":"customer-7","data":{"orderId":"'$order'","customerId":"c","lines":[{"sku":"a","qty":1}],"total":1,"currency":"EUR"}}' || fail "publish"
