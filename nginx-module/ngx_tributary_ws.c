@@ -21,6 +21,8 @@ static ngx_tributary_ws_event_e ngx_tributary_ws_header_done(
     ngx_tributary_ws_parser_t *p);
 static ngx_tributary_ws_event_e ngx_tributary_ws_control_done(
     ngx_tributary_ws_parser_t *p);
+static void ngx_tributary_ws_take(ngx_tributary_ws_parser_t *p, uint8_t *dst,
+    const uint8_t **in, size_t n);
 static int ngx_tributary_ws_utf8_feed(ngx_tributary_ws_parser_t *p,
     const uint8_t *data, size_t len);
 
@@ -48,7 +50,6 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
 {
     size_t                    n;
     uint8_t                  *o;
-    const uint8_t            *s;
     ngx_tributary_ws_event_e  ev;
 
     for ( ;; ) {
@@ -94,14 +95,8 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                     return NGX_TRIBUTARY_WS_AGAIN;
                 }
 
-                s = *in;
                 o = *out;
-
-                if (p->masked) {
-                    ngx_tributary_ws_mask_copy(o, s, n, p->mask, p->offset);
-                } else {
-                    memcpy(o, s, n);
-                }
+                ngx_tributary_ws_take(p, o, in, n);
 
                 if (p->opcode == NGX_TRIBUTARY_WS_OP_TEXT
                     && !ngx_tributary_ws_utf8_feed(p, o, n))
@@ -111,10 +106,7 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                                          "invalid UTF-8 in text message");
                 }
 
-                *in += n;
                 *out += n;
-                p->offset += n;
-                p->remaining -= n;
 
                 if (p->remaining) {
                     return NGX_TRIBUTARY_WS_AGAIN;
@@ -146,17 +138,8 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                 n = (size_t) p->remaining;
             }
 
-            if (p->masked) {
-                ngx_tributary_ws_mask_copy(p->control + p->control_len, *in,
-                                           n, p->mask, p->offset);
-            } else {
-                memcpy(p->control + p->control_len, *in, n);
-            }
-
-            *in += n;
-            p->offset += n;
+            ngx_tributary_ws_take(p, p->control + p->control_len, in, n);
             p->control_len += n;
-            p->remaining -= n;
 
             if (p->remaining) {
                 return NGX_TRIBUTARY_WS_AGAIN;
@@ -338,6 +321,23 @@ ngx_tributary_ws_control_done(ngx_tributary_ws_parser_t *p)
         p->close_code = (uint16_t) code;
         return NGX_TRIBUTARY_WS_CLOSE;
     }
+}
+
+
+/* n payload bytes of the current frame from *in to dst, unmasked. */
+static void
+ngx_tributary_ws_take(ngx_tributary_ws_parser_t *p, uint8_t *dst,
+    const uint8_t **in, size_t n)
+{
+    if (p->masked) {
+        ngx_tributary_ws_mask_copy(dst, *in, n, p->mask, p->offset);
+    } else {
+        memcpy(dst, *in, n);
+    }
+
+    *in += n;
+    p->offset += n;
+    p->remaining -= n;
 }
 
 

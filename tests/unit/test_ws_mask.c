@@ -25,6 +25,14 @@ static void fill(uint8_t *b, size_t len)
 		b[i] = (uint8_t)(i * 131 + 7);
 }
 
+/* A client frame: header with the key, then the masked body; its size. */
+static size_t masked_frame(uint8_t *wire, unsigned opcode, const uint8_t *body, size_t len)
+{
+	size_t w = ngx_tributary_ws_frame_header(wire, opcode, 1, len, key);
+	reference(wire + w, body, len, 0);
+	return w + len;
+}
+
 static void test_mask_copy_every_length_and_offset(void **state)
 {
 	(void)state;
@@ -57,11 +65,8 @@ static void test_parser_unmasks_payload(void **state)
 {
 	(void)state;
 	uint8_t payload[1024], wire[1100], out[1024];
-	size_t w;
 	fill(payload, sizeof(payload));
-	w = ngx_tributary_ws_frame_header(wire, NGX_TRIBUTARY_WS_OP_BINARY, 1, sizeof(payload), key);
-	reference(wire + w, payload, sizeof(payload), 0);
-	w += sizeof(payload);
+	size_t w = masked_frame(wire, NGX_TRIBUTARY_WS_OP_BINARY, payload, sizeof(payload));
 
 	ngx_tributary_ws_parser_t p;
 	const uint8_t *pos = wire;
@@ -78,11 +83,8 @@ static void test_parser_unmasks_ping(void **state)
 {
 	(void)state;
 	uint8_t body[77], wire[100], out[1];
-	size_t w;
 	fill(body, sizeof(body));
-	w = ngx_tributary_ws_frame_header(wire, NGX_TRIBUTARY_WS_OP_PING, 1, sizeof(body), key);
-	reference(wire + w, body, sizeof(body), 0);
-	w += sizeof(body);
+	size_t w = masked_frame(wire, NGX_TRIBUTARY_WS_OP_PING, body, sizeof(body));
 
 	ngx_tributary_ws_parser_t p;
 	const uint8_t *pos = wire;
