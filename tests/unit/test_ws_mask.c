@@ -33,6 +33,17 @@ static size_t masked_frame(uint8_t *wire, unsigned opcode, const uint8_t *body, 
 	return w + len;
 }
 
+/* Parses wire[0..len) in two reads split at `split` (the first must leave
+ * the frame unfinished); returns the event of the second. */
+static ngx_tributary_ws_event_e parse_split(ngx_tributary_ws_parser_t *p, const uint8_t *wire, size_t split,
+					    size_t len, uint8_t **o, uint8_t *out_end)
+{
+	const uint8_t *pos = wire;
+	ngx_tributary_ws_parser_init(p, 1);
+	assert_int_equal(ngx_tributary_ws_parse(p, &pos, wire + split, o, out_end), NGX_TRIBUTARY_WS_AGAIN);
+	return ngx_tributary_ws_parse(p, &pos, wire + len, o, out_end);
+}
+
 static void test_mask_copy_every_length_and_offset(void **state)
 {
 	(void)state;
@@ -69,12 +80,9 @@ static void test_parser_unmasks_payload(void **state)
 	size_t w = masked_frame(wire, NGX_TRIBUTARY_WS_OP_BINARY, payload, sizeof(payload));
 
 	ngx_tributary_ws_parser_t p;
-	const uint8_t *pos = wire;
 	uint8_t *o = out;
-	ngx_tributary_ws_parser_init(&p, 1);
-	/* in two reads that split the payload at an odd offset */
-	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + 301, &o, out + sizeof(out)), NGX_TRIBUTARY_WS_AGAIN);
-	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out + sizeof(out)), NGX_TRIBUTARY_WS_MESSAGE);
+	/* the payload split at an odd offset */
+	assert_int_equal(parse_split(&p, wire, 301, w, &o, out + sizeof(out)), NGX_TRIBUTARY_WS_MESSAGE);
 	assert_int_equal(o - out, sizeof(payload));
 	assert_memory_equal(out, payload, sizeof(payload));
 }
@@ -87,11 +95,8 @@ static void test_parser_unmasks_ping(void **state)
 	size_t w = masked_frame(wire, NGX_TRIBUTARY_WS_OP_PING, body, sizeof(body));
 
 	ngx_tributary_ws_parser_t p;
-	const uint8_t *pos = wire;
 	uint8_t *o = out;
-	ngx_tributary_ws_parser_init(&p, 1);
-	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + 40, &o, out), NGX_TRIBUTARY_WS_AGAIN);
-	assert_int_equal(ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out), NGX_TRIBUTARY_WS_PING);
+	assert_int_equal(parse_split(&p, wire, 40, w, &o, out), NGX_TRIBUTARY_WS_PING);
 	assert_int_equal(p.control_len, sizeof(body));
 	assert_memory_equal(p.control, body, sizeof(body));
 }
