@@ -144,18 +144,15 @@ static enum tb_reject_reason ingest__reason(tb_ce_status st)
 /* Who sent it, for the authcontext extension. Never taken from the event:
  * the JWT subject when the plugin authenticated the client, else the
  * username the broker accepted, else the client id, unauthenticated. */
-static void ingest__authcontext(struct tributary *tb, struct mosquitto *client, tb_event *ev)
+static int ingest__authcontext(struct tributary *tb, struct mosquitto *client, tb_event *ev)
 {
 	const char *subject = auth__subject(tb, client);
-	if (subject) {
-		tb_ce_set_authcontext(ev, "app_user", subject);
-		return;
-	}
+	if (subject)
+		return tb_ce_set_authcontext(ev, "app_user", subject);
 	const char *username = mosquitto_client_username(client);
 	if (username && *username)
-		tb_ce_set_authcontext(ev, "user", username);
-	else
-		tb_ce_set_authcontext(ev, "unauthenticated", mosquitto_client_id(client));
+		return tb_ce_set_authcontext(ev, "user", username);
+	return tb_ce_set_authcontext(ev, "unauthenticated", mosquitto_client_id(client));
 }
 
 int ingest__on_message(int event, void *event_data, void *userdata)
@@ -254,7 +251,12 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		}
 	}
 
-	ingest__authcontext(tb, msg->client, &ev);
+	if (ingest__authcontext(tb, msg->client, &ev)) {
+		/* Never on to Kafka without the sender's real identity. */
+		rej.reason = TB_REJECT_INTERNAL;
+		rej.message = "out of memory";
+		goto reject;
+	}
 
 	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
 	const char *missing = NULL;

@@ -27,10 +27,64 @@ const char *tb_ce_status_reason(tb_ce_status st)
 
 void tb_event_clear(tb_event *ev)
 {
-	json_decref(ev->attrs);
+	if (ev->attrs != ev->attrs_inline)
+		free(ev->attrs);
+	free(ev->auth);
 	tjs_doc_free(ev->doc);
+	tjs_doc_free(ev->event_doc);
 	free(ev->owned);
 	memset(ev, 0, sizeof(*ev));
+}
+
+static void ce__init(tb_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->attrs = ev->attrs_inline;
+	ev->attrs_cap = TB_CE_INLINE_ATTRS;
+}
+
+static tb_ce_attrval *ce__find(const tb_event *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->nattrs; i++)
+		if (!strcmp(ev->attrs[i].name, name))
+			return &ev->attrs[i];
+	return NULL;
+}
+
+/* Sets or replaces (in place, so the order stays that of first setting). */
+static int ce__set(tb_event *ev, const char *name, const char *value, size_t len,
+		   tb_ce_kind kind)
+{
+	tb_ce_attrval *a = ce__find(ev, name);
+	if (!a) {
+		if (ev->nattrs == ev->attrs_cap) {
+			size_t cap = ev->attrs_cap * 2;
+			tb_ce_attrval *grown = malloc(cap * sizeof(*grown));
+			if (!grown)
+				return -1;
+			memcpy(grown, ev->attrs, ev->nattrs * sizeof(*grown));
+			if (ev->attrs != ev->attrs_inline)
+				free(ev->attrs);
+			ev->attrs = grown;
+			ev->attrs_cap = cap;
+		}
+		a = &ev->attrs[ev->nattrs++];
+		a->name = name;
+	}
+	a->value = value;
+	a->len = len;
+	a->kind = kind;
+	return 0;
+}
+
+static void ce__del(tb_event *ev, const char *name)
+{
+	tb_ce_attrval *a = ce__find(ev, name);
+	if (!a)
+		return;
+	size_t i = (size_t)(a - ev->attrs);
+	memmove(a, a + 1, (ev->nattrs - i - 1) * sizeof(*a));
+	ev->nattrs--;
 }
 
 bool tb_ce_content_type_is_json(const char *ct)
@@ -75,20 +129,28 @@ static tb_ce_status ce__parse_json_data(tb_event *ev, const char *bytes, size_t 
 	return TB_CE_OK;
 }
 
-static int ce__attr_from_value(json_t *attrs, const char *key, const tjs_value *v)
+/* Member i of the event object as an attribute: strings from the document,
+ * integers as their literal in the payload (JSON's grammar makes that the
+ * decimal form, but for -0), booleans as constants. */
+static int ce__attr_from_member(tb_event *ev, const tjs_value *root, size_t i, const char *key,
+				const tjs_value *v)
 {
 	size_t n;
 	const char *str;
 	switch (tjs_value_type(v)) {
 	case JSON_STRING:
 		str = tjs_value_string(v, &n);
-		return json_object_set_new(attrs, key, json_stringn(str, n));
+		return ce__set(ev, key, str, n, TB_CE_STRING);
 	case JSON_INTEGER:
-		return json_object_set_new(attrs, key, json_integer(tjs_value_integer(v)));
+		if (!tjs_value_integer(v))
+			return ce__set(ev, key, "0", 1, TB_CE_INTEGER);
+		if (!tjs_value_member_raw(root, i, &str, &n))
+			return -1;
+		return ce__set(ev, key, str, n, TB_CE_INTEGER);
 	case JSON_TRUE:
-		return json_object_set_new(attrs, key, json_true());
+		return ce__set(ev, key, "true", 4, TB_CE_BOOLEAN);
 	case JSON_FALSE:
-		return json_object_set_new(attrs, key, json_false());
+		return ce__set(ev, key, "false", 5, TB_CE_BOOLEAN);
 	default:
 		return 1;
 	}
@@ -98,7 +160,7 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 				    size_t errlen)
 {
 	char perr[256];
-	memset(ev, 0, sizeof(*ev));
+	ce__init(ev);
 	/* The parser refuses invalid UTF-8 itself (in strings; any other
 	 * non-ASCII byte is not JSON): the separate scan only names the reason,
 	 * off the path of every valid event. */
@@ -111,17 +173,12 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		snprintf(err, errlen, "payload is not valid JSON: %s", perr);
 		return TB_CE_INVALID_JSON;
 	}
-	ev->doc = doc;
+	ev->event_doc = doc;
 	tb_ce_status st = TB_CE_OK;
 	const tjs_value *root = tjs_doc_root(doc);
 	if (tjs_value_type(root) != JSON_OBJECT) {
 		snprintf(err, errlen, "payload is JSON but not a CloudEvents object");
 		st = TB_CE_NOT_AN_EVENT;
-		goto done;
-	}
-	ev->attrs = json_object();
-	if (!ev->attrs) {
-		st = TB_CE_NO_MEMORY;
 		goto done;
 	}
 	const tjs_value *data = NULL, *data_b64 = NULL;
@@ -146,10 +203,15 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 			st = TB_CE_INVALID_ATTRIBUTE;
 			goto done;
 		}
-		if (ce__attr_from_value(ev->attrs, key, value)) {
+		int arc = ce__attr_from_member(ev, root, i, key, value);
+		if (arc > 0) {
 			snprintf(err, errlen, "attribute '%s' must be a string, integer or boolean",
 				 key);
 			st = TB_CE_INVALID_ATTRIBUTE;
+			goto done;
+		}
+		if (arc < 0) {
+			st = TB_CE_NO_MEMORY;
 			goto done;
 		}
 	}
@@ -167,21 +229,10 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 			ev->data = data;
 			tjs_value_member_raw(root, data_index, &ev->data_bytes, &ev->data_len);
 		} else {
-			/* Text data of a non-JSON type is carried as the bytes of the string. */
-			size_t n;
-			const char *str = tjs_value_string(data, &n);
-			ev->owned = malloc(n + 1);
-			if (ev->owned) {
-				memcpy(ev->owned, str, n + 1);
-				ev->data_len = n;
-			}
+			/* Text data of a non-JSON type is carried as the bytes of
+			 * the string (in the event's document, kept with it). */
+			ev->data_bytes = tjs_value_string(data, &ev->data_len);
 		}
-		if (!ev->data_bytes && !ev->owned) {
-			st = TB_CE_NO_MEMORY;
-			goto done;
-		}
-		if (ev->owned)
-			ev->data_bytes = ev->owned;
 	} else if (data_b64) {
 		ev->has_data = true;
 		if (tjs_value_type(data_b64) != JSON_STRING) {
@@ -213,18 +264,10 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		ev->data_bytes = ev->owned;
 		ev->data = NULL;
 		if (tb_ce_content_type_is_json(ct) && ct) {
-			/* The event's own document is no longer needed: the data's replaces it. */
-			tjs_doc_free(ev->doc);
-			ev->doc = NULL;
 			st = ce__parse_json_data(ev, ev->data_bytes, ev->data_len, err, errlen);
 			if (st)
 				goto done;
 		}
-	}
-	if (!ev->data) {
-		/* Nothing points into the event's document any more. */
-		tjs_doc_free(ev->doc);
-		ev->doc = NULL;
 	}
 done:
 	if (st == TB_CE_NO_MEMORY)
@@ -238,10 +281,7 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 				const char *payload, size_t len, tb_event *ev, char *err,
 				size_t errlen)
 {
-	memset(ev, 0, sizeof(*ev));
-	ev->attrs = json_object();
-	if (!ev->attrs)
-		return TB_CE_NO_MEMORY;
+	ce__init(ev);
 	for (size_t i = 0; i < nattrs; i++) {
 		const char *name = attrs[i].name;
 		if (!ce__name_ok(name) || !strcmp(name, "data") || !strcmp(name, "datacontenttype")) {
@@ -250,15 +290,21 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 			tb_event_clear(ev);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
-		if (json_object_get(ev->attrs, name)) {
+		if (ce__find(ev, name)) {
 			snprintf(err, errlen, "attribute '%s' is given twice", name);
 			tb_event_clear(ev);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
-		json_object_set_new(ev->attrs, name, json_string(attrs[i].value));
+		if (ce__set(ev, name, attrs[i].value, strlen(attrs[i].value), TB_CE_STRING)) {
+			tb_event_clear(ev);
+			return TB_CE_NO_MEMORY;
+		}
 	}
-	if (content_type)
-		json_object_set_new(ev->attrs, "datacontenttype", json_string(content_type));
+	if (content_type &&
+	    ce__set(ev, "datacontenttype", content_type, strlen(content_type), TB_CE_STRING)) {
+		tb_event_clear(ev);
+		return TB_CE_NO_MEMORY;
+	}
 	ev->has_data = len > 0;
 	ev->data_bytes = payload;
 	ev->data_len = len;
@@ -279,17 +325,18 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 
 const char *tb_ce_attr_string(const tb_event *ev, const char *name)
 {
-	return json_string_value(json_object_get(ev->attrs, name));
+	const tb_ce_attrval *a = ce__find(ev, name);
+	return a && a->kind == TB_CE_STRING ? a->value : NULL;
 }
 
 static tb_ce_status ce__require(tb_event *ev, const char *name, char *err, size_t errlen)
 {
-	json_t *v = json_object_get(ev->attrs, name);
+	const tb_ce_attrval *v = ce__find(ev, name);
 	if (!v) {
 		snprintf(err, errlen, "required attribute '%s' is missing", name);
 		return TB_CE_MISSING_ATTRIBUTE;
 	}
-	if (!json_is_string(v) || json_string_length(v) == 0) {
+	if (v->kind != TB_CE_STRING || v->len == 0) {
 		snprintf(err, errlen, "attribute '%s' must be a non-empty string", name);
 		return TB_CE_INVALID_ATTRIBUTE;
 	}
@@ -306,15 +353,17 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)
 			 tb_ce_attr_string(ev, "specversion"));
 		return TB_CE_INVALID_ATTRIBUTE;
 	}
-	if (!json_object_get(ev->attrs, "id")) {
-		char id[TB_UUID_LEN + 1];
-		tb_uuid7(id);
-		json_object_set_new(ev->attrs, "id", json_string(id));
+	_Static_assert(sizeof(ev->gen_id) > TB_UUID_LEN, "room for a UUID");
+	_Static_assert(sizeof(ev->gen_time) > TB_TIME_LEN, "room for a timestamp");
+	if (!ce__find(ev, "id")) {
+		tb_uuid7(ev->gen_id);
+		if (ce__set(ev, "id", ev->gen_id, TB_UUID_LEN, TB_CE_STRING))
+			goto nomem;
 	}
-	if (!json_object_get(ev->attrs, "time")) {
-		char t[TB_TIME_LEN + 1];
-		tb_time_rfc3339(t);
-		json_object_set_new(ev->attrs, "time", json_string(t));
+	if (!ce__find(ev, "time")) {
+		tb_time_rfc3339(ev->gen_time);
+		if (ce__set(ev, "time", ev->gen_time, strlen(ev->gen_time), TB_CE_STRING))
+			goto nomem;
 	}
 	if ((st = ce__require(ev, "id", err, errlen)) || (st = ce__require(ev, "source", err, errlen)) ||
 	    (st = ce__require(ev, "type", err, errlen)) || (st = ce__require(ev, "time", err, errlen)))
@@ -325,29 +374,47 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)
 	}
 	static const char *const strings[] = {"subject", "dataschema", "datacontenttype"};
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
-		json_t *v = json_object_get(ev->attrs, strings[i]);
-		if (v && (!json_is_string(v) || json_string_length(v) == 0)) {
+		const tb_ce_attrval *v = ce__find(ev, strings[i]);
+		if (v && (v->kind != TB_CE_STRING || v->len == 0)) {
 			snprintf(err, errlen, "attribute '%s' must be a non-empty string",
 				 strings[i]);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
 	}
-	if (ev->has_data && !ev->data && !json_object_get(ev->attrs, "datacontenttype")) {
+	if (ev->has_data && !ev->data && !ce__find(ev, "datacontenttype")) {
 		/* data_base64 without a content type: opaque bytes. */
-		json_object_set_new(ev->attrs, "datacontenttype",
-				    json_string("application/octet-stream"));
+		static const char octets[] = "application/octet-stream";
+		if (ce__set(ev, "datacontenttype", octets, sizeof(octets) - 1, TB_CE_STRING))
+			goto nomem;
 	}
 	return TB_CE_OK;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return TB_CE_NO_MEMORY;
 }
 
 int tb_ce_set_authcontext(tb_event *ev, const char *authtype, const char *authid)
 {
-	json_object_del(ev->attrs, "authclaims");
-	if (json_object_set_new(ev->attrs, "authtype", json_string(authtype)))
+	size_t tlen = strlen(authtype), ilen = authid ? strlen(authid) : 0;
+	char *auth = malloc(tlen + 1 + ilen + 1);
+	if (!auth)
 		return -1;
+	memcpy(auth, authtype, tlen + 1);
 	if (authid)
-		return json_object_set_new(ev->attrs, "authid", json_string(authid));
-	json_object_del(ev->attrs, "authid");
+		memcpy(auth + tlen + 1, authid, ilen + 1);
+	ce__del(ev, "authclaims");
+	if (ce__set(ev, "authtype", auth, tlen, TB_CE_STRING) ||
+	    (authid && ce__set(ev, "authid", auth + tlen + 1, ilen, TB_CE_STRING))) {
+		/* Nothing may point into the new copy. */
+		ce__del(ev, "authtype");
+		ce__del(ev, "authid");
+		free(auth);
+		return -1;
+	}
+	if (!authid)
+		ce__del(ev, "authid");
+	free(ev->auth);
+	ev->auth = auth;
 	return 0;
 }
 
@@ -355,35 +422,20 @@ int tb_ce_each_kafka_header(const tb_event *ev,
 			    int (*add)(void *ctx, const char *name, const char *value, size_t len),
 			    void *ctx)
 {
-	const char *key;
-	json_t *v;
-	char name[80], num[32];
-	json_object_foreach(ev->attrs, key, v)
-	{
-		const char *s;
-		size_t len;
+	char name[80];
+	for (size_t i = 0; i < ev->nattrs; i++) {
+		const tb_ce_attrval *a = &ev->attrs[i];
 		int rc;
-		if (json_is_string(v)) {
-			s = json_string_value(v);
-			len = json_string_length(v);
-		} else if (json_is_integer(v)) {
-			len = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-					       json_integer_value(v));
-			s = num;
+		if (!strcmp(a->name, "datacontenttype")) {
+			rc = add(ctx, "content-type", a->value, a->len);
 		} else {
-			s = json_is_true(v) ? "true" : "false";
-			len = strlen(s);
-		}
-		if (!strcmp(key, "datacontenttype"))
-			rc = add(ctx, "content-type", s, len);
-		else {
 			/* Attribute names are at most 64 characters (ce__name_ok). */
-			size_t kl = strlen(key);
+			size_t kl = strlen(a->name);
 			if (kl + 4 > sizeof(name))
 				return -1;
 			memcpy(name, "ce_", 3);
-			memcpy(name + 3, key, kl + 1);
-			rc = add(ctx, name, s, len);
+			memcpy(name + 3, a->name, kl + 1);
+			rc = add(ctx, name, a->value, a->len);
 		}
 		if (rc)
 			return rc;
@@ -391,13 +443,45 @@ int tb_ce_each_kafka_header(const tb_event *ev,
 	return 0;
 }
 
+/* The attributes as a JSON object, for the structured format. */
+static json_t *ce__attrs_json(const tb_event *ev)
+{
+	json_t *obj = json_object();
+	for (size_t i = 0; obj && i < ev->nattrs; i++) {
+		const tb_ce_attrval *a = &ev->attrs[i];
+		json_t *v;
+		if (a->kind == TB_CE_STRING) {
+			v = json_stringn(a->value, a->len);
+		} else if (a->kind == TB_CE_BOOLEAN) {
+			v = json_boolean(a->value[0] == 't');
+		} else {
+			/* The literal of an integer that fitted json_int_t. */
+			char num[32];
+			size_t n = a->len < sizeof(num) ? a->len : sizeof(num) - 1;
+			memcpy(num, a->value, n);
+			num[n] = '\0';
+			v = json_integer(strtoll(num, NULL, 10));
+		}
+		if (json_object_set_new(obj, a->name, v)) {
+			json_decref(obj);
+			obj = NULL;
+		}
+	}
+	return obj;
+}
+
 char *tb_ce_to_json(const tb_event *ev, size_t *len)
 {
 	size_t alen;
-	char *attrs = tb_json_encode(ev->attrs, &alen);
-	char *out = NULL;
-	if (!attrs)
+	json_t *obj = ce__attrs_json(ev);
+	if (!obj)
 		return NULL;
+	char *attrs = tb_json_encode(obj, &alen);
+	char *out = NULL;
+	if (!attrs) {
+		json_decref(obj);
+		return NULL;
+	}
 	if (ev->data) {
 		/* The data's compact text is already in data_bytes: splice it in
 		 * as the last member rather than encoding it again. */
@@ -415,18 +499,17 @@ char *tb_ce_to_json(const tb_event *ev, size_t *len)
 				*len = n;
 		}
 		free(attrs);
+		json_decref(obj);
 		return out;
 	}
 	if (!ev->has_data) {
 		if (len)
 			*len = alen;
+		json_decref(obj);
 		return attrs;
 	}
 	free(attrs);
 	/* Non-JSON data travels as base64, per the JSON format. */
-	json_t *obj = json_copy(ev->attrs);
-	if (!obj)
-		return NULL;
 	size_t b64len = 4 * ((ev->data_len + 2) / 3) + 1;
 	char *b64 = malloc(b64len);
 	if (b64) {

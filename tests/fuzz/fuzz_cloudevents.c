@@ -40,14 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tb_event ev;
 	char err[512];
 	tb_ce_status st;
+	/* Binary mode's attributes are referenced: they live until the end. */
+	char *names[16];
+	size_t n = 0;
 	if (size < 1)
 		return 0;
 	if (data[0] & 1) {
 		st = tb_ce_parse_structured((const char *)data + 1, size - 1, &ev, err, sizeof(err));
 	} else {
 		tb_ce_attr attrs[16] = {{0}};
-		char *names[16];
-		size_t n = 0;
 		const uint8_t *p = data + 1, *end = data + size;
 		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
 		const uint8_t *attrs_end = nul ? nul : end;
@@ -68,12 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t plen = nul ? (size_t)(end - nul - 1) : 0;
 		st = tb_ce_parse_binary(attrs, n, (data[0] & 2) ? "text/plain" : NULL, payload, plen,
 					&ev, err, sizeof(err));
-		for (size_t i = 0; i < n; i++)
-			free(names[i]);
 	}
-	if (st != TB_CE_OK)
-		return 0;
-	if (tb_ce_complete(&ev, err, sizeof(err)) == TB_CE_OK) {
+	if (st == TB_CE_OK && tb_ce_complete(&ev, err, sizeof(err)) == TB_CE_OK) {
 		const tjs_schema *schema = tb_catalog_find(catalog, tb_ce_attr_string(&ev, "type"));
 		if (!schema)
 			schema = tb_catalog_find(catalog, "example.order.placed");
@@ -87,6 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tb_ce_each_kafka_header(&ev, count_header, &total);
 		free(tb_ce_to_json(&ev, &len));
 	}
-	tb_event_clear(&ev);
+	if (st == TB_CE_OK)
+		tb_event_clear(&ev);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	return 0;
 }

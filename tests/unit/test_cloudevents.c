@@ -206,6 +206,80 @@ static void test_binary_and_headers(void **state)
 			 TB_CE_INVALID_JSON);
 }
 
+/* Headers as "name=value;" in the order given (an ordered record of them). */
+static int append_header(void *ctx, const char *name, const char *value, size_t len)
+{
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 4096 - n, "%s=%.*s;", name, (int)len, value);
+	return 0;
+}
+
+/* More attributes than the event keeps inline, every JSON kind an attribute
+ * may have, and authcontext set over forged values twice. */
+static void test_attribute_table(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256], payload[2048], want[4096], got[4096] = "";
+	int n = snprintf(payload, sizeof(payload),
+			 "{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"s\",\"type\":\"t\","
+			 "\"authtype\":\"forged\",\"authid\":\"mallory\",\"authclaims\":\"x\","
+			 "\"neg\":-7,\"zero\":-0,\"big\":9007199254740993,\"yes\":true,\"no\":false");
+	int w = snprintf(want, sizeof(want),
+			 "ce_specversion=1.0;ce_id=i;ce_source=s;ce_type=t;ce_authtype=user;"
+			 "ce_authid=alice;ce_neg=-7;ce_zero=0;ce_big=9007199254740993;ce_yes=true;"
+			 "ce_no=false;");
+	for (int i = 0; i < 20; i++) {
+		n += snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"ext%d\":\"v%d\"", i, i);
+		w += snprintf(want + w, sizeof(want) - (size_t)w, "ce_ext%d=v%d;", i, i);
+	}
+	snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"data\":\"plain\"}");
+	snprintf(want + w, sizeof(want) - (size_t)w, "ce_time=");
+	assert_int_equal(parse(payload, &ev, err), TB_CE_OK);
+	assert_int_equal(tb_ce_set_authcontext(&ev, "app_user", "bob"), 0);
+	assert_int_equal(tb_ce_set_authcontext(&ev, "user", "alice"), 0);
+	assert_int_equal(tb_ce_each_kafka_header(&ev, append_header, got), 0);
+	/* forged authclaims gone, authtype/authid replaced in place, the
+	 * generated time last */
+	assert_memory_equal(got, want, strlen(want));
+	assert_true(tb_time_is_rfc3339(tb_ce_attr_string(&ev, "time")));
+	assert_string_equal(tb_ce_attr_string(&ev, "ext19"), "v19");
+	assert_null(tb_ce_attr_string(&ev, "neg")); /* not a string */
+	assert_null(tb_ce_attr_string(&ev, "authclaims"));
+	/* string data of a JSON type is JSON; here it is the event's own text */
+	assert_int_equal(ev.data_len, strlen("\"plain\""));
+
+	char *json = tb_ce_to_json(&ev, NULL);
+	json_error_t jerr;
+	json_t *back = json_loads(json, 0, &jerr);
+	assert_non_null(back);
+	assert_int_equal(json_integer_value(json_object_get(back, "neg")), -7);
+	assert_int_equal(json_integer_value(json_object_get(back, "zero")), 0);
+	assert_int_equal(json_integer_value(json_object_get(back, "big")), 9007199254740993LL);
+	assert_true(json_is_true(json_object_get(back, "yes")));
+	assert_true(json_is_false(json_object_get(back, "no")));
+	assert_string_equal(json_string_value(json_object_get(back, "authid")), "alice");
+	assert_null(json_object_get(back, "authclaims"));
+	assert_string_equal(json_string_value(json_object_get(back, "data")), "plain");
+	json_decref(back);
+	free(json);
+	tb_event_clear(&ev);
+
+	/* Text data of a non-JSON type: the string's bytes, unescaped. */
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\","
+			       "\"datacontenttype\":\"text/plain\",\"data\":\"a\\nb\"}",
+			       &ev, err),
+			 TB_CE_OK);
+	assert_int_equal(ev.data_len, 3);
+	assert_memory_equal(ev.data_bytes, "a\nb", 3);
+	assert_null(ev.data);
+	assert_int_equal(tb_ce_set_authcontext(&ev, "unauthenticated", NULL), 0);
+	assert_string_equal(tb_ce_attr_string(&ev, "authtype"), "unauthenticated");
+	assert_null(tb_ce_attr_string(&ev, "authid"));
+	tb_event_clear(&ev);
+}
+
 static void test_content_types(void **state)
 {
 	(void)state;
@@ -274,7 +348,7 @@ int main(void)
 	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
 	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
 	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),
-	    cmocka_unit_test(test_env_expansion),
+	    cmocka_unit_test(test_env_expansion),       cmocka_unit_test(test_attribute_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

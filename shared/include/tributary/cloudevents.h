@@ -26,8 +26,30 @@ typedef enum tb_ce_status {
 /* The machine-readable reason for a status ("invalid_json", ...). */
 const char *tb_ce_status_reason(tb_ce_status st);
 
+/* A context attribute, its value as text: a string as is, an integer as its
+ * decimal literal, a boolean as true or false (how headers carry them). */
+typedef enum tb_ce_kind { TB_CE_STRING, TB_CE_INTEGER, TB_CE_BOOLEAN } tb_ce_kind;
+
+typedef struct tb_ce_attrval {
+	const char *name;
+	const char *value; /* NUL-terminated */
+	size_t len;
+	tb_ce_kind kind;
+} tb_ce_attrval;
+
+#define TB_CE_INLINE_ATTRS 16
+
 typedef struct tb_event {
-	json_t *attrs;          /* context attributes, name -> string/number/bool */
+	/* Context attributes in the order given. A small table, not a JSON
+	 * object: the names and values point into the event's document, the
+	 * caller's binary-mode attributes or the fields below, so an event
+	 * costs no allocation per attribute on the broker's main thread. */
+	tb_ce_attrval *attrs;
+	size_t nattrs, attrs_cap;
+	tb_ce_attrval attrs_inline[TB_CE_INLINE_ATTRS];
+	char gen_id[40], gen_time[32]; /* a generated id and time */
+	char *auth;                    /* authtype and authid, copied */
+	tjs_doc *event_doc;     /* the structured event, behind its attributes */
 	const tjs_value *data;  /* parsed data when it is JSON, else NULL */
 	tjs_doc *doc;           /* the parsed document behind `data` */
 	/* The data as bytes (the Kafka value in binary mode): points into the
@@ -48,7 +70,8 @@ typedef struct tb_ce_attr {
 tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *ev, char *err,
 				    size_t errlen);
 /* Binary mode: attributes by name, datacontenttype from the MQTT Content
- * Type, payload = data (referenced, not copied: keep it alive). */
+ * Type, payload = data. All referenced, not copied: keep them alive until
+ * tb_event_clear. */
 tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
 				const char *payload, size_t len, tb_event *ev, char *err,
 				size_t errlen);
