@@ -128,7 +128,7 @@ event() { # id order_id qty
 }
 # kafka_ids: the ce_id header of every record in events.order, one a line
 kafka_ids() {
-	timeout 20 kcat -q -b "$KAFKA" -C -t events.order -o beginning -e -f '%h\n' 2>>"$T/kcat.log" |
+	timeout 20 kcat -q -b "$KAFKA" -X fetch.wait.max.ms=10 -C -t events.order -o beginning -e -f '%h\n' 2>>"$T/kcat.log" |
 		tr ',' '\n' | sed -n 's/^ce_id=//p'
 }
 # wait_ids N PREFIX: until N records with ids starting PREFIX are in Kafka
@@ -147,7 +147,7 @@ wait_ids() {
 mosquitto_pub -V 5 -q 1 -p "$MQTT_PORT" -i "$RUN_ID-ok" -t "events/order/$ORDER_ID" \
 	-m "$(event "$RUN_ID-ok" "$ORDER_ID" 2)" || fail "mosquitto_pub of a valid event"
 wait_ids 1 "$RUN_ID-ok" >/dev/null || fail "the valid event did not reach Kafka"
-timeout 20 kcat -q -b "$KAFKA" -C -t events.order -o beginning -e -f '%k %h\n' 2>>"$T/kcat.log" |
+timeout 20 kcat -q -b "$KAFKA" -X fetch.wait.max.ms=10 -C -t events.order -o beginning -e -f '%k %h\n' 2>>"$T/kcat.log" |
 	has "^$ORDER_ID .*ce_id=$RUN_ID-ok" || fail "the record's key is not the order id"
 say "ok: a valid event reached Kafka topic events.order, key $ORDER_ID"
 

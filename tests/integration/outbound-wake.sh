@@ -37,16 +37,13 @@ sed "s|^listener @MQTT_PORT@ 127.0.0.1|listener $TLS_PORT 127.0.0.1\ncertfile $T
 grep -q "^listener $TLS_PORT" "$T/mosquitto.conf.in" || fail "test setup: no TLS listener line"
 export MOSQUITTO_CONF_TEMPLATE="$T/mosquitto.conf.in"
 
-wait_log() { # pattern seconds
-	for _ in $(seq 1 $((${2:-15} * 10 * STACK_SLOW))); do grep -q -- "$1" "$T/mosquitto.log" && return 0; sleep 0.1; done
-	return 1
-}
+broker_log() { wait_log "$T/mosquitto.log" "$@"; } # pattern [timeout_s]
 
 config "" outbound-wake-auto >"$T/auto.json.in"
 start_mosquitto "$T/auto.json.in"
-wait_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+broker_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
 grep -q 'outbound: .* wake auto' "$T/mosquitto.log" || fail "wake is not auto by default"
-wait_log "outbound.wake: connected to 127.0.0.1:$MQTT_PORT" ||
+broker_log "outbound.wake: connected to 127.0.0.1:$MQTT_PORT" ||
 	{ cat "$T/mosquitto.log" >&2; fail "auto wake did not connect to the MQTT listener"; }
 grep -q "outbound.wake: passed over .*:$TLS_PORT (" "$T/mosquitto.log" ||
 	{ cat "$T/mosquitto.log" >&2; fail "the TLS listener was not tried and passed over"; }
@@ -80,7 +77,7 @@ stop_mosquitto
 # times out)
 config '"wake": false,' outbound-wake-off >"$T/off.json.in"
 start_mosquitto "$T/off.json.in"
-wait_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+broker_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
 grep -q 'outbound: .* wake off' "$T/mosquitto.log" || fail "wake false is not off"
 ! grep -q 'outbound.wake:' "$T/mosquitto.log" || fail "wake false still opened a wake connection"
 pass "wake false: off"

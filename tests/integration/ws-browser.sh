@@ -20,6 +20,12 @@ if [[ -f "$BUILD/mosquitto_tributary.so" ]]; then
 		STACK_PIDS+=($!)
 		responder=1
 	fi
+	# The consumer groups start at "latest": a notification or request
+	# produced before they have their partitions would never be seen.
+	wait_log "$T/mosquitto.log" 'outbound: assigned' || fail "the plugin's consumer got no partitions"
+	if ((responder)); then
+		wait_log "$T/responder.log" 'responder: assigned' || fail "the responder got no partitions"
+	fi
 else
 	ws_start_plain_mosquitto
 fi

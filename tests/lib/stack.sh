@@ -162,6 +162,15 @@ wait_port() { # host port timeout_s (times STACK_SLOW)
 	return 1
 }
 
+wait_log() { # file pattern timeout_s (times STACK_SLOW): until the file has a line matching
+	local deadline=$((SECONDS + ${3:-15} * STACK_SLOW))
+	while ((SECONDS < deadline)); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 start_kafka() {
 	port_free "$KAFKA_PORT" || fail "port $KAFKA_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
@@ -180,16 +189,21 @@ kafka_ctl() {
 	[[ "$reply" == ok ]] || fail "kafka_ctl '$1': $reply"
 }
 
+# kcat's consumer asks the dev Kafka for at most 10 ms of waiting per fetch:
+# at librdkafka's default (500 ms) every read to the end of a topic costs
+# half a second, only to learn that there is nothing more.
+KCAT_CONSUME=(-X fetch.wait.max.ms=10)
+
 # kafka_read TOPIC COUNT [TIMEOUT_S] [FORMAT]: reads COUNT records from the
 # beginning of every partition (kcat's -f format; default key<TAB>value).
 kafka_read() {
 	local topic=$1 count=$2 timeout=${3:-20} fmt=${4:-'%k\t%s\n'}
-	timeout "$timeout" kcat -q -b "$KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -c "$count" -f "$fmt" 2>>"$T/kcat.log"
+	timeout "$timeout" kcat -q -b "$KAFKA_BOOTSTRAP" "${KCAT_CONSUME[@]}" -C -t "$topic" -o beginning -c "$count" -f "$fmt" 2>>"$T/kcat.log"
 }
 
 # kafka_count TOPIC: how many records the topic holds now.
 kafka_count() {
-	timeout 20 kcat -q -b "$KAFKA_BOOTSTRAP" -C -t "$1" -o beginning -e -f 'x\n' 2>>"$T/kcat.log" | wc -l
+	timeout 20 kcat -q -b "$KAFKA_BOOTSTRAP" "${KCAT_CONSUME[@]}" -C -t "$1" -o beginning -e -f 'x\n' 2>>"$T/kcat.log" | wc -l
 }
 
 # render TEMPLATE OUT: conf/ template with @VARS@ from the environment.

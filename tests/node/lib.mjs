@@ -76,7 +76,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // [{topic, partition, offset, key, value, headers: {name: value}}]
 export function kafkaRecords(topic, { timeoutMs = 15000 } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn('kcat', ['-q', '-b', env.kafka, '-C', '-t', topic, '-o', 'beginning', '-e', '-J'],
+    // fetch.wait.max.ms: reading to the end of a topic would otherwise
+    // wait librdkafka's default 500 ms for a fetch that has nothing more.
+    const p = spawn('kcat', ['-q', '-b', env.kafka, '-X', 'fetch.wait.max.ms=10', '-C', '-t', topic,
+      '-o', 'beginning', '-e', '-J'],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', errText = '';
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`kcat ${topic} timed out`)); }, timeoutMs);
