@@ -295,7 +295,13 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 			tb_event_clear(ev);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
-		if (ce__set(ev, name, attrs[i].value, strlen(attrs[i].value), TB_CE_STRING)) {
+		size_t vlen = strlen(attrs[i].value);
+		if (!tb_utf8_valid(attrs[i].value, vlen)) {
+			snprintf(err, errlen, "attribute '%s' is not valid UTF-8", name);
+			tb_event_clear(ev);
+			return TB_CE_INVALID_ATTRIBUTE;
+		}
+		if (ce__set(ev, name, attrs[i].value, vlen, TB_CE_STRING)) {
 			tb_event_clear(ev);
 			return TB_CE_NO_MEMORY;
 		}

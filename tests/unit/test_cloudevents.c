@@ -204,6 +204,10 @@ static void test_binary_and_headers(void **state)
 			 TB_CE_INVALID_ATTRIBUTE);
 	assert_int_equal(tb_ce_parse_binary(attrs, 4, NULL, "{", 1, &ev, err, sizeof(err)),
 			 TB_CE_INVALID_JSON);
+	tb_ce_attr bad[] = {{"specversion", "1.0"}, {"subject", "\xc3\x28"}};
+	assert_int_equal(tb_ce_parse_binary(bad, 2, NULL, "1", 1, &ev, err, sizeof(err)),
+			 TB_CE_INVALID_ATTRIBUTE);
+	assert_non_null(strstr(err, "'subject' is not valid UTF-8"));
 }
 
 /* Headers as "name=value;" in the order given (an ordered record of them). */
