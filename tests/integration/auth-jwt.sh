@@ -151,7 +151,7 @@ const keys = JSON.parse(fs.readFileSync(process.env.JWKS)).keys.filter((k) => k.
 fs.writeFileSync(process.env.JWKS, JSON.stringify({ keys }));
 ' || fail "rewrite jwks"
 kill -HUP "$MOSQUITTO_PID"
-for _ in $(seq 1 50); do grep -q 'tributary: auth: reloaded' "$T/mosquitto.log" && break; sleep 0.1; done
+wait_log "$T/mosquitto.log" 'tributary: auth: reloaded' 5 || fail "SIGHUP: no auth reload logged"
 expect_log "tributary: auth: reloaded: JWT keys from $JWKS: EC 256 kid=$ES_KID"
 RS_AFTER=$(sign --key "$K/rs256-private.pem" --kid "$RS_KID" --sub alice)
 ES_AFTER=$(sign --key "$K/es256-private.pem" --kid "$ES_KID" --sub bob)

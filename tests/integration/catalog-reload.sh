@@ -32,14 +32,12 @@ cat >"$T/schemas/events/example.gadget.made.json" <<'SCHEMA'
 SCHEMA
 sed -i 's|"types": {|"types": {\n    "example.gadget.made": "events/example.gadget.made.json",|' "$T/schemas/catalog.json"
 kill -HUP "$MOSQUITTO_PID"
-for _ in $(seq 1 50); do grep -q 'reload: catalog .*6 event types' "$T/mosquitto.log" && break; sleep 0.1; done
-grep -q 'reload: catalog .*6 event types' "$T/mosquitto.log" || fail "reload not logged"
+wait_log "$T/mosquitto.log" 'reload: catalog .*6 event types' 5 || fail "reload not logged"
 publish ok
 pass "after SIGHUP the new type is accepted"
 
 echo '{"type": "objekt"}' >"$T/schemas/events/example.gadget.made.json"
 kill -HUP "$MOSQUITTO_PID"
-for _ in $(seq 1 50); do grep -q 'keeping the previous catalog' "$T/mosquitto.log" && break; sleep 0.1; done
-grep -q 'keeping the previous catalog' "$T/mosquitto.log" || fail "a broken catalog was not refused"
+wait_log "$T/mosquitto.log" 'keeping the previous catalog' 5 || fail "a broken catalog was not refused"
 publish ok
 pass "a broken catalog is refused and the previous one keeps serving"

@@ -41,8 +41,7 @@ run() { # name pause_after expect records
 	# would drop QoS 1 messages for a subscriber that falls behind; that is
 	# the broker's policy, not the plugin's, and not what this test is about.
 	start_mosquitto "$T/$1.json.in" "max_queued_messages 100000"
-	for _ in $(seq 1 150); do grep -q 'outbound: assigned' "$T/mosquitto.log" && break; sleep 0.1; done
-	grep -q 'outbound: assigned' "$T/mosquitto.log" || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+	wait_assigned
 	(cd "$ROOT" && OUTBOUND_BURST=$N OUTBOUND_KEY="bp-$1" OUTBOUND_EXPECT=$3 \
 		node --test tests/node/outbound-backpressure.mjs) || fail "$1: back-pressure test failed"
 	grep -q 'not published' "$T/mosquitto.log" && fail "$1: records were dropped"

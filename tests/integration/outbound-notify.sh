@@ -38,8 +38,7 @@ start_mosquitto "$T/outbound.json.in"
 
 # Records produced before the group has its partitions would be skipped
 # (start: latest), as in production: wait for the assignment.
-for _ in $(seq 1 150); do grep -q 'outbound: assigned' "$T/mosquitto.log" && break; sleep 0.1; done
-grep -q 'outbound: assigned' "$T/mosquitto.log" || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+wait_assigned
 grep -q 'New client connected .* as tributary-wake-outbound-notify' "$T/mosquitto.log" || fail "the wake connection did not connect"
 
 # mosquitto_sub, MQTT v5: topic, payload, Content Type (%C) and user

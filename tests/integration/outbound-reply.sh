@@ -13,12 +13,8 @@ RESPONDER_PID=$!
 STACK_PIDS+=($RESPONDER_PID)
 
 # Both consumer groups start at "latest": wait until they have partitions.
-for _ in $(seq 1 200); do
-	grep -q 'outbound: assigned' "$T/mosquitto.log" && grep -q 'responder: assigned' "$T/responder.log" && break
-	sleep 0.1
-done
-grep -q 'outbound: assigned' "$T/mosquitto.log" || { cat "$T/mosquitto.log" >&2; fail "plugin consumer not assigned"; }
-grep -q 'responder: assigned' "$T/responder.log" || { cat "$T/responder.log" >&2; fail "responder not assigned"; }
+wait_assigned
+wait_log "$T/responder.log" 'responder: assigned' 20 || { cat "$T/responder.log" >&2; fail "responder not assigned"; }
 
 cd "$ROOT" && node --test --test-concurrency=1 tests/node/outbound-reply.mjs || { tail -20 "$T/responder.log"; fail "request/response tests failed"; }
 

@@ -37,13 +37,11 @@ sed "s|^listener @MQTT_PORT@ 127.0.0.1|listener $TLS_PORT 127.0.0.1\ncertfile $T
 grep -q "^listener $TLS_PORT" "$T/mosquitto.conf.in" || fail "test setup: no TLS listener line"
 export MOSQUITTO_CONF_TEMPLATE="$T/mosquitto.conf.in"
 
-broker_log() { wait_log "$T/mosquitto.log" "$@"; } # pattern [timeout_s]
-
 config "" outbound-wake-auto >"$T/auto.json.in"
 start_mosquitto "$T/auto.json.in"
-broker_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+wait_assigned
 grep -q 'outbound: .* wake auto' "$T/mosquitto.log" || fail "wake is not auto by default"
-broker_log "outbound.wake: connected to 127.0.0.1:$MQTT_PORT" ||
+wait_log "$T/mosquitto.log" "outbound.wake: connected to 127.0.0.1:$MQTT_PORT" ||
 	{ cat "$T/mosquitto.log" >&2; fail "auto wake did not connect to the MQTT listener"; }
 grep -q "outbound.wake: passed over .*:$TLS_PORT (" "$T/mosquitto.log" ||
 	{ cat "$T/mosquitto.log" >&2; fail "the TLS listener was not tried and passed over"; }
@@ -77,7 +75,7 @@ stop_mosquitto
 # times out)
 config '"wake": false,' outbound-wake-off >"$T/off.json.in"
 start_mosquitto "$T/off.json.in"
-broker_log 'outbound: assigned' || { cat "$T/mosquitto.log" >&2; fail "no partition assignment"; }
+wait_assigned
 grep -q 'outbound: .* wake off' "$T/mosquitto.log" || fail "wake false is not off"
 ! grep -q 'outbound.wake:' "$T/mosquitto.log" || fail "wake false still opened a wake connection"
 pass "wake false: off"

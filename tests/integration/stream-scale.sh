@@ -47,8 +47,7 @@ fast=$!
 stream_wait_subscribers $((FAST + 1)) 20
 # "Live from now" starts at the position a stream announces in its first
 # line: wait until every fast subscriber has it.
-for _ in $(seq 1 200); do grep -q "^connected $FAST" "$T/fast.out" && break; sleep 0.1; done
-grep -q "^connected $FAST" "$T/fast.out" || fail "fast subscribers did not get their start position"
+wait_log "$T/fast.out" "^connected $FAST" 20 || fail "fast subscribers did not get their start position"
 # 3000 records of 1 KB: 3 MB for each subscriber, in about 3 s, in bursts of
 # 20 KB (a burst larger than the socket buffer plus the 64 KB output limit
 # would rightly cut off any subscriber that is busy for a moment)
@@ -58,11 +57,7 @@ seq 1 $BIG | awk -v pad="$pad" '{ print "k:" $1 " " pad; if ($1 % 20 == 0) syste
 started=$(date +%s%N)
 wait $fast || fail "fast subscribers next to a stuck one: $(cat "$T/fast.err")"
 elapsed=$((($(date +%s%N) - started) / 1000000))
-for _ in $(seq 1 50); do
-	grep -q 'tributary_stream: subscriber cut off: slow consumer' "$NGINX_PREFIX/logs/error.log" && break
-	sleep 0.1
-done
-grep -q 'tributary_stream: subscriber cut off: slow consumer' "$NGINX_PREFIX/logs/error.log" ||
+wait_log "$NGINX_PREFIX/logs/error.log" 'tributary_stream: subscriber cut off: slow consumer' 5 ||
 	fail "the stuck subscriber was not cut off"
 cutoffs=$(stream_metric tributary_stream_slow_cutoffs_total)
 dropped=$(stream_metric tributary_stream_events_dropped_total)

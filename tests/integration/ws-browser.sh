@@ -22,7 +22,7 @@ if [[ -f "$BUILD/mosquitto_tributary.so" ]]; then
 	fi
 	# The consumer groups start at "latest": a notification or request
 	# produced before they have their partitions would never be seen.
-	wait_log "$T/mosquitto.log" 'outbound: assigned' || fail "the plugin's consumer got no partitions"
+	wait_assigned
 	if ((responder)); then
 		wait_log "$T/responder.log" 'responder: assigned' || fail "the responder got no partitions"
 	fi

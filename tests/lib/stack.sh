@@ -171,6 +171,13 @@ wait_log() { # file pattern timeout_s (times STACK_SLOW): until the file has a l
 	return 1
 }
 
+# wait_assigned: the plugin's outbound consumer has its partitions. Its group
+# starts at "latest": a record produced before that would never be delivered.
+wait_assigned() {
+	wait_log "$T/mosquitto.log" 'outbound: assigned' ||
+		{ cat "$T/mosquitto.log" >&2; fail "the plugin's outbound consumer got no partitions"; }
+}
+
 start_kafka() {
 	port_free "$KAFKA_PORT" || fail "port $KAFKA_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
