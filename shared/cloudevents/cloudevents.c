@@ -315,12 +315,13 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 	ev->data_bytes = payload;
 	ev->data_len = len;
 	if (len > 0 && tb_ce_content_type_is_json(content_type)) {
-		if (!tb_utf8_valid(payload, len)) {
-			snprintf(err, errlen, "data is not valid UTF-8");
-			tb_event_clear(ev);
-			return TB_CE_INVALID_UTF8;
-		}
+		/* The parser refuses invalid UTF-8 itself: as for structured
+		 * events, the scan only names the reason, off the valid path. */
 		tb_ce_status st = ce__parse_json_data(ev, payload, len, err, errlen);
+		if (st == TB_CE_INVALID_JSON && !tb_utf8_valid(payload, len)) {
+			snprintf(err, errlen, "data is not valid UTF-8");
+			st = TB_CE_INVALID_UTF8;
+		}
 		if (st) {
 			tb_event_clear(ev);
 			return st;

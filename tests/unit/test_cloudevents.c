@@ -208,6 +208,14 @@ static void test_binary_and_headers(void **state)
 	assert_int_equal(tb_ce_parse_binary(bad, 2, NULL, "1", 1, &ev, err, sizeof(err)),
 			 TB_CE_INVALID_ATTRIBUTE);
 	assert_non_null(strstr(err, "'subject' is not valid UTF-8"));
+	/* JSON data that is not UTF-8, in a string and outside one */
+	const char *bad_data[] = {"{\"a\":\"\xc3\x28\"}", "\xff"};
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(tb_ce_parse_binary(attrs, 4, "application/json", bad_data[i],
+						    strlen(bad_data[i]), &ev, err, sizeof(err)),
+				 TB_CE_INVALID_UTF8);
+		assert_string_equal(err, "data is not valid UTF-8");
+	}
 }
 
 /* Headers as "name=value;" in the order given (an ordered record of them). */
