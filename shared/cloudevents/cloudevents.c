@@ -45,8 +45,9 @@ static void ce__init(tb_event *ev)
 
 static tb_ce_attrval *ce__find(const tb_event *ev, const char *name)
 {
+	/* the first letter tells most attributes apart without a call */
 	for (size_t i = 0; i < ev->nattrs; i++)
-		if (!strcmp(ev->attrs[i].name, name))
+		if (ev->attrs[i].name[0] == name[0] && !strcmp(ev->attrs[i].name, name))
 			return &ev->attrs[i];
 	return NULL;
 }
@@ -187,12 +188,12 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		const char *key;
 		size_t keylen;
 		const tjs_value *value = tjs_value_member(root, i, &key, &keylen);
-		if (!strcmp(key, "data")) {
+		if (keylen == 4 && !memcmp(key, "data", 4)) {
 			data = value;
 			data_index = i;
 			continue;
 		}
-		if (!strcmp(key, "data_base64")) {
+		if (keylen == 11 && !memcmp(key, "data_base64", 11)) {
 			data_b64 = value;
 			continue;
 		}

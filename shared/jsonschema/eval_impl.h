@@ -206,7 +206,8 @@ __attribute__((noinline)) static bool kw_max_length(tjs_vctx *c, const tjs_kw *k
 __attribute__((noinline)) static bool kw_min_length(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
-	if (!V_IS_STRING(inst))
+	/* a code point is at most 4 bytes: most strings need no count */
+	if (!V_IS_STRING(inst) || (V_STRLEN(inst) + 3) / 4 >= kw->min)
 		return true;
 	size_t n = tjs_utf8_length(V_STR(inst), V_STRLEN(inst));
 	if (n >= kw->min)
