@@ -253,6 +253,30 @@ static unsigned parse_types(tjs_cctx *cc, const json_t *t)
 	return bits;
 }
 
+/* `required` beside `properties` that names each required property: one
+ * pass over an instance's members serves both (see tjs_kw.req_fused). */
+static void fuse_required(tjs_node *n)
+{
+	tjs_kw *req = NULL, *props = NULL;
+	for (size_t i = 0; i < n->nkw; i++) {
+		if (n->kws[i].op == TJS_OP_REQUIRED)
+			req = &n->kws[i];
+		else if (n->kws[i].op == TJS_OP_OBJECT_PROPS)
+			props = &n->kws[i];
+	}
+	if (!req || !props || !req->req_mask || !props->ntab || props->nsubs > 64)
+		return;
+	uint64_t mask = 0;
+	for (size_t i = 0; i < req->nsubs; i++) {
+		ssize_t p = tjs_find_name(props, req->names[i], req->name_lens[i]);
+		if (p < 0)
+			return;
+		mask |= (uint64_t)1 << p;
+	}
+	props->req_fused = mask;
+	req->fused = true;
+}
+
 static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 {
 	const json_t *j = n->json;
@@ -501,6 +525,7 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 			n->has_uneval = true;
 		}
 	}
+	fuse_required(n);
 #undef GET
 }
 

@@ -374,7 +374,7 @@ static bool parse_number(parser *ps, tjs_value *v)
 
 static bool keys_equal(const tjs_member *a, const tjs_member *b)
 {
-	return a->keylen == b->keylen && memcmp(a->key, b->key, a->keylen) == 0;
+	return a->keylen == b->keylen && tjs_bytes_equal(a->key, b->key, a->keylen);
 }
 
 static int cmp_member_keys(const void *x, const void *y)

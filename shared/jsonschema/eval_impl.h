@@ -423,7 +423,8 @@ static bool require_all(tjs_vctx *c, const char *kwname, INST inst, const json_t
 __attribute__((noinline)) static bool kw_required(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	(void)ann;
-	if (!V_IS_OBJECT(inst))
+	/* checked by the node's `properties` unless errors are wanted */
+	if (!V_IS_OBJECT(inst) || (kw->fused && !c->collect))
 		return true;
 #if !V_GET_IS_FAST
 	/* one pass over the members marks the required names present */
@@ -736,11 +737,19 @@ __attribute__((noinline)) static bool kw_contains(tjs_vctx *c, const tjs_kw *kw,
 	return true;
 }
 
+/* A fused `required` (tjs_kw.req_fused) is satisfied; when errors are
+ * collected `required` checks and reports itself. */
+static inline bool required_seen(const tjs_vctx *c, const tjs_kw *kw, uint64_t seen)
+{
+	return c->collect || (seen & kw->req_fused) == kw->req_fused;
+}
+
 __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 {
 	if (!V_IS_OBJECT(inst))
 		return true;
 	bool ok = true;
+	uint64_t seen = 0; /* properties present, for a fused `required` */
 	if (!ann && !kw->npatterns && !kw->sub) {
 		/* properties alone: evaluated in name order (as errors are listed) */
 #if V_GET_IS_FAST
@@ -772,6 +781,7 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 #endif
 			if (!v)
 				continue;
+			seen |= (uint64_t)1 << (i & 63);
 			tjs_kpush(c, "properties");
 			tjs_kpush(c, kw->names[i]);
 			bool r = eval_child_key(c, kw->subs[i], v, kw->names[i]);
@@ -783,7 +793,7 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 #if !V_GET_IS_FAST
 		tjs_arena_restore(&c->arena, m);
 #endif
-		return ok;
+		return ok && required_seen(c, kw, seen);
 	}
 	size_t idx = 0;
 	const char *key;
@@ -795,6 +805,7 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 		ssize_t p = kw->nsubs ? tjs_find_name(kw, key, keylen) : -1;
 		if (p >= 0) {
 			matched = true;
+			seen |= (uint64_t)1 << (p & 63);
 			tjs_kpush(c, "properties");
 			tjs_kpush(c, kw->names[p]);
 			if (!eval_child_key(c, kw->subs[p], v, key))
@@ -836,7 +847,7 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 			return false;
 		idx++;
 	}
-	return ok;
+	return ok && required_seen(c, kw, seen);
 }
 
 __attribute__((noinline)) static bool kw_property_names(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)

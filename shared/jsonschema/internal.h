@@ -297,6 +297,12 @@ struct tjs_kw {
 	uint32_t *ntab; /* open addressing over names: index + 1, 0 empty */
 	size_t ntab_mask;
 	uint64_t req_mask; /* required: bits of the distinct names in `names` (<= 64 of them) */
+	/* properties: bits (by index in `names`) of the names that the node's
+	 * `required` lists, when it lists only names of these properties: the
+	 * pass over the members checks them, and `required` (fused) itself
+	 * runs only when errors are collected, so that they are its own. */
+	uint64_t req_fused;
+	bool fused;
 	tjs_pattern *patterns;
 	size_t npatterns;
 	double num;

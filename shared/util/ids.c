@@ -80,6 +80,13 @@ static bool ids__digits(const char *s, int n)
 }
 
 /* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+/* Two digits already checked by ids__digits (atoi costs a locale-aware
+ * strtol call per field). */
+static int ids__num2(const char *s)
+{
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
 bool tb_time_is_rfc3339(const char *s)
 {
 	if (strlen(s) < 20 || !ids__digits(s, 4) || s[4] != '-' || !ids__digits(s + 5, 2) ||
@@ -87,8 +94,8 @@ bool tb_time_is_rfc3339(const char *s)
 	    !ids__digits(s + 11, 2) || s[13] != ':' || !ids__digits(s + 14, 2) || s[16] != ':' ||
 	    !ids__digits(s + 17, 2))
 		return false;
-	int mon = atoi(s + 5), day = atoi(s + 8), hh = atoi(s + 11), mm = atoi(s + 14),
-	    ss = atoi(s + 17);
+	int mon = ids__num2(s + 5), day = ids__num2(s + 8), hh = ids__num2(s + 11),
+	    mm = ids__num2(s + 14), ss = ids__num2(s + 17);
 	if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
 		return false;
 	const char *p = s + 19;
@@ -103,7 +110,7 @@ bool tb_time_is_rfc3339(const char *s)
 		return true;
 	if ((*p == '+' || *p == '-') && ids__digits(p + 1, 2) && p[3] == ':' &&
 	    ids__digits(p + 4, 2) && p[6] == '\0')
-		return atoi(p + 1) <= 23 && atoi(p + 4) <= 59;
+		return ids__num2(p + 1) <= 23 && ids__num2(p + 4) <= 59;
 	return false;
 }
 

@@ -99,6 +99,62 @@ static void error_locations(void **state)
 	tjs_schema_free(s);
 }
 
+/* `required` beside `properties` naming its properties is checked in the
+ * properties' pass over the members (compile.c, fuse_required): the verdict
+ * and the errors must be those of `required`, on both instance paths, with
+ * and without additionalProperties, with and without a result. */
+static void required_with_properties(void **state)
+{
+	(void)state;
+	static const char *const schemas[] = {
+	    "{\"required\":[\"a\",\"b\"],\"properties\":{\"a\":{},\"b\":{},\"c\":{}}}",
+	    "{\"required\":[\"a\",\"b\"],\"properties\":{\"a\":{},\"b\":{},\"c\":{}},"
+	    "\"additionalProperties\":{\"type\":\"integer\"}}",
+	    /* `d` is no property: not fused, the same answers */
+	    "{\"required\":[\"a\",\"d\"],\"properties\":{\"a\":{},\"b\":{},\"c\":{}}}",
+	};
+	static const struct {
+		const char *inst;
+		bool valid[3];
+		const char *missing[3]; /* the first in `required` order */
+	} cases[] = {
+	    {"{\"a\":1,\"b\":2}", {true, true, false}, {NULL, NULL, "d"}},
+	    {"{\"b\":2,\"c\":3,\"a\":1,\"d\":4}", {true, true, true}, {NULL, NULL, NULL}},
+	    {"{\"a\":1,\"c\":3}", {false, false, false}, {"b", "b", "d"}},
+	    {"{\"c\":3,\"e\":5}", {false, false, false}, {"a", "a", "a"}},
+	    {"{}", {false, false, false}, {"a", "a", "a"}},
+	    {"[\"a\"]", {true, true, true}, {NULL, NULL, NULL}},
+	};
+	for (size_t k = 0; k < sizeof(schemas) / sizeof(schemas[0]); k++) {
+		tjs_schema *s = compile(schemas[k], NULL);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			json_t *inst = J(cases[i].inst);
+			bool want = cases[i].valid[k];
+			tjs_result r = {0}, rb = {0};
+			assert_int_equal(tjs_validate(s, inst, NULL, 0), want);
+			assert_int_equal(tjs_validate(s, inst, &r, 0), want);
+			assert_int_equal(tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, NULL, 0),
+					 want);
+			assert_int_equal(tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, &rb, 0),
+					 want);
+			if (!want) {
+				char msg[64];
+				snprintf(msg, sizeof(msg), "required property \"%s\" is missing",
+					 cases[i].missing[k]);
+				assert_int_equal(r.count, rb.count);
+				assert_string_equal(r.errors[0].keyword_location, "/required");
+				assert_string_equal(rb.errors[0].keyword_location, "/required");
+				assert_string_equal(r.errors[0].message, msg);
+				assert_string_equal(rb.errors[0].message, msg);
+			}
+			tjs_result_clear(&r);
+			tjs_result_clear(&rb);
+			json_decref(inst);
+		}
+		tjs_schema_free(s);
+	}
+}
+
 static void escaped_locations(void **state)
 {
 	(void)state;
@@ -317,6 +373,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(error_locations),
+		cmocka_unit_test(required_with_properties),
 		cmocka_unit_test(escaped_locations),
 		cmocka_unit_test(combinator_errors_are_not_leaked_from_passing_branches),
 		cmocka_unit_test(depth_limit),
