@@ -8,6 +8,11 @@
 #   interval and never, beside no journal (BENCH_JOURNAL=0 skips it).
 # Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms;
 # journal `interval` within 10% of no journal.
+# Each row also prints the broker's CPU per acknowledged message (all of
+# Mosquitto's threads, librdkafka's included, and its main thread alone):
+# the load generator, the broker and the dev Kafka share this machine's
+# cores, so msg/s measures the whole; the CPU figures are the broker's own
+# cost, what sizes a deployment whose clients and Kafka are elsewhere.
 set -euo pipefail
 source "$(dirname "$0")/../tests/lib/stack.sh"
 REPS=${BENCH_REPS:-3} SECS=${BENCH_SECONDS:-4} CONNS=${BENCH_CONNS:-10}
@@ -25,32 +30,59 @@ set_tcp_nodelay true
 log_dest none
 CONF
 mosquitto -c "$T/bare.conf" &
-STACK_PIDS+=($!)
+bare_pid=$!
+STACK_PIDS+=($bare_pid)
 wait_port 127.0.0.1 "$bare_port" 10 || fail "bare mosquitto did not start"
 LG="$BUILD/bench/ingest"
+declare -A broker_pid=([$bare_port]=$bare_pid [$MQTT_PORT]=$MOSQUITTO_PID)
+
+# CPU time (ns) a process has run, all its threads; or one thread (TID).
+cpu_ns() { # PID [TID]
+	local t sum=0 ns
+	for t in /proc/$1/task/${2:-*}/schedstat; do
+		read -r ns _ <"$t" 2>/dev/null && sum=$((sum + ns))
+	done
+	echo $sum
+}
+# run_lg PORT QOS ARGS...: the load generator's output, then
+# cpu_us=<broker CPU per acked message> main_us=<its main thread's>.
+run_lg() {
+	local port=$1 pid=${broker_pid[$1]} out all0 main0 all1 main1 acked
+	all0=$(cpu_ns "$pid") main0=$(cpu_ns "$pid" "$pid")
+	out=$("$LG" --port "$port" --conns "$CONNS" --qos "$2" --seconds "$SECS" "${@:3}")
+	all1=$(cpu_ns "$pid") main1=$(cpu_ns "$pid" "$pid")
+	acked=$(echo "$out" | field acked)
+	echo "$out" | awk -v a=$((all1 - all0)) -v m=$((main1 - main0)) -v n="${acked:-0}" \
+		'{ printf "%s cpu_us=%.2f main_us=%.2f\n", $0, n ? a / n / 1000 : -1, n ? m / n / 1000 : -1 }'
+}
 
 # -1: no latency measured (max-rate runs measure throughput only, as the
 # bare broker's do: no Kafka consumer or subscriber shares the cores then).
 median() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; print (NR==0 || m<0) ? "-" : m}'; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-print_row() { # label rates p50s p99s
-	printf '%-52s %10s msg/s   p50 %8s ms   p99 %8s ms\n' "$1" \
+print_row() { # label rates p50s p99s [cpus mains]
+	printf '%-52s %10s msg/s   p50 %8s ms   p99 %8s ms' "$1" \
 		"$(printf '%s\n' $2 | median)" "$(printf '%s\n' $3 | median)" "$(printf '%s\n' $4 | median)"
+	if [[ -n "${5:-}" ]]; then
+		printf '   broker CPU %6s us/msg (main thread %6s)' \
+			"$(printf '%s\n' $5 | median)" "$(printf '%s\n' $6 | median)"
+	fi
+	printf '\n'
 }
 # pair "LABEL_A" "PORT_A QOS ARGS..." "LABEL_B" "PORT_B QOS ARGS...": the two
 # take turns, REPS runs each, so that drift on a shared machine hits both.
 pair() {
-	local ra="" pa="" qa="" rb="" pb="" qb="" out
+	local ra="" pa="" qa="" ca="" ma="" rb="" pb="" qb="" cb="" mb="" out
 	for _ in $(seq 1 "$REPS"); do
-		read -r port qos args <<<"$2"
-		out=$("$LG" --port "$port" --conns "$CONNS" --qos "$qos" --seconds "$SECS" $args)
+		out=$(run_lg $2)
 		ra+="$(echo "$out" | field msgs_per_s) " pa+="$(echo "$out" | field p50_ms) " qa+="$(echo "$out" | field p99_ms) "
-		read -r port qos args <<<"$4"
-		out=$("$LG" --port "$port" --conns "$CONNS" --qos "$qos" --seconds "$SECS" $args)
+		ca+="$(echo "$out" | field cpu_us) " ma+="$(echo "$out" | field main_us) "
+		out=$(run_lg $4)
 		rb+="$(echo "$out" | field msgs_per_s) " pb+="$(echo "$out" | field p50_ms) " qb+="$(echo "$out" | field p99_ms) "
+		cb+="$(echo "$out" | field cpu_us) " mb+="$(echo "$out" | field main_us) "
 	done
-	print_row "$1" "$ra" "$pa" "$qa"
-	print_row "$3" "$rb" "$pb" "$qb"
+	print_row "$1" "$ra" "$pa" "$qa" "$ca" "$ma"
+	print_row "$3" "$rb" "$pb" "$qb" "$cb" "$mb"
 }
 echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians; bare and plugin take turns)"
 for qos in 0 1; do
