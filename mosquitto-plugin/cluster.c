@@ -167,11 +167,14 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 	snprintf(what, sizeof(what), "clusters.%s", c->name);
 
 	/* Defaults that keep streams exact; a cluster may lower them (Azure Event
-	 * Hubs has no idempotent producer), which is logged. */
+	 * Hubs has no idempotent producer), which is logged. A reconnect
+	 * backoff of at most a second (librdkafka: 10 s) so that a journal
+	 * starts draining within a second of Kafka's return. */
 	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "client.id", "tributary-mosquitto", err, sizeof(err))) {
+	    rd_kafka_conf_set(conf, "client.id", "tributary-mosquitto", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
 		rd_kafka_conf_destroy(conf);
 		return MOSQ_ERR_INVAL;

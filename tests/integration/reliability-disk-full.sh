@@ -19,7 +19,19 @@ grep -q 'refused=0 ' "$T/pubload1.log" && fail "a full disk must refuse events"
 grep -q '"store_full":' "$T/pubload1.log" || fail "no store_full error events"
 "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" || true
 kafka_ctl "broker-up 1"
-sleep 4
+# Recovery is the journal draining into Kafka: when librdkafka reconnects
+# depends on its reconnect backoff (doubling up to 10 s during the outage),
+# so wait for the drain itself rather than a fixed time.
+drained=0 t0=$(date +%s%N)
+for _ in $(seq 1 $((300 * STACK_SLOW))); do
+	if "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" 2>/dev/null | grep -qx 'depth=0'; then
+		drained=1
+		break
+	fi
+	sleep 0.1
+done
+((drained)) || fail "the journal did not drain after Kafka came back"
+echo "journal drained $(( ($(date +%s%N) - t0) / 1000000 )) ms after Kafka came back"
 node tests/node/pubload.mjs --rate 200 --seconds 2 --out "$T/acked2.jsonl" 2>"$T/pubload2.log"
 cat "$T/pubload2.log"
 grep -q 'refused=0 ' "$T/pubload2.log" || fail "events are still refused after space returned"
