@@ -79,7 +79,6 @@ static bool ids__digits(const char *s, int n)
 	return true;
 }
 
-/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
 /* Two digits already checked by ids__digits (atoi costs a locale-aware
  * strtol call per field). */
 static int ids__num2(const char *s)
@@ -87,6 +86,7 @@ static int ids__num2(const char *s)
 	return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
 bool tb_time_is_rfc3339(const char *s)
 {
 	if (strlen(s) < 20 || !ids__digits(s, 4) || s[4] != '-' || !ids__digits(s + 5, 2) ||
