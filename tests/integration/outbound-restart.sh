@@ -18,22 +18,13 @@ grep -q '"session.timeout.ms": 6000' "$T/tributary.json.in" || fail "cannot deri
 # Mosquitto drops to its own user: let it write the persistence file.
 mkdir -p "$T/mosquitto-data" && chmod 777 "$T/mosquitto-data"
 start_mosquitto "$T/tributary.json.in"
-wait_assigned() {
-	for _ in $(seq 1 200); do
-		(($(grep -c 'outbound: assigned' "$T/mosquitto.log") >= $1)) && return 0
-		sleep 0.1
-	done
-	cat "$T/mosquitto.log" >&2
-	fail "outbound consumer not assigned"
-}
 wait_assigned 1
 
 cd "$ROOT"
 OUTBOUND_RECORDS=$N READY_FILE="$T/sub.ready" node --test tests/node/outbound-restart.mjs >"$T/node.out" 2>&1 &
 node_pid=$!
 STACK_PIDS+=($node_pid)
-for _ in $(seq 1 100); do [[ -f "$T/sub.ready" ]] && break; sleep 0.1; done
-[[ -f "$T/sub.ready" ]] || { cat "$T/node.out"; fail "subscriber not ready"; }
+wait_until 10 test -f "$T/sub.ready" || { cat "$T/node.out"; fail "subscriber not ready"; }
 
 # One record every ~10 ms, through one kcat that stays up across the restart.
 (for ((i = 0; i < N; i++)); do printf 'restart-user\x1f%d\x1e' "$i"; sleep 0.01; done) |

@@ -22,15 +22,9 @@ kafka_ctl "broker-up 1"
 # Recovery is the journal draining into Kafka: when librdkafka reconnects
 # depends on its reconnect backoff (doubling up to 10 s during the outage),
 # so wait for the drain itself rather than a fixed time.
-drained=0 t0=$(date +%s%N)
-for _ in $(seq 1 $((300 * STACK_SLOW))); do
-	if "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" 2>/dev/null | grep -qx 'depth=0'; then
-		drained=1
-		break
-	fi
-	sleep 0.1
-done
-((drained)) || fail "the journal did not drain after Kafka came back"
+journal_empty() { "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" 2>/dev/null | grep -qx 'depth=0'; }
+t0=$(date +%s%N)
+wait_until 30 journal_empty || fail "the journal did not drain after Kafka came back"
 echo "journal drained $(( ($(date +%s%N) - t0) / 1000000 )) ms after Kafka came back"
 node tests/node/pubload.mjs --rate 200 --seconds 2 --out "$T/acked2.jsonl" 2>"$T/pubload2.log"
 cat "$T/pubload2.log"

@@ -162,19 +162,28 @@ wait_port() { # host port timeout_s (times STACK_SLOW)
 	return 1
 }
 
-wait_log() { # file pattern timeout_s (times STACK_SLOW): until the file has a line matching
-	local deadline=$((SECONDS + ${3:-15} * STACK_SLOW))
+wait_until() { # timeout_s (times STACK_SLOW) command...: until the command succeeds
+	local deadline=$((SECONDS + $1 * STACK_SLOW))
+	shift
 	while ((SECONDS < deadline)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1
 }
 
-# wait_assigned: the plugin's outbound consumer has its partitions. Its group
-# starts at "latest": a record produced before that would never be delivered.
+wait_log() { # file pattern timeout_s (times STACK_SLOW): until the file has a line matching
+	wait_until "${3:-15}" grep -q -- "$2" "$1" 2>/dev/null
+}
+
+# wait_assigned [N]: the plugin's outbound consumer has had its partitions
+# assigned N times (default 1). Its group starts at "latest": a record
+# produced before that would never be delivered.
+log_count_at_least() { # file pattern n
+	(($(grep -c -- "$2" "$1" 2>/dev/null) >= $3))
+}
 wait_assigned() {
-	wait_log "$T/mosquitto.log" 'outbound: assigned' ||
+	wait_until 20 log_count_at_least "$T/mosquitto.log" 'outbound: assigned' "${1:-1}" ||
 		{ cat "$T/mosquitto.log" >&2; fail "the plugin's outbound consumer got no partitions"; }
 }
 
