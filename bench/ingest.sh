@@ -61,29 +61,30 @@ run_lg() {
 # bare broker's do: no Kafka consumer or subscriber shares the cores then).
 median() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; print (NR==0 || m<0) ? "-" : m}'; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-print_row() { # label rates p50s p99s [cpus mains]
+# A row's runs: one load-generator output line each, in a file per row.
+rows="$T/rows"
+rm -rf "$rows" && mkdir -p "$rows"
+row_file() { echo "$rows/${1//[^a-zA-Z0-9]/_}"; } # label
+column() { field "$1" <"$2" | median; }          # name file
+print_row() { # label (its runs in row_file label)
+	local f
+	f=$(row_file "$1")
 	printf '%-52s %10s msg/s   p50 %8s ms   p99 %8s ms' "$1" \
-		"$(printf '%s\n' $2 | median)" "$(printf '%s\n' $3 | median)" "$(printf '%s\n' $4 | median)"
-	if [[ -n "${5:-}" ]]; then
-		printf '   broker CPU %6s us/msg (main thread %6s)' \
-			"$(printf '%s\n' $5 | median)" "$(printf '%s\n' $6 | median)"
+		"$(column msgs_per_s "$f")" "$(column p50_ms "$f")" "$(column p99_ms "$f")"
+	if grep -q 'cpu_us=' "$f"; then
+		printf '   broker CPU %6s us/msg (main thread %6s)' "$(column cpu_us "$f")" "$(column main_us "$f")"
 	fi
 	printf '\n'
 }
 # pair "LABEL_A" "PORT_A QOS ARGS..." "LABEL_B" "PORT_B QOS ARGS...": the two
 # take turns, REPS runs each, so that drift on a shared machine hits both.
 pair() {
-	local ra="" pa="" qa="" ca="" ma="" rb="" pb="" qb="" cb="" mb="" out
 	for _ in $(seq 1 "$REPS"); do
-		out=$(run_lg $2)
-		ra+="$(echo "$out" | field msgs_per_s) " pa+="$(echo "$out" | field p50_ms) " qa+="$(echo "$out" | field p99_ms) "
-		ca+="$(echo "$out" | field cpu_us) " ma+="$(echo "$out" | field main_us) "
-		out=$(run_lg $4)
-		rb+="$(echo "$out" | field msgs_per_s) " pb+="$(echo "$out" | field p50_ms) " qb+="$(echo "$out" | field p99_ms) "
-		cb+="$(echo "$out" | field cpu_us) " mb+="$(echo "$out" | field main_us) "
+		run_lg $2 >>"$(row_file "$1")"
+		run_lg $4 >>"$(row_file "$3")"
 	done
-	print_row "$1" "$ra" "$pa" "$qa" "$ca" "$ma"
-	print_row "$3" "$rb" "$pb" "$qb" "$cb" "$mb"
+	print_row "$1"
+	print_row "$3"
 }
 echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians; bare and plugin take turns)"
 for qos in 0 1; do
@@ -96,16 +97,14 @@ pair "bare mosquitto, QoS 1 @10k msg/s (to subscriber)" "$bare_port 1 --rate 100
 # The first seconds of a freshly started broker: its producer has not yet
 # sent to the topic (librdkafka alone would learn its partitions at its next
 # one-second topic scan; the plugin fetches the cluster's metadata at start).
-r="" p="" q="" c="" m=""
+label="mosquitto + tributary, QoS 1 @10k msg/s, just started"
 for _ in $(seq 1 "$REPS"); do
 	stop_mosquitto
 	start_mosquitto "$ROOT/bench/ingest-journal.json.in"
 	broker_pid[$MQTT_PORT]=$MOSQUITTO_PID
-	out=$(run_lg "$MQTT_PORT" 1 --rate 10000 --kafka "$KAFKA_BOOTSTRAP")
-	r+="$(echo "$out" | field msgs_per_s) " p+="$(echo "$out" | field p50_ms) " q+="$(echo "$out" | field p99_ms) "
-	c+="$(echo "$out" | field cpu_us) " m+="$(echo "$out" | field main_us) "
+	run_lg "$MQTT_PORT" 1 --rate 10000 --kafka "$KAFKA_BOOTSTRAP" >>"$(row_file "$label")"
 done
-print_row "mosquitto + tributary, QoS 1 @10k msg/s, just started" "$r" "$p" "$q" "$c" "$m"
+print_row "$label"
 
 [[ "${BENCH_JOURNAL:-1}" == 1 ]] || exit 0
 # The modes take turns within each repetition (a fresh broker and journal
@@ -114,7 +113,7 @@ echo
 echo "journal: QoS 1, $CONNS connections (max rate), and p99 at a fixed 2k msg/s; modes interleaved"
 stop_mosquitto
 modes=(none interval never always)
-declare -A jrate jp50 jp99
+journal_label() { echo "journal $1, QoS 1 ($([[ $2 == max ]] && echo "max rate" || echo "@2k msg/s"))"; }
 for _ in $(seq 1 "$REPS"); do
 	for mode in "${modes[@]}"; do
 		if [[ $mode == none ]]; then
@@ -128,17 +127,14 @@ for _ in $(seq 1 "$REPS"); do
 		for load in max 2k; do
 			extra=()
 			[[ $load == 2k ]] && extra=(--rate 2000 --kafka "$KAFKA_BOOTSTRAP")
-			out=$("$LG" --port "$MQTT_PORT" --conns "$CONNS" --qos 1 --seconds "$SECS" "${extra[@]}")
-			jrate[$mode-$load]+="$(echo "$out" | field msgs_per_s) "
-			jp50[$mode-$load]+="$(echo "$out" | field p50_ms) "
-			jp99[$mode-$load]+="$(echo "$out" | field p99_ms) "
+			"$LG" --port "$MQTT_PORT" --conns "$CONNS" --qos 1 --seconds "$SECS" "${extra[@]}" \
+				>>"$(row_file "$(journal_label "$mode" "$load")")"
 		done
 		stop_mosquitto
 	done
 done
 for mode in "${modes[@]}"; do
 	for load in max 2k; do
-		label="journal $mode, QoS 1 ($([[ $load == max ]] && echo "max rate" || echo "@2k msg/s"))"
-		print_row "$label" "${jrate[$mode-$load]}" "${jp50[$mode-$load]}" "${jp99[$mode-$load]}"
+		print_row "$(journal_label "$mode" "$load")"
 	done
 done
