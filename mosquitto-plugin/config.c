@@ -203,7 +203,8 @@ int config__load(struct tributary *tb, const char *path)
 	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
 					  "journal",   "auth",     "stats",   "shutdown", "comment",
 					  NULL};
-	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes", NULL};
+	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes",
+						     "qos2_resend_clients", NULL};
 	json_error_t jerr;
 	char err[512], dirbuf[PATH_MAX];
 	int rc = MOSQ_ERR_INVAL;
@@ -281,6 +282,14 @@ int config__load(struct tributary *tb, const char *path)
 		goto cleanup;
 	}
 	tb->reject_unmatched = unmatched && !strcmp(unmatched, "reject");
+
+	json_t *rsc = json_object_get(ingest, "qos2_resend_clients");
+	if (rsc && (!json_is_integer(rsc) || json_integer_value(rsc) < 0 ||
+		    json_integer_value(rsc) > 10000000)) {
+		rc = config__fail("ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients");
+		goto cleanup;
+	}
+	tb->resend_clients = rsc ? (size_t)json_integer_value(rsc) : 10000;
 
 	json_t *et = json_object_get(ingest, "error_topic");
 	const char *ets = et ? json_string_value(et) : "clients/{client_id}/errors";

@@ -206,6 +206,17 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 					msg->payloadlen, &ev, err, sizeof(err));
 	else
 		st = tb_ce_parse_structured(msg->payload, msg->payloadlen, &ev, err, sizeof(err));
+	/* A QoS 2 event whose id the broker generates may be a retransmission
+	 * (resend.c). Its time too, when it has none of its own. */
+	bool resend_check = st == TB_CE_OK && msg->qos == 2 && tb->resend &&
+			    !tb_ce_attr_string(&ev, "id");
+	bool time_generated = resend_check && !tb_ce_attr_string(&ev, "time");
+	uint64_t digest = 0;
+	if (resend_check) {
+		digest = resend__digest(msg->topic, msg->payload, msg->payloadlen);
+		if (resend__reuse(tb, msg->client, digest, msg->payloadlen, &ev))
+			atomic_fetch_add(&tb->stats.resent, 1);
+	}
 	if (st == TB_CE_OK)
 		st = tb_ce_complete(&ev, err, sizeof(err));
 	rej.event = &ev;
@@ -304,6 +315,8 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 	atomic_fetch_add(&tb->stats.accepted, 1);
+	if (resend_check)
+		resend__remember(tb, msg->client, digest, msg->payloadlen, &ev, time_generated);
 
 	if (route->mirror_cluster) {
 		/* The mirror is a copy (e.g. a finite-retention audit stream): it

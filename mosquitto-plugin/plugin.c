@@ -45,6 +45,7 @@ static void plugin__free(struct tributary *tb)
 	if (!tb)
 		return;
 	outbound__stop(tb);
+	resend__cleanup(tb);
 	auth__cleanup(tb);
 	config__free(tb);
 	cluster__log_failures(tb);
@@ -94,6 +95,8 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 	if ((rc = config__load(tb, config)))
 		goto error;
 	if ((rc = auth__init(tb)))
+		goto error;
+	if ((rc = resend__init(tb)))
 		goto error;
 	if ((rc = journal__replay(tb)))
 		goto error;

@@ -10,6 +10,7 @@
  *   reject.c   error events on clients/{client_id}/errors
  *   stats.c    counters, published under $SYS/tributary/
  *   journal.c  the durable journal in front of Kafka (shared/journal)
+ *   resend.c   QoS 2 retransmissions keep their generated id
  *   outbound*.c  Kafka -> MQTT: notifications and replies (outbound.h)
  *
  * Threads: every Mosquitto callback and broker function runs on the main
@@ -65,6 +66,7 @@ struct tb_stats {
 	atomic_uint_fast64_t delivery_failed;
 	atomic_uint_fast64_t mirror_failed;
 	atomic_uint_fast64_t replayed; /* produced again from the journal at start */
+	atomic_uint_fast64_t resent;   /* QoS 2 retransmissions given their first id */
 };
 
 struct tributary;
@@ -113,6 +115,8 @@ struct tributary {
 	size_t nroutes;
 	bool reject_unmatched;
 	tb_template error_topic;
+	size_t resend_clients;     /* ingest.qos2_resend_clients */
+	struct tb_resend *resend; /* resend.c: NULL when off */
 
 	int sys_interval_s;
 	time_t next_sys;
@@ -178,6 +182,20 @@ int journal__replay(struct tributary *tb);
 void journal__note_refusal(struct tributary *tb, int code);
 void journal__publish_stats(struct tributary *tb);
 void journal__close(struct tributary *tb);
+
+/* resend.c */
+struct tb_resend;
+int resend__init(struct tributary *tb);
+void resend__cleanup(struct tributary *tb);
+uint64_t resend__digest(const char *topic, const void *payload, uint32_t len);
+/* A QoS 2 event without an id of its own, before tb_ce_complete: true when
+ * it is the client's retransmission of an event accepted on its previous
+ * connection, whose generated id and time `ev` now carries. */
+bool resend__reuse(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
+		   tb_event *ev);
+/* After it was accepted: the id `ev` was given (and its time, if generated). */
+void resend__remember(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
+		      const tb_event *ev, bool time_generated);
 
 /* reject.c */
 struct tb_reject {

@@ -35,6 +35,7 @@ expect_refused bad-placeholder "ingest.routes\[0\].topic: unknown placeholder {a
 expect_refused bad-pattern "ingest.routes\[0\].match" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"a/#/b\", \"topic\": \"t\"}]}}"
 expect_refused bad-mode "ingest.routes\[0\].kafka_mode" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"kafka_mode\": \"fancy\"}]}}"
 expect_refused bad-unmatched "ingest.unmatched" "{$catalog, $good_cluster, \"ingest\": {\"unmatched\": \"drop\", \"routes\": [$route]}}"
+expect_refused bad-resend-clients "ingest.qos2_resend_clients" "{$catalog, $good_cluster, \"ingest\": {\"qos2_resend_clients\": -1, \"routes\": [$route]}}"
 expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"colour\": 1}}"
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"

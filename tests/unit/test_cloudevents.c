@@ -175,6 +175,40 @@ static int collect_header(void *ctx, const char *name, const char *value, size_t
 	return 0;
 }
 
+/* A retransmitted event takes the first copy's generated id and time; its
+ * own attributes are never replaced. */
+static void test_reuse_generated(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256];
+	const char *bare = "{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}";
+	const char *id = "0190f3a2-7b1c-7def-8abc-0123456789ab", *t = "2026-11-26T10:00:00.123Z";
+	assert_int_equal(tb_ce_parse_structured(bare, strlen(bare), &ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_reuse_generated(&ev, id, t), 0);
+	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_string_equal(tb_ce_attr_string(&ev, "id"), id);
+	assert_string_equal(tb_ce_attr_string(&ev, "time"), t);
+	tb_event_clear(&ev);
+
+	/* No time given: a fresh one, as for a first copy. */
+	assert_int_equal(tb_ce_parse_structured(bare, strlen(bare), &ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_reuse_generated(&ev, id, NULL), 0);
+	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_string_equal(tb_ce_attr_string(&ev, "id"), id);
+	assert_string_not_equal(tb_ce_attr_string(&ev, "time"), t);
+	tb_event_clear(&ev);
+
+	const char *own = "{\"specversion\":\"1.0\",\"id\":\"mine\",\"time\":\"2020-01-01T00:00:00Z\","
+			  "\"source\":\"s\",\"type\":\"t\"}";
+	assert_int_equal(tb_ce_parse_structured(own, strlen(own), &ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_reuse_generated(&ev, id, t), 0);
+	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_string_equal(tb_ce_attr_string(&ev, "id"), "mine");
+	assert_string_equal(tb_ce_attr_string(&ev, "time"), "2020-01-01T00:00:00Z");
+	tb_event_clear(&ev);
+}
+
 static void test_binary_and_headers(void **state)
 {
 	(void)state;
@@ -356,7 +390,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_structured_complete), cmocka_unit_test(test_structured_errors),
 	    cmocka_unit_test(test_structured_to_json), cmocka_unit_test(test_structured_data_verbatim),
-	    cmocka_unit_test(test_generated_ids),
+	    cmocka_unit_test(test_generated_ids),       cmocka_unit_test(test_reuse_generated),
 	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
 	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
 	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),

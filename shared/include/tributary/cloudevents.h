@@ -81,6 +81,11 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
  * optional ones. */
 tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen);
 
+/* Before tb_ce_complete, for an event received again (a QoS 2
+ * retransmission): the id and, when `time` is not NULL, the time generated
+ * for its first copy fill the missing attributes instead of new ones. */
+int tb_ce_reuse_generated(tb_event *ev, const char *id, const char *time);
+
 /* The authcontext extension, always overwritten: clients cannot set it. */
 int tb_ce_set_authcontext(tb_event *ev, const char *authtype, const char *authid);
 
