@@ -168,8 +168,8 @@ function anonymousEvent() {
   return { payload: JSON.stringify(ev), topic: `events/order/${ev.data.orderId}`, key: ev.data.orderId };
 }
 
-// Publishes at QoS 2 and drops the connection without PUBREL: the client
-// never saw the PUBREC. Resolves with the open client for more.
+// Publishes at QoS 2 and sends no PUBREL: the caller then drops the
+// connection, as if the PUBREC had been lost.
 async function sendLost(c, ev, mid) {
   assert.equal(await c.publish2(ev.topic, ev.payload, mid), 0);
 }
