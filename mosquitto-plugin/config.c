@@ -289,7 +289,7 @@ int config__load(struct tributary *tb, const char *path)
 		rc = config__fail("ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients");
 		goto cleanup;
 	}
-	tb->resend_clients = rsc ? (size_t)json_integer_value(rsc) : 10000;
+	tb->resend_clients = rsc ? (size_t)json_integer_value(rsc) : 0;
 
 	json_t *et = json_object_get(ingest, "error_topic");
 	const char *ets = et ? json_string_value(et) : "clients/{client_id}/errors";

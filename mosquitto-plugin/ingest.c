@@ -166,6 +166,7 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 	struct tb_ingest_route *route = NULL;
 	char err[1024], kafka_topic[256], key[1024];
 	struct tb_reject rej = {.event = NULL};
+	struct resend__check resend = {.active = false};
 	int rc = MOSQ_ERR_SUCCESS;
 	(void)event;
 
@@ -207,16 +208,9 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 	else
 		st = tb_ce_parse_structured(msg->payload, msg->payloadlen, &ev, err, sizeof(err));
 	/* A QoS 2 event whose id the broker generates may be a retransmission
-	 * (resend.c). Its time too, when it has none of its own. */
-	bool resend_check = st == TB_CE_OK && msg->qos == 2 && tb->resend &&
-			    !tb_ce_attr_string(&ev, "id");
-	bool time_generated = resend_check && !tb_ce_attr_string(&ev, "time");
-	uint64_t digest = 0;
-	if (resend_check) {
-		digest = resend__digest(msg->topic, msg->payload, msg->payloadlen);
-		if (resend__reuse(tb, msg->client, digest, msg->payloadlen, &ev))
-			atomic_fetch_add(&tb->stats.resent, 1);
-	}
+	 * (resend.c). */
+	if (st == TB_CE_OK && msg->qos == 2 && tb->resend)
+		resend__check(tb, msg, m.attrs, m.nattrs, m.content_type, &ev, &resend);
 	if (st == TB_CE_OK)
 		st = tb_ce_complete(&ev, err, sizeof(err));
 	rej.event = &ev;
@@ -315,8 +309,7 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 	atomic_fetch_add(&tb->stats.accepted, 1);
-	if (resend_check)
-		resend__remember(tb, msg->client, digest, msg->payloadlen, &ev, time_generated);
+	resend__accepted(tb, msg->client, &resend, &ev);
 
 	if (route->mirror_cluster) {
 		/* The mirror is a copy (e.g. a finite-retention audit stream): it

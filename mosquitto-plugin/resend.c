@@ -1,27 +1,32 @@
 /*
- * QoS 2 retransmissions keep the id the broker generated for them.
+ * QoS 2 retransmissions keep the id the broker generated for them (opt-in:
+ * ingest.qos2_resend_clients).
  *
  * Mosquitto 2.0.11 runs MOSQ_EVT_MESSAGE before its own duplicate
  * detection and tells a plugin neither the packet id nor the DUP flag. A
  * client that never saw the PUBREC resends the PUBLISH, byte for byte, on
- * its next connection; Mosquitto recognises it (same packet id, topic and
- * payload) and does not deliver it again, but the plugin sees an ordinary
- * message and produces it again. When the event carries its own id that
- * second record is a duplicate consumers drop on (source, id); when the
- * broker generated the id, a new one would make it a second event.
+ * its next connection; Mosquitto recognises it by its packet id and does
+ * not deliver it again, but the plugin sees an ordinary message and
+ * produces it again. When the event carries its own id that second record
+ * is a duplicate consumers drop on (source, id); when the broker generated
+ * the id, a new one would make it a second event.
  *
  * So for each client the plugin remembers the id (and time) it generated
  * for each of the client's last RESEND__SLOTS accepted QoS 2 events, with a
- * digest of topic and payload (what Mosquitto compares). A QoS 2 PUBLISH on
- * the client's next connection identical to one sent on the previous
+ * digest of topic, payload and MQTT v5 attributes. A QoS 2 PUBLISH on the
+ * client's next connection identical to one sent on the previous
  * connection is given the same id and time. It is still produced: Kafka
  * keeps everything it was sent, and the copy is recognisably the same
  * event. Within a connection nothing matches: clients resend only after a
- * reconnect, so identical messages there are distinct events. A connection
- * with a clean start has no session to resend from.
+ * reconnect, so identical messages there are distinct events.
  *
- * Clients are forgotten oldest first beyond ingest.qos2_resend_clients.
- * Main thread only, like every callback.
+ * The price, and why it is off by default: without the packet id, a new
+ * event identical to one the client sent (and completed) on its previous
+ * connection is taken for a retransmission too. Only for clients whose
+ * id-less events are never byte-identical (a timestamp or nonce in data).
+ *
+ * Clients are forgotten least recently active first beyond
+ * ingest.qos2_resend_clients. Main thread only, like every callback.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +34,6 @@
 #include "tributary.h"
 
 #define RESEND__SLOTS 32 /* beyond Mosquitto's default 20 in-flight QoS 2 messages */
-#define RESEND__BUCKETS 4096
 
 struct resend__slot {
 	uint64_t digest; /* 0: empty */
@@ -54,7 +58,8 @@ struct resend__client {
 struct tb_resend {
 	size_t max_clients, nclients;
 	struct resend__client *newest, *oldest;
-	struct resend__client *buckets[RESEND__BUCKETS];
+	size_t nbuckets; /* a power of two */
+	struct resend__client *buckets[];
 };
 
 #define RESEND__FNV_BASIS 0xcbf29ce484222325ULL
@@ -75,7 +80,7 @@ static uint64_t resend__id_hash(const char *client_id)
 
 static struct resend__client *resend__find(struct tb_resend *r, const char *client_id, uint64_t h)
 {
-	for (struct resend__client *c = r->buckets[h % RESEND__BUCKETS]; c; c = c->hnext)
+	for (struct resend__client *c = r->buckets[h & (r->nbuckets - 1)]; c; c = c->hnext)
 		if (c->hash == h && !strcmp(c->client_id, client_id))
 			return c;
 	return NULL;
@@ -113,7 +118,7 @@ static void resend__forget_oldest(struct tb_resend *r)
 {
 	struct resend__client *c = r->oldest, **pp;
 	resend__unlink(r, c);
-	for (pp = &r->buckets[c->hash % RESEND__BUCKETS]; *pp != c; pp = &(*pp)->hnext)
+	for (pp = &r->buckets[c->hash & (r->nbuckets - 1)]; *pp != c; pp = &(*pp)->hnext)
 		;
 	*pp = c->hnext;
 	free(c);
@@ -144,10 +149,14 @@ int resend__init(struct tributary *tb)
 {
 	if (tb->resend_clients == 0)
 		return MOSQ_ERR_SUCCESS;
-	struct tb_resend *r = calloc(1, sizeof(*r));
+	size_t nbuckets = 16;
+	while (nbuckets < tb->resend_clients && nbuckets < ((size_t)1 << 22))
+		nbuckets *= 2;
+	struct tb_resend *r = calloc(1, sizeof(*r) + nbuckets * sizeof(r->buckets[0]));
 	if (!r)
 		return MOSQ_ERR_NOMEM;
 	r->max_clients = tb->resend_clients;
+	r->nbuckets = nbuckets;
 	int rc = mosquitto_callback_register(tb->pid, MOSQ_EVT_DISCONNECT, resend__on_disconnect,
 	                                     NULL, r);
 	if (rc) {
@@ -172,66 +181,90 @@ void resend__cleanup(struct tributary *tb)
 	tb->resend = NULL;
 }
 
-uint64_t resend__digest(const char *topic, const void *payload, uint32_t len)
+static uint64_t resend__digest_str(uint64_t h, const char *s)
 {
-	uint64_t h = resend__fnv(RESEND__FNV_BASIS, topic, strlen(topic) + 1);
-	h = resend__fnv(h, payload, len);
-	return h ? h : 1; /* 0 marks an empty slot */
+	return resend__fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
 }
 
-bool resend__reuse(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
-                   tb_event *ev)
+void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
+                   const tb_ce_attr *attrs, size_t nattrs, const char *content_type, tb_event *ev,
+                   struct resend__check *chk)
 {
 	struct tb_resend *r = tb->resend;
-	const char *id = mosquitto_client_id(client);
-	if (!r || !id || mosquitto_client_clean_session(client))
-		return false;
+	const char *id = mosquitto_client_id(msg->client);
+	bool clean = mosquitto_client_clean_session(msg->client);
+	*chk = (struct resend__check){.matched = -1};
+	/* An MQTT 3.1.1 clean session never resends; an MQTT 5 clean start
+	 * may leave a session (its expiry) that a later connection resends. */
+	if (!r || !id || tb_ce_attr_string(ev, "id") ||
+	    (clean && mosquitto_client_protocol_version(msg->client) < 5))
+		return;
+	chk->active = true;
+	chk->time_generated = !tb_ce_attr_string(ev, "time");
+	uint64_t h = resend__digest_str(RESEND__FNV_BASIS, msg->topic);
+	h = resend__fnv(h, msg->payload, msg->payloadlen);
+	h = resend__digest_str(h, content_type);
+	for (size_t i = 0; i < nattrs; i++)
+		h = resend__digest_str(resend__digest_str(h, attrs[i].name), attrs[i].value);
+	chk->digest = h ? h : 1; /* 0 marks an empty slot */
+	chk->len = msg->payloadlen;
+
 	struct resend__client *c = resend__find(r, id, resend__id_hash(id));
 	if (!c)
-		return false;
-	for (unsigned i = 0; i < RESEND__SLOTS; i++) {
+		return;
+	if (clean) {
+		/* The session this connection started afresh took the old one's
+		 * unacknowledged messages with it. */
+		memset(c->slots, 0, sizeof(c->slots));
+		return;
+	}
+	/* Newest first: of identical copies, the last one sent is resent. */
+	for (unsigned n = 1; n <= RESEND__SLOTS; n++) {
+		unsigned i = (c->next + RESEND__SLOTS - n) % RESEND__SLOTS;
 		struct resend__slot *s = &c->slots[i];
 		/* Only the previous connection's: its unacknowledged messages are
-		 * the ones resent, and a resent one is recorded again below. */
-		if (s->digest != digest || s->len != len || s->conn + 1 != c->conn)
+		 * the ones resent, and a resent one is recorded again once accepted. */
+		if (s->digest != chk->digest || s->len != chk->len || s->conn + 1 != c->conn)
 			continue;
-		if (tb_ce_reuse_generated(ev, s->id, s->time[0] ? s->time : NULL))
-			return false;
-		s->digest = 0; /* it is recorded afresh once accepted */
-		return true;
+		if (tb_ce_reuse_generated(ev, s->id, s->time[0] ? s->time : NULL) == 1)
+			chk->matched = (int)i;
+		return;
 	}
-	return false;
 }
 
-void resend__remember(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
-                      const tb_event *ev, bool time_generated)
+void resend__accepted(struct tributary *tb, struct mosquitto *client,
+                      const struct resend__check *chk, const tb_event *ev)
 {
 	struct tb_resend *r = tb->resend;
 	const char *id = mosquitto_client_id(client);
-	if (!r || !id)
+	if (!chk->active || !r || !id)
 		return;
 	size_t idlen = strlen(id);
 	uint64_t h = resend__id_hash(id);
 	struct resend__client *c = resend__find(r, id, h);
 	bool linked = c != NULL;
+	if (c && chk->matched >= 0) {
+		c->slots[chk->matched].digest = 0; /* recorded afresh below */
+		atomic_fetch_add(&tb->stats.resent, 1);
+	}
 	if (!c) {
 		if (r->nclients == r->max_clients)
 			resend__forget_oldest(r);
 		if (!(c = calloc(1, sizeof(*c) + idlen + 1)))
-			return; /* the retransmission, if any, gets a new id: as without this */
+			return; /* its retransmission, if any, gets a new id: as without this */
 		memcpy(c->client_id, id, idlen + 1);
 		c->hash = h;
-		c->hnext = r->buckets[h % RESEND__BUCKETS];
-		r->buckets[h % RESEND__BUCKETS] = c;
+		c->hnext = r->buckets[h & (r->nbuckets - 1)];
+		r->buckets[h & (r->nbuckets - 1)] = c;
 		r->nclients++;
 	}
 	resend__touch(r, c, linked);
 	c->current = client;
 	struct resend__slot *s = &c->slots[c->next];
 	c->next = (c->next + 1) % RESEND__SLOTS;
-	s->digest = digest;
-	s->len = len;
+	s->digest = chk->digest;
+	s->len = chk->len;
 	s->conn = c->conn;
 	snprintf(s->id, sizeof(s->id), "%s", ev->gen_id);
-	snprintf(s->time, sizeof(s->time), "%s", time_generated ? ev->gen_time : "");
+	snprintf(s->time, sizeof(s->time), "%s", chk->time_generated ? ev->gen_time : "");
 }

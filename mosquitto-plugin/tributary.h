@@ -183,19 +183,26 @@ void journal__note_refusal(struct tributary *tb, int code);
 void journal__publish_stats(struct tributary *tb);
 void journal__close(struct tributary *tb);
 
-/* resend.c */
+/* resend.c: QoS 2 retransmissions keep their generated id (opt-in) */
 struct tb_resend;
+struct resend__check {
+	bool active;         /* a QoS 2 event whose id the broker generates */
+	bool time_generated; /* and its time */
+	uint64_t digest;
+	uint32_t len;
+	int matched; /* the slot of the copy it resends, or -1 */
+};
 int resend__init(struct tributary *tb);
 void resend__cleanup(struct tributary *tb);
-uint64_t resend__digest(const char *topic, const void *payload, uint32_t len);
-/* A QoS 2 event without an id of its own, before tb_ce_complete: true when
- * it is the client's retransmission of an event accepted on its previous
- * connection, whose generated id and time `ev` now carries. */
-bool resend__reuse(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
-		   tb_event *ev);
-/* After it was accepted: the id `ev` was given (and its time, if generated). */
-void resend__remember(struct tributary *tb, struct mosquitto *client, uint64_t digest, uint32_t len,
-		      const tb_event *ev, bool time_generated);
+/* Before tb_ce_complete: when `ev` is the client's retransmission of an
+ * event accepted on its previous connection, it now carries that event's
+ * generated id and time. `attrs`: the MQTT v5 user properties. */
+void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
+		   const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
+		   tb_event *ev, struct resend__check *chk);
+/* After `ev` was accepted: remembers the id it was given. */
+void resend__accepted(struct tributary *tb, struct mosquitto *client,
+		      const struct resend__check *chk, const tb_event *ev);
 
 /* reject.c */
 struct tb_reject {

@@ -353,18 +353,18 @@ static tb_ce_status ce__require(tb_event *ev, const char *name, char *err, size_
 
 int tb_ce_reuse_generated(tb_event *ev, const char *id, const char *time)
 {
-	size_t n;
-	if (!ce__find(ev, "id") && (n = strlen(id)) < sizeof(ev->gen_id)) {
-		memcpy(ev->gen_id, id, n + 1);
-		if (ce__set(ev, "id", ev->gen_id, n, TB_CE_STRING))
-			return -1;
-	}
+	size_t n = strlen(id);
+	if (ce__find(ev, "id") || n >= sizeof(ev->gen_id))
+		return 0;
+	memcpy(ev->gen_id, id, n + 1);
+	if (ce__set(ev, "id", ev->gen_id, n, TB_CE_STRING))
+		return -1;
 	if (time && !ce__find(ev, "time") && (n = strlen(time)) < sizeof(ev->gen_time)) {
 		memcpy(ev->gen_time, time, n + 1);
 		if (ce__set(ev, "time", ev->gen_time, n, TB_CE_STRING))
 			return -1;
 	}
-	return 0;
+	return 1;
 }
 
 tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)

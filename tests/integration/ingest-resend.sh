@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# QoS 2 retransmissions after a reconnect keep the id and time the broker
-# generated for the first copy (mosquitto-plugin/resend.c), from MQTT 5 and
-# 3.1.1 clients; with room for two clients, the least recently active one
-# is forgotten. $SYS/tributary/qos2_resent counts the retransmissions.
+# With ingest.qos2_resend_clients on, QoS 2 retransmissions after a
+# reconnect keep the id and time the broker generated for the first copy
+# (mosquitto-plugin/resend.c), from MQTT 5 and 3.1.1 clients, structured
+# and binary; with room for two clients, the least recently active one is
+# forgotten. $SYS/tributary/qos2_resent counts the retransmissions.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
 start_kafka --topic events.order:3
@@ -12,8 +13,9 @@ grep -q '"qos2_resend_clients": 2' "$T/tributary.json.in" || fail "could not set
 start_mosquitto "$T/tributary.json.in"
 cd "$ROOT" && RESEND_CLIENTS=2 node --test --test-concurrency=1 tests/node/ingest-resend.mjs ||
 	fail "QoS 2 retransmission tests failed"
-# Two in the protocol tests, two in the recently-active one, none forgotten.
+# Two in the protocol tests, two in the recently-active one, none
+# forgotten, one in binary mode.
 resent() { mosquitto_sub -p "$MQTT_PORT" -C 1 -W 3 -t '$SYS/tributary/qos2_resent' 2>/dev/null; }
 resent_is() { [[ "$(resent)" == "$1" ]]; }
-wait_until 10 resent_is 4 || fail "\$SYS/tributary/qos2_resent is '$(resent)', expected 4"
-pass "QoS 2 retransmissions keep their generated ids; qos2_resent = 4"
+wait_until 10 resent_is 5 || fail "\$SYS/tributary/qos2_resent is '$(resent)', expected 5"
+pass "QoS 2 retransmissions keep their generated ids; qos2_resent = 5"

@@ -88,9 +88,9 @@ class RawClient {
     return ack.body[0] & 1;
   }
 
-  // QoS 2 PUBLISH; resolves with the PUBREC reason code.
-  async publish2(topic, payload, mid, dup = false) {
-    const props = this.v === 5 ? varint(0) : Buffer.alloc(0);
+  // QoS 2 PUBLISH (v5: `props`, encoded); resolves with the PUBREC reason code.
+  async publish2(topic, payload, mid, dup = false, props = Buffer.alloc(0)) {
+    if (this.v === 5) props = Buffer.concat([varint(props.length), props]);
     this.s.write(packet(0x34 | (dup ? 0x08 : 0), str(topic), u16(mid), props, Buffer.from(payload)));
     const rec = await this.next(PUBREC);
     assert.equal(rec.body.readUInt16BE(0), mid, 'PUBREC packet id');
@@ -240,3 +240,44 @@ if (process.env.RESEND_CLIENTS === '2') {
     assert.notEqual(ids[1], ids[0], 'forgotten: a new id');
   });
 }
+
+// MQTT v5 binary mode: the attributes are user properties, the content
+// type a property, the payload the data.
+function binaryProps(attrs) {
+  const parts = [Buffer.from([0x03]), str('application/json')];
+  for (const [k, v] of Object.entries(attrs)) parts.push(Buffer.from([0x26]), str(k), str(v));
+  return Buffer.concat(parts);
+}
+
+test('MQTT 5 binary mode: the attributes are part of what a retransmission must repeat', async () => {
+  const clientId = `resend-bin-${randomUUID().slice(0, 8)}`;
+  const ev = orderPlaced();
+  const data = JSON.stringify(ev.data), topic = `events/order/${ev.data.orderId}`;
+  const attrs = (subject) => binaryProps({ specversion: '1.0', source: 'urn:test:shop', type: 'example.order.placed', subject });
+
+  let c = await RawClient.open(5);
+  await c.connect(clientId, false);
+  assert.equal(await c.publish2(topic, data, 1, false, attrs('first')), 0);
+  await c.drop();
+  c = await RawClient.open(5);
+  assert.equal(await c.connect(clientId, false), 1, 'session present');
+  // The same data with another subject is another event, not a resend.
+  assert.equal(await c.publish2(topic, data, 2, false, attrs('second')), 0);
+  await c.release(2);
+  assert.equal(await c.publish2(topic, data, 1, true, attrs('first')), 0);
+  await c.release(1);
+  await c.close();
+
+  let recs = [];
+  await waitFor(async () => {
+    recs = (await kafkaRecords('events.order')).filter((r) => r.key === ev.data.orderId);
+    return recs.length >= 3;
+  }, 15000, 'three records');
+  assert.equal(recs.length, 3);
+  const bySubject = (s) => recs.filter((r) => r.headers.ce_subject === s).map((r) => r.headers.ce_id);
+  const first = bySubject('first'), second = bySubject('second');
+  assert.equal(first.length, 2);
+  assert.equal(first[1], first[0], 'the resent copy keeps its id');
+  assert.equal(second.length, 1);
+  assert.ok(!first.includes(second[0]), 'the other subject is a new event');
+});

@@ -83,7 +83,8 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen);
 
 /* Before tb_ce_complete, for an event received again (a QoS 2
  * retransmission): the id and, when `time` is not NULL, the time generated
- * for its first copy fill the missing attributes instead of new ones. */
+ * for its first copy fill the missing attributes instead of new ones.
+ * Returns 1 when it set the id, 0 when the event has one, -1 out of memory. */
 int tb_ce_reuse_generated(tb_event *ev, const char *id, const char *time);
 
 /* The authcontext extension, always overwritten: clients cannot set it. */
