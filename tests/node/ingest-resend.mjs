@@ -113,6 +113,17 @@ class RawClient {
   }
 }
 
+// The records of one key in events.order, once there are `n` (exactly).
+async function recordsOf(key, n) {
+  let recs = [];
+  await waitFor(async () => {
+    recs = (await kafkaRecords('events.order')).filter((r) => r.key === key);
+    return recs.length >= n;
+  }, 15000, `${n} records of ${key}`);
+  assert.equal(recs.length, n, 'every copy the client sent reached Kafka, once');
+  return recs;
+}
+
 for (const version of [5, 4]) {
   test(`MQTT ${version === 5 ? '5' : '3.1.1'}: a QoS 2 PUBLISH resent after a reconnect keeps its generated id and time`, async () => {
     const clientId = `resend-${version}-${randomUUID().slice(0, 8)}`;
@@ -147,12 +158,7 @@ for (const version of [5, 4]) {
     await c3.release(7);
     await c3.close();
 
-    let recs = [];
-    await waitFor(async () => {
-      recs = (await kafkaRecords('events.order')).filter((r) => r.key === ev.data.orderId);
-      return recs.length >= 4;
-    }, 15000, 'four records');
-    assert.equal(recs.length, 4, 'every copy the client sent reached Kafka');
+    const recs = await recordsOf(ev.data.orderId, 4);
     const ids = recs.map((r) => r.headers.ce_id), times = recs.map((r) => r.headers.ce_time);
     assert.equal(ids[1], ids[0], 'the retransmission carries the first copy\'s id');
     assert.equal(times[1], times[0], 'and its time');
@@ -191,13 +197,7 @@ async function otherClient() {
 }
 
 async function idsOf(ev, n) {
-  let recs = [];
-  await waitFor(async () => {
-    recs = (await kafkaRecords('events.order')).filter((r) => r.key === ev.key);
-    return recs.length >= n;
-  }, 15000, `${n} records`);
-  assert.equal(recs.length, n);
-  return recs.map((r) => r.headers.ce_id);
+  return (await recordsOf(ev.key, n)).map((r) => r.headers.ce_id);
 }
 
 if (process.env.RESEND_CLIENTS === '2') {
@@ -268,12 +268,7 @@ test('MQTT 5 binary mode: the attributes are part of what a retransmission must 
   await c.release(1);
   await c.close();
 
-  let recs = [];
-  await waitFor(async () => {
-    recs = (await kafkaRecords('events.order')).filter((r) => r.key === ev.data.orderId);
-    return recs.length >= 3;
-  }, 15000, 'three records');
-  assert.equal(recs.length, 3);
+  const recs = await recordsOf(ev.data.orderId, 3);
   const bySubject = (s) => recs.filter((r) => r.headers.ce_subject === s).map((r) => r.headers.ce_id);
   const first = bySubject('first'), second = bySubject('second');
   assert.equal(first.length, 2);
