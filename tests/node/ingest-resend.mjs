@@ -276,3 +276,21 @@ test('MQTT 5 binary mode: the attributes are part of what a retransmission must 
   assert.equal(second.length, 1);
   assert.ok(!first.includes(second[0]), 'the other subject is a new event');
 });
+
+test('MQTT 5: a session taken over while its connection is still open resends too', async () => {
+  const clientId = `resend-takeover-${randomUUID().slice(0, 8)}`;
+  const ev = anonymousEvent();
+  const c1 = await RawClient.open(5);
+  await c1.connect(clientId, false);
+  assert.equal(await c1.publish2(ev.topic, ev.payload, 1), 0);
+  // c1 stays open: the broker closes it when c2 takes the session over.
+  const c2 = await RawClient.open(5);
+  assert.equal(await c2.connect(clientId, false), 1, 'session present');
+  await c1.closed;
+  assert.equal(await c2.publish2(ev.topic, ev.payload, 1, true), 0);
+  await c2.release(1);
+  await c2.close();
+  const recs = await recordsOf(ev.key, 2);
+  assert.equal(recs[1].headers.ce_id, recs[0].headers.ce_id, 'the resent copy keeps its id');
+});
+
