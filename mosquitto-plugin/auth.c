@@ -286,10 +286,7 @@ cleanup:
 
 static size_t auth__hash(const char *s)
 {
-	size_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
+	return (size_t)tb_fnv1a(TB_FNV1A_BASIS, s, strlen(s));
 }
 
 struct auth__client *auth__find(struct tb_auth *a, const char *client_id)

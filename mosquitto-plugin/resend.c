@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "tributary.h"
+#include "tributary/util.h"
 
 #define RESEND__SLOTS 32 /* beyond Mosquitto's default 20 in-flight QoS 2 messages */
 
@@ -62,20 +63,9 @@ struct tb_resend {
 	struct resend__client *buckets[];
 };
 
-#define RESEND__FNV_BASIS 0xcbf29ce484222325ULL
-
-/* FNV-1a: a client's digests only need to tell its own few messages apart. */
-static uint64_t resend__fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ULL;
-	return h;
-}
-
 static uint64_t resend__id_hash(const char *client_id)
 {
-	return resend__fnv(RESEND__FNV_BASIS, client_id, strlen(client_id));
+	return tb_fnv1a(TB_FNV1A_BASIS, client_id, strlen(client_id));
 }
 
 static struct resend__client *resend__find(struct tb_resend *r, const char *client_id, uint64_t h)
@@ -181,9 +171,12 @@ void resend__cleanup(struct tributary *tb)
 	tb->resend = NULL;
 }
 
+/* Strings with their terminators, so that boundaries cannot shift; the
+ * payload's length is kept beside the digest. 64 bits only need to tell one
+ * client's few dozen messages apart. */
 static uint64_t resend__digest_str(uint64_t h, const char *s)
 {
-	return resend__fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
+	return tb_fnv1a(h, s ? s : "", s ? strlen(s) + 1 : 1);
 }
 
 void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
@@ -201,8 +194,8 @@ void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg
 		return;
 	chk->active = true;
 	chk->time_generated = !tb_ce_attr_string(ev, "time");
-	uint64_t h = resend__digest_str(RESEND__FNV_BASIS, msg->topic);
-	h = resend__fnv(h, msg->payload, msg->payloadlen);
+	uint64_t h = resend__digest_str(TB_FNV1A_BASIS, msg->topic);
+	h = tb_fnv1a(h, msg->payload, msg->payloadlen);
 	h = resend__digest_str(h, content_type);
 	for (size_t i = 0; i < nattrs; i++)
 		h = resend__digest_str(resend__digest_str(h, attrs[i].name), attrs[i].value);

@@ -353,15 +353,14 @@ static tb_ce_status ce__require(tb_event *ev, const char *name, char *err, size_
 
 int tb_ce_reuse_generated(tb_event *ev, const char *id, const char *time)
 {
-	size_t n = strlen(id);
-	if (ce__find(ev, "id") || n >= sizeof(ev->gen_id))
+	if (ce__find(ev, "id"))
 		return 0;
-	memcpy(ev->gen_id, id, n + 1);
-	if (ce__set(ev, "id", ev->gen_id, n, TB_CE_STRING))
+	snprintf(ev->gen_id, sizeof(ev->gen_id), "%s", id);
+	if (ce__set(ev, "id", ev->gen_id, strlen(ev->gen_id), TB_CE_STRING))
 		return -1;
-	if (time && !ce__find(ev, "time") && (n = strlen(time)) < sizeof(ev->gen_time)) {
-		memcpy(ev->gen_time, time, n + 1);
-		if (ce__set(ev, "time", ev->gen_time, n, TB_CE_STRING))
+	if (time && !ce__find(ev, "time")) {
+		snprintf(ev->gen_time, sizeof(ev->gen_time), "%s", time);
+		if (ce__set(ev, "time", ev->gen_time, strlen(ev->gen_time), TB_CE_STRING))
 			return -1;
 	}
 	return 1;

@@ -20,8 +20,9 @@ grep -q '"store_full":' "$T/pubload1.log" || fail "no store_full error events"
 "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" || true
 kafka_ctl "broker-up 1"
 # Recovery is the journal draining into Kafka: when librdkafka reconnects
-# depends on its reconnect backoff (doubling up to 10 s during the outage),
-# so wait for the drain itself rather than a fixed time.
+# depends on its reconnect backoff (doubling during the outage, up to the
+# plugin's reconnect.backoff.max.ms of 1 s), so wait for the drain itself
+# rather than a fixed time.
 journal_empty() { "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" 2>/dev/null | grep -qx 'depth=0'; }
 t0=$(date +%s%N)
 wait_until 30 journal_empty || fail "the journal did not drain after Kafka came back"

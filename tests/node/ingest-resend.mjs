@@ -124,49 +124,6 @@ async function recordsOf(key, n) {
   return recs;
 }
 
-for (const version of [5, 4]) {
-  test(`MQTT ${version === 5 ? '5' : '3.1.1'}: a QoS 2 PUBLISH resent after a reconnect keeps its generated id and time`, async () => {
-    const clientId = `resend-${version}-${randomUUID().slice(0, 8)}`;
-    const ev = orderPlaced();
-    delete ev.id; // the broker generates it
-    const payload = JSON.stringify(ev);
-    const topic = `events/order/${ev.data.orderId}`;
-
-    // First connection: the broker takes the event and sends PUBREC, which
-    // this client "loses": it drops the connection without PUBREL.
-    const c1 = await RawClient.open(version);
-    assert.equal(await c1.connect(clientId, false), 0);
-    assert.equal(await c1.publish2(topic, payload, 7), 0);
-    await c1.drop();
-
-    // Next connection: the session is there; the PUBLISH is resent as the
-    // protocol requires (DUP, same packet id), then released.
-    const c2 = await RawClient.open(version);
-    assert.equal(await c2.connect(clientId, false), 1, 'session present');
-    assert.equal(await c2.publish2(topic, payload, 7, true), 0);
-    await c2.release(7);
-    // The same bytes again under a new packet id on this connection: a new
-    // event, since clients resend only after a reconnect.
-    assert.equal(await c2.publish2(topic, payload, 8), 0);
-    await c2.release(8);
-    await c2.close();
-
-    // A clean start has no session to resend from: a new event too.
-    const c3 = await RawClient.open(version);
-    assert.equal(await c3.connect(clientId, true), 0);
-    assert.equal(await c3.publish2(topic, payload, 7), 0);
-    await c3.release(7);
-    await c3.close();
-
-    const recs = await recordsOf(ev.data.orderId, 4);
-    const ids = recs.map((r) => r.headers.ce_id), times = recs.map((r) => r.headers.ce_time);
-    assert.equal(ids[1], ids[0], 'the retransmission carries the first copy\'s id');
-    assert.equal(times[1], times[0], 'and its time');
-    assert.equal(new Set([ids[0], ids[2], ids[3]]).size, 3, 'the other two are new events');
-    for (const r of recs) assert.equal(r.headers.mqtt_client_id, clientId);
-  });
-}
-
 // An event the broker gives an id to, and its MQTT topic.
 function anonymousEvent() {
   const ev = orderPlaced();
@@ -198,6 +155,46 @@ async function otherClient() {
 
 async function idsOf(ev, n) {
   return (await recordsOf(ev.key, n)).map((r) => r.headers.ce_id);
+}
+
+for (const version of [5, 4]) {
+  test(`MQTT ${version === 5 ? '5' : '3.1.1'}: a QoS 2 PUBLISH resent after a reconnect keeps its generated id and time`, async () => {
+    const clientId = `resend-${version}-${randomUUID().slice(0, 8)}`;
+    const { payload, topic, key } = anonymousEvent();
+
+    // First connection: the broker takes the event and sends PUBREC, which
+    // this client "loses": it drops the connection without PUBREL.
+    const c1 = await RawClient.open(version);
+    assert.equal(await c1.connect(clientId, false), 0);
+    assert.equal(await c1.publish2(topic, payload, 7), 0);
+    await c1.drop();
+
+    // Next connection: the session is there; the PUBLISH is resent as the
+    // protocol requires (DUP, same packet id), then released.
+    const c2 = await RawClient.open(version);
+    assert.equal(await c2.connect(clientId, false), 1, 'session present');
+    assert.equal(await c2.publish2(topic, payload, 7, true), 0);
+    await c2.release(7);
+    // The same bytes again under a new packet id on this connection: a new
+    // event, since clients resend only after a reconnect.
+    assert.equal(await c2.publish2(topic, payload, 8), 0);
+    await c2.release(8);
+    await c2.close();
+
+    // A clean start has no session to resend from: a new event too.
+    const c3 = await RawClient.open(version);
+    assert.equal(await c3.connect(clientId, true), 0);
+    assert.equal(await c3.publish2(topic, payload, 7), 0);
+    await c3.release(7);
+    await c3.close();
+
+    const recs = await recordsOf(key, 4);
+    const ids = recs.map((r) => r.headers.ce_id), times = recs.map((r) => r.headers.ce_time);
+    assert.equal(ids[1], ids[0], 'the retransmission carries the first copy\'s id');
+    assert.equal(times[1], times[0], 'and its time');
+    assert.equal(new Set([ids[0], ids[2], ids[3]]).size, 3, 'the other two are new events');
+    for (const r of recs) assert.equal(r.headers.mqtt_client_id, clientId);
+  });
 }
 
 if (process.env.RESEND_CLIENTS === '2') {

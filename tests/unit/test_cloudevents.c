@@ -175,35 +175,39 @@ static int collect_header(void *ctx, const char *name, const char *value, size_t
 	return 0;
 }
 
+/* Parses `json` and completes it reusing `id` and `time`; returns what
+ * tb_ce_reuse_generated did. */
+static int parse_reusing(const char *json, const char *id, const char *time, tb_event *ev)
+{
+	char err[256];
+	assert_int_equal(tb_ce_parse_structured(json, strlen(json), ev, err, sizeof(err)), TB_CE_OK);
+	int r = tb_ce_reuse_generated(ev, id, time);
+	assert_int_equal(tb_ce_complete(ev, err, sizeof(err)), TB_CE_OK);
+	return r;
+}
+
 /* A retransmitted event takes the first copy's generated id and time; its
  * own attributes are never replaced. */
 static void test_reuse_generated(void **state)
 {
 	(void)state;
 	tb_event ev;
-	char err[256];
 	const char *bare = "{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}";
 	const char *id = "0190f3a2-7b1c-7def-8abc-0123456789ab", *t = "2026-11-26T10:00:00.123Z";
-	assert_int_equal(tb_ce_parse_structured(bare, strlen(bare), &ev, err, sizeof(err)), TB_CE_OK);
-	assert_int_equal(tb_ce_reuse_generated(&ev, id, t), 1);
-	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(parse_reusing(bare, id, t, &ev), 1);
 	assert_string_equal(tb_ce_attr_string(&ev, "id"), id);
 	assert_string_equal(tb_ce_attr_string(&ev, "time"), t);
 	tb_event_clear(&ev);
 
 	/* No time given: a fresh one, as for a first copy. */
-	assert_int_equal(tb_ce_parse_structured(bare, strlen(bare), &ev, err, sizeof(err)), TB_CE_OK);
-	assert_int_equal(tb_ce_reuse_generated(&ev, id, NULL), 1);
-	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(parse_reusing(bare, id, NULL, &ev), 1);
 	assert_string_equal(tb_ce_attr_string(&ev, "id"), id);
 	assert_string_not_equal(tb_ce_attr_string(&ev, "time"), t);
 	tb_event_clear(&ev);
 
 	const char *own = "{\"specversion\":\"1.0\",\"id\":\"mine\",\"time\":\"2020-01-01T00:00:00Z\","
 			  "\"source\":\"s\",\"type\":\"t\"}";
-	assert_int_equal(tb_ce_parse_structured(own, strlen(own), &ev, err, sizeof(err)), TB_CE_OK);
-	assert_int_equal(tb_ce_reuse_generated(&ev, id, t), 0);
-	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(parse_reusing(own, id, t, &ev), 0);
 	assert_string_equal(tb_ce_attr_string(&ev, "id"), "mine");
 	assert_string_equal(tb_ce_attr_string(&ev, "time"), "2020-01-01T00:00:00Z");
 	tb_event_clear(&ev);

@@ -25,6 +25,17 @@ uint64_t tb_monotonic_us(void);
  * Returns 0, or -1 with `err` naming the JSON path and the variable. */
 int tb_json_expand_env(json_t *json, char *err, size_t errlen);
 
+/* FNV-1a over [p, p+n), continuing from `h` (TB_FNV1A_BASIS to start):
+ * for hash tables, not against adversaries. */
+#define TB_FNV1A_BASIS 0xcbf29ce484222325ULL
+static inline uint64_t tb_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
 /* true when [s, s+len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool tb_utf8_valid(const char *s, size_t len);
 
