@@ -309,7 +309,8 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 	atomic_fetch_add(&tb->stats.accepted, 1);
-	resend__accepted(tb, msg->client, &resend, &ev);
+	if (resend.active)
+		resend__accepted(tb, msg->client, &resend, &ev);
 
 	if (route->mirror_cluster) {
 		/* The mirror is a copy (e.g. a finite-retention audit stream): it

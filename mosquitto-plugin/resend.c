@@ -228,10 +228,8 @@ void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg
 void resend__accepted(struct tributary *tb, struct mosquitto *client,
                       const struct resend__check *chk, const tb_event *ev)
 {
-	struct tb_resend *r = tb->resend;
+	struct tb_resend *r = tb->resend; /* chk->active: on, and the client has an id */
 	const char *id = mosquitto_client_id(client);
-	if (!chk->active || !r || !id)
-		return;
 	size_t idlen = strlen(id);
 	uint64_t h = resend__id_hash(id);
 	struct resend__client *c = resend__find(r, id, h);

@@ -200,7 +200,7 @@ void resend__cleanup(struct tributary *tb);
 void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
 		   const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
 		   tb_event *ev, struct resend__check *chk);
-/* After `ev` was accepted: remembers the id it was given. */
+/* After `ev` was accepted, when chk->active: remembers the id it was given. */
 void resend__accepted(struct tributary *tb, struct mosquitto *client,
 		      const struct resend__check *chk, const tb_event *ev);
 
