@@ -58,11 +58,20 @@ all: $(PLUGIN) $(NGX_MODULE) $(TOOL_BINS) $(UNIT_BINS) web
 deps:
 	@tools/install-deps.sh
 
-$(BUILD)/obj/%.o: %.c
+# A fresh machine without the Debian -dev packages: one clear message naming
+# what is missing and how to get it, instead of a compiler error per file.
+$(BUILD)/.pkgs-ok:
+	@missing=$$(for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || echo -n " $$p"; done); \
+	if [ -n "$$missing" ]; then \
+		echo "missing development packages (pkg-config):$$missing; 'make deps' installs them (deps/apt-packages.txt)" >&2; \
+		exit 1; \
+	fi; mkdir -p $(dir $@); touch $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.pkgs-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(BUILD)/.pkgs-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
