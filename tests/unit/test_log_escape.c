@@ -16,64 +16,52 @@ static const char *esc(const char *s)
 	return tb_log_escape(buf, sizeof(buf), s);
 }
 
-static void test_printable_ascii_stays(void **state)
-{
-	(void)state;
-	assert_string_equal(esc("alice"), "alice");
-	assert_string_equal(esc("users/alice/#"), "users/alice/#");
-	assert_string_equal(esc(""), "");
-	assert_string_equal(esc(NULL), "");
-}
+/* value -> what the log shows */
+static const struct {
+	const char *in, *out;
+} cases[] = {
+    /* printable ASCII stays */
+    {"alice", "alice"},
+    {"users/alice/#", "users/alice/#"},
+    {"", ""},
+    {NULL, ""},
+    /* quotes and backslash; a value that looks like an escape is not one */
+    {"a'b\"c\\d", "a\\'b\\\"c\\\\d"},
+    {"\\x0a", "\\\\x0a"},
+    /* C0 and DEL */
+    {"a\nb", "a\\x0ab"},
+    {"\r\t\x1b[31m\x7f", "\\x0d\\x09\\x1b[31m\\x7f"},
+    {"x\ntributary: auth: forged", "x\\x0atributary: auth: forged"},
+    /* C1, separators, bidi and invisible format characters */
+    {"a\xc2\x85z", "a\\u{0085}z"},              /* NEL */
+    {"\xc2\x80\xc2\x9f", "\\u{0080}\\u{009f}"}, /* C1 */
+    {"a\xe2\x80\xa8z", "a\\u{2028}z"},          /* LINE SEPARATOR */
+    {"\xe2\x80\xa9", "\\u{2029}"},              /* PARAGRAPH SEPARATOR */
+    {"\xe2\x80\xae"
+     "evil",
+     "\\u{202e}evil"},                                  /* RLO */
+    {"\xe2\x81\xa6\xe2\x81\xa9", "\\u{2066}\\u{2069}"}, /* LRI, PDI */
+    {"\xe2\x80\x8e\xe2\x80\x8f", "\\u{200e}\\u{200f}"}, /* LRM, RLM */
+    {"\xd8\x9c", "\\u{061c}"},                          /* ALM */
+    {"\xe2\x80\x8b\xef\xbb\xbf", "\\u{200b}\\u{feff}"}, /* ZWSP, BOM */
+    {"\xf3\xa0\x80\x81", "\\u{e0001}"},                 /* LANGUAGE TAG */
+    /* other UTF-8 stays */
+    {"Jos\xc3\xa9", "Jos\xc3\xa9"},
+    {"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac"},
+    {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+    /* bytes that are not UTF-8 */
+    {"a\xc3", "a\\xc3"},                 /* truncated sequence */
+    {"\xc0\xaf", "\\xc0\\xaf"},          /* overlong '/' */
+    {"\xed\xa0\x80", "\\xed\\xa0\\x80"}, /* surrogate */
+    {"\xff\xfe", "\\xff\\xfe"},
+    {"\xc3(x", "\\xc3(x"},
+};
 
-static void test_quotes_and_backslash(void **state)
+static void test_escapes(void **state)
 {
 	(void)state;
-	assert_string_equal(esc("a'b\"c\\d"), "a\\'b\\\"c\\\\d");
-	/* a value that looks like an escape is not one once printed */
-	assert_string_equal(esc("\\x0a"), "\\\\x0a");
-}
-
-static void test_c0_del(void **state)
-{
-	(void)state;
-	assert_string_equal(esc("a\nb"), "a\\x0ab");
-	assert_string_equal(esc("\r\t\x1b[31m\x7f"), "\\x0d\\x09\\x1b[31m\\x7f");
-	assert_string_equal(esc("x\ntributary: auth: forged"), "x\\x0atributary: auth: forged");
-}
-
-static void test_unicode_controls(void **state)
-{
-	(void)state;
-	assert_string_equal(esc("a\xc2\x85z"), "a\\u{0085}z");              /* NEL */
-	assert_string_equal(esc("\xc2\x80\xc2\x9f"), "\\u{0080}\\u{009f}"); /* C1 */
-	assert_string_equal(esc("a\xe2\x80\xa8z"), "a\\u{2028}z");          /* LINE SEPARATOR */
-	assert_string_equal(esc("\xe2\x80\xa9"), "\\u{2029}"); /* PARAGRAPH SEPARATOR */
-	assert_string_equal(esc("\xe2\x80\xae"
-	                        "evil"),
-	                    "\\u{202e}evil");                                       /* RLO */
-	assert_string_equal(esc("\xe2\x81\xa6\xe2\x81\xa9"), "\\u{2066}\\u{2069}"); /* LRI, PDI */
-	assert_string_equal(esc("\xe2\x80\x8e\xe2\x80\x8f"), "\\u{200e}\\u{200f}"); /* LRM, RLM */
-	assert_string_equal(esc("\xd8\x9c"), "\\u{061c}");                          /* ALM */
-	assert_string_equal(esc("\xe2\x80\x8b\xef\xbb\xbf"), "\\u{200b}\\u{feff}"); /* ZWSP, BOM */
-	assert_string_equal(esc("\xf3\xa0\x80\x81"), "\\u{e0001}"); /* LANGUAGE TAG */
-}
-
-static void test_other_utf8_stays(void **state)
-{
-	(void)state;
-	assert_string_equal(esc("Jos\xc3\xa9"), "Jos\xc3\xa9");
-	assert_string_equal(esc("\xe6\x97\xa5\xe6\x9c\xac"), "\xe6\x97\xa5\xe6\x9c\xac");
-	assert_string_equal(esc("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80");
-}
-
-static void test_invalid_utf8_bytes(void **state)
-{
-	(void)state;
-	assert_string_equal(esc("a\xc3"), "a\\xc3");                 /* truncated sequence */
-	assert_string_equal(esc("\xc0\xaf"), "\\xc0\\xaf");          /* overlong '/' */
-	assert_string_equal(esc("\xed\xa0\x80"), "\\xed\\xa0\\x80"); /* surrogate */
-	assert_string_equal(esc("\xff\xfe"), "\\xff\\xfe");
-	assert_string_equal(esc("\xc3(x"), "\\xc3(x");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(esc(cases[i].in), cases[i].out);
 }
 
 static void test_bounded(void **state)
@@ -172,12 +160,7 @@ static void test_round_trip_of_random_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_printable_ascii_stays),
-	    cmocka_unit_test(test_quotes_and_backslash),
-	    cmocka_unit_test(test_c0_del),
-	    cmocka_unit_test(test_unicode_controls),
-	    cmocka_unit_test(test_other_utf8_stays),
-	    cmocka_unit_test(test_invalid_utf8_bytes),
+	    cmocka_unit_test(test_escapes),
 	    cmocka_unit_test(test_bounded),
 	    cmocka_unit_test(test_round_trip_of_random_bytes),
 	};
