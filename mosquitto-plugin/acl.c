@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "tributary/util.h"
 
 static const char *const acl__placeholders[] = {"{sub}", "{identity}", "{client_id}", NULL};
 
@@ -167,10 +168,13 @@ int acl__on_check(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS;
 	if (c->exp > 0 && (double)time(NULL) >= c->exp + (double)a->conf->policy.leeway) {
 		if (!c->expiry_logged) {
+			char qid[TB_LOG_ESCAPE_LEN], qsub[TB_LOG_ESCAPE_LEN];
 			mosquitto_log_printf(MOSQ_LOG_NOTICE,
-					     TB_LOG_PREFIX "acl: token of client '%s' (%s) has expired; "
-							   "refusing its traffic until it reconnects",
-					     id, c->identity);
+			                     TB_LOG_PREFIX
+			                     "acl: token of client '%s' (%s) has expired; "
+			                     "refusing its traffic until it reconnects",
+			                     tb_log_escape(qid, sizeof(qid), id),
+			                     tb_log_escape(qsub, sizeof(qsub), c->identity));
 			c->expiry_logged = true;
 		}
 		return MOSQ_ERR_ACL_DENIED;
@@ -178,8 +182,13 @@ int acl__on_check(int event, void *event_data, void *userdata)
 	for (char **f = ed->access == MOSQ_ACL_WRITE ? c->publish : c->subscribe; f && *f; f++)
 		if (acl__filter_within(ed->topic, *f))
 			return MOSQ_ERR_SUCCESS;
-	if (ed->access != MOSQ_ACL_READ)
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "acl: client '%s' (%s) may not %s '%s'", id,
-				     c->identity, acl__access_name(ed->access), ed->topic);
+	if (ed->access != MOSQ_ACL_READ) {
+		char qid[TB_LOG_ESCAPE_LEN], qsub[TB_LOG_ESCAPE_LEN], qtopic[TB_LOG_ESCAPE_LEN];
+		mosquitto_log_printf(
+		    MOSQ_LOG_NOTICE, TB_LOG_PREFIX "acl: client '%s' (%s) may not %s '%s'",
+		    tb_log_escape(qid, sizeof(qid), id),
+		    tb_log_escape(qsub, sizeof(qsub), c->identity), acl__access_name(ed->access),
+		    tb_log_escape(qtopic, sizeof(qtopic), ed->topic));
+	}
 	return MOSQ_ERR_ACL_DENIED;
 }

@@ -7,7 +7,9 @@
  * The token is verified with shared/jwt; its identity claim (default "sub")
  * must be safe inside a topic, and a non-empty MQTT username must equal the
  * username claim. Clients whose username is listed in internal_usernames are
- * deferred to Mosquitto's own mechanisms (password_file, dynamic-security).
+ * deferred to Mosquitto's own mechanisms (password_file, dynamic-security);
+ * their client ids (internal_client_ids) are refused to JWT clients, so that
+ * no token takes over an internal client's session.
  * With "enabled": false (or no "auth" section) no callback is registered, so
  * the plugin takes no part in authentication or access control at all.
  *
@@ -15,6 +17,7 @@
  * every client against the new keys and rules (2.0 security_apply).
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -61,23 +64,6 @@ static int auth__strv(const json_t *v, char ***out, const char *where, char *err
 	return 0;
 }
 
-/* Client ids and usernames come from the network: quote them safely. */
-static const char *auth__q(char *buf, size_t len, const char *s)
-{
-	size_t o = 0;
-
-	if (!s)
-		return "(none)";
-	for (; *s && o + 4 < len; s++)
-		buf[o++] = ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '\'') ? '?' : *s;
-	if (*s && o + 4 >= len) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* ---- configuration ----------------------------------------------------------- */
 
 static void auth__conf_free(struct auth__conf *c)
@@ -92,6 +78,9 @@ static void auth__conf_free(struct auth__conf *c)
 	free(c->identity_claim);
 	free(c->username_claim);
 	auth__strv_free(c->internal);
+	for (size_t i = 0; i < c->nreserved; i++)
+		free(c->reserved[i].pattern);
+	free(c->reserved);
 	auth__strv_free(c->publish);
 	auth__strv_free(c->subscribe);
 	free(c);
@@ -127,6 +116,98 @@ static int auth__only(const json_t *o, const char *where, const char *const *all
 	return 0;
 }
 
+/* pattern with every {username} replaced by user, glob-escaped; NULL: no memory. */
+static char *auth__pattern_for(const char *pattern, const char *user)
+{
+	static const char ph[] = "{username}";
+	size_t n = strlen(pattern) + 1;
+	char *out, *o;
+
+	for (const char *p = strstr(pattern, ph); p; p = strstr(p + 1, ph))
+		n += 2 * strlen(user);
+	if (!(out = o = malloc(n)))
+		return NULL;
+	while (*pattern) {
+		if (strncmp(pattern, ph, sizeof(ph) - 1)) {
+			*o++ = *pattern++;
+			continue;
+		}
+		for (const char *u = user; *u; u++) {
+			if (strchr("*?[]\\", *u))
+				*o++ = '\\';
+			*o++ = *u;
+		}
+		pattern += sizeof(ph) - 1;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* auth.internal_client_ids: required with internal_usernames, so that the
+ * client ids of internal clients are never free for a token to take. */
+static int auth__reserved_load(struct auth__conf *c, const json_t *v, char *err, size_t errlen)
+{
+	char **pats = NULL;
+	size_t ninternal = 0, n = 0;
+	int rc = -1;
+
+	while (c->internal[ninternal])
+		ninternal++;
+	if (auth__strv(v, &pats, "auth.internal_client_ids", err, errlen))
+		goto done;
+	if (ninternal && !pats[0]) {
+		snprintf(err, errlen,
+		         "auth.internal_client_ids: required with internal_usernames: the client "
+		         "ids the internal clients use (glob patterns such as \"{username}-*\"), "
+		         "which JWT clients may then not use");
+		goto done;
+	}
+	if (!ninternal && pats[0]) {
+		snprintf(err, errlen, "auth.internal_client_ids: needs internal_usernames");
+		goto done;
+	}
+	for (char **p = pats; *p; p++)
+		n += strstr(*p, "{username}") ? ninternal : 1;
+	if (!(c->reserved = calloc(n ? n : 1, sizeof(*c->reserved)))) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	for (char **p = pats; *p; p++) {
+		if (!**p || strspn(*p, "*") == strlen(*p)) {
+			snprintf(err, errlen,
+			         "auth.internal_client_ids: '%s' would reserve every client id",
+			         *p);
+			goto done;
+		}
+		for (size_t i = 0; i < (strstr(*p, "{username}") ? ninternal : 1); i++) {
+			struct auth__reserved *r = &c->reserved[c->nreserved];
+			r->owner = strstr(*p, "{username}") ? c->internal[i] : NULL;
+			if (!(r->pattern =
+			          r->owner ? auth__pattern_for(*p, r->owner) : strdup(*p))) {
+				snprintf(err, errlen, "out of memory");
+				goto done;
+			}
+			c->nreserved++;
+		}
+	}
+	rc = 0;
+done:
+	auth__strv_free(pats);
+	return rc;
+}
+
+/* Whether client_id is an internal client's: of the internal user `owner`,
+ * or of any internal user when owner is NULL. */
+static bool auth__reserved_match(const struct auth__conf *c, const char *client_id,
+                                 const char *owner)
+{
+	for (size_t i = 0; i < c->nreserved; i++)
+		if ((!owner || !c->reserved[i].owner || !strcmp(owner, c->reserved[i].owner)) &&
+		    !fnmatch(c->reserved[i].pattern, client_id, 0))
+			return true;
+	return false;
+}
+
 /*
  * Reads the "auth" section of the plugin's configuration file. Returns 0 with
  * *out NULL when authentication is off, 0 with a conf, or -1 with err.
@@ -136,7 +217,7 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	static const char *const allowed[] = {
 		"enabled", "keys", "algorithms", "issuer", "audience", "leeway", "max_age", "required_claims",
 		"identity_claim", "username_claim", "max_token_bytes", "internal_usernames", "acl",
-		"disconnect_on_expiry", "comment", NULL};
+		"internal_client_ids", "disconnect_on_expiry", "comment", NULL};
 	static const char *const acl_allowed[] = {"publish", "subscribe", "comment", NULL};
 	static const char *const default_publish[] = {"events/#", NULL};
 	static const char *const default_subscribe[] = {"users/{sub}/#", "clients/{client_id}/errors",
@@ -214,7 +295,8 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	    auth__strv(json_object_get(auth, "required_claims"), &c->required, "auth.required_claims", err,
 		       errlen) ||
 	    auth__strv(json_object_get(auth, "internal_usernames"), &c->internal, "auth.internal_usernames", err,
-		       errlen))
+		       errlen) ||
+	    auth__reserved_load(c, json_object_get(auth, "internal_client_ids"), err, errlen))
 		goto cleanup;
 	c->policy.issuers = (const char *const *)c->issuers;
 	c->policy.audiences = (const char *const *)c->audiences;
@@ -383,15 +465,16 @@ static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
 {
-	char why[512], qid[96];
+	char why[1024], qid[TB_LOG_ESCAPE_LEN];
 	va_list ap;
 
 	va_start(ap, why_fmt);
 	vsnprintf(why, sizeof(why), why_fmt, ap);
 	va_end(ap);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: refused client '%s' from %s: %s",
-			     auth__q(qid, sizeof(qid), mosquitto_client_id(client)),
-			     mosquitto_client_address(client) ? mosquitto_client_address(client) : "?", why);
+	mosquitto_log_printf(
+	    MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: refused client '%s' from %s: %s",
+	    tb_log_escape(qid, sizeof(qid), mosquitto_client_id(client)),
+	    mosquitto_client_address(client) ? mosquitto_client_address(client) : "?", why);
 	return MOSQ_ERR_AUTH;
 }
 
@@ -403,14 +486,21 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 	const char *client_id = mosquitto_client_id(ed->client), *identity, *problem, *expected;
 	struct auth__client *c, *prev;
 	tjwt_result res;
-	char q[96];
+	char q[TB_LOG_ESCAPE_LEN], qid[TB_LOG_ESCAPE_LEN];
 	(void)event;
 
-	for (char **u = conf->internal; ed->username && u && *u; u++)
-		if (!strcmp(*u, ed->username))
-			return MOSQ_ERR_PLUGIN_DEFER;
 	if (!client_id)
 		return auth__refuse(ed->client, "no client id");
+	for (char **u = conf->internal; ed->username && u && *u; u++) {
+		if (strcmp(*u, ed->username))
+			continue;
+		if (!auth__reserved_match(conf, client_id, *u))
+			return auth__refuse(ed->client,
+			                    "internal user '%s' must use a client id matching "
+			                    "auth.internal_client_ids",
+			                    tb_log_escape(q, sizeof(q), *u));
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
 	if (!ed->password || !*ed->password)
 		return auth__refuse(ed->client, "no token (the MQTT password must be a JWT)");
 	if (tjwt_verify(conf->keys, &conf->policy, ed->password, strlen(ed->password), 0, &res) != TJWT_OK)
@@ -423,8 +513,8 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 				    conf->identity_claim);
 	}
 	if ((problem = tjwt_identity_problem(identity))) {
-		auth__refuse(ed->client, "identity '%s' %s (not usable in topics)", auth__q(q, sizeof(q), identity),
-			     problem);
+		auth__refuse(ed->client, "identity '%s' %s (not usable in topics)",
+		             tb_log_escape(q, sizeof(q), identity), problem);
 		tjwt_result_clear(&res);
 		return MOSQ_ERR_AUTH;
 	}
@@ -435,16 +525,28 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 	if (ed->username && *ed->username) {
 		expected = tjwt_claim_string(res.claims, conf->username_claim);
 		if (!expected || strcmp(expected, ed->username)) {
-			auth__refuse(ed->client, "username '%s' does not match the token's '%s' claim",
-				     auth__q(q, sizeof(q), ed->username), conf->username_claim);
+			auth__refuse(
+			    ed->client, "username '%s' does not match the token's '%s' claim",
+			    tb_log_escape(q, sizeof(q), ed->username), conf->username_claim);
 			tjwt_result_clear(&res);
 			return MOSQ_ERR_AUTH;
 		}
 	}
+	/* Mosquitto 2.0 runs this before it looks for a session to take over:
+	 * refused here, the internal client keeps its connection and session. */
+	if (auth__reserved_match(conf, client_id, NULL)) {
+		auth__refuse(
+		    ed->client,
+		    "client id is reserved for internal clients (auth.internal_client_ids); "
+		    "identity '%s'",
+		    tb_log_escape(q, sizeof(q), identity));
+		tjwt_result_clear(&res);
+		return MOSQ_ERR_AUTH;
+	}
 	prev = auth__find(a, client_id);
 	if (prev && strcmp(prev->identity, identity)) {
 		auth__refuse(ed->client, "client id is bound to another identity's session ('%s')",
-			     auth__q(q, sizeof(q), prev->identity));
+		             tb_log_escape(q, sizeof(q), prev->identity));
 		tjwt_result_clear(&res);
 		return MOSQ_ERR_AUTH;
 	}
@@ -466,9 +568,10 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 		auth__client_free(c);
 		return MOSQ_ERR_NOMEM;
 	}
-	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "auth: client '%s' authenticated as '%s' (%s%s%s)",
-			     auth__q(q, sizeof(q), client_id), c->identity, tjwt_alg_name(res.alg),
-			     res.kid[0] ? ", kid " : "", res.kid);
+	mosquitto_log_printf(
+	    MOSQ_LOG_INFO, TB_LOG_PREFIX "auth: client '%s' authenticated as '%s' (%s%s%s)",
+	    tb_log_escape(qid, sizeof(qid), client_id), tb_log_escape(q, sizeof(q), c->identity),
+	    tjwt_alg_name(res.alg), res.kid[0] ? ", kid " : "", res.kid);
 	return auth__put(a, c) ? MOSQ_ERR_NOMEM : MOSQ_ERR_SUCCESS;
 }
 
@@ -523,9 +626,10 @@ static int auth__on_tick(int event, void *event_data, void *userdata)
 kick:
 	/* Kicking runs the disconnect callback, which edits the table: not while iterating it. */
 	for (size_t i = 0; i < n; i++) {
-		char q[96];
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: disconnecting client '%s': token expired",
-				     auth__q(q, sizeof(q), expired[i]));
+		char q[TB_LOG_ESCAPE_LEN];
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+		                     TB_LOG_PREFIX "auth: disconnecting client '%s': token expired",
+		                     tb_log_escape(q, sizeof(q), expired[i]));
 		mosquitto_kick_client_by_clientid(expired[i], false);
 		free(expired[i]);
 	}

@@ -10,6 +10,13 @@
 #include "tributary.h"
 #include "tributary/jwt.h"
 
+/* An internal_client_ids glob; owner is the internal username it was
+ * expanded for ({username}), NULL when any internal user may use it. */
+struct auth__reserved {
+	char *pattern;
+	const char *owner; /* points into auth__conf.internal */
+};
+
 /* The "auth" section of the configuration, immutable once built. */
 struct auth__conf {
 	tjwt_keyset *keys;
@@ -21,6 +28,8 @@ struct auth__conf {
 	char *identity_claim;   /* default "sub" */
 	char *username_claim;   /* default: identity_claim */
 	char **internal;        /* usernames left to Mosquitto's own checks */
+	struct auth__reserved *reserved; /* client ids of internal clients */
+	size_t nreserved;
 	char **publish;         /* topic filter templates */
 	char **subscribe;
 	bool disconnect_on_expiry;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tributary.h"
+#include "tributary/util.h"
 
 #define INGEST_MAX_USER_PROPS 32
 #define INGEST_MAX_ERRORS 10
@@ -323,10 +324,11 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
 				   &ev, &origin, false, &mwhy, merr, sizeof(merr))) {
 			atomic_fetch_add(&tb->stats.mirror_failed, 1);
-			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     TB_LOG_PREFIX "mirror of event %s to cluster %s failed",
-					     tb_ce_attr_string(&ev, "id"),
-					     route->mirror_cluster->name);
+			char qid[TB_LOG_ESCAPE_LEN];
+			mosquitto_log_printf(
+			    MOSQ_LOG_ERR, TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
+			    tb_log_escape(qid, sizeof(qid), tb_ce_attr_string(&ev, "id")),
+			    route->mirror_cluster->name);
 		}
 	}
 	goto cleanup;

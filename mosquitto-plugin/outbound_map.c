@@ -192,7 +192,9 @@ static enum ob_drop map__reply_topic(struct map_ctx *c, const struct ob_route *r
 	for (size_t i = 0; i < r->nallow; i++)
 		if (tb_pattern_match(&r->allow[i], o->topic, NULL))
 			goto allowed;
-	snprintf(detail, dlen, "'%.60s' matches none of the route's allowed patterns", o->topic);
+	char q[64];
+	snprintf(detail, dlen, "'%s' matches none of the route's allowed patterns",
+	         tb_log_escape(q, sizeof(q), o->topic));
 	return OB_DROP_REPLY_TOPIC_REFUSED;
 allowed:
 	o->correlation = map__header(c, "mqtt_correlation_data", &o->correlation_len);
@@ -218,7 +220,9 @@ static enum ob_drop map__template_topic(struct map_ctx *c, const struct ob_route
 	}
 	o->topic_len = (size_t)n;
 	if (!map__mqtt_topic_ok(o->topic, o->topic_len)) {
-		snprintf(detail, dlen, "'%.60s' is not a valid topic to publish to", o->topic);
+		char q[64];
+		snprintf(detail, dlen, "'%s' is not a valid topic to publish to",
+		         tb_log_escape(q, sizeof(q), o->topic));
 		return OB_DROP_TOPIC_INVALID;
 	}
 	return OB_DROP_NONE;
@@ -264,7 +268,8 @@ static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, cha
 	}
 	if (tb_ce_parse_binary(attrs, nattrs, ct, c->msg->payload, c->msg->len, &ev, err,
 	                       sizeof(err)) != TB_CE_OK) {
-		snprintf(detail, dlen, "%.90s", err);
+		char q[96]; /* attribute names and values of the record */
+		snprintf(detail, dlen, "%s", tb_log_escape(q, sizeof(q), err));
 		drop = OB_DROP_INVALID_EVENT;
 		goto done;
 	}

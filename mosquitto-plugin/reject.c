@@ -51,19 +51,24 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 	const char *bad = NULL;
 	struct reject__ctx ctx = {client_id};
 
+	char qid[TB_LOG_ESCAPE_LEN], qtopic[TB_LOG_ESCAPE_LEN], qmsg[2 * TB_LOG_ESCAPE_LEN];
+
 	atomic_fetch_add(&tb->stats.rejected[rej->reason], 1);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     TB_LOG_PREFIX "rejected event from %s on %s: %s: %s",
-			     client_id ? client_id : "?", mqtt_topic,
-			     stats__reason_name(rej->reason), rej->message);
+	/* The message echoes the client's event (attribute names, type, schema
+	 * errors): escaped whole, its own quotes included. */
+	mosquitto_log_printf(
+	    MOSQ_LOG_NOTICE, TB_LOG_PREFIX "rejected event from '%s' on '%s': %s: %s",
+	    tb_log_escape(qid, sizeof(qid), client_id),
+	    tb_log_escape(qtopic, sizeof(qtopic), mqtt_topic), stats__reason_name(rej->reason),
+	    tb_log_escape(qmsg, sizeof(qmsg), rej->message));
 
 	/* A client id with topic syntax in it would publish somewhere else. */
 	if (tb_template_expand(&tb->error_topic, reject__lookup, &ctx, "+#/", topic,
 			       sizeof(topic), &bad) < 0) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "no error event for client '%s': its id cannot "
-						   "be used in a topic",
-				     client_id ? client_id : "");
+		                     TB_LOG_PREFIX "no error event for client '%s': its id cannot "
+		                                   "be used in a topic",
+		                     tb_log_escape(qid, sizeof(qid), client_id));
 		return;
 	}
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "tributary/util.h"
 
 static bool buf_grow(tjs_buf *b, size_t extra)
 {
@@ -335,41 +336,11 @@ size_t tjs_utf8_length(const char *s, size_t n)
 
 size_t tjs_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-	if (n == 0) {
+	size_t len = tb_utf8_decode((const char *)s, n, cp);
+	if (!len) {
 		*cp = 0xFFFD;
 		return 1;
 	}
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t v;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if ((c & 0xE0) == 0xC0) {
-		len = 2;
-		v = c & 0x1F;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3;
-		v = c & 0x0F;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4;
-		v = c & 0x07;
-	} else {
-		*cp = 0xFFFD;
-		return 1;
-	}
-	if (len > n) {
-		*cp = 0xFFFD;
-		return 1;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80) {
-			*cp = 0xFFFD;
-			return 1;
-		}
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	*cp = v;
 	return len;
 }
 

@@ -40,6 +40,7 @@ cat >"$T/tributary-auth.json.in" <<'EOF'
     "leeway": 2,
     "username_claim": "preferred_username",
     "internal_usernames": ["relay"],
+    "internal_client_ids": ["{username}-*"],
     "acl": {
       "publish": ["events/#", "users/{sub}/notifications"],
       "subscribe": ["users/{sub}/#", "clients/{client_id}/errors", "clients/{client_id}/replies"]
@@ -58,6 +59,7 @@ allow_anonymous false
 persistence false
 log_dest stderr
 log_type all
+log_timestamp true
 connection_messages true
 listener @MQTT_PORT@ 127.0.0.1
 password_file @T@/passwd
@@ -104,6 +106,13 @@ TOKENS="$T/tokens.env"
 	echo "MALFORMED=not.a-jwt"
 	echo "SLASH_SUB=$(sign --key "$K/rs256-private.pem" --sub 'users/bob')"
 	echo "WILDCARD_SUB=$(sign --key "$K/rs256-private.pem" --sub 'bob#')"
+	# Subjects that try to forge or disguise log lines: U+2028, U+0085 (NEL),
+	# U+202E (RLO), quotes, a newline. The first is refused (control
+	# characters), the second accepted; both are logged escaped.
+	forge=$'eve\xe2\x80\xa8FORGED-S1\xc2\x85\xe2\x80\xae\'"\nFORGED-S2'
+	echo "FORGE_REFUSED=$(sign --key "$K/rs256-private.pem" --sub "$forge")"
+	forge=$'eve\xe2\x80\xa8FORGED-S3\xe2\x80\xae\'"'
+	echo "FORGE_OK=$(sign --key "$K/rs256-private.pem" --sub "$forge")"
 } >"$TOKENS"
 grep -q '=$' "$TOKENS" && fail "a token could not be minted: $(grep '=$' "$TOKENS")"
 
@@ -142,6 +151,24 @@ expect_log "tributary: acl: client 'c-alice' (alice) may not subscribe to 'users
 expect_log "tributary: acl: client 'c-alice' (alice) may not publish to 'users/bob/notifications'"
 expect_log "tributary: auth: disconnecting client 'c-short': token expired"
 expect_log "tributary: auth: client 'c-rs' authenticated as 'alice' (RS256, kid $RS_KID)"
+# Client ids of internal users are theirs alone.
+reserved="client id is reserved for internal clients (auth.internal_client_ids)"
+expect_log "refused client 'relay-5' from 127.0.0.1: $reserved; identity 'alice'"
+expect_log "refused client 'relay-other' from 127.0.0.1: $reserved; identity 'bob'"
+expect_log "refused client 'svc-1' from 127.0.0.1: internal user 'relay' must use a client id matching auth.internal_client_ids"
+
+# Client-controlled strings are escaped (\xNN, \u{NNNN}, \' \"): nothing
+# starts a line of its own, no line separator, C1 or bidi control is written raw.
+weird="c-FORGED-C\\u{2028}\\u{202e}\\'\\\""
+expect_log "tributary: auth: client '$weird' authenticated as 'carol'"
+expect_log "tributary: acl: client '$weird' (carol) may not publish to 'users/bob/FORGED-T\\u{2028}\\u{202e}\\''"
+grep -aF "tributary: rejected event from '$weird' on 'events/order/" "$T/mosquitto.log" |
+	grep -qF "x\\x0aFORGED-E\\u{2028}\\u{0085}\\u{202e}\\'" || fail "the rejected event's type is not logged escaped"
+expect_log "refused client 'c-forge' from 127.0.0.1: identity 'eve\\u{2028}FORGED-S1\\u{0085}\\u{202e}\\'\\\"\\x0aFORGED-S2' contains a control character"
+expect_log "tributary: auth: client 'c-forge' authenticated as 'eve\\u{2028}FORGED-S3\\u{202e}\\'\\\"' (RS256)"
+grep -a '^FORGED\|^[^0-9]' "$T/mosquitto.log" | grep -a FORGED && fail "a client string started a log line of its own"
+LC_ALL=C grep -a 'tributary:' "$T/mosquitto.log" | LC_ALL=C grep -a $'\xe2\x80[\xa8\xa9\xaa-\xae]\|\xc2[\x80-\x9f]' &&
+	fail "a plugin log line holds a raw line separator, C1 or bidi control"
 
 # Reload with a key set that no longer holds the RSA key: a fresh RSA token is
 # refused, the ES256 one still accepted, and the log says what was loaded.

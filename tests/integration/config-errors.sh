@@ -40,6 +40,11 @@ expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
+# auth.internal_client_ids: required with internal_usernames, and never every id.
+head -c 48 /dev/urandom | base64 | tr -d '\n' >"$T/jwt-secret"
+auth="\"auth\": {\"keys\": \"$T/jwt-secret\", \"internal_usernames\": [\"relay\"]"
+expect_refused internal-ids-missing "auth.internal_client_ids: required with internal_usernames" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, $auth}}"
+expect_refused internal-ids-all "auth.internal_client_ids: '\*\*' would reserve every client id" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, $auth, \"internal_client_ids\": [\"relay-*\", \"**\"]}}"
 
 # A schema that is not valid against its meta-schema is refused at load.
 mkdir -p "$T/badcat"

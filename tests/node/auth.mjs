@@ -5,7 +5,8 @@
 //   node tests/node/auth.mjs connect CID USER TOKEN  prints "connected" or "refused CODE"
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, publish, collect, sleep, waitFor, kafkaRecords, orderPlaced } from './lib.mjs';
+import mqtt from 'mqtt';
+import { env as stack, connect, publish, collect, sleep, waitFor, kafkaRecords, orderPlaced } from './lib.mjs';
 
 const NOT_AUTHORIZED = 135;
 
@@ -16,6 +17,23 @@ async function tryConnect(clientId, username, password, opts = {}) {
   } catch (e) {
     return { ok: false, code: e.code };
   }
+}
+
+// As tryConnect, with a message listener in place before the CONNACK: a
+// resumed session's queued messages come right after it.
+function connectReceiving(clientId, username, password, opts = {}) {
+  return new Promise((resolve) => {
+    const got = [];
+    const c = mqtt.connect(`mqtt://127.0.0.1:${stack.mqttPort}`, {
+      protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, clientId, username, password, ...opts,
+    });
+    c.on('message', (topic, payload) => got.push({ topic, payload }));
+    c.once('connect', () => resolve({ ok: true, c, got }));
+    c.once('error', (e) => {
+      c.end(true);
+      resolve({ ok: false, code: e.code, got });
+    });
+  });
 }
 
 // The SUBACK code for one filter (mqtt.js rejects the callback on failure codes).
@@ -114,6 +132,74 @@ test('a client id cannot be taken over by another identity', async () => {
   assert.ok(again.ok, 'alice could not resume her own session');
   await end(again.c);
   await end(alice.c);
+});
+
+test('an internal client\'s id is refused to JWT users; its connection and session stay', async () => {
+  // A persistent session of the internal relay, as a real back-end keeps one.
+  const session = { clean: false, properties: { sessionExpiryInterval: 300 } };
+  let relay = await tryConnect('relay-5', 'relay', 'relay-secret', session);
+  assert.ok(relay.ok, `relay refused: ${relay.code}`);
+  const bob = (await tryConnect('c-bob-3', 'bob', env.BOB)).c;
+  assert.ok(bob, 'bob could not connect');
+  try {
+    const got = collect(relay.c, 'users/+/notifications');
+    assert.equal(await subscribeCode(relay.c, 'users/+/notifications'), 1);
+
+    // alice, with a valid token, presents the relay's client id (and asks
+    // for its session): refused at CONNECT, the relay stays connected.
+    const takeover = await tryConnect('relay-5', '', env.ALICE, session);
+    if (takeover.ok) await end(takeover.c);
+    assert.equal(takeover.ok, false, 'a JWT user took over the relay\'s client id');
+    assert.equal(takeover.code, NOT_AUTHORIZED);
+    await sleep(200);
+    assert.ok(relay.c.connected, 'the relay lost its connection');
+    assert.equal(await publish(bob, 'users/bob/notifications', 'while connected'), 0);
+    await waitFor(() => got.some((m) => m.payload.toString() === 'while connected'), 5000, 'the relay still receiving');
+
+    // The relay offline, a message queued in its session: a token presenting
+    // its id still gets nothing, and the relay finds the message on return.
+    await end(relay.c);
+    assert.equal(await publish(bob, 'users/bob/notifications', 'queued'), 0);
+    const thief = await connectReceiving('relay-5', '', env.ALICE, session);
+    if (thief.ok) {
+      await sleep(500);
+      await end(thief.c);
+    }
+    assert.deepEqual(thief.got.map((m) => m.payload.toString()), [], 'a JWT user received the relay\'s messages');
+    assert.equal(thief.ok, false, 'a JWT user resumed the relay\'s session');
+    relay = await connectReceiving('relay-5', 'relay', 'relay-secret', session);
+    assert.ok(relay.ok, `relay could not resume: ${relay.code}`);
+    await waitFor(() => relay.got.some((m) => m.payload.toString() === 'queued'), 5000, 'the queued message for the relay');
+
+    // Another pattern-shaped id of the relay, and the internal user outside its ids.
+    const other = await tryConnect('relay-other', '', env.BOB);
+    if (other.ok) await end(other.c);
+    assert.equal(other.ok, false, 'a JWT user got an id reserved for the relay');
+    const stray = await tryConnect('svc-1', 'relay', 'relay-secret');
+    if (stray.ok) await end(stray.c);
+    assert.equal(stray.ok, false, 'the internal user connected with an id outside internal_client_ids');
+  } finally {
+    await Promise.all([end(relay.c), end(bob)]);
+  }
+});
+
+test('client strings in log lines stay on their line, escaped', async () => {
+  // mqtt.js refuses nothing here; Mosquitto itself refuses C0 and C1 in
+  // client ids and topics (malformed UTF-8), so these carry what it lets in.
+  const weird = 'FORGED-C\u2028\u202e\'"';
+  const c = await tryConnect(`c-${weird}`, '', env.VALID_HS);
+  assert.ok(c.ok, `client id refused: ${c.code}`);
+  try {
+    assert.equal(await publish(c.c, 'users/bob/FORGED-T\u2028\u202e\'', 'x'), NOT_AUTHORIZED);
+    const ev = orderPlaced({ type: 'x\nFORGED-E\u2028\u0085\u202e\'' });
+    assert.equal(await publish(c.c, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), NOT_AUTHORIZED);
+  } finally {
+    await end(c.c);
+  }
+  for (const token of [env.FORGE_REFUSED, env.FORGE_OK]) {
+    const r = await tryConnect('c-forge', '', token);
+    if (r.ok) await end(r.c);
+  }
 });
 
 test('users stay inside their own topics', async () => {

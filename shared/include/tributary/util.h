@@ -39,4 +39,22 @@ static inline uint64_t tb_fnv1a(uint64_t h, const void *p, size_t n)
 /* true when [s, s+len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool tb_utf8_valid(const char *s, size_t len);
 
+/* Decodes the well-formed UTF-8 sequence at the start of [s, s+len) into *cp:
+ * its length in bytes (1 to 4), or 0 when it is not one. */
+size_t tb_utf8_decode(const char *s, size_t len, uint32_t *cp);
+
+/*
+ * Copies a string that a client controls (client id, username, token
+ * subject, topic, event attribute...) into buf so that it can be printed
+ * inside one log line, quoted, without forging or disguising anything:
+ * printable ASCII stays, backslash and quotes become \\ \' \", C0 and DEL
+ * and bytes that are not UTF-8 become \xNN, and C1 controls, U+2028/2029,
+ * bidirectional controls and other invisible format characters become
+ * \u{NNNN}; other UTF-8 stays. The escape is unambiguous: a backslash always
+ * starts one. At most len - 1 bytes are written: a longer value ends with
+ * the marker \... (never the output of an escape). NULL is "". Returns buf.
+ */
+#define TB_LOG_ESCAPE_LEN 256
+const char *tb_log_escape(char *buf, size_t len, const char *s);
+
 #endif
