@@ -186,12 +186,15 @@ static int config__response_lookup(void *ctx, const char *name, size_t len, cons
 }
 
 /* ingest.response_topics: templates of the Response Topics a v5 request may
- * name, e.g. its own reply topic; filters with `+`/`#` allow a subtree. */
-static int config__response_topics(struct tributary *tb, const json_t *rt)
+ * name, e.g. its own reply topic; filters with `+`/`#` allow a subtree. The
+ * default adds the client's own error topic, where `mosquitto_rr -e` users
+ * see their refusals. */
+static int config__response_topics(struct tributary *tb, const json_t *rt,
+				   const char *error_topic)
 {
-	static const char *const dflt = "clients/{client_id}/replies";
-	char where[64], err[256], out[1024];
-	size_t n = rt ? json_array_size(rt) : 1;
+	const char *const dflt[] = {"clients/{client_id}/replies", error_topic};
+	char where[96], err[256], out[1024];
+	size_t n = rt ? json_array_size(rt) : 2;
 	if (rt && !json_is_array(rt))
 		return config__fail("ingest.response_topics: must be an array of MQTT topic "
 				    "templates (empty: no response topic allowed)");
@@ -200,8 +203,12 @@ static int config__response_topics(struct tributary *tb, const json_t *rt)
 		return MOSQ_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct tb_response_topic *r = &tb->response_topics[i];
-		const char *s = rt ? json_string_value(json_array_get(rt, i)) : dflt;
-		snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
+		const char *s = rt ? json_string_value(json_array_get(rt, i)) : dflt[i];
+		if (rt)
+			snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
+		else
+			snprintf(where, sizeof(where), "ingest.response_topics (default, from %s)",
+				 i ? "ingest.error_topic" : "clients/{client_id}/replies");
 		if (!s || !*s)
 			return config__fail("%s: must be a non-empty string", where);
 		if (tb_template_compile(&r->topic, s, err, sizeof(err)))
@@ -431,7 +438,7 @@ int config__load(struct tributary *tb, const char *path)
 		goto cleanup;
 	}
 
-	if ((rc = config__response_topics(tb, json_object_get(ingest, "response_topics"))))
+	if ((rc = config__response_topics(tb, json_object_get(ingest, "response_topics"), ets)))
 		goto cleanup;
 
 	json_t *routes = json_object_get(ingest, "routes");

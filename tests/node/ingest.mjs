@@ -314,8 +314,8 @@ test('an event type the route does not list is refused (type_not_allowed)', asyn
 test('a response topic naming another client is refused (invalid_response_topic)', async () => {
   const cl = await client(5);
   const victim = await connect({ protocolVersion: 5 });
-  for (const responseTopic of [`clients/${victim.options.clientId}/replies`, 'users/victim/notifications',
-    `clients/${cl.c.options.clientId}/replies/x`]) {
+  for (const responseTopic of [`clients/${victim.options.clientId}/replies`, `clients/${victim.options.clientId}/errors`,
+    'users/victim/notifications', `clients/${cl.c.options.clientId}/replies/x`]) {
     const ev = orderPlaced();
     const err = await expectRejected(cl, `events/order/${ev.data.orderId}`, JSON.stringify(ev), 'invalid_response_topic', {
       properties: { responseTopic, correlationData: Buffer.from('forged') },
