@@ -305,6 +305,10 @@ test('an event type the route does not list is refused (type_not_allowed)', asyn
     assert.equal(await publish(cl.c, `events/order/${orderId}`, JSON.stringify(ok), { qos: 1 }), 0);
     await expectRecord('events.order', ok.id);
     assert.equal((await recordsById('events.order')).get(ev.id), undefined, 'refused event not in Kafka');
+    // A valid order event cannot be put into another aggregate's topic.
+    const misplaced = orderPlaced();
+    await expectRejected(cl, `events/invoice/${misplaced.data.orderId}`, JSON.stringify(misplaced), 'type_not_allowed');
+    assert.ok(!(await kafkaTopics()).includes('events.invoice'), 'no Kafka topic events.invoice created');
     cl.c.end();
   }
 });
