@@ -65,6 +65,7 @@ static const char *const config__event_names[] = {
 struct config__names_ctx {
 	const tb_pattern *pattern;
 	const char *where;
+	bool captures_only; /* a route's "types": the match pattern's captures */
 };
 
 static int config__check_name(void *vctx, const char *name)
@@ -73,6 +74,9 @@ static int config__check_name(void *vctx, const char *name)
 	for (int i = 0; i < ctx->pattern->nlevels; i++)
 		if (ctx->pattern->name[i] && !strcmp(ctx->pattern->name[i], name))
 			return 0;
+	if (ctx->captures_only)
+		return config__fail("%s: unknown placeholder {%s} (not in the match pattern)",
+				    ctx->where, name);
 	for (const char *const *n = config__event_names; *n; n++)
 		if (!strcmp(*n, name))
 			return 0;
@@ -81,16 +85,150 @@ static int config__check_name(void *vctx, const char *name)
 			    ctx->where, name);
 }
 
+static int config__template_text(tb_template *t, const char *text, const tb_pattern *p,
+				 const char *where, bool captures_only)
+{
+	char err[256];
+	if (tb_template_compile(t, text, err, sizeof(err)))
+		return config__fail("%s: %s", where, err);
+	struct config__names_ctx ctx = {p, where, captures_only};
+	return tb_template_each_name(t, config__check_name, &ctx);
+}
+
 static int config__template(tb_template *t, const json_t *v, const tb_pattern *p,
 			    const char *where)
 {
-	char err[256];
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return config__fail("%s: must be a non-empty string", where);
-	if (tb_template_compile(t, json_string_value(v), err, sizeof(err)))
-		return config__fail("%s: %s", where, err);
-	struct config__names_ctx ctx = {p, where};
-	return tb_template_each_name(t, config__check_name, &ctx);
+	return config__template_text(t, json_string_value(v), p, where, false);
+}
+
+static bool config__uses(const tb_template *t, const char *name)
+{
+	for (int i = 0; i < t->nparts; i++)
+		if (t->parts[i].placeholder && !strcmp(t->parts[i].str, name))
+			return true;
+	return false;
+}
+
+/* "capture_pattern", and which captures it applies to: those that go into
+ * a Kafka topic name (topic, mirror.topic). */
+static int config__captures(struct tb_ingest_route *r, const json_t *j, const char *where)
+{
+	char err[256];
+	json_t *cp = json_object_get(j, "capture_pattern");
+	if (cp && (!json_is_string(cp) || json_string_length(cp) == 0))
+		return config__fail("%s.capture_pattern: must be a non-empty PCRE2 regular expression",
+				    where);
+	r->capture_rule = tb_capture_rule_compile(cp ? json_string_value(cp) : "[A-Za-z0-9_-]+",
+						  err, sizeof(err));
+	if (!r->capture_rule)
+		return config__fail("%s.capture_pattern: %s", where, err);
+	int idx = 0;
+	for (int i = 0; i < r->match.nlevels; i++) {
+		const char *name = r->match.name[i];
+		if (!name)
+			continue;
+		if (config__uses(&r->topic, name) ||
+		    (r->mirror_cluster && config__uses(&r->mirror_topic, name)))
+			r->topic_captures |= 1u << idx;
+		idx++;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* "types": ["example.order.placed", "example.{aggregate}.*"] */
+static int config__types(struct tb_ingest_route *r, const json_t *types, const char *where)
+{
+	char sub[96];
+	size_t i;
+	json_t *t;
+	int rc;
+	if (!types)
+		return MOSQ_ERR_SUCCESS;
+	if (!json_is_array(types) || json_array_size(types) == 0)
+		return config__fail("%s.types: must be a non-empty array of event types (omit it to "
+				    "accept any type)",
+				    where);
+	r->types = calloc(json_array_size(types), sizeof(*r->types));
+	if (!r->types)
+		return MOSQ_ERR_NOMEM;
+	json_array_foreach(types, i, t)
+	{
+		snprintf(sub, sizeof(sub), "%s.types[%zu]", where, i);
+		const char *s = json_string_value(t);
+		size_t n = s ? strlen(s) : 0;
+		if (n == 0 || !strcmp(s, "*") || (strchr(s, '*') && strchr(s, '*') != s + n - 1))
+			return config__fail("%s: must be an event type, or a prefix ending in '*'",
+					    sub);
+		char *text = strndup(s, s[n - 1] == '*' ? n - 1 : n);
+		if (!text)
+			return MOSQ_ERR_NOMEM;
+		r->types[i].prefix = s[n - 1] == '*';
+		rc = config__template_text(&r->types[i].type, text, &r->match, sub, true);
+		free(text);
+		r->ntypes++;
+		if (rc)
+			return rc;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int config__response_lookup(void *ctx, const char *name, size_t len, const char **value,
+				   size_t *vlen)
+{
+	(void)ctx;
+	(void)name;
+	(void)len;
+	*value = "x";
+	*vlen = 1;
+	return 0;
+}
+
+/* ingest.response_topics: templates of the Response Topics a v5 request may
+ * name, e.g. its own reply topic; filters with `+`/`#` allow a subtree. The
+ * default adds the client's own error topic, where `mosquitto_rr -e` users
+ * see their refusals. */
+static int config__response_topics(struct tributary *tb, const json_t *rt,
+				   const char *error_topic)
+{
+	const char *const dflt[] = {"clients/{client_id}/replies", error_topic};
+	char where[96], err[256], out[1024];
+	size_t n = rt ? json_array_size(rt) : 2;
+	if (rt && !json_is_array(rt))
+		return config__fail("ingest.response_topics: must be an array of MQTT topic "
+				    "templates (empty: no response topic allowed)");
+	tb->response_topics = calloc(n ? n : 1, sizeof(*tb->response_topics));
+	if (!tb->response_topics)
+		return MOSQ_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct tb_response_topic *r = &tb->response_topics[i];
+		const char *s = rt ? json_string_value(json_array_get(rt, i)) : dflt[i];
+		if (rt)
+			snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
+		else
+			snprintf(where, sizeof(where), "ingest.response_topics (default, from %s)",
+				 i ? "ingest.error_topic" : "clients/{client_id}/replies");
+		if (!s || !*s)
+			return config__fail("%s: must be a non-empty string", where);
+		if (tb_template_compile(&r->topic, s, err, sizeof(err)))
+			return config__fail("%s: %s", where, err);
+		tb->nresponse_topics++;
+		for (int p = 0; p < r->topic.nparts; p++) {
+			const char *name = r->topic.parts[p].str;
+			if (r->topic.parts[p].placeholder && strcmp(name, "client_id") &&
+			    strcmp(name, "username") && strcmp(name, "sub"))
+				return config__fail("%s: unknown placeholder {%s} (use {client_id}, "
+						    "{username}, {sub})",
+						    where, name);
+		}
+		if (tb_template_expand(&r->topic, config__response_lookup, NULL, NULL, out,
+				       sizeof(out), NULL) < 0 ||
+		    mosquitto_sub_topic_check(out) != MOSQ_ERR_SUCCESS)
+			return config__fail("%s: '%s' is not a valid MQTT topic filter", where, s);
+		r->wildcard = strpbrk(out, "+#") != NULL;
+	}
+	return MOSQ_ERR_SUCCESS;
 }
 
 static int config__route(struct tributary *tb, struct tb_ingest_route *r, const json_t *j,
@@ -98,8 +236,8 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 {
 	static const char *const allowed[] = {"match",       "topic",    "key",
 					      "cluster",     "schema_required", "max_payload",
-					      "kafka_mode",  "mirror",   "comment",
-					      NULL};
+					      "kafka_mode",  "mirror",   "capture_pattern",
+					      "types",       "comment",  NULL};
 	char where[64], err[256];
 	int rc;
 	snprintf(where, sizeof(where), "ingest.routes[%zu]", idx);
@@ -167,7 +305,9 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 					   &r->match, sub)))
 			return rc;
 	}
-	return MOSQ_ERR_SUCCESS;
+	if ((rc = config__captures(r, j, where)))
+		return rc;
+	return config__types(r, json_object_get(j, "types"), where);
 }
 
 static int config__clusters(struct tributary *tb, const json_t *clusters, bool journaled)
@@ -204,7 +344,7 @@ int config__load(struct tributary *tb, const char *path)
 					  "journal",   "auth",     "stats",   "shutdown", "comment",
 					  NULL};
 	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes",
-						     "qos2_resend_clients", NULL};
+						     "qos2_resend_clients", "response_topics", NULL};
 	json_error_t jerr;
 	char err[512], dirbuf[PATH_MAX];
 	int rc = MOSQ_ERR_INVAL;
@@ -298,6 +438,9 @@ int config__load(struct tributary *tb, const char *path)
 		goto cleanup;
 	}
 
+	if ((rc = config__response_topics(tb, json_object_get(ingest, "response_topics"), ets)))
+		goto cleanup;
+
 	json_t *routes = json_object_get(ingest, "routes");
 	if (!json_is_array(routes)) {
 		rc = config__fail("ingest.routes: must be an array");
@@ -334,6 +477,10 @@ void config__free(struct tributary *tb)
 		tb_template_free(&tb->routes[i].topic);
 		tb_template_free(&tb->routes[i].key);
 		tb_template_free(&tb->routes[i].mirror_topic);
+		tb_capture_rule_free(tb->routes[i].capture_rule);
+		for (size_t t = 0; t < tb->routes[i].ntypes; t++)
+			tb_template_free(&tb->routes[i].types[t].type);
+		free(tb->routes[i].types);
 	}
 	free(tb->routes);
 	tb->routes = NULL;
@@ -348,6 +495,11 @@ void config__free(struct tributary *tb)
 	tb->clusters = NULL;
 	tb->nclusters = 0;
 	tb_template_free(&tb->error_topic);
+	for (size_t i = 0; i < tb->nresponse_topics; i++)
+		tb_template_free(&tb->response_topics[i].topic);
+	free(tb->response_topics);
+	tb->response_topics = NULL;
+	tb->nresponse_topics = 0;
 	tb_catalog_free(tb->catalog);
 	tb->catalog = NULL;
 	free(tb->catalog_path);

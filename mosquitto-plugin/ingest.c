@@ -120,13 +120,97 @@ static int ingest__lookup(void *vctx, const char *name, size_t len, const char *
 	return 0;
 }
 
-/* Kafka topic names: [a-zA-Z0-9._-], at most 249 characters. */
-static bool ingest__kafka_topic_ok(const char *t)
+/* Captures that go into a Kafka topic name must be non-empty and match the
+ * route's capture_pattern: `events//x` or `events/order.secret/x` must not
+ * create or reach topics `events.` or `events.order.secret`. */
+static bool ingest__captures_ok(const struct tb_ingest_route *route, const tb_captures *caps,
+				char *err, size_t errlen)
 {
-	size_t n = strlen(t);
-	if (n == 0 || n > 249 || !strcmp(t, ".") || !strcmp(t, ".."))
+	for (int i = 0; i < caps->count; i++) {
+		const tb_capture *c = &caps->cap[i];
+		if (!(route->topic_captures & (1u << i)) ||
+		    tb_capture_rule_ok(route->capture_rule, c->value, c->len))
+			continue;
+		if (c->len == 0)
+			snprintf(err, errlen, "the topic level {%s} is empty", c->name);
+		else
+			snprintf(err, errlen, "the topic level {%s} does not match the route's "
+					      "capture_pattern %s",
+				 c->name, tb_capture_rule_text(route->capture_rule));
 		return false;
-	return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+	}
+	return true;
+}
+
+/* The route's "types", when it lists them: `example.order.*` or
+ * `example.{aggregate}.*` keep an aggregate's topic to its own events. */
+static bool ingest__type_allowed(const struct tb_ingest_route *route, const tb_captures *caps,
+				 const char *type)
+{
+	char want[512];
+	if (!route->types)
+		return true;
+	for (size_t i = 0; i < route->ntypes; i++) {
+		const struct tb_type_rule *t = &route->types[i];
+		struct ingest__lookup_ctx lctx = {caps, NULL, NULL};
+		int n = tb_template_expand(&t->type, ingest__lookup, &lctx, NULL, want,
+					   sizeof(want), NULL);
+		if (n < 0)
+			continue;
+		if (t->prefix ? !strncmp(type, want, (size_t)n) : !strcmp(type, want))
+			return true;
+	}
+	return false;
+}
+
+struct ingest__response_ctx {
+	struct tributary *tb;
+	struct mosquitto *client;
+};
+
+static int ingest__response_lookup(void *vctx, const char *name, size_t len, const char **value,
+				   size_t *vlen)
+{
+	struct ingest__response_ctx *ctx = vctx;
+	const char *v = NULL;
+	if (len == 9 && !memcmp(name, "client_id", len))
+		v = mosquitto_client_id(ctx->client);
+	else if (len == 8 && !memcmp(name, "username", len))
+		v = mosquitto_client_username(ctx->client);
+	else if (len == 3 && !memcmp(name, "sub", len))
+		v = auth__subject(ctx->tb, ctx->client);
+	if (!v || !*v)
+		return -1;
+	*value = v;
+	*vlen = strlen(v);
+	return 0;
+}
+
+/* A v5 Response Topic must be one the sender may ask its reply on
+ * (ingest.response_topics), or the service's reply, with the sender's
+ * correlation data, would be delivered to another client. */
+static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *client,
+				      const char *topic)
+{
+	struct ingest__response_ctx ctx = {tb, client};
+	char allowed[1024];
+	if (strpbrk(topic, "+#"))
+		return false;
+	for (size_t i = 0; i < tb->nresponse_topics; i++) {
+		const struct tb_response_topic *r = &tb->response_topics[i];
+		bool match = false;
+		/* A value with topic syntax would widen the template: skipped. */
+		if (tb_template_expand(&r->topic, ingest__response_lookup, &ctx, "+#/", allowed,
+				       sizeof(allowed), NULL) < 0)
+			continue;
+		if (!r->wildcard)
+			match = !strcmp(topic, allowed);
+		else if (mosquitto_topic_matches_sub(allowed, topic, &match) != MOSQ_ERR_SUCCESS)
+			match = false;
+		if (match)
+			return true;
+	}
+	return false;
 }
 
 static enum tb_reject_reason ingest__reason(tb_ce_status st)
@@ -186,6 +270,11 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		rej.message = "no ingest route matches this topic";
 		goto reject;
 	}
+	if (!ingest__captures_ok(route, &caps, err, sizeof(err))) {
+		rej.reason = TB_REJECT_INVALID_TOPIC;
+		rej.message = err;
+		goto reject;
+	}
 
 	if (msg->payloadlen > route->max_payload) {
 		snprintf(err, sizeof(err), "payload of %u bytes exceeds the route's maximum of %u",
@@ -221,7 +310,63 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 
+	/* Where it goes, before what it is: the route decides both. */
+	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
+	const char *missing = NULL;
+	int tn = tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, kafka_topic,
+				    sizeof(kafka_topic), &missing);
+	if (tn == -1) {
+		snprintf(err, sizeof(err), "cannot make a Kafka topic from '%s' ({%s} missing)",
+			 route->topic.text, missing ? missing : "?");
+		rej.reason = TB_REJECT_ROUTING;
+		rej.message = err;
+		goto reject;
+	}
+	if (tn < 0 || !tb_kafka_topic_valid(kafka_topic)) {
+		snprintf(err, sizeof(err), "'%s' does not make a legal Kafka topic name%s%s%s",
+			 route->topic.text, tn < 0 ? "" : " ('", tn < 0 ? "" : kafka_topic,
+			 tn < 0 ? " (too long)" : "')");
+		rej.reason = TB_REJECT_INVALID_TOPIC;
+		rej.message = err;
+		goto reject;
+	}
+	const char *keyp = NULL;
+	size_t keylen = 0;
+	if (route->key.text) {
+		missing = NULL;
+		int n = tb_template_expand(&route->key, ingest__lookup, &lctx, NULL, key,
+					   sizeof(key), &missing);
+		if (n < 0) {
+			snprintf(err, sizeof(err), "cannot make the record key from '%s' ({%s} %s)",
+				 route->key.text, missing ? missing : "?",
+				 n == -2 ? "too long" : "missing");
+			rej.reason = missing && !strcmp(missing, "partitionkey")
+					 ? TB_REJECT_MISSING_ATTRIBUTE
+					 : TB_REJECT_ROUTING;
+			rej.message = err;
+			goto reject;
+		}
+		keyp = key;
+		keylen = (size_t)n;
+	} else if ((keyp = tb_ce_attr_string(&ev, "partitionkey"))) {
+		keylen = strlen(keyp);
+	}
+
 	const char *type = tb_ce_attr_string(&ev, "type");
+	if (!ingest__type_allowed(route, &caps, type)) {
+		snprintf(err, sizeof(err), "event type '%s' is not allowed on this topic", type);
+		rej.reason = TB_REJECT_TYPE_NOT_ALLOWED;
+		rej.message = err;
+		goto reject;
+	}
+	if (m.response_topic && !ingest__response_topic_ok(tb, msg->client, m.response_topic)) {
+		snprintf(err, sizeof(err),
+			 "response topic '%s' is not one this client may receive replies on",
+			 m.response_topic);
+		rej.reason = TB_REJECT_INVALID_RESPONSE_TOPIC;
+		rej.message = err;
+		goto reject;
+	}
 	const tjs_schema *schema = tb_catalog_find(tb->catalog, type);
 	if (!schema && route->schema_required) {
 		snprintf(err, sizeof(err), "event type '%s' has no schema in the catalog", type);
@@ -264,40 +409,6 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 
-	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
-	const char *missing = NULL;
-	if (tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, kafka_topic,
-			       sizeof(kafka_topic), &missing) < 0 ||
-	    !ingest__kafka_topic_ok(kafka_topic)) {
-		snprintf(err, sizeof(err), "cannot make a Kafka topic from '%s'%s%s%s",
-			 route->topic.text, missing ? " ({" : "", missing ? missing : "",
-			 missing ? "} missing or invalid)" : "");
-		rej.reason = TB_REJECT_ROUTING;
-		rej.message = err;
-		goto reject;
-	}
-	const char *keyp = NULL;
-	size_t keylen = 0;
-	if (route->key.text) {
-		missing = NULL;
-		int n = tb_template_expand(&route->key, ingest__lookup, &lctx, NULL, key,
-					   sizeof(key), &missing);
-		if (n < 0) {
-			snprintf(err, sizeof(err), "cannot make the record key from '%s' ({%s} %s)",
-				 route->key.text, missing ? missing : "?",
-				 n == -2 ? "too long" : "missing");
-			rej.reason = missing && !strcmp(missing, "partitionkey")
-					 ? TB_REJECT_MISSING_ATTRIBUTE
-					 : TB_REJECT_ROUTING;
-			rej.message = err;
-			goto reject;
-		}
-		keyp = key;
-		keylen = (size_t)n;
-	} else if ((keyp = tb_ce_attr_string(&ev, "partitionkey"))) {
-		keylen = strlen(keyp);
-	}
-
 	struct tb_origin origin = {.topic = msg->topic,
 				   .client_id = mosquitto_client_id(msg->client),
 				   .qos = msg->qos,
@@ -320,7 +431,7 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		enum tb_reject_reason mwhy;
 		if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
 				       sizeof(mtopic), NULL) < 0 ||
-		    !ingest__kafka_topic_ok(mtopic) ||
+		    !tb_kafka_topic_valid(mtopic) ||
 		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
 				   &ev, &origin, false, &mwhy, merr, sizeof(merr))) {
 			atomic_fetch_add(&tb->stats.mirror_failed, 1);

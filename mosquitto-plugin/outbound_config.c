@@ -75,14 +75,6 @@ static int obconf__check_name(void *ctx, const char *name)
 	                    where, name);
 }
 
-static bool obconf__kafka_topic_ok(const char *t)
-{
-	size_t n = strlen(t);
-	if (n == 0 || n > 249 || !strcmp(t, ".") || !strcmp(t, ".."))
-		return false;
-	return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
 static int obconf__strdup(char **out, const char *s)
 {
 	*out = strdup(s);
@@ -131,7 +123,7 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 		return rc;
 
 	const char *kt = json_string_value(json_object_get(j, "kafka_topic"));
-	if (!kt || !obconf__kafka_topic_ok(kt))
+	if (!kt || !tb_kafka_topic_valid(kt))
 		return config__fail("%s.kafka_topic: must be a Kafka topic name", where);
 	if ((rc = obconf__strdup(&r->kafka_topic, kt)))
 		return rc;

@@ -51,6 +51,9 @@ enum tb_reject_reason {
 	TB_REJECT_UNKNOWN_TYPE,
 	TB_REJECT_SCHEMA,
 	TB_REJECT_ROUTING,
+	TB_REJECT_INVALID_TOPIC,
+	TB_REJECT_TYPE_NOT_ALLOWED,
+	TB_REJECT_INVALID_RESPONSE_TOPIC,
 	TB_REJECT_KAFKA,
 	TB_REJECT_STORE_FULL,
 	TB_REJECT_INTERNAL,
@@ -82,9 +85,20 @@ struct tb_cluster {
 
 enum tb_kafka_mode { TB_MODE_BINARY, TB_MODE_STRUCTURED };
 
+/* An entry of a route's "types": a type, or a prefix (written with a final
+ * `*`); may use the match pattern's captures. */
+struct tb_type_rule {
+	tb_template type; /* without the `*` */
+	bool prefix;
+};
+
 struct tb_ingest_route {
 	tb_pattern match;
 	tb_template topic;
+	tb_capture_rule *capture_rule; /* "capture_pattern" */
+	uint32_t topic_captures;       /* bit i: capture i is in topic or mirror.topic */
+	struct tb_type_rule *types;    /* "types"; NULL: any type */
+	size_t ntypes;
 	tb_template key; /* text NULL: the partitionkey extension, else no key */
 	struct tb_cluster *cluster;
 	bool schema_required;
@@ -115,6 +129,12 @@ struct tributary {
 	size_t nroutes;
 	bool reject_unmatched;
 	tb_template error_topic;
+	/* ingest.response_topics: where a v5 request may ask for its reply */
+	struct tb_response_topic {
+		tb_template topic;
+		bool wildcard; /* an MQTT filter: `+` or `#` levels */
+	} *response_topics;
+	size_t nresponse_topics;
 	size_t resend_clients;     /* ingest.qos2_resend_clients */
 	struct tb_resend *resend; /* resend.c: NULL when off */
 

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the configuration's parsers — route patterns and
- * templates (and matching topics against them) and ${VAR} expansion over a
- * JSON document. Input: pattern NUL template NUL topic NUL json.
+ * templates (and matching topics against them, the captures against the
+ * default capture_pattern, the expansion as a Kafka topic name) and ${VAR}
+ * expansion over a JSON document. Input: pattern NUL template NUL topic NUL json.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,11 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256], out[512];
 	tb_pattern pat;
 	tb_template tpl;
+	static tb_capture_rule *rule; /* compiled once, like a route's */
+	if (!rule && !(rule = tb_capture_rule_compile("[A-Za-z0-9_-]+", err, sizeof(err))))
+		abort();
 	if (tb_pattern_compile(&pat, parts[0], err, sizeof(err)) == 0) {
 		tb_captures caps;
 		if (tb_pattern_match(&pat, parts[2], &caps) &&
 		    tb_template_compile(&tpl, parts[1], err, sizeof(err)) == 0) {
-			tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out), NULL);
+			for (int i = 0; i < caps.count; i++)
+				tb_capture_rule_ok(rule, caps.cap[i].value, caps.cap[i].len);
+			if (tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out), NULL) >= 0)
+				tb_kafka_topic_valid(out);
 			tb_template_free(&tpl);
 		}
 		tb_pattern_free(&pat);

@@ -30,6 +30,7 @@ cat >"$T/tributary-auth.json.in" <<'EOF'
   "clusters": { "main": { "bootstrap.servers": "@KAFKA_BOOTSTRAP@" } },
   "ingest": {
     "unmatched": "pass",
+    "response_topics": ["clients/{client_id}/replies", "users/{sub}/replies/#"],
     "routes": [ { "match": "events/{aggregate}/{id}", "topic": "events.{aggregate}", "key": "{id}" } ]
   },
   "auth": {

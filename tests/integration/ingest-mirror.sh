@@ -38,6 +38,19 @@ rec=$(kafka_read events.order 2 20 '%k|%s\n' | grep "\"id\":\"$pid\"") || fail "
 [[ "${rec%%|*}" == customer-7 ]] || fail "key is not the partitionkey: $rec"
 pass "partitionkey extension used as the record key"
 
+# That route's own capture_pattern (order|invoice) and exact types.
+refused() { # CLIENT TOPIC REASON PAYLOAD
+	local out
+	out=$(mosquitto_rr -V 5 -p "$MQTT_PORT" -i "$1" -e "clients/$1/errors" -t "$2" -m "$4" -W 5 2>&1) ||
+		fail "no error event for $2: $out"
+	grep -q "\"reason\":\"$3\"" <<<"$out" || fail "$2: reason is not $3: $out"
+}
+placed='{"specversion":"1.0","id":"p-1","source":"urn:t","type":"example.order.placed","data":{"orderId":"'$order'","customerId":"c","lines":[{"sku":"a","qty":1}],"total":1,"currency":"EUR"}}'
+refused capture-1 sandbox/keyed/payment invalid_topic "$placed"
+refused capture-2 sandbox/keyed/orders invalid_topic "$placed"
+refused types-1 sandbox/keyed/order type_not_allowed '{"specversion":"1.0","id":"c-1","source":"urn:t","type":"example.order.cancelled","data":{"orderId":"'$order'","reason":"r"}}'
+pass "a route's capture_pattern and exact types refuse other levels and types"
+
 # unmatched: reject
 out=$(mosquitto_rr -V 5 -p "$MQTT_PORT" -i unmatched-1 -e clients/unmatched-1/errors -t sandbox/chat -m hello -W 5 2>&1) || fail "no error event for an unmatched topic: $out"
 grep -q '"reason":"no_route"' <<<"$out" || fail "reason is not no_route: $out"
@@ -47,5 +60,7 @@ sys=$(timeout 5 mosquitto_sub -p "$MQTT_PORT" -t '$SYS/tributary/#' -v -W 3 2>/d
 grep -q '^\$SYS/tributary/accepted [2-9]' <<<"$sys" || fail "accepted counter: $sys"
 grep -q '^\$SYS/tributary/produced [2-9]' <<<"$sys" || fail "produced counter: $sys"
 grep -q '^\$SYS/tributary/rejected/no_route 1' <<<"$sys" || fail "no_route counter: $sys"
+grep -q '^\$SYS/tributary/rejected/invalid_topic 2' <<<"$sys" || fail "invalid_topic counter: $sys"
+grep -q '^\$SYS/tributary/rejected/type_not_allowed 1' <<<"$sys" || fail "type_not_allowed counter: $sys"
 grep -q '^\$SYS/tributary/queue_depth 0' <<<"$sys" || fail "queue depth: $sys"
 pass "\$SYS/tributary counters"

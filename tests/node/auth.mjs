@@ -257,3 +257,37 @@ test('the authenticated identity is stamped on the event in Kafka; a forged one 
     await end(alice);
   }
 });
+
+// ingest.response_topics here: clients/{client_id}/replies and
+// users/{sub}/replies/# (the JWT identity; a filter: any topic below it).
+test('a request may name only its own identity\'s reply topics', async () => {
+  const alice = (await tryConnect('c-alice-3', 'alice', env.ALICE)).c;
+  assert.ok(alice, 'alice could not connect');
+  try {
+    const request = async (responseTopic) => {
+      const ev = orderPlaced();
+      const rc = await publish(alice, `events/order/${ev.data.orderId}`, JSON.stringify(ev), {
+        qos: 1, properties: { responseTopic, correlationData: Buffer.from('c-1') },
+      });
+      return { rc, id: ev.id };
+    };
+    for (const ok of ['users/alice/replies/q-1', 'users/alice/replies', 'clients/c-alice-3/replies']) {
+      const { rc, id } = await request(ok);
+      assert.equal(rc, 0, `${ok} refused`);
+      let rec;
+      await waitFor(async () => (rec = (await kafkaRecords('events.order')).find((r) => r.headers.ce_id === id)), 15000, 'the event in Kafka');
+      assert.equal(rec.headers.mqtt_response_topic, ok);
+    }
+    const refused = [];
+    for (const bad of ['users/bob/replies/q-1', 'users/alice/notifications', 'clients/c-bob/replies']) {
+      const { rc, id } = await request(bad);
+      assert.equal(rc, NOT_AUTHORIZED, `${bad} accepted`);
+      refused.push(id);
+    }
+    await sleep(300);
+    const ids = new Set((await kafkaRecords('events.order')).map((r) => r.headers.ce_id));
+    for (const id of refused) assert.ok(!ids.has(id), 'a refused request reached Kafka');
+  } finally {
+    await end(alice);
+  }
+});

@@ -3,9 +3,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import {
-  connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords, orderPlaced,
+  connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords, orderPlaced, env,
 } from './lib.mjs';
+
+// The names of the Kafka cluster's topics (kcat -L).
+function kafkaTopics() {
+  return new Promise((resolve, reject) => {
+    execFile('kcat', ['-q', '-b', env.kafka, '-L', '-J'], (err, stdout) => {
+      if (err) return reject(err);
+      resolve(JSON.parse(stdout).topics.map((t) => t.topic));
+    });
+  });
+}
 
 const NOT_AUTHORIZED = 0x87;
 
@@ -243,4 +254,81 @@ test('error events go only to the client that sent the event', async () => {
   assert.equal(spy.length, 0, 'another client cannot read the error topic');
   a.c.end();
   b.c.end();
+});
+
+// Issue #16, item 3: a topic level that goes into the Kafka topic name must
+// be non-empty and match the route's capture_pattern (default letters,
+// digits, _ and -), and the name must be a legal Kafka topic name; else no
+// client could be kept from creating topics or writing into any events.*.
+const badTopics = [
+  ['empty level', (id) => `events//${id}`, 'events.', /level \{aggregate\} is empty/],
+  ['dotted level', (id) => `events/order.secret/${id}`, 'events.order.secret', /does not match the route's capture_pattern/],
+  ['level with a space', (id) => `events/or der/${id}`, null, /does not match the route's capture_pattern/],
+  ['name longer than Kafka allows', (id) => `events/${'o'.repeat(250)}/${id}`, null, /legal Kafka topic name/],
+];
+for (const version of [4, 5]) {
+  for (const [name, topicOf, kafkaTopic, message] of badTopics) {
+    test(`rejected, MQTT ${version === 4 ? '3.1.1' : '5'}: ${name} in a Kafka topic capture (invalid_topic)`, async () => {
+      const cl = await client(version);
+      const ev = orderPlaced();
+      const topic = topicOf(ev.data.orderId);
+      const err = await expectRejected(cl, topic, JSON.stringify(ev), 'invalid_topic');
+      assert.match(err.data.message, message);
+      // Accepted events of the same client still go through: the refusal
+      // came before anything reached Kafka.
+      const ok = orderPlaced();
+      assert.equal(await publish(cl.c, `events/order/${ok.data.orderId}`, JSON.stringify(ok), { qos: 1 }), 0);
+      await expectRecord('events.order', ok.id);
+      // Listed, not consumed: a consumer's metadata request would create it.
+      if (kafkaTopic) assert.ok(!(await kafkaTopics()).includes(kafkaTopic), `no Kafka topic '${kafkaTopic}' created`);
+      assert.equal((await recordsById('events.order')).get(ev.id), undefined, 'not in events.order either');
+      cl.c.end();
+    });
+  }
+}
+
+// The route's "types" (example.{aggregate}.*): events.order holds order events only.
+test('an event type the route does not list is refused (type_not_allowed)', async () => {
+  for (const version of [4, 5]) {
+    const cl = await client(version);
+    const orderId = randomUUID();
+    const ev = {
+      specversion: '1.0', id: randomUUID(), source: 'urn:test:shop', type: 'example.notification',
+      datacontenttype: 'application/json', data: { message: 'not an order event' },
+    };
+    const err = await expectRejected(cl, `events/order/${orderId}`, JSON.stringify(ev), 'type_not_allowed');
+    assert.match(err.data.message, /example\.notification/);
+    assert.equal(err.data.event.type, 'example.notification');
+    // A listed type on the same route is accepted.
+    const ok = orderPlaced({ type: 'example.order.cancelled' }, { orderId });
+    ok.data = { orderId, reason: 'customer request' };
+    assert.equal(await publish(cl.c, `events/order/${orderId}`, JSON.stringify(ok), { qos: 1 }), 0);
+    await expectRecord('events.order', ok.id);
+    assert.equal((await recordsById('events.order')).get(ev.id), undefined, 'refused event not in Kafka');
+    // A valid order event cannot be put into another aggregate's topic.
+    const misplaced = orderPlaced();
+    await expectRejected(cl, `events/invoice/${misplaced.data.orderId}`, JSON.stringify(misplaced), 'type_not_allowed');
+    assert.ok(!(await kafkaTopics()).includes('events.invoice'), 'no Kafka topic events.invoice created');
+    cl.c.end();
+  }
+});
+
+// Issue #16, item 2: a v5 Response Topic must be one the sender may receive
+// replies on (ingest.response_topics, default clients/{client_id}/replies).
+test('a response topic naming another client is refused (invalid_response_topic)', async () => {
+  const cl = await client(5);
+  const victim = await connect({ protocolVersion: 5 });
+  for (const responseTopic of [`clients/${victim.options.clientId}/replies`, `clients/${victim.options.clientId}/errors`,
+    'users/victim/notifications', `clients/${cl.c.options.clientId}/replies/x`]) {
+    const ev = orderPlaced();
+    const err = await expectRejected(cl, `events/order/${ev.data.orderId}`, JSON.stringify(ev), 'invalid_response_topic', {
+      properties: { responseTopic, correlationData: Buffer.from('forged') },
+    });
+    assert.ok(err.data.message.includes(responseTopic), err.data.message);
+    assert.equal(err.data.event.id, ev.id);
+    await sleep(300);
+    assert.equal((await recordsById('events.order')).get(ev.id), undefined, 'refused request not in Kafka');
+  }
+  victim.end();
+  cl.c.end();
 });

@@ -108,6 +108,75 @@ static void test_template_guards(void **state)
 	assert_int_equal(tb_template_compile(&t, "x.{}", err, sizeof(err)), -1);
 }
 
+static void test_kafka_topic_names(void **state)
+{
+	(void)state;
+	char long_name[260];
+	assert_true(tb_kafka_topic_valid("events.order"));
+	assert_true(tb_kafka_topic_valid("a"));
+	assert_true(tb_kafka_topic_valid("Events_2-x.y"));
+	assert_true(tb_kafka_topic_valid("events."));  /* legal: captures are checked apart */
+	assert_true(tb_kafka_topic_valid("..."));
+	assert_false(tb_kafka_topic_valid(""));
+	assert_false(tb_kafka_topic_valid("."));
+	assert_false(tb_kafka_topic_valid(".."));
+	assert_false(tb_kafka_topic_valid("events/order"));
+	assert_false(tb_kafka_topic_valid("events order"));
+	assert_false(tb_kafka_topic_valid("events.\xc3\xa9"));
+	assert_false(tb_kafka_topic_valid("events.+"));
+	memset(long_name, 'a', 249);
+	long_name[249] = '\0';
+	assert_true(tb_kafka_topic_valid(long_name));
+	long_name[249] = 'a';
+	long_name[250] = '\0';
+	assert_false(tb_kafka_topic_valid(long_name));
+}
+
+static void test_capture_rules(void **state)
+{
+	(void)state;
+	char err[256];
+	tb_capture_rule *r = tb_capture_rule_compile("[A-Za-z0-9_-]+", err, sizeof(err));
+	assert_non_null(r);
+	assert_string_equal(tb_capture_rule_text(r), "[A-Za-z0-9_-]+");
+	assert_true(tb_capture_rule_ok(r, "order", 5));
+	assert_true(tb_capture_rule_ok(r, "Order_2-b", 9));
+	assert_true(tb_capture_rule_ok(r, "order.secret", 5)); /* only `len` bytes count */
+	assert_false(tb_capture_rule_ok(r, "", 0));
+	assert_false(tb_capture_rule_ok(r, "order.secret", 12));
+	assert_false(tb_capture_rule_ok(r, ".order", 6));  /* anchored at the start */
+	assert_false(tb_capture_rule_ok(r, "order.", 6));  /* and at the end */
+	assert_false(tb_capture_rule_ok(r, "a\nb", 3));
+	assert_false(tb_capture_rule_ok(r, "\xc3\xa9", 2));
+	assert_false(tb_capture_rule_ok(r, "\xff", 1)); /* not UTF-8 */
+	tb_capture_rule_free(r);
+
+	/* A pattern that would accept an empty value still refuses it. */
+	r = tb_capture_rule_compile("[a-z]*", err, sizeof(err));
+	assert_non_null(r);
+	assert_false(tb_capture_rule_ok(r, "", 0));
+	assert_true(tb_capture_rule_ok(r, "abc", 3));
+	tb_capture_rule_free(r);
+
+	/* Alternatives are anchored as a whole, not only the first one. */
+	r = tb_capture_rule_compile("order|invoice", err, sizeof(err));
+	assert_non_null(r);
+	assert_true(tb_capture_rule_ok(r, "invoice", 7));
+	assert_false(tb_capture_rule_ok(r, "orders", 6));
+	assert_false(tb_capture_rule_ok(r, "my-invoice", 10));
+	tb_capture_rule_free(r);
+
+	/* Catastrophic backtracking fails (refused) instead of stalling. */
+	r = tb_capture_rule_compile("(a+)+b", err, sizeof(err));
+	assert_non_null(r);
+	assert_false(tb_capture_rule_ok(r, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 40));
+	tb_capture_rule_free(r);
+
+	assert_null(tb_capture_rule_compile("[a-z", err, sizeof(err)));
+	assert_non_null(strstr(err, "'[a-z' is not a PCRE2 regular expression"));
+	tb_capture_rule_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +184,8 @@ int main(void)
 	    cmocka_unit_test(test_wildcards),
 	    cmocka_unit_test(test_bad_patterns),
 	    cmocka_unit_test(test_template_guards),
+	    cmocka_unit_test(test_kafka_topic_names),
+	    cmocka_unit_test(test_capture_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

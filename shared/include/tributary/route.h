@@ -66,4 +66,16 @@ int tb_template_each_name(const tb_template *t, int (*check)(void *ctx, const ch
 int tb_template_expand(const tb_template *t, tb_template_lookup lookup, void *ctx,
 		       const char *forbidden, char *out, size_t outlen, const char **missing);
 
+/* Kafka topic names: 1 to 249 characters of [a-zA-Z0-9._-], not "." nor "..". */
+bool tb_kafka_topic_valid(const char *name);
+
+/* A PCRE2 regular expression (UTF mode) that a capture going into a Kafka
+ * topic name must match as a whole, e.g. [A-Za-z0-9_-]+. An empty value
+ * never passes. Holds its own match data: one caller at a time. */
+typedef struct tb_capture_rule tb_capture_rule;
+tb_capture_rule *tb_capture_rule_compile(const char *regex, char *err, size_t errlen);
+void tb_capture_rule_free(tb_capture_rule *r);
+const char *tb_capture_rule_text(const tb_capture_rule *r);
+bool tb_capture_rule_ok(tb_capture_rule *r, const char *value, size_t len);
+
 #endif
