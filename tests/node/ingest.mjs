@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { Kafka } from 'cloudevents';
 import {
   connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords, orderPlaced,
 } from './lib.mjs';
@@ -161,6 +162,60 @@ test('structured-mode route: the whole event as the Kafka value', async () => {
   assert.deepEqual(v.data, ev.data);
   assert.equal(v.authtype, 'unauthenticated');
   c.end();
+});
+
+// What a consumer using the CloudEvents SDK's Kafka binding gets: the
+// record as kcat read it (key, headers, value bytes).
+function sdkEvent(r) {
+  return Kafka.toEvent({ key: r.key, headers: r.headers, value: Buffer.from(r.value) });
+}
+
+test('JSON data without datacontenttype: content-type application/json, SDK reads JSON', async () => {
+  const { c, errors } = await client(5);
+  const ev = orderPlaced();
+  delete ev.datacontenttype;
+  assert.equal(await publish(c, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), 0);
+  const r = await expectRecord('events.order', ev.id);
+  assert.equal(r.headers['content-type'], 'application/json', 'implied by the JSON event format');
+  const got = sdkEvent(r);
+  assert.equal(got.id, ev.id);
+  assert.equal(Buffer.isBuffer(got.data), false, 'data is JSON, not bytes');
+  assert.deepEqual(got.data, ev.data);
+  // binary mode without a Content Type: the payload is read as JSON too
+  const bin = orderPlaced();
+  assert.equal(await publish(c, `events/order/${bin.data.orderId}`, JSON.stringify(bin.data), {
+    properties: { userProperties: { specversion: '1.0', id: bin.id, source: 'urn:test:binary', type: bin.type } },
+  }), 0);
+  const rb = await expectRecord('events.order', bin.id);
+  assert.equal(rb.headers['content-type'], 'application/json');
+  assert.deepEqual(sdkEvent(rb).data, bin.data);
+  assert.equal(errors.length, 0);
+  c.end();
+});
+
+// (Binary mode cannot carry them here: Mosquitto itself refuses MQTT
+// strings with U+0001-U+001F or U+007F-U+009F as malformed UTF-8 and
+// disconnects; the plugin's check of user properties is unit-tested.)
+test('control characters in attributes are refused (invalid_attribute)', async () => {
+  const cl = await client(5);
+  const cases = [
+    ['structured id', (e) => { e.id = 'a\r\nb\u001b[31m'; return [JSON.stringify(e), {}]; }],
+    ['structured extension (C1)', (e) => { e.myext = 'x\u0085y'; return [JSON.stringify(e), {}]; }],
+    ['structured DEL in source', (e) => { e.source = 'urn:\u007f'; return [JSON.stringify(e), {}]; }],
+  ];
+  for (const [name, make] of cases) {
+    const ev = orderPlaced();
+    const [payload, opts] = make(ev);
+    const err = await expectRejected(cl, `events/order/${ev.data.orderId}`, payload, 'invalid_attribute', opts);
+    assert.match(err.data.message, /control character/, name);
+  }
+  const ok = orderPlaced();
+  assert.equal(await publish(cl.c, `events/order/${ok.data.orderId}`, JSON.stringify(ok)), 0);
+  await expectRecord('events.order', ok.id);
+  const recs = await kafkaRecords('events.order');
+  assert.equal(recs.filter((r) => /[\u0000-\u001f\u007f-\u009f]/.test(Object.values(r.headers).join(''))).length, 0,
+    'no control character in any Kafka header');
+  cl.c.end();
 });
 
 const invalid = [
