@@ -139,8 +139,10 @@ static tb_ce_status ce__control_error(const char *name, char *err, size_t errlen
 
 /* The ingest path parses with the validator's own document parser: one
  * allocation, no recursion, and several times faster than building jansson
- * values, which matters on the broker's main thread. It accepts exactly what
- * json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) accepts. */
+ * values, which matters on the broker's main thread. It accepts what
+ * json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) accepts, and the
+ * numbers RFC 8259 allows beyond jansson's (1e400, 40-digit integers),
+ * which it keeps as written. */
 static tb_ce_status ce__parse_json_data(tb_event *ev, const char *bytes, size_t len, char *err,
 					size_t errlen)
 {

@@ -218,6 +218,44 @@ test('control characters in attributes are refused (invalid_attribute)', async (
   cl.c.end();
 });
 
+// RFC 8259 allows any number; JSON.stringify cannot write these, so the
+// payload's text is edited: placeholders for the numbers' literals.
+function withNumbers(ev, numbers) {
+  let text = JSON.stringify(ev);
+  for (const [placeholder, literal] of Object.entries(numbers)) text = text.replace(`"${placeholder}"`, literal);
+  return text;
+}
+
+test('big numbers in data: accepted, validated exactly, bytes unchanged', async () => {
+  const cl = await client(5);
+  const qty = '1234567890123456789012345678901234567890';
+  const ev = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+  const payload = withNumbers(ev, { TOTAL: '1e400', QTY: qty });
+  assert.equal(await publish(cl.c, `events/order/${ev.data.orderId}`, payload), 0);
+  const r = await expectRecord('events.order', ev.id);
+  const data = payload.slice(payload.indexOf('"data":') + 7, -1);
+  assert.equal(r.value, data, 'data bytes unchanged');
+  assert.ok(r.value.includes('"total":1e400') && r.value.includes(`"qty":${qty}`));
+  // structured Kafka mode: the same bytes inside the event
+  const audit = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+  assert.equal(await publish(cl.c, `audit/order/${audit.data.orderId}`, withNumbers(audit, { TOTAL: '1e400', QTY: qty })), 0);
+  let rec;
+  await waitFor(async () => (rec = (await kafkaRecords('audit.order')).find((x) => x.value.includes(audit.id))), 15000, 'audit record');
+  assert.ok(rec.value.includes(`"data":{"orderId":"${audit.data.orderId}"`) && rec.value.includes('"total":1e400'), rec.value);
+  assert.ok(rec.value.includes(`"qty":${qty}`), rec.value);
+  // exact validation: as doubles these would pass (-0 >= 0; 1.0 is an integer)
+  for (const [numbers, where] of [
+    [{ TOTAL: '-1e-400', QTY: '2' }, '/total'],
+    [{ TOTAL: '5', QTY: '1.00000000000000000001' }, '/lines/0/qty'],
+    [{ TOTAL: '5', QTY: '0.99999999999999999999e0' }, '/lines/0/qty'],
+  ]) {
+    const bad = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+    const err = await expectRejected(cl, `events/order/${bad.data.orderId}`, withNumbers(bad, numbers), 'schema_validation_failed');
+    assert.ok(err.data.errors.some((e) => e.instanceLocation === where), JSON.stringify(err.data.errors));
+  }
+  cl.c.end();
+});
+
 const invalid = [
   ['invalid data (qty 0)', () => { const e = orderPlaced({}, { lines: [{ sku: 'A', qty: 0 }] }); return [e, JSON.stringify(e)]; }, 'schema_validation_failed'],
   ['extra property', () => { const e = orderPlaced({}, { coupon: 'FREE' }); return [e, JSON.stringify(e)]; }, 'schema_validation_failed'],
