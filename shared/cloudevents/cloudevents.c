@@ -132,8 +132,8 @@ static bool ce__value_ok(const char *s, size_t len)
 static tb_ce_status ce__control_error(const char *name, char *err, size_t errlen)
 {
 	snprintf(err, errlen,
-		 "attribute '%s' contains a control character (U+0000-U+001F, U+007F-U+009F)",
-		 name);
+	         "attribute '%s' contains a control character (U+0000-U+001F, U+007F-U+009F)",
+	         name);
 	return TB_CE_INVALID_ATTRIBUTE;
 }
 
@@ -348,8 +348,7 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 		tb_event_clear(ev);
 		return ce__control_error("datacontenttype", err, errlen);
 	}
-	if (content_type &&
-	    ce__set(ev, "datacontenttype", content_type, ctlen, TB_CE_STRING)) {
+	if (content_type && ce__set(ev, "datacontenttype", content_type, ctlen, TB_CE_STRING)) {
 		tb_event_clear(ev);
 		return TB_CE_NO_MEMORY;
 	}

@@ -859,8 +859,9 @@ bool tjs_value_equal_json(const tjs_value *a, const json_t *b)
 	bool an = a->type == JSON_INTEGER || a->type == JSON_REAL;
 	if (tjs_value_big(a) && json_is_number(b)) {
 		char buf[48];
-		return tjs_big_equal(a->u.s, tjs_number_literal(json_is_integer(b), json_integer_value(b),
-								json_real_value(b), buf));
+		return tjs_big_equal(a->u.s,
+		                     tjs_number_literal(json_is_integer(b), json_integer_value(b),
+		                                        json_real_value(b), buf));
 	}
 	if (an && json_is_number(b)) {
 		if (a->type == JSON_INTEGER && json_is_integer(b))

@@ -23,8 +23,9 @@ static bool has_literal(const tjs_value *v)
 	if (tjs_value_number_text(v, NULL))
 		return true;
 	for (size_t i = 0; i < tjs_value_size(v); i++)
-		if (has_literal(tjs_value_type(v) == JSON_ARRAY ? tjs_value_at(v, i)
-								: tjs_value_member(v, i, NULL, NULL)))
+		if (has_literal(tjs_value_type(v) == JSON_ARRAY
+		                    ? tjs_value_at(v, i)
+		                    : tjs_value_member(v, i, NULL, NULL)))
 			return true;
 	return false;
 }
@@ -66,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			tjs_result r = {0};
 			bool with = s && tjs_validate_value(s, tjs_doc_root(doc), &r, 0);
 			if (s && (with != tjs_validate_value(s, tjs_doc_root(doc), NULL, 0) ||
-				  with != !r.count))
+			          with != !r.count))
 				abort();
 			tjs_result_clear(&r);
 			tjs_schema_free(s);

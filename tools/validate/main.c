@@ -126,7 +126,7 @@ static bool same_error(const tjs_error *a, const tjs_error *b)
  * NULL when they agree, else what differs (static text). `raw` is the
  * instance as the suite's file spells it (its number literals). */
 static const char *bytes_path_differs(const tjs_schema *s, const json_t *data, const tjs_value *raw,
-				      bool want)
+                                      bool want)
 {
 	/* shortest round-trip numbers, as clients write them (json_dumps's 17
 	 * digits would be literals the bytes path keeps exactly: 1.1 would be
@@ -331,9 +331,11 @@ static void run_file(struct suite *st, const char *path)
 			if (s) {
 				got = tjs_validate(s, json_object_get(t, "data"), NULL, 0);
 				ok = got == want;
-				const tjs_value *rt = tjs_value_get(tjs_value_at(tjs_doc_root(raw), ci), "tests");
+				const tjs_value *rt =
+				    tjs_value_get(tjs_value_at(tjs_doc_root(raw), ci), "tests");
 				const tjs_value *rd = tjs_value_get(tjs_value_at(rt, ti), "data");
-				if (ok && (differs = bytes_path_differs(s, json_object_get(t, "data"), rd, want)))
+				if (ok && (differs = bytes_path_differs(
+				               s, json_object_get(t, "data"), rd, want)))
 					ok = false;
 			} else {
 				ok = false;

@@ -96,7 +96,8 @@ const tjs_value *tjs_doc_root(const tjs_doc *doc);
 json_type tjs_value_type(const tjs_value *v);
 const char *tjs_value_string(const tjs_value *v, size_t *len); /* NUL-terminated */
 json_int_t tjs_value_integer(const tjs_value *v);
-double tjs_value_real(const tjs_value *v);   /* JSON_REAL or JSON_INTEGER as a double (nearest; +-inf beyond) */
+/* JSON_REAL or JSON_INTEGER as a double (the nearest; +-inf beyond) */
+double tjs_value_real(const tjs_value *v);
 /* A number's literal as written, when the document keeps it (see above),
  * else NULL. */
 const char *tjs_value_number_text(const tjs_value *v, size_t *len);
