@@ -365,9 +365,11 @@ static bool parse_number(parser *ps, tjs_value *v)
 			return keep_literal(ps, v, start, n);
 		plain = true;
 	}
-	/* More than 15 significant digits (trailing zeros counted): two such
-	 * numbers may be one double, so only the literal is exact. */
-	if (!plain && (digits > 15 || !exact))
+	/* More than 17 significant digits (trailing zeros counted): more than
+	 * any double's shortest form has, so precision a double would drop.
+	 * Up to 17, the number is what a double-based writer (JSON.stringify)
+	 * gives and keeps double semantics (multipleOf's tolerance too). */
+	if (!plain && (digits > 17 || !exact))
 		return keep_literal(ps, v, start, n);
 	v->type = JSON_REAL;
 	/* Clinger's fast path: both operands exact, so one rounding */

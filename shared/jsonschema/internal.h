@@ -481,8 +481,8 @@ bool tjs_is_integer(const json_t *v);
 double tjs_number(const json_t *v);
 
 /* ---- number.c: numbers tjs_doc_parse keeps as their literal ("big":
- * beyond 64-bit integers or beyond a double's precision or range), compared
- * exactly as decimals ---- */
+ * beyond 64-bit integers, beyond a double's range, or more than 17
+ * significant digits), compared exactly as decimals ---- */
 /* <0, 0, >0 as the literal compares to the keyword's number. */
 int tjs_big_cmp(const char *big, const tjs_kw *kw);
 bool tjs_big_multiple_of(const char *big, const tjs_kw *kw);

@@ -128,9 +128,8 @@ static bool same_error(const tjs_error *a, const tjs_error *b)
 static const char *bytes_path_differs(const tjs_schema *s, const json_t *data, const tjs_value *raw,
                                       bool want)
 {
-	/* shortest round-trip numbers, as clients write them (json_dumps's 17
-	 * digits would be literals the bytes path keeps exactly: 1.1 would be
-	 * 1.1000000000000001) */
+	/* shortest round-trip numbers, as clients write them and as
+	 * tjs_value_dump writes a double: any difference is a kept literal */
 	char *text = tb_json_encode(data, NULL), *own = raw ? tjs_value_dump(raw, NULL) : NULL;
 	if (!text || (raw && !own)) {
 		free(text);

@@ -71,11 +71,11 @@ void tjs_result_clear(tjs_result *result);
  * (NUL-terminated, with their length), object members in document order.
  * It accepts what json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
  * accepts, plus the flags below, plus the numbers RFC 8259 allows and
- * jansson refuses (integers beyond 64 bits, 1e400): a number that neither a
- * 64-bit integer nor a double holds exactly (also more than 15 significant
- * digits, or beyond a double's range) is a JSON_REAL that keeps its
- * literal, which the validator compares exactly and tjs_value_dump writes
- * unchanged. A document may be read by any number of
+ * jansson refuses (integers beyond 64 bits, 1e400): a number beyond a
+ * 64-bit integer, beyond a double's range, or with more than 17
+ * significant digits (more than a double carries) is a JSON_REAL that
+ * keeps its literal, which the validator compares exactly and
+ * tjs_value_dump writes unchanged. A document may be read by any number of
  * threads; free it with tjs_doc_free (values are owned by it). */
 typedef struct tjs_doc tjs_doc;
 typedef struct tjs_value tjs_value;
