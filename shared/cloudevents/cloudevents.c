@@ -113,10 +113,36 @@ static bool ce__name_ok(const char *name)
 	return true;
 }
 
+/* String attribute values: the spec (1.0 §3.1.1, type String) excludes the
+ * control characters U+0000-U+001F and U+007F-U+009F, which would otherwise
+ * reach Kafka headers, logs and terminals as they are. `s` is valid UTF-8,
+ * where U+0080-U+009F is 0xC2 followed by 0x80-0x9F. */
+static bool ce__value_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7F)
+			return false;
+		if (p[i] == 0xC2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F)
+			return false;
+	}
+	return true;
+}
+
+static tb_ce_status ce__control_error(const char *name, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+	         "attribute '%s' contains a control character (U+0000-U+001F, U+007F-U+009F)",
+	         name);
+	return TB_CE_INVALID_ATTRIBUTE;
+}
+
 /* The ingest path parses with the validator's own document parser: one
  * allocation, no recursion, and several times faster than building jansson
- * values, which matters on the broker's main thread. It accepts exactly what
- * json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) accepts. */
+ * values, which matters on the broker's main thread. It accepts what
+ * json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES) accepts, and the
+ * numbers RFC 8259 allows beyond jansson's (1e400, 40-digit integers),
+ * which it keeps as written. */
 static tb_ce_status ce__parse_json_data(tb_event *ev, const char *bytes, size_t len, char *err,
 					size_t errlen)
 {
@@ -215,6 +241,12 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 			st = TB_CE_NO_MEMORY;
 			goto done;
 		}
+		size_t vlen;
+		const char *str = tjs_value_string(value, &vlen);
+		if (str && !ce__value_ok(str, vlen)) {
+			st = ce__control_error(key, err, errlen);
+			goto done;
+		}
 	}
 	if (data && data_b64) {
 		snprintf(err, errlen, "an event has either 'data' or 'data_base64', not both");
@@ -302,13 +334,21 @@ tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const ch
 			tb_event_clear(ev);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
+		if (!ce__value_ok(attrs[i].value, vlen)) {
+			tb_event_clear(ev);
+			return ce__control_error(name, err, errlen);
+		}
 		if (ce__set(ev, name, attrs[i].value, vlen, TB_CE_STRING)) {
 			tb_event_clear(ev);
 			return TB_CE_NO_MEMORY;
 		}
 	}
-	if (content_type &&
-	    ce__set(ev, "datacontenttype", content_type, strlen(content_type), TB_CE_STRING)) {
+	size_t ctlen = content_type ? strlen(content_type) : 0;
+	if (content_type && !ce__value_ok(content_type, ctlen)) {
+		tb_event_clear(ev);
+		return ce__control_error("datacontenttype", err, errlen);
+	}
+	if (content_type && ce__set(ev, "datacontenttype", content_type, ctlen, TB_CE_STRING)) {
 		tb_event_clear(ev);
 		return TB_CE_NO_MEMORY;
 	}
@@ -463,6 +503,11 @@ int tb_ce_each_kafka_header(const tb_event *ev,
 		if (rc)
 			return rc;
 	}
+	/* JSON data without a datacontenttype: the JSON event format implies
+	 * application/json (spec 1.0, JSON format §3.1), and a Kafka record
+	 * without the header would be opaque bytes to the SDKs' binding. */
+	if (ev->data && !ce__find(ev, "datacontenttype"))
+		return add(ctx, "content-type", "application/json", 16);
 	return 0;
 }
 

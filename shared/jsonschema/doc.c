@@ -267,6 +267,21 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 	return true;
 }
 
+/* A number neither a 64-bit integer nor a double holds exactly: a JSON_REAL
+ * with its literal (n bytes, NUL-terminated) in the string block. That has
+ * room: a number is followed by at least one byte (',', ']' or '}') or is
+ * the whole input, so n + 1 bytes per number never outgrow the input. */
+static bool keep_literal(parser *ps, tjs_value *v, const unsigned char *start, size_t n)
+{
+	memcpy(ps->sp, start, n);
+	ps->sp[n] = '\0';
+	v->type = JSON_REAL;
+	v->n = n;
+	v->u.s = ps->sp;
+	ps->sp += n + 1;
+	return true;
+}
+
 static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
 				     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
@@ -337,6 +352,8 @@ static bool parse_number(parser *ps, tjs_value *v)
 		exp10 += eneg ? -e : e;
 	}
 	ps->p = p;
+	size_t n = (size_t)(p - start);
+	bool plain = false; /* a double, even if not exact */
 	if (!is_real) {
 		/* as strtoll: 19 digits may still overflow, 20+ always do */
 		if (int_len <= 18 || (int_len == 19 && (neg ? mant <= (uint64_t)1 << 63 : mant < (uint64_t)1 << 63))) {
@@ -345,8 +362,15 @@ static bool parse_number(parser *ps, tjs_value *v)
 			return true;
 		}
 		if (!(ps->flags & TJS_PARSE_BIGINT_AS_REAL))
-			return fail(ps, neg ? "too big negative integer" : "too big integer", start);
+			return keep_literal(ps, v, start, n);
+		plain = true;
 	}
+	/* More than 17 significant digits (trailing zeros counted): more than
+	 * any double's shortest form has, so precision a double would drop.
+	 * Up to 17, the number is what a double-based writer (JSON.stringify)
+	 * gives and keeps double semantics (multipleOf's tolerance too). */
+	if (!plain && (digits > 17 || !exact))
+		return keep_literal(ps, v, start, n);
 	v->type = JSON_REAL;
 	/* Clinger's fast path: both operands exact, so one rounding */
 	if (exact && mant <= (uint64_t)1 << 53 && exp10 >= -22 && exp10 <= 22) {
@@ -355,7 +379,6 @@ static bool parse_number(parser *ps, tjs_value *v)
 		v->u.d = neg ? -d : d;
 		return true;
 	}
-	size_t n = (size_t)(p - start);
 	char buf[64], *s = n < sizeof(buf) ? buf : malloc(n + 1);
 	if (!s)
 		return fail(ps, "out of memory", start);
@@ -366,6 +389,9 @@ static bool parse_number(parser *ps, tjs_value *v)
 	int e = errno;
 	if (s != buf)
 		free(s);
+	/* beyond a double's range (1e400, 1e-400): the literal */
+	if (e == ERANGE && !plain)
+		return keep_literal(ps, v, start, n);
 	if (e == ERANGE && isinf(d))
 		return fail(ps, "real number overflow", start);
 	v->u.d = d;
@@ -670,7 +696,17 @@ TJS_API double tjs_value_real(const tjs_value *v)
 {
 	if (!v)
 		return 0;
+	if (tjs_value_big(v))
+		return strtod(v->u.s, NULL);
 	return v->type == JSON_REAL ? v->u.d : v->type == JSON_INTEGER ? (double)v->u.i : 0;
+}
+
+TJS_API const char *tjs_value_number_text(const tjs_value *v, size_t *len)
+{
+	const char *s = v ? tjs_value_big(v) : NULL;
+	if (len)
+		*len = s ? v->n : 0;
+	return s;
 }
 
 TJS_API size_t tjs_value_size(const tjs_value *v)
@@ -744,7 +780,7 @@ TJS_API json_t *tjs_value_to_json(const tjs_value *v)
 	case JSON_INTEGER:
 		return json_integer(v->u.i);
 	case JSON_REAL:
-		return json_real(v->u.d);
+		return json_real(tjs_value_real(v)); /* NULL for inf */
 	case JSON_TRUE:
 		return json_true();
 	case JSON_FALSE:
@@ -756,15 +792,35 @@ TJS_API json_t *tjs_value_to_json(const tjs_value *v)
 
 char *tjs_value_short(const tjs_value *v)
 {
+	if (tjs_value_big(v)) {
+		/* the literal (ASCII), cut like tjs_json_short's */
+		char *s = malloc(61);
+		if (s)
+			snprintf(s, 61, v->n > 60 ? "%.57s..." : "%s", v->u.s);
+		return s;
+	}
 	json_t *j = tjs_value_to_json(v);
 	char *s = j ? tjs_json_short(j) : strdup("(value)");
 	json_decref(j);
 	return s;
 }
 
+/* A number as a literal: its own when kept, else as jansson's would be. */
+static const char *number_text(const tjs_value *v, char buf[48])
+{
+	const char *big = tjs_value_big(v);
+	if (big)
+		return big;
+	return tjs_number_literal(v->type == JSON_INTEGER, v->u.i, v->u.d, buf);
+}
+
 bool tjs_value_equal(const tjs_value *a, const tjs_value *b)
 {
 	bool an = a->type == JSON_INTEGER || a->type == JSON_REAL, bn = b->type == JSON_INTEGER || b->type == JSON_REAL;
+	if (an && bn && (tjs_value_big(a) || tjs_value_big(b))) {
+		char x[48], y[48];
+		return tjs_big_equal(number_text(a, x), number_text(b, y));
+	}
 	if (an && bn) {
 		if (a->type == JSON_INTEGER && b->type == JSON_INTEGER)
 			return a->u.i == b->u.i;
@@ -803,6 +859,12 @@ bool tjs_value_equal(const tjs_value *a, const tjs_value *b)
 bool tjs_value_equal_json(const tjs_value *a, const json_t *b)
 {
 	bool an = a->type == JSON_INTEGER || a->type == JSON_REAL;
+	if (tjs_value_big(a) && json_is_number(b)) {
+		char buf[48];
+		return tjs_big_equal(a->u.s,
+		                     tjs_number_literal(json_is_integer(b), json_integer_value(b),
+		                                        json_real_value(b), buf));
+	}
 	if (an && json_is_number(b)) {
 		if (a->type == JSON_INTEGER && json_is_integer(b))
 			return a->u.i == json_integer_value(b);
@@ -913,7 +975,10 @@ static void dump_value(tjs_buf *b, const tjs_value *v)
 		tjs_buf_printf(b, "%" JSON_INTEGER_FORMAT, v->u.i);
 		break;
 	case JSON_REAL:
-		dump_real(b, v->u.d);
+		if (v->n)
+			tjs_buf_add(b, v->u.s, v->n); /* kept exactly */
+		else
+			dump_real(b, v->u.d);
 		break;
 	case JSON_TRUE:
 		tjs_buf_add(b, "true", 4);

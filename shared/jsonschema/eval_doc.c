@@ -23,7 +23,8 @@ static inline const tjs_value *key_value(tjs_value *tmp, const char *key, size_t
 #define V_STR(v) ((v)->u.s)
 #define V_STRLEN(v) ((v)->n)
 #define V_INT(v) ((v)->u.i)
-#define V_REAL(v) ((v)->u.d)
+#define V_REAL(v) tjs_value_real(v)
+#define V_BIG(v) tjs_value_big(v) /* a number kept as its literal */
 #define V_SIZE(v) ((v)->n)
 #define V_AT(v, i) (&(v)->u.items[i])
 #define V_GET(v, k) doc_get((v), (k))

@@ -8,7 +8,8 @@
  * specialised by the compiler (no per-value dispatch).
  *
  * The including file defines INST (instance pointer type), V_TYPE, V_STR,
- * V_STRLEN, V_INT, V_REAL, V_SIZE, V_AT, V_GET, V_GET_IS_FAST, V_STRINGS_UTF8,
+ * V_STRLEN, V_INT, V_REAL, V_BIG (a number's literal when only that is
+ * exact, else NULL), V_SIZE, V_AT, V_GET, V_GET_IS_FAST, V_STRINGS_UTF8,
  * V_OBJ_FOREACH(obj, key, keylen, val), V_EQ, V_EQ_JSON, V_SHORT, KEY_TMP,
  * KEY_INST, KEY_INST_FREE and EVAL_ENTRY (the exported driver's name).
  *
@@ -63,6 +64,8 @@ static unsigned type_bits(INST v, tjs_draft d)
 	case JSON_INTEGER:
 		return TJS_T_NUMBER | TJS_T_INTEGER;
 	case JSON_REAL:
+		if (V_BIG(v))
+			return TJS_T_NUMBER | (tjs_big_is_integer(V_BIG(v), d) ? TJS_T_INTEGER : 0);
 		/* Draft 4: an integer has no fraction or exponent part, so 1.0 is
 		 * not one; but an integral real beyond 64 bits can only be an
 		 * integer literal too big for jansson (read as a double). */
@@ -124,7 +127,9 @@ __attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *
 	if (!V_IS_NUMBER(inst))
 		return true;
 	bool ok;
-	if (V_IS_INT(inst) && kw->is_int) {
+	if (V_BIG(inst)) {
+		ok = tjs_big_multiple_of(V_BIG(inst), kw);
+	} else if (V_IS_INT(inst) && kw->is_int) {
 		ok = V_INT(inst) % kw->inum == 0;
 	} else {
 		double x = V_NUMBER(inst), q = x / kw->num;
@@ -145,6 +150,8 @@ __attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *
 /* <0, 0, >0 as inst compares to the keyword's number. */
 static int num_cmp(INST inst, const tjs_kw *kw)
 {
+	if (V_BIG(inst))
+		return tjs_big_cmp(V_BIG(inst), kw);
 	if (V_IS_INT(inst) && kw->is_int) {
 		json_int_t a = V_INT(inst);
 		return a < kw->inum ? -1 : a > kw->inum;

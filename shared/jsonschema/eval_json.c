@@ -7,6 +7,7 @@
 #define V_STRLEN(v) json_string_length(v)
 #define V_INT(v) json_integer_value(v)
 #define V_REAL(v) json_real_value(v)
+#define V_BIG(v) ((void)(v), (const char *)NULL) /* jansson has none */
 #define V_SIZE(v) (json_is_object(v) ? json_object_size(v) : json_array_size(v))
 #define V_AT(v, i) json_array_get((v), (i))
 #define V_GET(v, k) json_object_get((v), (k))

@@ -100,7 +100,9 @@ char *tjs_json_short(const json_t *v);
 typedef struct tjs_member tjs_member;
 struct tjs_value {
 	json_type type;
-	size_t n; /* string bytes, array items, object members */
+	/* string bytes, array items, object members; for a JSON_REAL, the
+	 * length of its literal when the parser kept it (in `s`), else 0 */
+	size_t n;
 	union {
 		const char *s;
 		json_int_t i;
@@ -123,6 +125,11 @@ struct tjs_doc {
 	tjs_value root;
 	char *strings; /* decoded strings, in one block */
 };
+/* The literal of a number kept as text (see tjs_value_number_text). */
+static inline const char *tjs_value_big(const tjs_value *v)
+{
+	return v->type == JSON_REAL && v->n ? v->u.s : NULL;
+}
 /* A short rendering of `v` like tjs_json_short; caller frees. */
 char *tjs_value_short(const tjs_value *v);
 bool tjs_value_equal(const tjs_value *a, const tjs_value *b);
@@ -472,6 +479,19 @@ void tjs_ann_merge(tjs_ann *into, const tjs_ann *from);
 pcre2_match_data *tjs_match_data(tjs_vctx *c);
 bool tjs_is_integer(const json_t *v);
 double tjs_number(const json_t *v);
+
+/* ---- number.c: numbers tjs_doc_parse keeps as their literal ("big":
+ * beyond 64-bit integers, beyond a double's range, or more than 17
+ * significant digits), compared exactly as decimals ---- */
+/* <0, 0, >0 as the literal compares to the keyword's number. */
+int tjs_big_cmp(const char *big, const tjs_kw *kw);
+bool tjs_big_multiple_of(const char *big, const tjs_kw *kw);
+bool tjs_big_is_integer(const char *big, tjs_draft draft);
+/* Two number literals are the same number. */
+bool tjs_big_equal(const char *a, const char *b);
+/* A number as a literal: an integer, or a double's shortest round-trip
+ * form; in `buf`. */
+const char *tjs_number_literal(bool is_int, json_int_t i, double d, char buf[48]);
 
 /* A quick hash of a short key (property names): its length and its first
  * and last bytes, read a word at a time. Only a hint for a probe that

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { Kafka } from 'cloudevents';
 import {
   connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords, orderPlaced, env,
 } from './lib.mjs';
@@ -172,6 +173,98 @@ test('structured-mode route: the whole event as the Kafka value', async () => {
   assert.deepEqual(v.data, ev.data);
   assert.equal(v.authtype, 'unauthenticated');
   c.end();
+});
+
+// What a consumer using the CloudEvents SDK's Kafka binding gets: the
+// record as kcat read it (key, headers, value bytes).
+function sdkEvent(r) {
+  return Kafka.toEvent({ key: r.key, headers: r.headers, value: Buffer.from(r.value) });
+}
+
+test('JSON data without datacontenttype: content-type application/json, SDK reads JSON', async () => {
+  const { c, errors } = await client(5);
+  const ev = orderPlaced();
+  delete ev.datacontenttype;
+  assert.equal(await publish(c, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), 0);
+  const r = await expectRecord('events.order', ev.id);
+  assert.equal(r.headers['content-type'], 'application/json', 'implied by the JSON event format');
+  const got = sdkEvent(r);
+  assert.equal(got.id, ev.id);
+  assert.equal(Buffer.isBuffer(got.data), false, 'data is JSON, not bytes');
+  assert.deepEqual(got.data, ev.data);
+  // binary mode without a Content Type: the payload is read as JSON too
+  const bin = orderPlaced();
+  assert.equal(await publish(c, `events/order/${bin.data.orderId}`, JSON.stringify(bin.data), {
+    properties: { userProperties: { specversion: '1.0', id: bin.id, source: 'urn:test:binary', type: bin.type } },
+  }), 0);
+  const rb = await expectRecord('events.order', bin.id);
+  assert.equal(rb.headers['content-type'], 'application/json');
+  assert.deepEqual(sdkEvent(rb).data, bin.data);
+  assert.equal(errors.length, 0);
+  c.end();
+});
+
+// (Binary mode cannot carry them here: Mosquitto itself refuses MQTT
+// strings with U+0001-U+001F or U+007F-U+009F as malformed UTF-8 and
+// disconnects; the plugin's check of user properties is unit-tested.)
+test('control characters in attributes are refused (invalid_attribute)', async () => {
+  const cl = await client(5);
+  const cases = [
+    ['structured id', (e) => { e.id = 'a\r\nb\u001b[31m'; return [JSON.stringify(e), {}]; }],
+    ['structured extension (C1)', (e) => { e.myext = 'x\u0085y'; return [JSON.stringify(e), {}]; }],
+    ['structured DEL in source', (e) => { e.source = 'urn:\u007f'; return [JSON.stringify(e), {}]; }],
+  ];
+  for (const [name, make] of cases) {
+    const ev = orderPlaced();
+    const [payload, opts] = make(ev);
+    const err = await expectRejected(cl, `events/order/${ev.data.orderId}`, payload, 'invalid_attribute', opts);
+    assert.match(err.data.message, /control character/, name);
+  }
+  const ok = orderPlaced();
+  assert.equal(await publish(cl.c, `events/order/${ok.data.orderId}`, JSON.stringify(ok)), 0);
+  await expectRecord('events.order', ok.id);
+  const recs = await kafkaRecords('events.order');
+  assert.equal(recs.filter((r) => /[\u0000-\u001f\u007f-\u009f]/.test(Object.values(r.headers).join(''))).length, 0,
+    'no control character in any Kafka header');
+  cl.c.end();
+});
+
+// RFC 8259 allows any number; JSON.stringify cannot write these, so the
+// payload's text is edited: placeholders for the numbers' literals.
+function withNumbers(ev, numbers) {
+  let text = JSON.stringify(ev);
+  for (const [placeholder, literal] of Object.entries(numbers)) text = text.replace(`"${placeholder}"`, literal);
+  return text;
+}
+
+test('big numbers in data: accepted, validated exactly, bytes unchanged', async () => {
+  const cl = await client(5);
+  const qty = '1234567890123456789012345678901234567890';
+  const ev = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+  const payload = withNumbers(ev, { TOTAL: '1e400', QTY: qty });
+  assert.equal(await publish(cl.c, `events/order/${ev.data.orderId}`, payload), 0);
+  const r = await expectRecord('events.order', ev.id);
+  const data = payload.slice(payload.indexOf('"data":') + 7, -1);
+  assert.equal(r.value, data, 'data bytes unchanged');
+  assert.ok(r.value.includes('"total":1e400') && r.value.includes(`"qty":${qty}`));
+  // structured Kafka mode: the same bytes inside the event
+  const audit = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+  assert.equal(await publish(cl.c, `audit/order/${audit.data.orderId}`, withNumbers(audit, { TOTAL: '1e400', QTY: qty })), 0);
+  let rec;
+  await waitFor(async () => (rec = (await kafkaRecords('audit.order')).find((x) => x.value.includes(audit.id))), 15000, 'audit record');
+  assert.ok(rec.value.includes(`"data":{"orderId":"${audit.data.orderId}"`) && rec.value.includes('"total":1e400'), rec.value);
+  assert.ok(rec.value.includes(`"qty":${qty}`), rec.value);
+  // exact validation: as doubles these would pass (-0 >= 0; 1.0 is an integer)
+  for (const [numbers, where] of [
+    [{ TOTAL: '-1e-400', QTY: '2' }, '/total'],
+    [{ TOTAL: '5', QTY: '1.00000000000000000001' }, '/lines/0/qty'],
+    [{ TOTAL: '5', QTY: '0.99999999999999999999e0' }, '/lines/0/qty'],
+  ]) {
+    const bad = orderPlaced({}, { total: 'TOTAL', lines: [{ sku: 'SKU-1', qty: 'QTY' }] });
+    const err = await expectRejected(cl, `events/order/${bad.data.orderId}`, withNumbers(bad, numbers), 'schema_validation_failed');
+    assert.ok(err.data.errors.some((e) => e.instanceLocation === where), JSON.stringify(err.data.errors));
+  }
+  cl.c.end();
 });
 
 const invalid = [

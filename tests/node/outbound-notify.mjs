@@ -152,6 +152,21 @@ test('structured route: a structured record passes through; a plain one is dropp
   c.end();
 });
 
+test('structured route: a control character in a ce_ header drops the record (invalid_event)', async () => {
+  const user = `u-${uid()}`;
+  const { c, got } = await listener(`sandbox/users/${user}/events`);
+  const before = await sysCounter('dropped/invalid_event');
+  const headers = { ce_specversion: '1.0', ce_source: 'urn:x', ce_type: 'example.notification', 'content-type': 'application/json' };
+  await produce('notifications.structured', [{ key: user, value: '{"n":1}', headers: { ...headers, ce_id: 'a\x1b[31mb' } }]);
+  await produce('notifications.structured', [{ key: user, value: '{"n":2}', headers: { ...headers, ce_id: 'ok' } }]);
+  const m = await one(got, 'the valid record');
+  assert.equal(JSON.parse(m.payload.toString()).id, 'ok');
+  await waitCounter('dropped/invalid_event', before + 1);
+  await sleep(300);
+  assert.equal(got.length, 1, 'the record with a control character was not published');
+  c.end();
+});
+
 test('routes by CloudEvents type, header and partition; first match wins; message expiry', async () => {
   const subject = `o-${uid()}`;
   const region = `r-${uid()}`;

@@ -256,6 +256,105 @@ static void test_binary_and_headers(void **state)
 	}
 }
 
+/* The content-type header of each kind of event: JSON data without a
+ * datacontenttype implies application/json (JSON event format). */
+static void test_implied_content_type(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *event, *content_type;
+	} cases[] = {
+	    {"\"data\":{\"a\":1}", "application/json"},
+	    {"\"data\":\"text\"", "application/json"},
+	    {"\"data\":null", "application/json"},
+	    {"\"datacontenttype\":\"application/vnd.x+json\",\"data\":[1]", "application/vnd.x+json"},
+	    {"\"datacontenttype\":\"text/plain\",\"data\":\"text\"", "text/plain"},
+	    {"\"data_base64\":\"AAE=\"", "application/octet-stream"},
+	    {"\"ext\":\"no data\"", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tb_event ev;
+		char err[256], payload[256];
+		snprintf(payload, sizeof(payload),
+			 "{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",%s}",
+			 cases[i].event);
+		assert_int_equal(parse(payload, &ev, err), TB_CE_OK);
+		json_t *h = json_object();
+		assert_int_equal(tb_ce_each_kafka_header(&ev, collect_header, h), 0);
+		const char *ct = json_string_value(json_object_get(h, "content-type"));
+		if (cases[i].content_type)
+			assert_string_equal(ct, cases[i].content_type);
+		else
+			assert_null(ct);
+		json_decref(h);
+		tb_event_clear(&ev);
+	}
+	/* binary mode: a payload without a Content Type is read as JSON */
+	tb_event ev;
+	char err[256];
+	tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"source", "s"}, {"type", "t"}};
+	assert_int_equal(tb_ce_parse_binary(attrs, 3, NULL, "{}", 2, &ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
+	json_t *h = json_object();
+	assert_int_equal(tb_ce_each_kafka_header(&ev, collect_header, h), 0);
+	assert_string_equal(json_string_value(json_object_get(h, "content-type")), "application/json");
+	json_decref(h);
+	tb_event_clear(&ev);
+}
+
+/* The spec's String type excludes U+0000-U+001F and U+007F-U+009F: refused
+ * in every string attribute, structured or binary, required or extension,
+ * before anything reaches a Kafka header. */
+static void test_control_characters(void **state)
+{
+	(void)state;
+	tb_event ev;
+	char err[256], payload[256];
+	/* JSON escapes, as the event's text spells them */
+	const char *bad[] = {"a\\r\\nb", "a\\u001b[31m", "x\\u007f", "\\u0080", "y\\u009f",
+			     "\\t", "raw\x7f", "raw\xc2\x85"};
+	const char *where[] = {"id", "source", "type", "subject", "myext"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+			const char *v[5] = {"i", "s", "t", "ok", "ok"};
+			v[w] = bad[i];
+			snprintf(payload, sizeof(payload),
+				 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\","
+				 "\"type\":\"%s\",\"subject\":\"%s\",\"myext\":\"%s\"}",
+				 v[0], v[1], v[2], v[3], v[4]);
+			assert_int_equal(tb_ce_parse_structured(payload, strlen(payload), &ev, err,
+								sizeof(err)),
+					 TB_CE_INVALID_ATTRIBUTE);
+			assert_non_null(strstr(err, "control character"));
+			assert_non_null(strstr(err, where[w]));
+		}
+	}
+	/* U+00A0 and beyond, and U+0100 (0xC4 0x80), are not control characters */
+	const char *fine = "{\"specversion\":\"1.0\",\"id\":\"\\u00a0\\u0100\\u00ff\xc2\xa0\",\"source\":\"s\","
+			   "\"type\":\"t\"}";
+	assert_int_equal(parse(fine, &ev, err), TB_CE_OK);
+	tb_event_clear(&ev);
+
+	/* binary mode: user properties and the content type */
+	const char *raw_bad[] = {"a\r\nb", "a\x1b[31m", "x\x7f", "\xc2\x80", "y\xc2\x9f"};
+	for (size_t i = 0; i < sizeof(raw_bad) / sizeof(raw_bad[0]); i++) {
+		tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"id", "1"}, {"source", "s"},
+				      {"type", "t"},          {"myext", raw_bad[i]}};
+		assert_int_equal(tb_ce_parse_binary(attrs, 5, NULL, "1", 1, &ev, err, sizeof(err)),
+				 TB_CE_INVALID_ATTRIBUTE);
+		assert_non_null(strstr(err, "'myext' contains a control character"));
+		attrs[1].value = raw_bad[i];
+		attrs[4].value = "ok";
+		assert_int_equal(tb_ce_parse_binary(attrs, 5, NULL, "1", 1, &ev, err, sizeof(err)),
+				 TB_CE_INVALID_ATTRIBUTE);
+		assert_non_null(strstr(err, "'id' contains a control character"));
+		assert_int_equal(tb_ce_parse_binary(attrs + 2, 3, raw_bad[i], "1", 1, &ev, err,
+						    sizeof(err)),
+				 TB_CE_INVALID_ATTRIBUTE);
+		assert_non_null(strstr(err, "'datacontenttype' contains a control character"));
+	}
+}
+
 /* Headers as "name=value;" in the order given (an ordered record of them). */
 static int append_header(void *ctx, const char *name, const char *value, size_t len)
 {
@@ -399,6 +498,7 @@ int main(void)
 	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
 	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),
 	    cmocka_unit_test(test_env_expansion),       cmocka_unit_test(test_attribute_table),
+	    cmocka_unit_test(test_control_characters),  cmocka_unit_test(test_implied_content_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

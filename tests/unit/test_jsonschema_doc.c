@@ -85,9 +85,9 @@ static void parse_agrees_with_jansson(void **state)
 		{"{\"a\":[1,2.5,-3,1e3,1E-2,2e+2,true,false,null],\"b\":{\"c\":{}}}", 0},
 		{"\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\"", 0}, {"\"\\u001f\\u007f\"", 0},
 		{"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 0}, {"9223372036854775807", 0},
-		{"-9223372036854775808", 0}, {"1.7976931348623157e308", 0}, {"5e-324", 0}, {"0.1", 0},
-		{"123456789.123456789", 0}, {"92.989999999999995", 0}, {"1e22", 0}, {"1e23", 0},
-		{"0.000001234", 0}, {"[1e-400]", 0}, {"{\"\":\"\"}", 0}, {"{\"a\":1,\"A\":2}", 0},
+		{"-9223372036854775808", 0}, {"1.7976931348623157e308", 0}, {"0.1", 0},
+		{"123456789.1234567", 0}, {"92.989999999999995", 0}, {"1e22", 0}, {"1e23", 0},
+		{"0.000001234", 0}, {"{\"\":\"\"}", 0}, {"{\"a\":1,\"A\":2}", 0},
 		{"[[[[[[[[[[]]]]]]]]]]", 0},
 		/* refused */
 		{"", 0}, {" ", 0}, {"{", 0}, {"[1,]", 0}, {"{\"a\":1,}", 0}, {"{\"a\" 1}", 0}, {"{a:1}", 0},
@@ -95,8 +95,7 @@ static void parse_agrees_with_jansson(void **state)
 		{"[1] x", 0}, {"\"abc", 0}, {"\"\x01\"", 0}, {"\"\xc3\"", 0}, {"\"\xed\xa0\x80\"", 0},
 		{"\"\xc0\xaf\"", 0}, {"\"\xf4\x90\x80\x80\"", 0}, {"\"\xff\"", 0}, {"\"\\ud800\"", 0},
 		{"\"\\udc00\"", 0}, {"\"\\ud800\\u0041\"", 0}, {"\"\\u0000\"", 0}, {"{\"a\":1,\"a\":2}", 0},
-		{"{\"k\\u0041\":1,\"kA\":2}", 0}, {"9223372036854775808", 0}, {"-9223372036854775809", 0},
-		{"12345678901234567890123", 0}, {"1e400", 0}, {"-1e400", 0}, {"\"\\x\"", 0}, {"\"\\u12G4\"", 0},
+		{"{\"k\\u0041\":1,\"kA\":2}", 0}, {"\"\\x\"", 0}, {"\"\\u12G4\"", 0},
 		{"[1]\0", 4}, {"\"a\0b\"", 5}, {"[\"\\", 0}, {"{\"a\":}", 0}, {"[,1]", 0}, {"\"\\u00", 0},
 	};
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
@@ -156,6 +155,120 @@ static void parse_agrees_with_jansson(void **state)
 	memset(abyss, '[', 1000000);
 	assert_null(tjs_doc_parse(abyss, 1000000, 0, NULL, 0));
 	free(abyss);
+}
+
+/* Numbers RFC 8259 allows that neither a 64-bit integer nor a double holds
+ * exactly (jansson refuses some, rounds the others): kept as written. */
+static void big_numbers_kept_exactly(void **state)
+{
+	(void)state;
+	static const char *const kept[] = {
+		"9223372036854775808", "-9223372036854775809", "12345678901234567890123",
+		"1234567890123456789012345678901234567890", "1e400", "-1e400", "1E+400", "2.5e-400",
+		"1.7976931348623157e309", "123456789.123456789", "92.9899999999999951",
+		"0.1000000000000000000001", "5e-324"};
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		char text[256], err[200];
+		size_t len;
+		snprintf(text, sizeof(text), "[%s,{\"n\":%s}]", kept[i], kept[i]);
+		tjs_doc *d = tjs_doc_parse(text, strlen(text), 0, err, sizeof(err));
+		if (!d)
+			fail_msg("%s refused: %s", text, err);
+		const tjs_value *v = tjs_value_at(tjs_doc_root(d), 0);
+		assert_int_equal(tjs_value_type(v), JSON_REAL);
+		const char *lit = tjs_value_number_text(v, &len);
+		assert_non_null(lit);
+		assert_int_equal(len, strlen(kept[i]));
+		assert_string_equal(lit, kept[i]);
+		char *out = tjs_value_dump(tjs_doc_root(d), &len);
+		assert_string_equal(out, text); /* the bytes unchanged */
+		free(out);
+		tjs_doc_free(d);
+	}
+	/* exact as they are: no literal kept */
+	static const char *const plain[] = {"9223372036854775807", "0.1", "1e22", "123456789012345",
+					    "-1.5e-300", "0", "0.30000000000000004", "1.7976931348623157e308"};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		tjs_doc *d = tjs_doc_parse(plain[i], strlen(plain[i]), 0, NULL, 0);
+		assert_non_null(d);
+		assert_null(tjs_value_number_text(tjs_doc_root(d), NULL));
+		tjs_doc_free(d);
+	}
+	tjs_doc *d = tjs_doc_parse("-1e400", 6, 0, NULL, 0);
+	assert_true(tjs_value_real(tjs_doc_root(d)) < -1e308); /* -inf: the nearest */
+	assert_null(tjs_value_to_json(tjs_doc_root(d)));
+	tjs_doc_free(d);
+}
+
+/* Kept literals are validated as the numbers they are, not as the nearest
+ * double (which would make 1e400 infinite and 1.00000000000000000001 one). */
+static void big_numbers_validated_exactly(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *schema, *instance;
+		bool valid;
+	} cases[] = {
+		{"{\"type\":\"integer\"}", "1234567890123456789012345678901234567890", true},
+		{"{\"type\":\"integer\"}", "-1234567890123456789012345678901234567890", true},
+		{"{\"type\":\"integer\"}", "1e400", true},
+		{"{\"type\":\"integer\"}", "1.5e400", true},
+		{"{\"type\":\"integer\"}", "1.00000000000000000001", false},
+		{"{\"type\":\"integer\"}", "1e-400", false},
+		{"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}", "1e400", false},
+		{"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}",
+		 "12345678901234567890123", true},
+		{"{\"type\":\"number\"}", "-1e400", true},
+		{"{\"type\":\"string\"}", "1e400", false},
+		{"{\"maximum\":1e308}", "1e400", false},
+		{"{\"maximum\":1e308}", "-1e400", true},
+		{"{\"maximum\":9223372036854775807}", "9223372036854775808", false},
+		{"{\"minimum\":-9223372036854775808}", "-9223372036854775809", false},
+		{"{\"maximum\":18446744073709551615.0}", "18446744073709551600", true},
+		{"{\"exclusiveMinimum\":0}", "1e-400", true},
+		{"{\"exclusiveMinimum\":0}", "-1e-400", false},
+		{"{\"exclusiveMaximum\":1}", "0.99999999999999999999", true},
+		{"{\"exclusiveMaximum\":1}", "1.00000000000000000001", false},
+		{"{\"maximum\":1}", "1.00000000000000000000", true},
+		{"{\"exclusiveMaximum\":972783798187987123879878123.18878137}",
+		 "972783798187987123879878123.188781371", false},
+		{"{\"multipleOf\":3}", "123456789012345678901234567890", true},
+		{"{\"multipleOf\":3}", "123456789012345678901234567891", false},
+		{"{\"multipleOf\":0.01}", "12345678901234567890.12", true},
+		{"{\"multipleOf\":0.01}", "1.00000000000000000001", false},
+		{"{\"multipleOf\":0.01}", "1e400", true},
+		/* what JSON.stringify writes keeps double semantics (0.1 + 0.2) */
+		{"{\"multipleOf\":0.01}", "0.30000000000000004", true},
+		{"{\"multipleOf\":0.01}", "0.300000000000000040", false},
+		{"{\"multipleOf\":7}", "7e400", true},
+		{"{\"multipleOf\":7}", "1e400", false},
+		{"{\"multipleOf\":2}", "1e-400", false},
+		{"{\"enum\":[1,0.1]}", "0.10000000000000000000", true},
+		{"{\"enum\":[1,0.1]}", "0.10000000000000000001", false},
+		{"{\"const\":100}", "1.00000000000000000000e2", true},
+		{"{\"const\":9223372036854775807}", "9223372036854775808", false},
+		{"{\"uniqueItems\":true}", "[1e400,1.0e400]", false},
+		{"{\"uniqueItems\":true}", "[0.10000000000000000001,0.1]", true},
+		{"{\"uniqueItems\":true}", "[0.10000000000000000000,0.1]", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tjs_schema *sc = compile(cases[i].schema);
+		tjs_result r = {0};
+		bool ok = tjs_validate_bytes(sc, cases[i].instance, strlen(cases[i].instance), 0, &r, 0);
+		if (ok != cases[i].valid)
+			fail_msg("%s against %s: %s (%s)", cases[i].instance, cases[i].schema,
+				 ok ? "valid" : "invalid", r.count ? r.errors[0].message : "");
+		assert_int_equal(r.count == 0, cases[i].valid);
+		tjs_result_clear(&r);
+		tjs_schema_free(sc);
+	}
+	/* the message shows the literal */
+	tjs_schema *sc = compile("{\"maximum\":1e308}");
+	tjs_result r = {0};
+	assert_false(tjs_validate_bytes(sc, "1e400", 5, 0, &r, 0));
+	assert_non_null(strstr(r.errors[0].message, "1e400 is greater than the maximum"));
+	tjs_result_clear(&r);
+	tjs_schema_free(sc);
 }
 
 static void parse_flags(void **state)
@@ -363,6 +476,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parse_agrees_with_jansson),
 		cmocka_unit_test(parse_flags),
+		cmocka_unit_test(big_numbers_kept_exactly),
+		cmocka_unit_test(big_numbers_validated_exactly),
 		cmocka_unit_test(read_api),
 		cmocka_unit_test(bytes_and_json_paths_agree),
 		cmocka_unit_test(bytes_errors),

@@ -96,7 +96,8 @@ const char *tb_ce_attr_string(const tb_event *ev, const char *name); /* NULL if 
 bool tb_ce_content_type_is_json(const char *content_type);
 
 /* Binary mode headers: calls `add` for ce_<name> of each attribute (value as
- * text) and content-type; returns the first non-zero result of `add`. */
+ * text) and content-type (datacontenttype, or application/json, implied for
+ * JSON data without one); returns the first non-zero result of `add`. */
 int tb_ce_each_kafka_header(const tb_event *ev,
 			    int (*add)(void *ctx, const char *name, const char *value, size_t len),
 			    void *ctx);

@@ -69,8 +69,13 @@ void tjs_result_clear(tjs_result *result);
  * tjs_doc_parse reads JSON (RFC 8259, UTF-8) into an immutable document
  * that lives in one arena: no per-value allocations, strings decoded once
  * (NUL-terminated, with their length), object members in document order.
- * It accepts exactly what json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
- * accepts, plus the flags below. A document may be read by any number of
+ * It accepts what json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
+ * accepts, plus the flags below, plus the numbers RFC 8259 allows and
+ * jansson refuses (integers beyond 64 bits, 1e400): a number beyond a
+ * 64-bit integer, beyond a double's range, or with more than 17
+ * significant digits (more than a double carries) is a JSON_REAL that
+ * keeps its literal, which the validator compares exactly and
+ * tjs_value_dump writes unchanged. A document may be read by any number of
  * threads; free it with tjs_doc_free (values are owned by it). */
 typedef struct tjs_doc tjs_doc;
 typedef struct tjs_value tjs_value;
@@ -78,7 +83,7 @@ typedef struct tjs_value tjs_value;
 enum {
 	TJS_PARSE_ALLOW_NUL = 1 << 0,        /* "\u0000" in strings, as JSON_ALLOW_NUL */
 	TJS_PARSE_ALLOW_DUPLICATES = 1 << 1, /* keep every member of a repeated key */
-	TJS_PARSE_BIGINT_AS_REAL = 1 << 2,   /* integers beyond 64 bits read as doubles, not refused */
+	TJS_PARSE_BIGINT_AS_REAL = 1 << 2,   /* integers beyond 64 bits read as plain doubles */
 };
 
 /* NULL on invalid JSON or no memory, with `err` ("... at line L, column C"). */
@@ -91,7 +96,11 @@ const tjs_value *tjs_doc_root(const tjs_doc *doc);
 json_type tjs_value_type(const tjs_value *v);
 const char *tjs_value_string(const tjs_value *v, size_t *len); /* NUL-terminated */
 json_int_t tjs_value_integer(const tjs_value *v);
-double tjs_value_real(const tjs_value *v);   /* JSON_REAL or JSON_INTEGER as a double */
+/* JSON_REAL or JSON_INTEGER as a double (the nearest; +-inf beyond) */
+double tjs_value_real(const tjs_value *v);
+/* A number's literal as written, when the document keeps it (see above),
+ * else NULL. */
+const char *tjs_value_number_text(const tjs_value *v, size_t *len);
 size_t tjs_value_size(const tjs_value *v);   /* array items or object members */
 const tjs_value *tjs_value_at(const tjs_value *array, size_t i);
 /* Member i of an object (document order); key and its length. */
@@ -102,7 +111,8 @@ const tjs_value *tjs_value_member(const tjs_value *object, size_t i, const char 
  * any other object. */
 bool tjs_value_member_raw(const tjs_value *object, size_t i, const char **raw, size_t *rawlen);
 const tjs_value *tjs_value_get(const tjs_value *object, const char *key);
-/* A jansson copy of the value (new reference), for code that wants json_t. */
+/* A jansson copy of the value (new reference), for code that wants json_t;
+ * a kept literal becomes its nearest double, NULL if beyond a double's range. */
 json_t *tjs_value_to_json(const tjs_value *v);
 /* Compact JSON text, malloc'ed and NUL-terminated, in the format of
  * tb_json_encode (shortest round-trip reals, UTF-8 kept). */
