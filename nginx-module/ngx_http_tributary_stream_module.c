@@ -1868,9 +1868,10 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
     sub->pending_last = &sub->pending;
 
     if (sub->ws) {
-        rc = ngx_tributary_ws_handshake_check(r, lcf->origins,
-                 ngx_tributary_stream_ws_protocols, 1, &proto);
-        if (rc != NGX_OK) {
+        if (ngx_tributary_ws_handshake_check(r, lcf->origins,
+                ngx_tributary_stream_ws_protocols, 1, &proto, &rc)
+            != NGX_OK)
+        {
             return rc;
         }
 
