@@ -56,6 +56,8 @@
 #define NGX_TRIBUTARY_STREAM_TICK         1000
 #define NGX_TRIBUTARY_STREAM_MAX_WORKERS  64
 #define NGX_TRIBUTARY_STREAM_WS_READ      4096
+/* a longer wait for a token's expiry is made of several timers */
+#define NGX_TRIBUTARY_STREAM_MAX_TIMER    86400000        /* ms */
 
 
 typedef struct {
@@ -64,6 +66,7 @@ typedef struct {
     ngx_array_t                topics;         /* ngx_str_t */
     ngx_uint_t                 max_replays;
     size_t                     budget;         /* bytes per wakeup */
+    ngx_int_t                  jwt_expires;    /* $tributary_jwt_expires */
     ngx_shm_zone_t            *zone;
     ngx_tributary_kafka_conf_t kafka;
 } ngx_http_tributary_stream_main_conf_t;
@@ -161,6 +164,9 @@ struct ngx_tributary_sub_s {
     ngx_tributary_ws_parser_t *ws_parser;
     const char                *cut_reason;     /* set when cut off */
 
+    time_t                     expires;        /* the token's, or 0 */
+    ngx_event_t                expiry;
+
     unsigned                   ws:1;
     unsigned                   has_key:1;
     unsigned                   has_type:1;
@@ -174,6 +180,7 @@ struct ngx_tributary_sub_s {
     unsigned                   ws_ready:1;      /* 101 fully sent */
     unsigned                   failed:1;        /* connection error */
     unsigned                   chunked:1;       /* we frame the chunks */
+    unsigned                   reauth:1;        /* ended: token expired */
 };
 
 
@@ -669,6 +676,68 @@ ngx_tributary_stream_cutoff(ngx_tributary_sub_t *sub, const char *reason)
     ngx_tributary_stat(dropped) += sub->out_events + 1;
 
     ngx_tributary_stream_mark_dirty(sub);
+}
+
+
+/*
+ * The token the stream was opened with is no longer accepted (exp +
+ * leeway, as tributary_jwt and the broker count): the stream ends with a
+ * word to the client, as a cut-off does, but telling it to come back with a
+ * fresh token and its position rather than "slow".
+ */
+static void
+ngx_tributary_stream_expiry_handler(ngx_event_t *ev)
+{
+    time_t                left;
+    ngx_tributary_sub_t  *sub = ev->data;
+
+    if (sub->detached || sub->closing) {
+        return;
+    }
+
+    left = sub->expires - ngx_time();
+
+    if (left > 0) {
+        ngx_add_timer(ev, ngx_min((ngx_msec_t) left * 1000,
+                                  NGX_TRIBUTARY_STREAM_MAX_TIMER));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, sub->request->connection->log, 0,
+                  "tributary_stream: token expired, stream ended "
+                  "(%uz bytes, %ui events not yet sent)",
+                  sub->out_bytes, sub->out_events);
+
+    sub->closing = 1;
+    sub->reauth = 1;
+    sub->cut_reason = "token expired";
+
+    ngx_tributary_stream_flush(sub);
+}
+
+
+static void
+ngx_tributary_stream_expiry_start(ngx_tributary_sub_t *sub)
+{
+    ngx_msec_t   delay;
+    ngx_time_t  *tp;
+
+    if (sub->expires == 0) {
+        return;
+    }
+
+    sub->expiry.handler = ngx_tributary_stream_expiry_handler;
+    sub->expiry.data = sub;
+    sub->expiry.log = sub->request->connection->log;
+    /* a graceful shutdown does not wait for it */
+    sub->expiry.cancelable = 1;
+
+    /* to the millisecond: the token is refused from that second on */
+    tp = ngx_timeofday();
+    delay = (sub->expires > tp->sec)
+            ? (ngx_msec_t) (sub->expires - tp->sec) * 1000 - tp->msec : 0;
+
+    ngx_add_timer(&sub->expiry, ngx_min(delay, NGX_TRIBUTARY_STREAM_MAX_TIMER));
 }
 
 
@@ -1358,6 +1427,13 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
                                              NGX_TRIBUTARY_WS_CLOSE_POLICY,
                                              sub->cut_reason,
                                              ngx_strlen(sub->cut_reason));
+
+        } else if (sub->reauth) {
+            /* no id: the client's Last-Event-ID stays its position */
+            n = ngx_snprintf(close, sizeof(close),
+                             "event: reauthenticate\ndata: %s\n\n",
+                             sub->cut_reason) - close;
+
         } else {
             n = ngx_snprintf(close, sizeof(close), ": cut off: %s\n\n",
                              sub->cut_reason) - close;
@@ -1711,6 +1787,10 @@ ngx_tributary_stream_detach(ngx_tributary_sub_t *sub)
 
     ngx_queue_remove(&sub->all);
 
+    if (sub->expiry.timer_set) {
+        ngx_del_timer(&sub->expiry);
+    }
+
     ngx_tributary_stream_replay_done(sub);
     ngx_tributary_stream_replay_next();
     ngx_tributary_stream_count_subs();
@@ -1829,6 +1909,36 @@ ngx_tributary_stream_is_ws(ngx_http_request_t *r)
 }
 
 
+/*
+ * A stream opened with a JWT (tributary_jwt on) lasts as long as the token
+ * is accepted: $tributary_jwt_expires, empty without a valid token.
+ */
+static ngx_int_t
+ngx_tributary_stream_expires(ngx_http_request_t *r, ngx_tributary_sub_t *sub)
+{
+    ngx_http_variable_value_t              *vv;
+    ngx_http_tributary_stream_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tributary_stream_module);
+
+    vv = ngx_http_get_indexed_variable(r, mcf->jwt_expires);
+    if (vv == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (vv->not_found || vv->len == 0) {
+        return NGX_OK;
+    }
+
+    sub->expires = ngx_atotm(vv->data, vv->len);
+    if (sub->expires == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 {
@@ -1895,6 +2005,10 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 
         sub->has_key = 1;
         sub->key_hash = ngx_hash_key(sub->key.data, sub->key.len);
+    }
+
+    if (ngx_tributary_stream_expires(r, sub) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (lcf->type) {
@@ -2053,6 +2167,8 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 
     ngx_queue_insert_tail(&ngx_tributary_stream.subs, &sub->all);
     sub->last_write = ngx_current_msec;
+
+    ngx_tributary_stream_expiry_start(sub);
 
     if (t->partitions) {
         ngx_tributary_stream_attach(sub);
@@ -2437,6 +2553,14 @@ ngx_http_tributary_stream_init(ngx_conf_t *cf)
     }
 
     mcf->zone->init = ngx_http_tributary_stream_init_zone;
+
+    /* set by the auth module (tributary_jwt), in the same .so */
+    ngx_str_set(&name, "tributary_jwt_expires");
+
+    mcf->jwt_expires = ngx_http_get_variable_index(cf, &name);
+    if (mcf->jwt_expires == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
