@@ -149,6 +149,7 @@ struct ngx_tributary_sub_s {
     size_t                     nentries;
 
     int64_t                   *next;           /* private position or NULL */
+    int64_t                   *ahead;          /* per partition, or NULL */
     u_char                    *switched;       /* per partition */
     int32_t                    nswitched;
     ngx_tributary_replay_t    *replay;
@@ -1021,7 +1022,9 @@ ngx_tributary_stream_switch(ngx_tributary_sub_t *sub, int32_t p)
 {
     ngx_tributary_topic_t  *t = sub->topic;
 
-    if (sub->switched[p] || sub->next[p] < 0 || sub->next[p] < t->live[p]) {
+    if (sub->switched[p] || sub->next[p] < 0 || sub->next[p] < t->live[p]
+        || (sub->ahead && sub->ahead[p] >= 0))
+    {
         return;
     }
 
@@ -1050,6 +1053,123 @@ ngx_tributary_stream_replay_done(ngx_tributary_sub_t *sub)
 }
 
 
+/*
+ * Tells the client that its position on partition p named an offset past
+ * the partition's end, and where it goes on: an SSE event "reset" (with the
+ * id of the corrected position) or a WebSocket message {"streamposition":
+ * ..., "reset": ...}.
+ */
+static void
+ngx_tributary_stream_reset(ngx_tributary_sub_t *sub, int32_t p, int64_t to)
+{
+    u_char                  pos[NGX_TRIBUTARY_POS_MAX_PARTITIONS
+                                * NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                  entry[NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                 *e, *d;
+    size_t                  len, plen;
+    ngx_tributary_chunk_t  *ch;
+
+    ngx_log_error(NGX_LOG_INFO, sub->request->connection->log, 0,
+                  "tributary_stream: position p%D:o%L is past the end of "
+                  "partition %D of \"%V\", which goes on at o%L",
+                  p, sub->next[p], p, &sub->topic->name, to);
+
+    sub->next[p] = to;
+    sub->ahead[p] = -1;
+
+    e = ngx_sprintf(entry, "p%D:o%L", p, to);
+    len = ngx_tributary_stream_sub_position(sub, pos, sizeof(pos));
+
+    if (sub->ws) {
+        plen = sizeof("{\"streamposition\":\"\",\"reset\":\"\"}") - 1
+               + len + (e - entry);
+
+        ch = ngx_tributary_chunk_alloc(ngx_tributary_ws_header_size(plen, 0)
+                                       + plen);
+        if (ch == NULL) {
+            goto failed;
+        }
+
+        d = ch->data + ngx_tributary_ws_frame_header(ch->data,
+                                                     NGX_TRIBUTARY_WS_OP_TEXT,
+                                                     1, plen, NULL);
+        d = ngx_sprintf(d, "{\"streamposition\":\"%*s\",\"reset\":\"%*s\"}",
+                        len, pos, e - entry, entry);
+
+    } else {
+        ch = ngx_tributary_chunk_alloc(sizeof("id: \nevent: reset\ndata: \n\n")
+                                       - 1 + len + (e - entry));
+        if (ch == NULL) {
+            goto failed;
+        }
+
+        d = ngx_sprintf(ch->data, "id: %*s\nevent: reset\ndata: %*s\n\n",
+                        len, pos, e - entry, entry);
+    }
+
+    ch->len = d - ch->data;
+
+    if (ngx_tributary_stream_queue(sub, ch, 0, ch->len, 0, 1) != NGX_OK) {
+        ngx_tributary_chunk_release(ch);
+        goto failed;
+    }
+
+    ngx_tributary_chunk_release(ch);
+
+    return;
+
+failed:
+
+    ngx_tributary_stream_cutoff(sub, "out of memory");
+}
+
+
+/*
+ * A partition whose requested offset was beyond what the live consumer had
+ * (sub->ahead[p], the live position then) is read by the replay reader
+ * until Kafka says whether the offset exists. A reader never returns
+ * records below the offset it was assigned at, nor reaches an end below it,
+ * unless the offset was out of range and reset (auto.offset.reset
+ * "earliest": from the log start): then the stream goes on from where live
+ * was when the client came (or the end, if lower), so records that arrived
+ * since are delivered. NGX_DECLINED when m is to be skipped.
+ */
+static ngx_int_t
+ngx_tributary_stream_check_ahead(ngx_tributary_sub_t *sub,
+    rd_kafka_message_t *m)
+{
+    int32_t  p = m->partition;
+    int64_t  to;
+
+    if (sub->ahead == NULL || sub->ahead[p] < 0) {
+        return NGX_OK;
+    }
+
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->offset >= sub->next[p]) {
+            sub->ahead[p] = -1;         /* it existed: go on from there */
+            return NGX_OK;
+        }
+
+        to = ngx_min(sub->ahead[p], m->offset);
+
+    } else if (m->err) {
+        return NGX_OK;
+
+    } else if (m->offset >= sub->next[p]) {
+        sub->ahead[p] = -1;
+        return NGX_OK;
+
+    } else {
+        to = sub->ahead[p];
+    }
+
+    ngx_tributary_stream_reset(sub, p, to);
+
+    return (m->err == 0 && m->offset >= to) ? NGX_OK : NGX_DECLINED;
+}
+
+
 static void
 ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
     rd_kafka_message_t *m)
@@ -1060,6 +1180,11 @@ ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
 
     if (p < 0 || p >= t->partitions || sub->switched[p] || sub->closing) {
         return;
+    }
+
+    if (ngx_tributary_stream_check_ahead(sub, m) != NGX_OK) {
+        ngx_tributary_stream_switch(sub, p);
+        goto done;
     }
 
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1095,6 +1220,8 @@ ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
     }
 
     ngx_tributary_stream_switch(sub, p);
+
+done:
 
     if (sub->nswitched == t->partitions) {
         ngx_tributary_stream_replay_done(sub);
@@ -1206,9 +1333,35 @@ ngx_tributary_stream_attach(ngx_tributary_sub_t *sub)
         }
 
         for (i = 0; i < sub->nentries; i++) {
-            if (sub->entries[i].partition < t->partitions) {
-                sub->next[sub->entries[i].partition] = sub->entries[i].offset;
+            p = sub->entries[i].partition;
+
+            if (p >= t->partitions) {
+                continue;
             }
+
+            sub->next[p] = sub->entries[i].offset;
+
+            if (sub->next[p] <= t->live[p]) {
+                continue;
+            }
+
+            /* past live: perhaps past the end (see _check_ahead) */
+            if (sub->ahead == NULL) {
+                sub->ahead = ngx_palloc(r->pool, sizeof(int64_t)
+                                                 * t->partitions);
+                if (sub->ahead == NULL) {
+                    ngx_tributary_stream_cutoff(sub, "out of memory");
+                    return;
+                }
+
+                for (p = 0; p < t->partitions; p++) {
+                    sub->ahead[p] = -1;
+                }
+
+                p = sub->entries[i].partition;
+            }
+
+            sub->ahead[p] = t->live[p];
         }
 
         ngx_tributary_stream_replay_begin(sub);
