@@ -79,9 +79,22 @@ typedef struct {
     ngx_msec_t                 heartbeat;
     ngx_msec_t                 retry;
     size_t                     buffer;
+    ngx_uint_t                 reset;          /* NGX_TRIBUTARY_STREAM_RESET_ */
     ngx_array_t               *origins;
     ngx_flag_t                 status;
 } ngx_http_tributary_stream_loc_conf_t;
+
+
+/* where a position past a partition's end goes on */
+#define NGX_TRIBUTARY_STREAM_RESET_END        0
+#define NGX_TRIBUTARY_STREAM_RESET_BEGINNING  1
+
+
+static ngx_conf_enum_t  ngx_http_tributary_stream_resets[] = {
+    { ngx_string("end"), NGX_TRIBUTARY_STREAM_RESET_END },
+    { ngx_string("beginning"), NGX_TRIBUTARY_STREAM_RESET_BEGINNING },
+    { ngx_null_string, 0 }
+};
 
 
 /* Per-worker counters, in shared memory so any worker can report all. */
@@ -272,6 +285,13 @@ static ngx_command_t  ngx_http_tributary_stream_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tributary_stream_loc_conf_t, buffer),
       NULL },
+
+    { ngx_string("tributary_stream_reset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tributary_stream_loc_conf_t, reset),
+      &ngx_http_tributary_stream_resets },
 
     { ngx_string("tributary_stream_allow_origin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -1130,9 +1150,11 @@ failed:
  * until Kafka says whether the offset exists. A reader never returns
  * records below the offset it was assigned at, nor reaches an end below it,
  * unless the offset was out of range and reset (auto.offset.reset
- * "earliest": from the log start): then the stream goes on from where live
- * was when the client came (or the end, if lower), so records that arrived
- * since are delivered. NGX_DECLINED when m is to be skipped.
+ * "earliest": from the log start). Then the stream goes on, with
+ * tributary_stream_reset "end", from where live was when the client came
+ * (or the end, if lower), so records that arrived since are delivered; with
+ * "beginning", from the first record there is (the one at hand, or the end
+ * of an empty partition). NGX_DECLINED when m is to be skipped.
  */
 static ngx_int_t
 ngx_tributary_stream_check_ahead(ngx_tributary_sub_t *sub,
@@ -1151,7 +1173,8 @@ ngx_tributary_stream_check_ahead(ngx_tributary_sub_t *sub,
             return NGX_OK;
         }
 
-        to = ngx_min(sub->ahead[p], m->offset);
+        to = (sub->conf->reset == NGX_TRIBUTARY_STREAM_RESET_END)
+             ? ngx_min(sub->ahead[p], m->offset) : m->offset;
 
     } else if (m->err) {
         return NGX_OK;
@@ -1161,7 +1184,8 @@ ngx_tributary_stream_check_ahead(ngx_tributary_sub_t *sub,
         return NGX_OK;
 
     } else {
-        to = sub->ahead[p];
+        to = (sub->conf->reset == NGX_TRIBUTARY_STREAM_RESET_END)
+             ? sub->ahead[p] : m->offset;
     }
 
     ngx_tributary_stream_reset(sub, p, to);
@@ -2512,6 +2536,7 @@ ngx_http_tributary_stream_create_loc_conf(ngx_conf_t *cf)
     lcf->heartbeat = NGX_CONF_UNSET_MSEC;
     lcf->retry = NGX_CONF_UNSET_MSEC;
     lcf->buffer = NGX_CONF_UNSET_SIZE;
+    lcf->reset = NGX_CONF_UNSET_UINT;
     lcf->origins = NGX_CONF_UNSET_PTR;
     lcf->status = NGX_CONF_UNSET;
 
@@ -2532,6 +2557,8 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_msec_value(conf->retry, prev->retry, 3000);
     ngx_conf_merge_size_value(conf->buffer, prev->buffer, 256 * 1024);
+    ngx_conf_merge_uint_value(conf->reset, prev->reset,
+                              NGX_TRIBUTARY_STREAM_RESET_END);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_value(conf->status, prev->status, 0);
 
