@@ -2894,7 +2894,13 @@ ngx_http_tributary_stream_exit_process(ngx_cycle_t *cycle)
     ngx_tributary_chunk_release(ngx_tributary_stream.heartbeat);
     ngx_tributary_stream.heartbeat = NULL;
 
-    if (ngx_tributary_stream.stats != &ngx_tributary_stream.local) {
+    /*
+     * After a reload the new worker with our number has the slot already
+     * (old workers exit last): leave it to it.
+     */
+    if (ngx_tributary_stream.stats != &ngx_tributary_stream.local
+        && ngx_tributary_stream.stats->pid == (ngx_atomic_uint_t) ngx_pid)
+    {
         ngx_tributary_stream.stats->pid = 0;
     }
 }

@@ -86,11 +86,8 @@ c_ws=$!
 node "$NODE_DIR/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/all-from-start?from=$stale" 2 20000 \
 	>"$T/stale-start.jsonl" 2>"$T/stale-start.err" &
 c_start=$!
-# (the status counts of new workers are not used here: after the reload)
-for _ in $(seq 1 200); do
-	[[ -s "$T/stale-sse.jsonl" && -s "$T/stale-ws.jsonl" ]] && break
-	sleep 0.05
-done
+# (after the reload: the new workers' status counts them)
+stream_wait_subscribers 3
 echo "x:after-reset" | produce -K: -p 3
 wait $c_sse || fail "stale Last-Event-ID: $(cat "$T/stale-sse.err")"
 wait $c_ws || fail "stale ?from=: $(cat "$T/stale-ws.err")"
