@@ -706,21 +706,40 @@ ngx_tributary_stream_cutoff(ngx_tributary_sub_t *sub, const char *reason)
  * word to the client, as a cut-off does, but telling it to come back with a
  * fresh token and its position rather than "slow".
  */
+static ngx_msec_t
+ngx_tributary_stream_expiry_delay(ngx_tributary_sub_t *sub)
+{
+    ngx_msec_t   delay;
+    ngx_time_t  *tp;
+
+    /* to the millisecond: the token is refused from that second on */
+    tp = ngx_timeofday();
+
+    if (sub->expires <= tp->sec) {
+        return 0;
+    }
+
+    delay = (ngx_msec_t) (sub->expires - tp->sec) * 1000 - tp->msec;
+
+    return ngx_min(delay, NGX_TRIBUTARY_STREAM_MAX_TIMER);
+}
+
+
 static void
 ngx_tributary_stream_expiry_handler(ngx_event_t *ev)
 {
-    time_t                left;
+    ngx_msec_t            delay;
     ngx_tributary_sub_t  *sub = ev->data;
 
     if (sub->detached || sub->closing) {
         return;
     }
 
-    left = sub->expires - ngx_time();
+    /* a long wait is made of several timers; wall and timer clocks differ */
+    delay = ngx_tributary_stream_expiry_delay(sub);
 
-    if (left > 0) {
-        ngx_add_timer(ev, ngx_min((ngx_msec_t) left * 1000,
-                                  NGX_TRIBUTARY_STREAM_MAX_TIMER));
+    if (delay) {
+        ngx_add_timer(ev, delay);
         return;
     }
 
@@ -740,9 +759,6 @@ ngx_tributary_stream_expiry_handler(ngx_event_t *ev)
 static void
 ngx_tributary_stream_expiry_start(ngx_tributary_sub_t *sub)
 {
-    ngx_msec_t   delay;
-    ngx_time_t  *tp;
-
     if (sub->expires == 0) {
         return;
     }
@@ -753,12 +769,7 @@ ngx_tributary_stream_expiry_start(ngx_tributary_sub_t *sub)
     /* a graceful shutdown does not wait for it */
     sub->expiry.cancelable = 1;
 
-    /* to the millisecond: the token is refused from that second on */
-    tp = ngx_timeofday();
-    delay = (sub->expires > tp->sec)
-            ? (ngx_msec_t) (sub->expires - tp->sec) * 1000 - tp->msec : 0;
-
-    ngx_add_timer(&sub->expiry, ngx_min(delay, NGX_TRIBUTARY_STREAM_MAX_TIMER));
+    ngx_add_timer(&sub->expiry, ngx_tributary_stream_expiry_delay(sub));
 }
 
 
