@@ -76,15 +76,12 @@ pass "from=beginning: all $TOTAL records once, in per-key order; resuming at its
 # restarts (the end) and delivers what comes next, instead of staying silent.
 end3=${last_id##*p3:o}
 stale="${last_id%p3:o*}p3:o$((end3 + 1000))"
-SSE_TYPES=reset node "$NODE_DIR/stream-client.mjs" sse "http://127.0.0.1:$HTTP_PORT/all" 2 20000 "$stale" \
-	>"$T/stale-sse.jsonl" 2>"$T/stale-sse.err" &
+SSE_TYPES=reset stream_client stale-sse sse "http://127.0.0.1:$HTTP_PORT/all" 2 20000 "$stale" &
 c_sse=$!
-node "$NODE_DIR/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/all?from=$stale" 2 20000 \
-	>"$T/stale-ws.jsonl" 2>"$T/stale-ws.err" &
+stream_client stale-ws ws "ws://127.0.0.1:$HTTP_PORT/all?from=$stale" 2 20000 &
 c_ws=$!
 # tributary_stream_reset beginning: the partition's first record next
-node "$NODE_DIR/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/all-from-start?from=$stale" 2 20000 \
-	>"$T/stale-start.jsonl" 2>"$T/stale-start.err" &
+stream_client stale-start ws "ws://127.0.0.1:$HTTP_PORT/all-from-start?from=$stale" 2 20000 &
 c_start=$!
 # (after the reload: the new workers' status counts them)
 stream_wait_subscribers 3
