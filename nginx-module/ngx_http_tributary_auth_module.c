@@ -27,6 +27,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <math.h>
+
 #include <jansson.h>
 
 #include "tributary/jwt.h"
@@ -63,6 +65,7 @@ typedef struct {
     ngx_tributary_jwt_outcome_e        outcome;
     json_t                            *claims;  /* when valid */
     ngx_str_t                          identity;
+    time_t                             expires; /* exp + leeway, or 0 */
     const char                        *description; /* for the client */
     u_char                            *reason;  /* for the error log */
 } ngx_http_tributary_jwt_ctx_t;
@@ -83,6 +86,8 @@ static void ngx_http_tributary_jwt_cleanup(void *data);
 static ngx_int_t ngx_http_tributary_jwt_sub_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_tributary_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_tributary_jwt_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_tributary_jwt_set_json(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, json_t *value);
@@ -202,6 +207,10 @@ static ngx_http_variable_t  ngx_http_tributary_jwt_vars[] = {
       ngx_http_tributary_jwt_sub_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("tributary_jwt_expires"), NULL,
+      ngx_http_tributary_jwt_expires_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("tributary_jwt_claim_"), NULL,
       ngx_http_tributary_jwt_claim_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
@@ -261,6 +270,8 @@ ngx_http_tributary_jwt_verify(ngx_http_request_t *r,
     size_t                         len;
     ngx_str_t                      token;
     tjwt_result                    res;
+    double                         e;
+    json_t                        *exp;
     const char                    *identity, *problem;
     ngx_pool_cleanup_t            *cln;
     ngx_http_tributary_jwt_ctx_t  *ctx;
@@ -384,6 +395,21 @@ ngx_http_tributary_jwt_verify(ngx_http_request_t *r,
     }
 
     ngx_memcpy(ctx->identity.data, identity, ctx->identity.len);
+
+    /*
+     * When the token stops being accepted: what tjwt_verify() refuses as
+     * expired (now >= exp + leeway), the broker's rule for its clients too.
+     * tjwt_verify() made sure exp is a number; it compares whole seconds
+     * with it, so a fractional exp counts from the next second. Beyond
+     * about 68,000 years it is "never" (and no time_t overflow).
+     */
+    exp = json_object_get(res.claims, "exp");
+    if (json_is_number(exp)) {
+        e = ceil(json_number_value(exp)) + (double) conf->leeway;
+        if (e > 0 && e < (double) NGX_MAX_INT32_VALUE * 1000) {
+            ctx->expires = (time_t) e;
+        }
+    }
 
     ctx->claims = tjwt_result_steal_claims(&res);
     ctx->outcome = NGX_TRIBUTARY_JWT_VALID;
@@ -667,6 +693,37 @@ ngx_http_tributary_jwt_claim_variable(ngx_http_request_t *r,
     }
 
     return ngx_http_tributary_jwt_set_json(r, v, value);
+}
+
+
+/* exp + leeway of a valid token, in Unix seconds: when it is refused */
+static ngx_int_t
+ngx_http_tributary_jwt_expires_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                        *p;
+    ngx_int_t                      rc;
+    ngx_http_tributary_jwt_ctx_t  *ctx;
+
+    rc = ngx_http_tributary_jwt_valid(r, &ctx);
+
+    if (rc != NGX_OK || ctx->expires == 0) {
+        v->not_found = 1;
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%T", ctx->expires) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
 }
 
 

@@ -218,11 +218,12 @@ ngx_http_tributary_mqtt_handler(ngx_http_request_t *r)
     mlcf = ngx_http_get_module_loc_conf(r, ngx_http_tributary_module);
     c = r->connection;
 
-    rc = ngx_tributary_ws_handshake_check(r, mlcf->allow_origin,
-                                          ngx_http_tributary_mqtt_protocols,
-                                          2, &protocol);
-    if (rc != NGX_OK) {
-        return ngx_tributary_ws_reject(r, rc);
+    if (ngx_tributary_ws_handshake_check(r, mlcf->allow_origin,
+                                         ngx_http_tributary_mqtt_protocols,
+                                         2, &protocol, &rc)
+        != NGX_OK)
+    {
+        return rc;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_tributary_mqtt_ctx_t));

@@ -56,6 +56,8 @@
 #define NGX_TRIBUTARY_STREAM_TICK         1000
 #define NGX_TRIBUTARY_STREAM_MAX_WORKERS  64
 #define NGX_TRIBUTARY_STREAM_WS_READ      4096
+/* a longer wait for a token's expiry is made of several timers */
+#define NGX_TRIBUTARY_STREAM_MAX_TIMER    86400000        /* ms */
 
 
 typedef struct {
@@ -64,6 +66,7 @@ typedef struct {
     ngx_array_t                topics;         /* ngx_str_t */
     ngx_uint_t                 max_replays;
     size_t                     budget;         /* bytes per wakeup */
+    ngx_int_t                  jwt_expires;    /* $tributary_jwt_expires */
     ngx_shm_zone_t            *zone;
     ngx_tributary_kafka_conf_t kafka;
 } ngx_http_tributary_stream_main_conf_t;
@@ -76,9 +79,22 @@ typedef struct {
     ngx_msec_t                 heartbeat;
     ngx_msec_t                 retry;
     size_t                     buffer;
+    ngx_uint_t                 reset;          /* NGX_TRIBUTARY_STREAM_RESET_ */
     ngx_array_t               *origins;
     ngx_flag_t                 status;
 } ngx_http_tributary_stream_loc_conf_t;
+
+
+/* where a position past a partition's end goes on */
+#define NGX_TRIBUTARY_STREAM_RESET_END        0
+#define NGX_TRIBUTARY_STREAM_RESET_BEGINNING  1
+
+
+static ngx_conf_enum_t  ngx_http_tributary_stream_resets[] = {
+    { ngx_string("end"), NGX_TRIBUTARY_STREAM_RESET_END },
+    { ngx_string("beginning"), NGX_TRIBUTARY_STREAM_RESET_BEGINNING },
+    { ngx_null_string, 0 }
+};
 
 
 /* Per-worker counters, in shared memory so any worker can report all. */
@@ -146,6 +162,7 @@ struct ngx_tributary_sub_s {
     size_t                     nentries;
 
     int64_t                   *next;           /* private position or NULL */
+    int64_t                   *ahead;          /* per partition, or NULL */
     u_char                    *switched;       /* per partition */
     int32_t                    nswitched;
     ngx_tributary_replay_t    *replay;
@@ -161,6 +178,9 @@ struct ngx_tributary_sub_s {
     ngx_tributary_ws_parser_t *ws_parser;
     const char                *cut_reason;     /* set when cut off */
 
+    time_t                     expires;        /* the token's, or 0 */
+    ngx_event_t                expiry;
+
     unsigned                   ws:1;
     unsigned                   has_key:1;
     unsigned                   has_type:1;
@@ -174,6 +194,7 @@ struct ngx_tributary_sub_s {
     unsigned                   ws_ready:1;      /* 101 fully sent */
     unsigned                   failed:1;        /* connection error */
     unsigned                   chunked:1;       /* we frame the chunks */
+    unsigned                   reauth:1;        /* ended: token expired */
 };
 
 
@@ -264,6 +285,13 @@ static ngx_command_t  ngx_http_tributary_stream_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_tributary_stream_loc_conf_t, buffer),
       NULL },
+
+    { ngx_string("tributary_stream_reset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tributary_stream_loc_conf_t, reset),
+      &ngx_http_tributary_stream_resets },
 
     { ngx_string("tributary_stream_allow_origin"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -672,6 +700,79 @@ ngx_tributary_stream_cutoff(ngx_tributary_sub_t *sub, const char *reason)
 }
 
 
+/*
+ * The token the stream was opened with is no longer accepted (exp +
+ * leeway, as tributary_jwt and the broker count): the stream ends with a
+ * word to the client, as a cut-off does, but telling it to come back with a
+ * fresh token and its position rather than "slow".
+ */
+static ngx_msec_t
+ngx_tributary_stream_expiry_delay(ngx_tributary_sub_t *sub)
+{
+    ngx_msec_t   delay;
+    ngx_time_t  *tp;
+
+    /* to the millisecond: the token is refused from that second on */
+    tp = ngx_timeofday();
+
+    if (sub->expires <= tp->sec) {
+        return 0;
+    }
+
+    delay = (ngx_msec_t) (sub->expires - tp->sec) * 1000 - tp->msec;
+
+    return ngx_min(delay, NGX_TRIBUTARY_STREAM_MAX_TIMER);
+}
+
+
+static void
+ngx_tributary_stream_expiry_handler(ngx_event_t *ev)
+{
+    ngx_msec_t            delay;
+    ngx_tributary_sub_t  *sub = ev->data;
+
+    if (sub->detached || sub->closing) {
+        return;
+    }
+
+    /* a long wait is made of several timers; wall and timer clocks differ */
+    delay = ngx_tributary_stream_expiry_delay(sub);
+
+    if (delay) {
+        ngx_add_timer(ev, delay);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, sub->request->connection->log, 0,
+                  "tributary_stream: token expired, stream ended "
+                  "(%uz bytes, %ui events not yet sent)",
+                  sub->out_bytes, sub->out_events);
+
+    sub->closing = 1;
+    sub->reauth = 1;
+    sub->cut_reason = "token expired";
+
+    ngx_tributary_stream_flush(sub);
+}
+
+
+static void
+ngx_tributary_stream_expiry_start(ngx_tributary_sub_t *sub)
+{
+    if (sub->expires == 0) {
+        return;
+    }
+
+    sub->expiry.handler = ngx_tributary_stream_expiry_handler;
+    sub->expiry.data = sub;
+    sub->expiry.log = sub->request->connection->log;
+    /* a graceful shutdown does not wait for it */
+    sub->expiry.cancelable = 1;
+
+    ngx_add_timer(&sub->expiry, ngx_tributary_stream_expiry_delay(sub));
+}
+
+
 static ngx_uint_t
 ngx_tributary_stream_type_matches(ngx_tributary_sub_t *sub,
     ngx_tributary_stream_event_t *ev)
@@ -952,7 +1053,9 @@ ngx_tributary_stream_switch(ngx_tributary_sub_t *sub, int32_t p)
 {
     ngx_tributary_topic_t  *t = sub->topic;
 
-    if (sub->switched[p] || sub->next[p] < 0 || sub->next[p] < t->live[p]) {
+    if (sub->switched[p] || sub->next[p] < 0 || sub->next[p] < t->live[p]
+        || (sub->ahead && sub->ahead[p] >= 0))
+    {
         return;
     }
 
@@ -981,6 +1084,127 @@ ngx_tributary_stream_replay_done(ngx_tributary_sub_t *sub)
 }
 
 
+/*
+ * Tells the client that its position on partition p named an offset past
+ * the partition's end, and where it goes on: an SSE event "reset" (with the
+ * id of the corrected position) or a WebSocket message {"streamposition":
+ * ..., "reset": ...}.
+ */
+static void
+ngx_tributary_stream_reset(ngx_tributary_sub_t *sub, int32_t p, int64_t to)
+{
+    u_char                  pos[NGX_TRIBUTARY_POS_MAX_PARTITIONS
+                                * NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                  entry[NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                 *e, *d;
+    size_t                  len, plen;
+    ngx_tributary_chunk_t  *ch;
+
+    ngx_log_error(NGX_LOG_INFO, sub->request->connection->log, 0,
+                  "tributary_stream: position p%D:o%L is past the end of "
+                  "partition %D of \"%V\", which goes on at o%L",
+                  p, sub->next[p], p, &sub->topic->name, to);
+
+    sub->next[p] = to;
+    sub->ahead[p] = -1;
+
+    e = ngx_sprintf(entry, "p%D:o%L", p, to);
+    len = ngx_tributary_stream_sub_position(sub, pos, sizeof(pos));
+
+    if (sub->ws) {
+        plen = sizeof("{\"streamposition\":\"\",\"reset\":\"\"}") - 1
+               + len + (e - entry);
+
+        ch = ngx_tributary_chunk_alloc(ngx_tributary_ws_header_size(plen, 0)
+                                       + plen);
+        if (ch == NULL) {
+            goto failed;
+        }
+
+        d = ch->data + ngx_tributary_ws_frame_header(ch->data,
+                                                     NGX_TRIBUTARY_WS_OP_TEXT,
+                                                     1, plen, NULL);
+        d = ngx_sprintf(d, "{\"streamposition\":\"%*s\",\"reset\":\"%*s\"}",
+                        len, pos, e - entry, entry);
+
+    } else {
+        ch = ngx_tributary_chunk_alloc(sizeof("id: \nevent: reset\ndata: \n\n")
+                                       - 1 + len + (e - entry));
+        if (ch == NULL) {
+            goto failed;
+        }
+
+        d = ngx_sprintf(ch->data, "id: %*s\nevent: reset\ndata: %*s\n\n",
+                        len, pos, e - entry, entry);
+    }
+
+    ch->len = d - ch->data;
+
+    if (ngx_tributary_stream_queue(sub, ch, 0, ch->len, 0, 1) != NGX_OK) {
+        ngx_tributary_chunk_release(ch);
+        goto failed;
+    }
+
+    ngx_tributary_chunk_release(ch);
+
+    return;
+
+failed:
+
+    ngx_tributary_stream_cutoff(sub, "out of memory");
+}
+
+
+/*
+ * A partition whose requested offset was beyond what the live consumer had
+ * (sub->ahead[p], the live position then) is read by the replay reader
+ * until Kafka says whether the offset exists. A reader never returns
+ * records below the offset it was assigned at, nor reaches an end below it,
+ * unless the offset was out of range and reset (auto.offset.reset
+ * "earliest": from the log start). Then the stream goes on, with
+ * tributary_stream_reset "end", from where live was when the client came
+ * (or the end, if lower), so records that arrived since are delivered; with
+ * "beginning", from the first record there is (the one at hand, or the end
+ * of an empty partition). NGX_DECLINED when m is to be skipped.
+ */
+static ngx_int_t
+ngx_tributary_stream_check_ahead(ngx_tributary_sub_t *sub,
+    rd_kafka_message_t *m)
+{
+    int32_t  p = m->partition;
+    int64_t  to;
+
+    if (sub->ahead == NULL || sub->ahead[p] < 0) {
+        return NGX_OK;
+    }
+
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->offset >= sub->next[p]) {
+            sub->ahead[p] = -1;         /* it existed: go on from there */
+            return NGX_OK;
+        }
+
+        to = (sub->conf->reset == NGX_TRIBUTARY_STREAM_RESET_END)
+             ? ngx_min(sub->ahead[p], m->offset) : m->offset;
+
+    } else if (m->err) {
+        return NGX_OK;
+
+    } else if (m->offset >= sub->next[p]) {
+        sub->ahead[p] = -1;
+        return NGX_OK;
+
+    } else {
+        to = (sub->conf->reset == NGX_TRIBUTARY_STREAM_RESET_END)
+             ? sub->ahead[p] : m->offset;
+    }
+
+    ngx_tributary_stream_reset(sub, p, to);
+
+    return (m->err == 0 && m->offset >= to) ? NGX_OK : NGX_DECLINED;
+}
+
+
 static void
 ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
     rd_kafka_message_t *m)
@@ -991,6 +1215,11 @@ ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
 
     if (p < 0 || p >= t->partitions || sub->switched[p] || sub->closing) {
         return;
+    }
+
+    if (ngx_tributary_stream_check_ahead(sub, m) != NGX_OK) {
+        ngx_tributary_stream_switch(sub, p);
+        goto done;
     }
 
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1026,6 +1255,8 @@ ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
     }
 
     ngx_tributary_stream_switch(sub, p);
+
+done:
 
     if (sub->nswitched == t->partitions) {
         ngx_tributary_stream_replay_done(sub);
@@ -1137,9 +1368,35 @@ ngx_tributary_stream_attach(ngx_tributary_sub_t *sub)
         }
 
         for (i = 0; i < sub->nentries; i++) {
-            if (sub->entries[i].partition < t->partitions) {
-                sub->next[sub->entries[i].partition] = sub->entries[i].offset;
+            p = sub->entries[i].partition;
+
+            if (p >= t->partitions) {
+                continue;
             }
+
+            sub->next[p] = sub->entries[i].offset;
+
+            if (sub->next[p] <= t->live[p]) {
+                continue;
+            }
+
+            /* past live: perhaps past the end (see _check_ahead) */
+            if (sub->ahead == NULL) {
+                sub->ahead = ngx_palloc(r->pool, sizeof(int64_t)
+                                                 * t->partitions);
+                if (sub->ahead == NULL) {
+                    ngx_tributary_stream_cutoff(sub, "out of memory");
+                    return;
+                }
+
+                for (p = 0; p < t->partitions; p++) {
+                    sub->ahead[p] = -1;
+                }
+
+                p = sub->entries[i].partition;
+            }
+
+            sub->ahead[p] = t->live[p];
         }
 
         ngx_tributary_stream_replay_begin(sub);
@@ -1358,6 +1615,13 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
                                              NGX_TRIBUTARY_WS_CLOSE_POLICY,
                                              sub->cut_reason,
                                              ngx_strlen(sub->cut_reason));
+
+        } else if (sub->reauth) {
+            /* no id: the client's Last-Event-ID stays its position */
+            n = ngx_snprintf(close, sizeof(close),
+                             "event: reauthenticate\ndata: %s\n\n",
+                             sub->cut_reason) - close;
+
         } else {
             n = ngx_snprintf(close, sizeof(close), ": cut off: %s\n\n",
                              sub->cut_reason) - close;
@@ -1711,6 +1975,10 @@ ngx_tributary_stream_detach(ngx_tributary_sub_t *sub)
 
     ngx_queue_remove(&sub->all);
 
+    if (sub->expiry.timer_set) {
+        ngx_del_timer(&sub->expiry);
+    }
+
     ngx_tributary_stream_replay_done(sub);
     ngx_tributary_stream_replay_next();
     ngx_tributary_stream_count_subs();
@@ -1829,6 +2097,36 @@ ngx_tributary_stream_is_ws(ngx_http_request_t *r)
 }
 
 
+/*
+ * A stream opened with a JWT (tributary_jwt on) lasts as long as the token
+ * is accepted: $tributary_jwt_expires, empty without a valid token.
+ */
+static ngx_int_t
+ngx_tributary_stream_expires(ngx_http_request_t *r, ngx_tributary_sub_t *sub)
+{
+    ngx_http_variable_value_t              *vv;
+    ngx_http_tributary_stream_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tributary_stream_module);
+
+    vv = ngx_http_get_indexed_variable(r, mcf->jwt_expires);
+    if (vv == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (vv->not_found || vv->len == 0) {
+        return NGX_OK;
+    }
+
+    sub->expires = ngx_atotm(vv->data, vv->len);
+    if (sub->expires == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 {
@@ -1868,9 +2166,10 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
     sub->pending_last = &sub->pending;
 
     if (sub->ws) {
-        rc = ngx_tributary_ws_handshake_check(r, lcf->origins,
-                 ngx_tributary_stream_ws_protocols, 1, &proto);
-        if (rc != NGX_OK) {
+        if (ngx_tributary_ws_handshake_check(r, lcf->origins,
+                ngx_tributary_stream_ws_protocols, 1, &proto, &rc)
+            != NGX_OK)
+        {
             return rc;
         }
 
@@ -1894,6 +2193,10 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 
         sub->has_key = 1;
         sub->key_hash = ngx_hash_key(sub->key.data, sub->key.len);
+    }
+
+    if (ngx_tributary_stream_expires(r, sub) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (lcf->type) {
@@ -2052,6 +2355,8 @@ ngx_http_tributary_stream_handler(ngx_http_request_t *r)
 
     ngx_queue_insert_tail(&ngx_tributary_stream.subs, &sub->all);
     sub->last_write = ngx_current_msec;
+
+    ngx_tributary_stream_expiry_start(sub);
 
     if (t->partitions) {
         ngx_tributary_stream_attach(sub);
@@ -2242,6 +2547,7 @@ ngx_http_tributary_stream_create_loc_conf(ngx_conf_t *cf)
     lcf->heartbeat = NGX_CONF_UNSET_MSEC;
     lcf->retry = NGX_CONF_UNSET_MSEC;
     lcf->buffer = NGX_CONF_UNSET_SIZE;
+    lcf->reset = NGX_CONF_UNSET_UINT;
     lcf->origins = NGX_CONF_UNSET_PTR;
     lcf->status = NGX_CONF_UNSET;
 
@@ -2262,6 +2568,8 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_msec_value(conf->retry, prev->retry, 3000);
     ngx_conf_merge_size_value(conf->buffer, prev->buffer, 256 * 1024);
+    ngx_conf_merge_uint_value(conf->reset, prev->reset,
+                              NGX_TRIBUTARY_STREAM_RESET_END);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_value(conf->status, prev->status, 0);
 
@@ -2437,6 +2745,14 @@ ngx_http_tributary_stream_init(ngx_conf_t *cf)
 
     mcf->zone->init = ngx_http_tributary_stream_init_zone;
 
+    /* set by the auth module (tributary_jwt), in the same .so */
+    ngx_str_set(&name, "tributary_jwt_expires");
+
+    mcf->jwt_expires = ngx_http_get_variable_index(cf, &name);
+    if (mcf->jwt_expires == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -2589,7 +2905,13 @@ ngx_http_tributary_stream_exit_process(ngx_cycle_t *cycle)
     ngx_tributary_chunk_release(ngx_tributary_stream.heartbeat);
     ngx_tributary_stream.heartbeat = NULL;
 
-    if (ngx_tributary_stream.stats != &ngx_tributary_stream.local) {
+    /*
+     * After a reload the new worker with our number has the slot already
+     * (old workers exit last): leave it to it.
+     */
+    if (ngx_tributary_stream.stats != &ngx_tributary_stream.local
+        && ngx_tributary_stream.stats->pid == (ngx_atomic_uint_t) ngx_pid)
+    {
         ngx_tributary_stream.stats->pid = 0;
     }
 }

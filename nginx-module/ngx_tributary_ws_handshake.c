@@ -27,6 +27,11 @@ static ngx_int_t ngx_tributary_ws_origin_allowed(ngx_http_request_t *r,
     ngx_array_t *origins);
 static ngx_int_t ngx_tributary_ws_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
+static ngx_int_t ngx_tributary_ws_validate(ngx_http_request_t *r,
+    ngx_array_t *origins, const ngx_str_t *protocols, ngx_uint_t n,
+    ngx_str_t *protocol);
+static ngx_int_t ngx_tributary_ws_reject(ngx_http_request_t *r,
+    ngx_int_t status);
 
 
 typedef struct {
@@ -81,8 +86,30 @@ ngx_tributary_ws_select_token(ngx_str_t *token, void *data)
 }
 
 
+/*
+ * The only way in for a content handler: a refused handshake is answered
+ * here, so that every WebSocket location refuses the same way.
+ */
 ngx_int_t
 ngx_tributary_ws_handshake_check(ngx_http_request_t *r, ngx_array_t *origins,
+    const ngx_str_t *protocols, ngx_uint_t n, ngx_str_t *protocol,
+    ngx_int_t *rc)
+{
+    ngx_int_t  status;
+
+    status = ngx_tributary_ws_validate(r, origins, protocols, n, protocol);
+    if (status == NGX_OK) {
+        return NGX_OK;
+    }
+
+    *rc = ngx_tributary_ws_reject(r, status);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_tributary_ws_validate(ngx_http_request_t *r, ngx_array_t *origins,
     const ngx_str_t *protocols, ngx_uint_t n, ngx_str_t *protocol)
 {
     u_char                     buf[32];
@@ -375,7 +402,12 @@ ngx_tributary_ws_origin_allowed(ngx_http_request_t *r, ngx_array_t *origins)
 }
 
 
-ngx_int_t
+/*
+ * nginx's own error page for status, except for 426 Upgrade Required (no
+ * page in nginx), sent here with the reason phrase, "Sec-WebSocket-Version:
+ * 13" (RFC 6455 4.4) and "Upgrade: websocket".
+ */
+static ngx_int_t
 ngx_tributary_ws_reject(ngx_http_request_t *r, ngx_int_t status)
 {
     ngx_int_t  rc;

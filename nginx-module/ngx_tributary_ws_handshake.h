@@ -4,9 +4,11 @@
  *
  * A content handler that takes a WebSocket:
  *
- *     rc = ngx_tributary_ws_handshake_check(r, origins, protocols, n, &proto);
- *     if (rc != NGX_OK) {
- *         return ngx_tributary_ws_reject(r, rc);
+ *     if (ngx_tributary_ws_handshake_check(r, origins, protocols, n, &proto,
+ *                                          &rc)
+ *         != NGX_OK)
+ *     {
+ *         return rc;                      refused: the answer is chosen
  *     }
  *
  *     r->main->count++;                   the request lives on
@@ -43,19 +45,16 @@
  * the first one the client offers that is among protocols[0..n-1] is
  * returned in *protocol (empty when the client offers none).
  *
- * Returns NGX_OK, or the HTTP status to refuse with: 400, 403, 405, 500 or
- * NGX_TRIBUTARY_WS_UPGRADE_REQUIRED; hand it to ngx_tributary_ws_reject().
+ * Returns NGX_OK, or NGX_DECLINED with *rc set to what the content handler
+ * returns to refuse the handshake (the one refusal path of every WebSocket
+ * location): 400, 403, 405 or 500 for nginx's error page, or the result of
+ * sending "426 Upgrade Required" with "Sec-WebSocket-Version: 13" (RFC 6455
+ * 4.4) and "Upgrade: websocket" (a wrong or missing version, or a plain
+ * request without Upgrade; nginx has no page for 426).
  */
 ngx_int_t ngx_tributary_ws_handshake_check(ngx_http_request_t *r,
     ngx_array_t *origins, const ngx_str_t *protocols, ngx_uint_t n,
-    ngx_str_t *protocol);
-
-/*
- * What a content handler returns to refuse a handshake with status: nginx's
- * own error page, except for 426 Upgrade Required (no page in nginx), which
- * is sent here with "Sec-WebSocket-Version: 13" and "Upgrade: websocket".
- */
-ngx_int_t ngx_tributary_ws_reject(ngx_http_request_t *r, ngx_int_t status);
+    ngx_str_t *protocol, ngx_int_t *rc);
 
 /*
  * Sends "101 Switching Protocols" with Sec-WebSocket-Accept (and

@@ -218,6 +218,27 @@ assert(lines.every((l) => /^for-alice-[1-4]$/.test(l.data)), 'WebSocket: ' + JSO
 "
 pass "SSE and WebSocket: alice gets alice's records only (query, header, EventSource, auth_request), bob his"
 
+# --- a stream lasts as long as its token -----------------------------------------
+# exp 4 s ahead, leeway 2 s (tributary_jwt_leeway): the streams end between
+# exp + 2 s and a bounded time after; a stream without a JWT goes on.
+SHORT=$(sign --key "$K/es256-private.pem" --kid "$ES_KID" --sub erin --exp-in 4)
+FRESH=$(sign --key "$K/es256-private.pem" --kid "$ES_KID" --sub erin)
+curl -sN -m 20 -o "$T/sse-short" "$N?access_token=$SHORT" &
+short=$!
+curl -sN -m 10 -o "$T/sse-nojwt" -H "X-Api-Key: secret-alice" "$BASE/ext/notifications" &
+nojwt=$!
+node "$NODE_DIR/stream-reauth.mjs" "$BASE" "$SHORT" "$FRESH" 2 >"$T/reauth.out" 2>&1 ||
+	fail "token expiry: $(cat "$T/reauth.out")"
+wait $short || fail "SSE with an expiring token: not ended by the server (curl $?)"
+grep -qx 'event: reauthenticate' "$T/sse-short" && grep -qx 'data: token expired' "$T/sse-short" ||
+	fail "SSE with an expiring token: no reauthenticate event: $(cat "$T/sse-short")"
+rc=0
+wait $nojwt || rc=$?
+[[ $rc == 28 ]] || fail "stream without JWT ended (curl $rc, not the 10 s timeout): $(tail -3 "$T/sse-nojwt")"
+! grep -q reauthenticate "$T/sse-nojwt" || fail "stream without JWT told to reauthenticate"
+grep -q 'tributary_stream: token expired, stream ended' "$LOG" || fail "no log line for the expiry"
+pass "token expiry: SSE 'event: reauthenticate' and WebSocket 1008 at exp + leeway; renewal with from= loses nothing ($(tr '\n' ';' <"$T/reauth.out")); a stream without JWT goes on"
+
 # --- reload: the keys are read again -------------------------------------------
 node -e '
 const fs = require("fs");

@@ -71,4 +71,40 @@ node "$NODE_DIR/stream-client.mjs" sse "http://127.0.0.1:$HTTP_PORT/all" 0 2000 
 [[ ! -s "$T/after.jsonl" ]] || fail "resuming at the end replayed: $(head -3 "$T/after.jsonl")"
 pass "from=beginning: all $TOTAL records once, in per-key order; resuming at its end repeats none"
 
+# a position past the end of partition 3 (a stale Last-Event-ID, a topic
+# recreated since): Kafka's offset out of range. The stream says where it
+# restarts (the end) and delivers what comes next, instead of staying silent.
+end3=${last_id##*p3:o}
+stale="${last_id%p3:o*}p3:o$((end3 + 1000))"
+SSE_TYPES=reset stream_client stale-sse sse "http://127.0.0.1:$HTTP_PORT/all" 2 20000 "$stale" &
+c_sse=$!
+stream_client stale-ws ws "ws://127.0.0.1:$HTTP_PORT/all?from=$stale" 2 20000 &
+c_ws=$!
+# tributary_stream_reset beginning: the partition's first record next
+stream_client stale-start ws "ws://127.0.0.1:$HTTP_PORT/all-from-start?from=$stale" 2 20000 &
+c_start=$!
+# (after the reload: the new workers' status counts them)
+stream_wait_subscribers 3
+echo "x:after-reset" | produce -K: -p 3
+wait $c_sse || fail "stale Last-Event-ID: $(cat "$T/stale-sse.err")"
+wait $c_ws || fail "stale ?from=: $(cat "$T/stale-ws.err")"
+wait $c_start || fail "stale ?from=, reset to the beginning: $(cat "$T/stale-start.err")"
+node_check "$T/stale-sse.jsonl" "
+assert(lines[0].type === 'reset' && lines[0].data === 'p3:o$end3', 'reset event: ' + JSON.stringify(lines[0]));
+assert(lines[0].id === '${last_id}', 'reset id: ' + lines[0].id);
+assert(lines[1].data === 'after-reset' && lines[1].id.endsWith('p3:o$((end3 + 1))'), 'then the record: ' + JSON.stringify(lines[1]));
+"
+node_check "$T/stale-ws.jsonl" "
+assert(lines[0].reset === 'p3:o$end3' && lines[0].streamposition === '${last_id}', 'reset message: ' + JSON.stringify(lines[0]));
+assert(lines[1].data === 'after-reset', 'then the record: ' + JSON.stringify(lines[1]));
+"
+first3=$(kcat -q -b "$KAFKA_BOOTSTRAP" "${KCAT_CONSUME[@]}" -C -t notifications -p 3 -o beginning -c 1 -f '%s' 2>>"$T/kcat.log")
+node_check "$T/stale-start.jsonl" "
+assert(lines[0].reset === 'p3:o0' && lines[0].streamposition === '${last_id%p3:o*}p3:o0', 'reset message: ' + JSON.stringify(lines[0]));
+assert(String(lines[1].data) === '$first3' && lines[1].streamposition.endsWith('p3:o1'), 'then the first record of p3 ($first3): ' + JSON.stringify(lines[1]));
+"
+grep -q "position p3:o$((end3 + 1000)) is past the end of partition 3 of \"notifications\", which goes on at o$end3" \
+	"$NGINX_PREFIX/logs/error.log" || fail "no log line for the reset"
+pass "a position past a partition's end: 'reset' event (SSE) / message (WebSocket) with p3:o$end3, then new records; with tributary_stream_reset beginning p3:o0, then p3's first record"
+
 nginx_log_clean || fail "nginx error log has alerts"

@@ -22,6 +22,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$URL")
 [[ $code == 403 ]] || fail "no key (no ?user=) gave $code, not 403"
 pass "bad positions -> 400 with a reason, no key -> 403"
 
+# a WebSocket version other than 13: 426 with the reason phrase and the
+# version we speak (RFC 6455 4.4), as on /mqtt
+curl -s -o /dev/null -D "$T/ws8.headers" -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+	-H 'Sec-WebSocket-Version: 8' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+	"$URL?user=alice"
+grep -q $'^HTTP/1.1 426 Upgrade Required\r$' "$T/ws8.headers" || fail "version 8: $(head -1 "$T/ws8.headers")"
+grep -qi $'^sec-websocket-version: 13\r$' "$T/ws8.headers" || fail "version 8: no Sec-WebSocket-Version: 13: $(cat "$T/ws8.headers")"
+pass "WebSocket version 8 -> 426 Upgrade Required with Sec-WebSocket-Version: 13"
+
 # --- subscribers -----------------------------------------------------------
 node "$NODE_DIR/stream-client.mjs" sse "$URL?user=alice" 3 20000 >"$T/alice.jsonl" 2>"$T/alice.err" &
 alice=$!
