@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Deliveries that fail for good after PUBACK (Kafka answers Produce with a
+# non-retriable error) are produced again from the journal while the broker
+# runs, with backoff: without a restart Kafka ends up holding every
+# acknowledged event, in per-key order, and $SYS/tributary/retried counts the
+# retries.
+#
+# This test uses librdkafka's mock cluster (tributary-devkafka) deliberately:
+# its fault injection answers Produce requests with a chosen error code
+# (87 INVALID_RECORD, which librdkafka treats as permanent), which a real
+# Apache Kafka cannot be made to do on demand.
+source "$(dirname "$0")/../lib/stack.sh"
+stack_init
+start_kafka --topic events.order:3
+start_mosquitto "$ROOT/tests/integration/reliability-journal-retry.json.in"
+cd "$ROOT"
+node tests/node/pubload.mjs --rate 300 --seconds 8 --out "$T/acked.jsonl" 2>"$T/pubload.log" &
+load=$!
+# Three runs of 29 consecutive failed Produce requests (each fails its
+# batch permanently, so also the retries that meet the rest of the run).
+for round in 1 2 3; do
+	sleep 1.5
+	kafka_ctl "request-errors 0 87 29"
+done
+wait $load
+cat "$T/pubload.log"
+grep -q 'refused=0 ' "$T/pubload.log" || fail "events were refused"
+grep -q 'delivery to events.order failed' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log" >&2; fail "the injected errors failed no delivery"; }
+node tests/node/verify-kafka.mjs --topic events.order --acked "$T/acked.jsonl" --wait 30 ||
+	fail "acknowledged events missing from Kafka while the broker runs"
+# The latest retained value of a $SYS/tributary/ counter.
+sys_value() { timeout 5 mosquitto_sub -p "$MQTT_PORT" -t "\$SYS/tributary/$1" -C 1 -W 4 2>/dev/null; }
+for _ in $(seq 1 20); do
+	[[ "$(sys_value journal/depth)" == 0 && "$(sys_value journal/retrying)" == 0 ]] && break
+	sleep 1
+done
+depth=$(sys_value journal/depth) retrying=$(sys_value journal/retrying) retried=$(sys_value retried)
+[[ "$depth" == 0 && "$retrying" == 0 ]] || fail "the journal still holds $depth events (retrying: $retrying)"
+[[ "$retried" =~ ^[0-9]+$ ]] && ((retried > 0)) || fail "\$SYS/tributary/retried: '$retried'"
+[[ "$(sys_value replayed)" == 0 ]] || fail "events were replayed: the broker restarted?"
+kill -0 "$MOSQUITTO_PID" || fail "the broker died"
+pass "every acknowledged event reached Kafka without a restart ($retried produced again)"
