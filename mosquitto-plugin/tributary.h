@@ -128,7 +128,7 @@ struct tributary {
 	size_t nroutes;
 	bool reject_unmatched;
 	tb_template error_topic;
-	size_t resend_clients;    /* ingest.qos2_resend_clients */
+	size_t resend_clients;     /* ingest.qos2_resend_clients */
 	struct tb_resend *resend; /* resend.c: NULL when off */
 
 	int sys_interval_s;
@@ -178,22 +178,22 @@ struct tb_origin {
 /* Journals (when `journal` and a journal is configured) and produces; on
  * failure *why says which refusal it is. */
 int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
-                   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
-                   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
-                   char *err, size_t errlen);
+		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
+		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
+		   char *err, size_t errlen);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;
 /* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
 int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
-                  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
-                  char *err, size_t errlen);
+		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
+		  char *err, size_t errlen);
 
 /* journal.c */
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
 int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
-                    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-                    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
+		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
+		    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
 /* Before any traffic: produces what a previous run left unconfirmed, then
  * starts the thread that produces failed deliveries again. */
@@ -230,21 +230,21 @@ void resend__cleanup(struct tributary *tb);
  * event accepted on its previous connection, it now carries that event's
  * generated id and time. `attrs`: the MQTT v5 user properties. */
 void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
-                   const tb_ce_attr *attrs, size_t nattrs, const char *content_type, tb_event *ev,
-                   struct resend__check *chk);
+		   const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
+		   tb_event *ev, struct resend__check *chk);
 /* After `ev` was accepted, when chk->active: remembers the id it was given. */
 void resend__accepted(struct tributary *tb, struct mosquitto *client,
-                      const struct resend__check *chk, const tb_event *ev);
+		      const struct resend__check *chk, const tb_event *ev);
 
 /* reject.c */
 struct tb_reject {
 	enum tb_reject_reason reason;
 	const char *message;
-	const tb_event *event;    /* may be NULL or partial */
-	const tjs_result *errors; /* validator errors, may be NULL */
+	const tb_event *event;     /* may be NULL or partial */
+	const tjs_result *errors;  /* validator errors, may be NULL */
 };
 void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
-                     int qos, const struct tb_reject *rej);
+		     int qos, const struct tb_reject *rej);
 
 /* stats.c */
 int stats__on_tick(int event, void *event_data, void *userdata);
