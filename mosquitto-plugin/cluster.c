@@ -86,7 +86,7 @@ static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, vo
 	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE) {
 		/* Taken back behind a failed event: produced again after it. */
 		if (seq)
-			journal__delivery_failed(c);
+			journal__delivery_failed(c, false);
 		else
 			cluster__produce_again(c, m);
 		return;
@@ -96,7 +96,7 @@ static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, vo
 			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
 			      seq ? " (kept in the journal, produced again)" : "");
 	if (seq)
-		journal__delivery_failed(c);
+		journal__delivery_failed(c, true);
 }
 
 /* librdkafka's own thread, as soon as a request's failure is known: the

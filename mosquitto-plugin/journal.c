@@ -390,10 +390,10 @@ void journal__failing(struct tb_cluster *c, bool purge)
 	}
 }
 
-void journal__delivery_failed(struct tb_cluster *c)
+void journal__delivery_failed(struct tb_cluster *c, bool purge)
 {
 	struct tb_journal_retry *r = c->tb->retry;
-	journal__failing(c, true);
+	journal__failing(c, purge);
 	pthread_mutex_lock(&r->lock);
 	r->wanted = true;
 	pthread_cond_signal(&r->cond);
@@ -473,6 +473,16 @@ static bool journal__retry_cluster(struct tributary *tb, struct tb_cluster *c)
 	 * librdkafka, so the journal's unreleased entries are what to produce. */
 	if (rd_kafka_outq_len(c->rk) > 0)
 		return false;
+	/* A purge that journal__failing started (non-blocking) may still wait
+	 * in a broker thread's queue, and would take back what this round
+	 * produces: this one returns when the broker threads have served every
+	 * purge queued before it. */
+	rd_kafka_resp_err_t perr = rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE);
+	if (perr) {
+		cluster__note_failure(tb, "cluster %s: cannot take back queued events: %s", c->name,
+				      rd_kafka_err2str(perr));
+		return false;
+	}
 	atomic_store(&c->retry_again, false);
 	atomic_store(&c->purge_armed, true);
 	atomic_fetch_add(&c->retry_round, 1);

@@ -200,10 +200,11 @@ void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
 int journal__replay(struct tributary *tb);
 /* Any thread: a journaled event of cluster `c` was not delivered: the
  * cluster retries (see journal.c) and, once per round, what librdkafka still
- * queues is taken back (`purge`). journal__delivery_failed, from the
- * delivery report, also wakes the retry thread. */
+ * queues is taken back (`purge`: not for an event that a purge took back).
+ * journal__delivery_failed, from the delivery report, also wakes the retry
+ * thread. */
 void journal__failing(struct tb_cluster *c, bool purge);
-void journal__delivery_failed(struct tb_cluster *c);
+void journal__delivery_failed(struct tb_cluster *c, bool purge);
 /* Main thread, after journal__append: locks the cluster's retry_lock and
  * returns true when the cluster is retrying, so that the retry thread
  * produces the event (the caller must not). Takes `blob` (free()d or kept).

@@ -38,6 +38,8 @@ expect_refused bad-unmatched "ingest.unmatched" "{$catalog, $good_cluster, \"ing
 expect_refused bad-resend-clients "ingest.qos2_resend_clients" "{$catalog, $good_cluster, \"ingest\": {\"qos2_resend_clients\": -1, \"routes\": [$route]}}"
 expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"colour\": 1}}"
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
+expect_refused journal-backoff "journal.retry_backoff_ms: must be an integer from 1 to 600000" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 0}}"
+expect_refused journal-backoff-max "journal.retry_backoff_max_ms: must be at least retry_backoff_ms (500)" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 500, \"retry_backoff_max_ms\": 100}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
 

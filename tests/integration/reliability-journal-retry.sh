@@ -14,13 +14,20 @@ stack_init
 start_kafka --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-journal-retry.json.in"
 cd "$ROOT"
-node tests/node/pubload.mjs --rate 300 --seconds 8 --out "$T/acked.jsonl" 2>"$T/pubload.log" &
+# Responses 50 ms late, one request in flight, 6 keys: each failed request
+# has later events of its keys queued behind it, which must not overtake it.
+kafka_ctl "broker-rtt 1 50"
+node tests/node/pubload.mjs --rate 300 --seconds 8 --keys 6 --out "$T/acked.jsonl" 2>"$T/pubload.log" &
 load=$!
-# Three runs of 29 consecutive failed Produce requests (each fails its
-# batch permanently, so also the retries that meet the rest of the run).
-for round in 1 2 3; do
-	sleep 1.5
-	kafka_ctl "request-errors 0 87 29"
+# A run of 29 consecutive failed Produce requests (each fails its batch for
+# good, as do the retries that meet the rest of the run), then single
+# failures, after which the events queued behind the failed request would
+# go through first if nothing took them back.
+sleep 1
+kafka_ctl "request-errors 0 87 29"
+for single in $(seq 1 8); do
+	sleep 0.4
+	kafka_ctl "request-errors 0 87 1"
 done
 wait $load
 cat "$T/pubload.log"
