@@ -6,6 +6,7 @@
 # (Duplicates are allowed around the moment Kafka goes down: the mock cluster
 # drops the responses it has queued, see reliability-kafka-outage.sh.)
 source "$(dirname "$0")/../lib/stack.sh"
+source "$(dirname "$0")/journal-retry-common.inc"
 stack_init
 start_kafka --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-journal-retry-timeout.json.in"
@@ -26,12 +27,5 @@ grep -q 'delivery to events.order failed: Local: Message timed out' "$T/mosquitt
 node tests/node/verify-kafka.mjs --topic events.order --acked "$T/acked.jsonl" --wait 30 \
 	--dup-window "$((down_from - 1000)),$down_to" ||
 	fail "acknowledged events missing from Kafka while the broker runs"
-sys_value() { timeout 5 mosquitto_sub -p "$MQTT_PORT" -t "\$SYS/tributary/$1" -C 1 -W 4 2>/dev/null; }
-for _ in $(seq 1 20); do
-	[[ "$(sys_value journal/depth)" == 0 && "$(sys_value journal/retrying)" == 0 ]] && break
-	sleep 1
-done
-depth=$(sys_value journal/depth) retried=$(sys_value retried)
-[[ "$depth" == 0 ]] || fail "the journal still holds $depth events"
-[[ "$retried" =~ ^[0-9]+$ ]] && ((retried > 0)) || fail "\$SYS/tributary/retried: '$retried'"
+retry_check_counters
 pass "timed-out events reached Kafka without a restart ($retried produced again)"

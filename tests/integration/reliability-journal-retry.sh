@@ -10,6 +10,7 @@
 # (87 INVALID_RECORD, which librdkafka treats as permanent), which a real
 # Apache Kafka cannot be made to do on demand.
 source "$(dirname "$0")/../lib/stack.sh"
+source "$(dirname "$0")/journal-retry-common.inc"
 stack_init
 start_kafka --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-journal-retry.json.in"
@@ -36,15 +37,5 @@ grep -q 'delivery to events.order failed' "$T/mosquitto.log" ||
 	{ cat "$T/mosquitto.log" >&2; fail "the injected errors failed no delivery"; }
 node tests/node/verify-kafka.mjs --topic events.order --acked "$T/acked.jsonl" --wait 30 ||
 	fail "acknowledged events missing from Kafka while the broker runs"
-# The latest retained value of a $SYS/tributary/ counter.
-sys_value() { timeout 5 mosquitto_sub -p "$MQTT_PORT" -t "\$SYS/tributary/$1" -C 1 -W 4 2>/dev/null; }
-for _ in $(seq 1 20); do
-	[[ "$(sys_value journal/depth)" == 0 && "$(sys_value journal/retrying)" == 0 ]] && break
-	sleep 1
-done
-depth=$(sys_value journal/depth) retrying=$(sys_value journal/retrying) retried=$(sys_value retried)
-[[ "$depth" == 0 && "$retrying" == 0 ]] || fail "the journal still holds $depth events (retrying: $retrying)"
-[[ "$retried" =~ ^[0-9]+$ ]] && ((retried > 0)) || fail "\$SYS/tributary/retried: '$retried'"
-[[ "$(sys_value replayed)" == 0 ]] || fail "events were replayed: the broker restarted?"
-kill -0 "$MOSQUITTO_PID" || fail "the broker died"
+retry_check_counters
 pass "every acknowledged event reached Kafka without a restart ($retried produced again)"
