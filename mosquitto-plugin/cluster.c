@@ -49,19 +49,71 @@ void cluster__log_failures(struct tributary *tb)
 				     dropped);
 }
 
+/* A message taken back by journal__delivery_failed's purge that is not in
+ * the journal (a mirror copy): produced again from its delivery report. */
+static void cluster__produce_again(struct tb_cluster *c, const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *h = NULL, *copy = NULL;
+	if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h &&
+	    !(copy = rd_kafka_headers_copy(h))) {
+		atomic_fetch_add(&c->tb->stats.mirror_failed, 1);
+		return;
+	}
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+	    c->rk, RD_KAFKA_V_TOPIC(rd_kafka_topic_name(m->rkt)),
+	    RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+	    RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+	if (err) {
+		if (copy)
+			rd_kafka_headers_destroy(copy);
+		atomic_fetch_add(&c->tb->stats.mirror_failed, 1);
+		cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s", c->name,
+				      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err));
+	}
+}
+
 static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct tb_cluster *c = opaque;
+	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
 	(void)rk;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		atomic_fetch_add(&c->tb->stats.produced, 1);
-		journal__release(c->tb, (uint64_t)(uintptr_t)m->_private);
+		atomic_store(&c->retry_round, 0);
+		journal__release(c->tb, seq);
 		return;
 	}
-	/* Not released: a journaled event is produced again at the next start. */
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE) {
+		/* Taken back behind a failed event: produced again after it. */
+		if (seq)
+			journal__delivery_failed(c, false);
+		else
+			cluster__produce_again(c, m);
+		return;
+	}
 	atomic_fetch_add(&c->tb->stats.delivery_failed, 1);
-	cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s", c->name,
-			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+	cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s%s", c->name,
+			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+			      seq ? " (kept in the journal, produced again)" : "");
+	if (seq)
+		journal__delivery_failed(c, true);
+}
+
+/* librdkafka's own thread, as soon as a request's failure is known: the
+ * delivery report comes later, on the poll thread, when the partition may
+ * have sent the events queued behind the failed one already (it resumes
+ * after the idempotent producer's epoch bump). Not for timeouts, which the
+ * main librdkafka thread reports while it holds its locks: the delivery
+ * report takes those back. Not for a refused produce() either (reported
+ * here too, on the thread that called it, which produce.c handles). */
+static rd_kafka_resp_err_t cluster__on_ack(rd_kafka_t *rk, rd_kafka_message_t *m, void *opaque)
+{
+	struct tb_cluster *c = rd_kafka_opaque(rk);
+	(void)opaque;
+	if (c && c->tb->journal && m->_private && !produce__sending && m->err &&
+	    m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+		journal__failing(c, true);
+	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 static void cluster__on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -122,8 +174,11 @@ static rd_kafka_resp_err_t cluster__on_new(rd_kafka_t *rk, const rd_kafka_conf_t
 	(void)conf;
 	(void)err;
 	(void)errlen;
-	return rd_kafka_interceptor_add_on_thread_start(rk, "tributary-sched",
-							cluster__on_thread_start, opaque);
+	rd_kafka_resp_err_t rerr = rd_kafka_interceptor_add_on_thread_start(
+	    rk, "tributary-sched", cluster__on_thread_start, opaque);
+	return rerr ? rerr
+		    : rd_kafka_interceptor_add_on_acknowledgement(rk, "tributary-retry",
+								  cluster__on_ack, opaque);
 }
 
 /* librdkafka 2.0 learns the partitions of a topic it has not produced to
@@ -163,6 +218,9 @@ static void *cluster__poll(void *arg)
 int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 {
 	char err[512], what[128];
+	pthread_mutex_init(&c->retry_lock, NULL);
+	c->retry_lock_init = true;
+	atomic_store(&c->purge_armed, true);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	snprintf(what, sizeof(what), "clusters.%s", c->name);
 
@@ -233,10 +291,19 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 	return MOSQ_ERR_SUCCESS;
 }
 
+static void cluster__destroy_lock(struct tb_cluster *c)
+{
+	if (c->retry_lock_init)
+		pthread_mutex_destroy(&c->retry_lock);
+	c->retry_lock_init = false;
+}
+
 void cluster__stop(struct tb_cluster *c, int flush_timeout_ms)
 {
-	if (!c->rk)
+	if (!c->rk) {
+		cluster__destroy_lock(c);
 		return;
+	}
 	rd_kafka_resp_err_t err = rd_kafka_flush(c->rk, flush_timeout_ms);
 	int left = rd_kafka_outq_len(c->rk);
 	if (err || left > 0)
@@ -250,4 +317,5 @@ void cluster__stop(struct tb_cluster *c, int flush_timeout_ms)
 	c->poller_started = false;
 	rd_kafka_destroy(c->rk);
 	c->rk = NULL;
+	cluster__destroy_lock(c);
 }

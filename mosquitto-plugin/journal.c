@@ -7,6 +7,25 @@
  * produced again at the next start, before any new traffic, keeping its
  * CloudEvents id so that consumers can de-duplicate.
  *
+ * A delivery that fails for good while the broker runs (a non-retriable
+ * Produce error, or message.timeout.ms when a cluster sets one) is produced
+ * again by the retry thread, with exponential backoff, keeping each key's
+ * order:
+ *   - the delivery report puts the cluster in "retrying" and takes back
+ *     (rd_kafka_purge) what librdkafka still queues behind the failed event,
+ *     which would otherwise reach Kafka before it;
+ *   - while a cluster retries, the main thread journals new events for it
+ *     but does not produce them (journal__produce_begin);
+ *   - a retry round waits for the backoff and for the producer to hold
+ *     nothing (every delivery report served), then produces, oldest first,
+ *     every event of the cluster that the journal still holds;
+ *   - hand-back without stopping the main thread: from the "handoff" mark on,
+ *     the main thread also copies each held event into a small in-memory
+ *     tail; the round produces the journal's entries below the mark, then,
+ *     under retry_lock, the tail, and ends the retrying.
+ * A failure during a round (retry_again) starts another round. The journal
+ * is read on the retry thread only, never on Mosquitto's main thread.
+ *
  * The journal's record carries the target cluster as an internal header,
  * which is removed before the record is produced.
  */
@@ -19,6 +38,30 @@
 #include "tributary/journal.h"
 
 #define JOURNAL_CLUSTER_HEADER "x-tributary-cluster"
+#define JOURNAL_RETRY_BACKOFF_MS 100
+#define JOURNAL_RETRY_BACKOFF_MAX_MS 30000
+
+/* An event the main thread held during a hand-back (see above). */
+struct journal_held {
+	uint64_t seq;
+	void *blob;
+	size_t len;
+};
+
+struct tb_journal_retry {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t cond;
+	bool stop, wanted;
+	unsigned backoff_ms, backoff_max_ms;
+	/* The hand-back of one cluster at a time: under its retry_lock. */
+	struct tb_cluster *handoff;
+	uint64_t mark;
+	struct journal_held *tail;
+	size_t ntail, captail;
+	bool tail_failed; /* out of memory: the hand-back is abandoned */
+};
 
 /* Called from any thread (the journal's own, or a delivery-report one). */
 static void journal__log(void *opaque, tjournal_level level, const char *msg)
@@ -33,8 +76,15 @@ static void journal__log(void *opaque, tjournal_level level, const char *msg)
 
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 {
-	static const char *const allowed[] = {"dir", "sync", "sync_interval_ms", "max_bytes",
-					      "segment_bytes", "max_entry_bytes", NULL};
+	static const char *const allowed[] = {"dir",
+					      "sync",
+					      "sync_interval_ms",
+					      "max_bytes",
+					      "segment_bytes",
+					      "max_entry_bytes",
+					      "retry_backoff_ms",
+					      "retry_backoff_max_ms",
+					      NULL};
 	tjournal_options opts = {.sync = TJOURNAL_SYNC_ALWAYS};
 	char err[512], path[4096];
 	int rc;
@@ -63,12 +113,11 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	static const struct {
 		const char *name;
 		long long min, max;
-	} nums[] = {{"sync_interval_ms", 1, 60000},
-		    {"max_bytes", 1 << 20, 1LL << 50},
-		    {"segment_bytes", 1 << 16, 1LL << 40},
-		    {"max_entry_bytes", 1024, 1 << 30}};
-	long long val[4] = {0};
-	for (int i = 0; i < 4; i++) {
+	} nums[] = {{"sync_interval_ms", 1, 60000},        {"max_bytes", 1 << 20, 1LL << 50},
+		    {"segment_bytes", 1 << 16, 1LL << 40}, {"max_entry_bytes", 1024, 1 << 30},
+		    {"retry_backoff_ms", 1, 600000},       {"retry_backoff_max_ms", 1, 3600000}};
+	long long val[6] = {0, 0, 0, 0, JOURNAL_RETRY_BACKOFF_MS, JOURNAL_RETRY_BACKOFF_MAX_MS};
+	for (int i = 0; i < 6; i++) {
 		json_t *n = json_object_get(j, nums[i].name);
 		if (!n)
 			continue;
@@ -88,6 +137,21 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	opts.max_entry_bytes = (uint32_t)val[3];
 	opts.log = journal__log;
 	opts.log_opaque = tb;
+	if (val[5] < val[4])
+		return config__fail("journal.retry_backoff_max_ms: must be at least "
+				    "retry_backoff_ms (%lld)",
+				    val[4]);
+	tb->retry = calloc(1, sizeof(*tb->retry));
+	if (!tb->retry)
+		return MOSQ_ERR_NOMEM;
+	pthread_condattr_t ca;
+	pthread_mutex_init(&tb->retry->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tb->retry->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	tb->retry->backoff_ms = (unsigned)val[4];
+	tb->retry->backoff_max_ms = (unsigned)val[5];
 
 	tb->journal = tjournal_open(path, &opts, err, sizeof(err));
 	if (!tb->journal) {
@@ -107,7 +171,7 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 
 int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
 		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-		    size_t valuelen, uint64_t *seq)
+		    size_t valuelen, uint64_t *seq, void **blobp, size_t *blob_len)
 {
 	size_t count = rd_kafka_header_cnt(kh);
 	tjournal_header *hdrs = calloc(count + 1, sizeof(*hdrs));
@@ -145,9 +209,47 @@ int journal__append(struct tributary *tb, const struct tb_cluster *cluster, cons
 		rc = TJOURNAL_ENOMEM;
 	else if (blob && tjournal_record_encode(&r, blob, size) == size)
 		rc = tjournal_append(tb->journal, blob, size, seq);
-	free(blob);
 	free(hdrs);
+	if (rc == TJOURNAL_OK) {
+		*blobp = blob;
+		*blob_len = size;
+	} else {
+		free(blob);
+	}
 	return rc;
+}
+
+bool journal__produce_begin(struct tb_cluster *c, uint64_t seq, void *blob, size_t len)
+{
+	struct tb_journal_retry *r = c->tb->retry;
+	pthread_mutex_lock(&c->retry_lock);
+	if (!atomic_load(&c->retrying)) {
+		free(blob);
+		return false;
+	}
+	/* r->handoff is only written under this cluster's retry_lock. */
+	if (r->handoff == c && seq >= r->mark && !r->tail_failed) {
+		if (r->ntail == r->captail) {
+			size_t ncap = r->captail ? r->captail * 2 : 64;
+			struct journal_held *t = realloc(r->tail, ncap * sizeof(*t));
+			if (!t) {
+				r->tail_failed = true;
+				free(blob);
+				return true;
+			}
+			r->tail = t;
+			r->captail = ncap;
+		}
+		r->tail[r->ntail++] = (struct journal_held){seq, blob, len};
+		return true;
+	}
+	free(blob);
+	return true;
+}
+
+void journal__produce_end(struct tb_cluster *c)
+{
+	pthread_mutex_unlock(&c->retry_lock);
 }
 
 void journal__release(struct tributary *tb, uint64_t seq)
@@ -156,49 +258,91 @@ void journal__release(struct tributary *tb, uint64_t seq)
 		tjournal_release(tb->journal, seq);
 }
 
-static int journal__replay_one(uint64_t seq, const void *data, size_t len, void *opaque)
+/* The cluster an entry names, or NULL. */
+static struct tb_cluster *journal__entry_cluster(struct tributary *tb, const tjournal_record *r)
 {
-	struct tributary *tb = opaque;
-	tjournal_record *r = NULL;
-	struct tb_cluster *cluster = NULL;
-	char err[512];
-
-	if (tjournal_record_decode(data, len, &r) != TJOURNAL_OK) {
-		/* Undecodable: keep it for the operator (tributary-journal-tool dump). */
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "journal: entry %llu cannot be decoded; left in "
-						   "the journal",
-				     (unsigned long long)seq);
-		return 0;
-	}
-	rd_kafka_headers_t *kh = rd_kafka_headers_new(r->header_count);
 	for (size_t i = 0; i < r->header_count; i++) {
 		const tjournal_header *h = &r->headers[i];
 		if (!strcmp(h->name, JOURNAL_CLUSTER_HEADER)) {
 			char name[128];
-			snprintf(name, sizeof(name), "%.*s", (int)h->value_len, (const char *)h->value);
-			cluster = config__cluster(tb, name);
-			continue;
+			snprintf(name, sizeof(name), "%.*s", (int)h->value_len,
+				 (const char *)h->value);
+			return config__cluster(tb, name);
 		}
-		rd_kafka_header_add(kh, h->name, (ssize_t)h->name_len, h->value,
-				    h->value ? (ssize_t)h->value_len : 0);
 	}
+	return NULL;
+}
+
+/* UNUSABLE: undecodable, or for a cluster no longer configured: it stays in
+ * the journal for the operator, and a retry goes past it. */
+enum journal_sent { JOURNAL_SENT, JOURNAL_SKIPPED, JOURNAL_REFUSED, JOURNAL_UNUSABLE };
+
+/* Produces one journal entry (any thread). With `only`, entries of other
+ * clusters are skipped. A refusal is logged in `err`. */
+static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t seq,
+						const void *data, size_t len,
+						const struct tb_cluster *only, char *err,
+						size_t errlen)
+{
+	tjournal_record *r = NULL;
+	enum journal_sent sent = JOURNAL_SKIPPED;
+
+	if (tjournal_record_decode(data, len, &r) != TJOURNAL_OK) {
+		/* Undecodable: keep it for the operator (tributary-journal-tool dump). */
+		snprintf(err, errlen, "journal: entry %llu cannot be decoded; left in the journal",
+			 (unsigned long long)seq);
+		return JOURNAL_UNUSABLE;
+	}
+	struct tb_cluster *cluster = journal__entry_cluster(tb, r);
 	if (!cluster) {
-		rd_kafka_headers_destroy(kh);
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "journal: entry %llu names a cluster that is no "
-						   "longer configured; left in the journal",
-				     (unsigned long long)seq);
-	} else if (produce__send(cluster, r->topic, r->key, r->key_len, r->value, r->value_len, kh,
-				 seq, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "journal: entry %llu: %s",
-				     (unsigned long long)seq, err);
-	} else {
-		atomic_fetch_add(&tb->stats.replayed, 1);
+		snprintf(err, errlen,
+			 "journal: entry %llu names a cluster that is no longer configured; left "
+			 "in the journal",
+			 (unsigned long long)seq);
+		sent = JOURNAL_UNUSABLE;
+		goto out;
 	}
+	if (only && cluster != only)
+		goto out;
+	rd_kafka_headers_t *kh = rd_kafka_headers_new(r->header_count);
+	for (size_t i = 0; i < r->header_count; i++) {
+		const tjournal_header *h = &r->headers[i];
+		if (strcmp(h->name, JOURNAL_CLUSTER_HEADER) &&
+		    rd_kafka_header_add(kh, h->name, (ssize_t)h->name_len, h->value,
+					h->value ? (ssize_t)h->value_len : 0)) {
+			rd_kafka_headers_destroy(kh);
+			snprintf(err, errlen, "journal: entry %llu: cannot copy its headers",
+				 (unsigned long long)seq);
+			sent = JOURNAL_REFUSED;
+			goto out;
+		}
+	}
+	char perr[384];
+	if (produce__send(cluster, r->topic, r->key, r->key_len, r->value, r->value_len, kh, seq,
+			  perr, sizeof(perr))) {
+		snprintf(err, errlen, "journal: entry %llu: %s", (unsigned long long)seq, perr);
+		sent = JOURNAL_REFUSED;
+	} else {
+		sent = JOURNAL_SENT;
+	}
+out:
 	free(r);
+	return sent;
+}
+
+static int journal__replay_one(uint64_t seq, const void *data, size_t len, void *opaque)
+{
+	struct tributary *tb = opaque;
+	char err[512];
+	enum journal_sent sent = journal__produce_entry(tb, seq, data, len, NULL, err, sizeof(err));
+	if (sent == JOURNAL_REFUSED || sent == JOURNAL_UNUSABLE)
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s", err);
+	else if (sent == JOURNAL_SENT)
+		atomic_fetch_add(&tb->stats.replayed, 1);
 	return 0;
 }
+
+static void *journal__retry_main(void *arg);
 
 /* Before any new traffic: the callbacks are registered after this. */
 int journal__replay(struct tributary *tb)
@@ -213,9 +357,254 @@ int journal__replay(struct tributary *tb)
 	}
 	if (atomic_load(&tb->stats.replayed))
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
-				     TB_LOG_PREFIX "journal: producing %llu unconfirmed events again",
+				     TB_LOG_PREFIX
+				     "journal: producing %llu unconfirmed events again",
 				     (unsigned long long)atomic_load(&tb->stats.replayed));
+	if (pthread_create(&tb->retry->thread, NULL, journal__retry_main, tb) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     TB_LOG_PREFIX "journal: cannot start the retry thread");
+		return MOSQ_ERR_UNKNOWN;
+	}
+	tb->retry->started = true;
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* ---- retrying failed deliveries while running (see the top of the file) ---- */
+
+void journal__failing(struct tb_cluster *c, bool purge)
+{
+	atomic_store(&c->retrying, true);
+	atomic_store(&c->retry_again, true);
+	/* What librdkafka still queues behind the failed event (its partition
+	 * resumes after the idempotent producer's epoch bump) would reach Kafka
+	 * before the event's retry: take it back; it fails with _PURGE_QUEUE and
+	 * is produced again in order. Once per round: until the next round
+	 * nothing new of this cluster enters librdkafka. */
+	if (purge && atomic_exchange(&c->purge_armed, false)) {
+		rd_kafka_resp_err_t err =
+		    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+		if (err)
+			cluster__note_failure(c->tb,
+					      "cluster %s: cannot take back queued events: %s",
+					      c->name, rd_kafka_err2str(err));
+	}
+}
+
+void journal__delivery_failed(struct tb_cluster *c, bool purge)
+{
+	struct tb_journal_retry *r = c->tb->retry;
+	journal__failing(c, purge);
+	pthread_mutex_lock(&r->lock);
+	r->wanted = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct journal_round {
+	struct tributary *tb;
+	struct tb_cluster *c;
+	uint64_t below; /* 0: no bound */
+	uint64_t next;  /* one past the last entry passed */
+	bool failed;
+};
+
+static bool journal__retry_stopping(struct tributary *tb)
+{
+	pthread_mutex_lock(&tb->retry->lock);
+	bool stop = tb->retry->stop;
+	pthread_mutex_unlock(&tb->retry->lock);
+	return stop;
+}
+
+/* A refusal or a new failure ends the round: producing later events of the
+ * cluster now could let them overtake the one left behind. */
+static int journal__retry_one(uint64_t seq, const void *data, size_t len, void *opaque)
+{
+	struct journal_round *rd = opaque;
+	char err[512];
+	if (rd->below && seq >= rd->below)
+		return 1;
+	rd->next = seq + 1;
+	if (atomic_load(&rd->c->retry_again) || journal__retry_stopping(rd->tb)) {
+		rd->failed = true;
+		return 1;
+	}
+	switch (journal__produce_entry(rd->tb, seq, data, len, rd->c, err, sizeof(err))) {
+	case JOURNAL_SENT:
+		atomic_fetch_add(&rd->tb->stats.retried, 1);
+		return 0;
+	case JOURNAL_SKIPPED:
+	case JOURNAL_UNUSABLE: /* logged at the start */
+		return 0;
+	case JOURNAL_REFUSED:
+	default:
+		cluster__note_failure(rd->tb, "%s (retried later)", err);
+		rd->failed = true;
+		return 1;
+	}
+}
+
+static void journal__tail_clear(struct tb_journal_retry *r)
+{
+	for (size_t i = 0; i < r->ntail; i++)
+		free(r->tail[i].blob);
+	r->ntail = 0;
+	r->handoff = NULL;
+	r->tail_failed = false;
+}
+
+/* One round for cluster c: true when it is done (no longer retrying). */
+static bool journal__retry_cluster(struct tributary *tb, struct tb_cluster *c)
+{
+	struct tb_journal_retry *r = tb->retry;
+	char fatal[256];
+	if (rd_kafka_fatal_error(c->rk, fatal, sizeof(fatal))) {
+		/* The producer will never deliver again: the events stay in the
+		 * journal for the next start. */
+		if (!atomic_exchange(&c->retry_fatal_told, true))
+			cluster__note_failure(
+			    tb,
+			    "cluster %s: the producer has a fatal error (%s): its "
+			    "events stay in the journal until the broker restarts",
+			    c->name, fatal);
+		return true;
+	}
+	/* Every delivery report served: nothing of this cluster is in
+	 * librdkafka, so the journal's unreleased entries are what to produce. */
+	if (rd_kafka_outq_len(c->rk) > 0)
+		return false;
+	/* A purge that journal__failing started (non-blocking) may still wait
+	 * in a broker thread's queue, and would take back what this round
+	 * produces: this one returns when the broker threads have served every
+	 * purge queued before it. */
+	rd_kafka_resp_err_t perr = rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE);
+	if (perr) {
+		cluster__note_failure(tb, "cluster %s: cannot take back queued events: %s", c->name,
+				      rd_kafka_err2str(perr));
+		return false;
+	}
+	atomic_store(&c->retry_again, false);
+	atomic_store(&c->purge_armed, true);
+	atomic_fetch_add(&c->retry_round, 1);
+
+	struct journal_round rd = {.tb = tb, .c = c, .next = 1};
+	int rc = tjournal_replay_from(tb->journal, 1, journal__retry_one, &rd);
+	if (rc < 0)
+		cluster__note_failure(tb, "journal: retry of cluster %s: %s", c->name,
+				      tjournal_strerror(rc));
+	if (rc < 0 || rd.failed)
+		return false;
+
+	/* Hand back: from the mark on, held events are also copied to the tail. */
+	tjournal_stats st;
+	pthread_mutex_lock(&c->retry_lock);
+	tjournal_get_stats(tb->journal, &st);
+	r->handoff = c;
+	r->mark = st.next_seq;
+	pthread_mutex_unlock(&c->retry_lock);
+
+	rd.below = st.next_seq;
+	uint64_t from = rd.next;
+	rc = tjournal_replay_from(tb->journal, from, journal__retry_one, &rd);
+	if (rc < 0)
+		cluster__note_failure(tb, "journal: retry of cluster %s: %s", c->name,
+				      tjournal_strerror(rc));
+
+	bool done = false;
+	char err[512];
+	pthread_mutex_lock(&c->retry_lock);
+	if (rc >= 0 && !rd.failed && !r->tail_failed && !atomic_load(&c->retry_again)) {
+		done = true;
+		for (size_t i = 0; i < r->ntail && done; i++) {
+			enum journal_sent sent =
+			    journal__produce_entry(tb, r->tail[i].seq, r->tail[i].blob,
+						   r->tail[i].len, c, err, sizeof(err));
+			if (sent == JOURNAL_REFUSED) {
+				cluster__note_failure(tb, "%s (retried later)", err);
+				done = false;
+			} else if (sent == JOURNAL_SENT) {
+				atomic_fetch_add(&tb->stats.retried, 1);
+			}
+		}
+		if (done) {
+			atomic_store(&c->purge_armed, true);
+			atomic_store(&c->retrying, false);
+		}
+	}
+	journal__tail_clear(r);
+	pthread_mutex_unlock(&c->retry_lock);
+	return done;
+}
+
+static void *journal__retry_main(void *arg)
+{
+	struct tributary *tb = arg;
+	struct tb_journal_retry *r = tb->retry;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (!r->wanted) {
+			pthread_cond_wait(&r->cond, &r->lock);
+			continue;
+		}
+		r->wanted = false;
+		/* Backoff: the longest that a retrying cluster has earned, doubling
+		 * with every round since its last confirmed delivery. */
+		unsigned rounds = 0;
+		for (size_t i = 0; i < tb->nclusters; i++) {
+			unsigned n = atomic_load(&tb->clusters[i].retry_round);
+			if (n > rounds)
+				rounds = n;
+		}
+		uint64_t ms = (uint64_t)r->backoff_ms << (rounds < 20 ? rounds : 20);
+		if (ms > r->backoff_max_ms)
+			ms = r->backoff_max_ms;
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(ms / 1000);
+		until.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
+			;
+		if (r->stop)
+			break;
+		pthread_mutex_unlock(&r->lock);
+		bool again = false;
+		for (size_t i = 0; i < tb->nclusters; i++) {
+			struct tb_cluster *c = &tb->clusters[i];
+			if (atomic_load(&c->retrying) && !journal__retry_cluster(tb, c))
+				again = true;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (again)
+			r->wanted = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+void journal__stop_retry(struct tributary *tb)
+{
+	struct tb_journal_retry *r = tb->retry;
+	if (!r || !r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+}
+
+static unsigned long long journal__retrying_clusters(struct tributary *tb)
+{
+	unsigned long long n = 0;
+	for (size_t i = 0; i < tb->nclusters; i++) {
+		n += atomic_load(&tb->clusters[i].retrying);
+	}
+	return n;
 }
 
 void journal__publish_stats(struct tributary *tb)
@@ -228,13 +617,24 @@ void journal__publish_stats(struct tributary *tb)
 	stats__put("$SYS/tributary/journal/bytes", st.bytes);
 	stats__put("$SYS/tributary/journal/oldest_age_ms", st.oldest_age_ms);
 	stats__put("$SYS/tributary/journal/full", st.full);
+	stats__put("$SYS/tributary/journal/retrying", journal__retrying_clusters(tb));
 }
 
+/* After the producers: their last delivery reports release entries. */
 void journal__close(struct tributary *tb)
 {
 	if (tb->journal)
 		tjournal_close(tb->journal);
 	tb->journal = NULL;
+	if (tb->retry) {
+		journal__stop_retry(tb);
+		journal__tail_clear(tb->retry);
+		free(tb->retry->tail);
+		pthread_cond_destroy(&tb->retry->cond);
+		pthread_mutex_destroy(&tb->retry->lock);
+		free(tb->retry);
+		tb->retry = NULL;
+	}
 }
 
 /* A full store refuses events until Kafka catches up: say so, but not for

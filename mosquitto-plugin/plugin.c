@@ -45,6 +45,7 @@ static void plugin__free(struct tributary *tb)
 	if (!tb)
 		return;
 	outbound__stop(tb);
+	journal__stop_retry(tb); /* before the producers stop */
 	resend__cleanup(tb);
 	auth__cleanup(tb);
 	config__free(tb);

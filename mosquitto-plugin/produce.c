@@ -49,10 +49,13 @@ error:
 	return NULL;
 }
 
+_Thread_local bool produce__sending;
+
 int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
 		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
 		  char *err, size_t errlen)
 {
+	produce__sending = true;
 	/* Never RD_KAFKA_MSG_F_BLOCK: this is the broker's main thread. A full
 	 * local queue is a refusal the client hears about, not a stall. */
 	rd_kafka_resp_err_t rerr = rd_kafka_producev(
@@ -60,6 +63,7 @@ int produce__send(struct tb_cluster *cluster, const char *topic, const void *key
 	    RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0), RD_KAFKA_V_HEADERS(hdrs),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
 	    RD_KAFKA_V_END);
+	produce__sending = false;
 	if (rerr) {
 		rd_kafka_headers_destroy(hdrs);
 		snprintf(err, errlen, "Kafka cluster %s refused the event: %s", cluster->name,
@@ -96,9 +100,11 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	void *blob = NULL;
+	size_t bloblen = 0;
 	if (journal && tb->journal) {
 		int jrc = journal__append(tb, cluster, kafka_topic, key, keylen, hdrs, value, vlen,
-					  &seq);
+					  &seq, &blob, &bloblen);
 		if (jrc != TJOURNAL_OK) {
 			free(json);
 			rd_kafka_headers_destroy(hdrs);
@@ -115,8 +121,16 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 			return -1;
 		}
 	}
-	int rc = produce__send(cluster, kafka_topic, key, keylen, value, vlen, hdrs, seq, err,
-			       errlen);
+	/* A cluster retrying failed deliveries produces new events after them,
+	 * from the journal (journal.c): they are accepted, not produced here. */
+	int rc = 0;
+	if (seq && journal__produce_begin(cluster, seq, blob, bloblen))
+		rd_kafka_headers_destroy(hdrs);
+	else
+		rc = produce__send(cluster, kafka_topic, key, keylen, value, vlen, hdrs, seq, err,
+				   errlen);
+	if (seq)
+		journal__produce_end(cluster);
 	free(json);
 	if (rc) {
 		/* Refused now, so the client hears of it: nothing to keep. */

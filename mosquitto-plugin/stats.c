@@ -65,6 +65,7 @@ void stats__publish(struct tributary *tb)
 		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk);
 	stats__put("$SYS/tributary/queue_depth", depth);
 	stats__put("$SYS/tributary/replayed", atomic_load(&s->replayed));
+	stats__put("$SYS/tributary/retried", atomic_load(&s->retried));
 	stats__put("$SYS/tributary/qos2_resent", atomic_load(&s->resent));
 	journal__publish_stats(tb);
 	outbound__publish_stats(tb);

@@ -69,6 +69,7 @@ struct tb_stats {
 	atomic_uint_fast64_t delivery_failed;
 	atomic_uint_fast64_t mirror_failed;
 	atomic_uint_fast64_t replayed; /* produced again from the journal at start */
+	atomic_uint_fast64_t retried;  /* produced again from the journal while running */
 	atomic_uint_fast64_t resent;   /* QoS 2 retransmissions given their first id */
 };
 
@@ -81,6 +82,18 @@ struct tb_cluster {
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool stop;
+	/* journal.c: failed deliveries produced again while running. While
+	 * `retrying`, new events stay in the journal and the retry thread
+	 * produces them in order. Set by any thread that sees a failure; read
+	 * by the main thread and cleared by the retry thread under retry_lock,
+	 * which the main thread holds around its produce. */
+	pthread_mutex_t retry_lock;
+	bool retry_lock_init;
+	atomic_bool retrying;
+	atomic_bool purge_armed;      /* the next failure takes back what is queued */
+	atomic_bool retry_again;      /* a delivery failed since the retry round began */
+	atomic_uint retry_round;      /* rounds since the last confirmed delivery: backoff */
+	atomic_bool retry_fatal_told; /* the producer's fatal error was logged */
 };
 
 enum tb_kafka_mode { TB_MODE_BINARY, TB_MODE_STRUCTURED };
@@ -147,6 +160,7 @@ struct tributary {
 
 	struct tjournal *journal; /* NULL: no "journal" section */
 	time_t journal_warned_at;
+	struct tb_journal_retry *retry; /* journal.c: the retry thread, NULL without a journal */
 
 	struct tb_outbound *outbound; /* NULL: no "outbound" section */
 
@@ -187,6 +201,9 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
 		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
 		   char *err, size_t errlen);
+/* Set on the thread inside produce__send: librdkafka reports a refused
+ * produce() to the on_acknowledgement interceptor too (cluster.c). */
+extern _Thread_local bool produce__sending;
 /* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
 int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
 		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
@@ -196,9 +213,25 @@ int produce__send(struct tb_cluster *cluster, const char *topic, const void *key
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
 int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
 		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-		    size_t valuelen, uint64_t *seq);
+		    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
+/* Before any traffic: produces what a previous run left unconfirmed, then
+ * starts the thread that produces failed deliveries again. */
 int journal__replay(struct tributary *tb);
+/* Any thread: a journaled event of cluster `c` was not delivered: the
+ * cluster retries (see journal.c) and, once per round, what librdkafka still
+ * queues is taken back (`purge`: not for an event that a purge took back).
+ * journal__delivery_failed, from the delivery report, also wakes the retry
+ * thread. */
+void journal__failing(struct tb_cluster *c, bool purge);
+void journal__delivery_failed(struct tb_cluster *c, bool purge);
+/* Main thread, after journal__append: locks the cluster's retry_lock and
+ * returns true when the cluster is retrying, so that the retry thread
+ * produces the event (the caller must not). Takes `blob` (free()d or kept).
+ * journal__produce_end unlocks, after the caller produced the event. */
+bool journal__produce_begin(struct tb_cluster *c, uint64_t seq, void *blob, size_t len);
+void journal__produce_end(struct tb_cluster *c);
+void journal__stop_retry(struct tributary *tb); /* before the producers stop */
 void journal__note_refusal(struct tributary *tb, int code);
 void journal__publish_stats(struct tributary *tb);
 void journal__close(struct tributary *tb);

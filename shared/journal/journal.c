@@ -783,6 +783,7 @@ out:
 typedef struct replay_ctx {
 	tjournal *j;
 	uint64_t id;
+	uint64_t from, below; /* the sequence numbers passed: [from, below) */
 	tjournal_replay_fn cb;
 	void *opaque;
 } replay_ctx;
@@ -793,6 +794,8 @@ static int replay_entry(void *opaque, uint64_t off, uint64_t seq, uint64_t ts, c
 	replay_ctx *c = opaque;
 	(void)off;
 	(void)ts;
+	if (seq < c->from || seq >= c->below)
+		return 0;
 	pthread_mutex_lock(&c->j->mu);
 	seg *s = find_id(c->j, c->id);
 	bool live =
@@ -802,14 +805,25 @@ static int replay_entry(void *opaque, uint64_t off, uint64_t seq, uint64_t ts, c
 	return live ? c->cb(seq, data, len, c->opaque) : 0;
 }
 
-int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque)
+/* Without hold_appends, appends go on meanwhile: only entries below the
+ * next sequence number at the start are passed (complete: an append takes
+ * its number after its write), and a partly written or truncated entry that
+ * the scan meets is never valid (CRCs) or is beyond that bound. */
+static int replay_range(tjournal *j, uint64_t from, bool hold_appends, tjournal_replay_fn cb,
+                        void *opaque)
 {
 	if (!j || !cb)
 		return TJOURNAL_EINVAL;
 	int rc = 0;
-	uint64_t after = 0;
+	uint64_t after = 0, below = UINT64_MAX;
 
-	pthread_mutex_lock(&j->append_mu);
+	if (hold_appends)
+		pthread_mutex_lock(&j->append_mu);
+	else {
+		pthread_mutex_lock(&j->mu);
+		below = j->next_seq;
+		pthread_mutex_unlock(&j->mu);
+	}
 	for (;;) {
 		uint64_t id = 0;
 		bool found = false, live = false;
@@ -817,7 +831,7 @@ int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque)
 		for (seg *s = j->head; s; s = s->next)
 			if (s->id > after) {
 				id = s->id;
-				live = s->live > 0;
+				live = s->live > 0 && s->base + s->nslots > from && s->base < below;
 				found = true;
 				break;
 			}
@@ -839,7 +853,7 @@ int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque)
 			rc = TJOURNAL_EIO;
 			break;
 		}
-		replay_ctx c = {j, id, cb, opaque};
+		replay_ctx c = {j, id, from, below, cb, opaque};
 		tjournal_scan_visitor v = {.entry = replay_entry, .opaque = &c};
 		rc = tjournal_scan_fd(fd, &v);
 		close(fd);
@@ -848,8 +862,19 @@ int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque)
 		if (rc)
 			break;
 	}
-	pthread_mutex_unlock(&j->append_mu);
+	if (hold_appends)
+		pthread_mutex_unlock(&j->append_mu);
 	return rc;
+}
+
+int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque)
+{
+	return replay_range(j, 0, true, cb, opaque);
+}
+
+int tjournal_replay_from(tjournal *j, uint64_t from_seq, tjournal_replay_fn cb, void *opaque)
+{
+	return replay_range(j, from_seq, false, cb, opaque);
 }
 
 /* ---- stats ---- */

@@ -45,6 +45,8 @@ expect_refused response-topics-placeholder "ingest.response_topics\[0\]: unknown
 expect_refused response-topics-filter "ingest.response_topics\[1\]: 'r/#/x' is not a valid MQTT topic filter" "{$catalog, $good_cluster, \"ingest\": {\"response_topics\": [\"r/{sub}/#\", \"r/#/x\"], \"routes\": [$route]}}"
 expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"colour\": 1}}"
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
+expect_refused journal-backoff "journal.retry_backoff_ms: must be an integer from 1 to 600000" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 0}}"
+expect_refused journal-backoff-max "journal.retry_backoff_max_ms: must be at least retry_backoff_ms (500)" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 500, \"retry_backoff_max_ms\": 100}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
 # auth.internal_client_ids: required with internal_usernames, and never every id.

@@ -198,7 +198,7 @@ static void test_sync_now_waits_for_running_pass(void **state)
 	fx *f = *state;
 	f->o.segment_bytes = 4096;
 	f->o.sync = TJOURNAL_SYNC_INTERVAL; /* fast appends: a short round */
-	f->o.sync_interval_ms = 1;         /* a busy sync thread */
+	f->o.sync_interval_ms = 1;          /* a busy sync thread */
 	tjournal *j = jopen(f);
 	uint64_t seq = 0;
 	for (uint64_t id = 1; id <= 400; id++) {
@@ -676,6 +676,59 @@ static void test_replay_stop_and_release_inside(void **state)
 	assert_int_equal(jt_count(f->dir, ".seg"), 0);
 }
 
+typedef struct appender {
+	tjournal *j;
+	jt_seen seen;
+} appender;
+
+/* Appends one entry per entry passed, as the broker's main thread goes on
+ * appending while the plugin's retry thread reads. */
+static int collect_and_append(uint64_t seq, const void *data, size_t len, void *opaque)
+{
+	appender *a = opaque;
+	jt_collect(seq, data, len, &a->seen);
+	put(a->j, 1000 + seq, 100);
+	return 0;
+}
+
+/* tjournal_replay_from: from a sequence number on, unreleased entries only,
+ * oldest first, while appends go on (here from the callback itself, which
+ * tjournal_replay would deadlock on); entries appended meanwhile are not
+ * passed. */
+static void test_replay_from_while_appending(void **state)
+{
+	fx *f = *state;
+	f->o.segment_bytes = 2048;
+	tjournal *j = jopen(f);
+	for (int i = 1; i <= 40; i++)
+		put(j, (uint64_t)i, 200);
+	for (uint64_t seq = 26; seq <= 40; seq += 3)
+		tjournal_release(j, seq);
+
+	appender a = {j, {0}};
+	assert_int_equal(tjournal_replay_from(j, 25, collect_and_append, &a), 0);
+	assert_int_equal(a.seen.bad, 0);
+	uint64_t want[] = {25, 27, 28, 30, 31, 33, 34, 36, 37, 39, 40};
+	assert_int_equal(a.seen.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < a.seen.n; i++) {
+		assert_int_equal(a.seen.seq[i], want[i]);
+		assert_int_equal(a.seen.tag[i], want[i]);
+	}
+	jt_seen_free(&a.seen);
+
+	/* The entries appended during the call, and nothing before 41. */
+	jt_seen s = {0};
+	assert_int_equal(tjournal_replay_from(j, 41, jt_collect, &s), 0);
+	assert_int_equal(s.n, 11);
+	assert_int_equal(s.seq[0], 41);
+	assert_int_equal(s.tag[0], 1025);
+	jt_seen_free(&s);
+	assert_int_equal(tjournal_replay_from(j, 1000, jt_collect, &s), 0);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(tjournal_replay_from(NULL, 1, jt_collect, &s), TJOURNAL_EINVAL);
+	tjournal_close(j);
+}
+
 static void test_policies_and_age(void **state)
 {
 	fx *f = *state;
@@ -785,6 +838,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lock_and_read_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_stop_and_release_inside, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replay_from_while_appending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policies_and_age, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_mem_matches_fd, setup, teardown),
 	};

@@ -154,6 +154,12 @@ void tjournal_release_many(tjournal *j, const uint64_t *seqs, size_t n);
 typedef int (*tjournal_replay_fn)(uint64_t seq, const void *data, size_t len, void *opaque);
 int tjournal_replay(tjournal *j, tjournal_replay_fn cb, void *opaque);
 
+/* The same for a journal in use: appends go on while it runs (`cb` may even
+ * append). Passes the unreleased entries with from_seq <= seq < the next
+ * sequence number when the call starts, oldest first (entries appended
+ * meanwhile are not passed); segments wholly below from_seq are not read. */
+int tjournal_replay_from(tjournal *j, uint64_t from_seq, tjournal_replay_fn cb, void *opaque);
+
 /* fdatasync everything written so far (segments, ack files, directory) now,
  * whatever the policy. Waits for a pass the sync thread has under way, so
  * on return all of it is durable and deleted segments' .ack files are gone. */
