@@ -87,6 +87,15 @@ $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
 
+# tributary-kafka, a script: the real Kafka broker of `make run` and the
+# tests (tools/kafka/). Its jars are fetched by tools/kafka/fetch.sh into
+# build/kafka/lib on first use, shared by every build.
+all: $(BUILD)/bin/tributary-kafka
+$(BUILD)/bin/tributary-kafka: tools/kafka/tributary-kafka.sh
+	@mkdir -p $(dir $@)
+	sed 's|@ROOT@|$(CURDIR)|' $< >$@
+	chmod +x $@
+
 # Each fuzz target, linked with a plain main() that replays its corpus
 # (tests/fuzz/replay.c): found crashes stay regression tests of `make unit`.
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIB)
