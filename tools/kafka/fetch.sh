@@ -11,15 +11,17 @@ stamp=$(sha256sum "$POM" | cut -d' ' -f1)
 [[ -f "$LIB/.pom.sha256" && $(cat "$LIB/.pom.sha256") == "$stamp" ]] && exit 0
 command -v mvn >/dev/null || { echo "fetch: mvn not found (tools/install-deps.sh installs maven)" >&2; exit 1; }
 echo "fetch: Apache Kafka from Maven Central into $LIB" >&2
-rm -rf "$LIB.tmp"
+tmp="$LIB.tmp.$$"
+rm -rf "$tmp"
 mkdir -p "$(dirname "$LIB")"
 if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-	-DoutputDirectory="$LIB.tmp" >"$LIB.mvn.log" 2>&1; then
-	cat "$LIB.mvn.log" >&2
+	-DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+	cat "$tmp.log" >&2
 	echo "fetch: mvn failed" >&2
 	exit 1
 fi
-rm -f "$LIB.mvn.log"
-echo "$stamp" >"$LIB.tmp/.pom.sha256"
+rm -f "$tmp.log"
+echo "$stamp" >"$tmp/.pom.sha256"
 rm -rf "$LIB"
-mv "$LIB.tmp" "$LIB"
+# Another fetch may have finished meanwhile: then keep that one.
+mv -T "$tmp" "$LIB" 2>/dev/null || rm -rf "$tmp"

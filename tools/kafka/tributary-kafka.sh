@@ -105,15 +105,16 @@ jvm=(java -Xms128m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k
 if [[ ! -f "$dir/data/meta.properties" ]]; then
 	template="$LIB/../empty-store"
 	if [[ ! -f "$template/meta.properties" ]]; then
-		rm -rf "$template.tmp"
-		mkdir -p "$template.tmp"
-		sed "s|^log.dirs=.*|log.dirs=$template.tmp|" "$props" >"$template.props"
-		"${jvm[@]}" kafka.tools.StorageTool format --ignore-formatted \
-			-t VHJpYnV0YXJ5RGV2S2Fmaw -c "$template.props" >>"$log" 2>&1 ||
+		tmp="$template.tmp.$$"
+		rm -rf "$tmp"
+		mkdir -p "$tmp"
+		sed "s|^log.dirs=.*|log.dirs=$tmp|" "$props" >"$tmp.props"
+		"${jvm[@]}" kafka.tools.StorageTool format -t VHJpYnV0YXJ5RGV2S2Fmaw -c "$tmp.props" \
+			>>"$log" 2>&1 ||
 			{ tail -20 "$log" >&2; echo "tributary-kafka: formatting the storage failed" >&2; exit 1; }
-		rm -f "$template.props"
-		rm -rf "$template"
-		mv "$template.tmp" "$template"
+		rm -f "$tmp.props"
+		# Another broker may have made it meanwhile: then keep that one.
+		mv -T "$tmp" "$template" 2>/dev/null || rm -rf "$tmp"
 	fi
 	mkdir -p "$dir/data"
 	cp -a "$template/." "$dir/data/"
