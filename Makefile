@@ -4,6 +4,7 @@
 #   make test       deps, unit + integration tests, then the same under ASan+UBSan
 #   make valgrind   integration tests with the servers under Valgrind memcheck
 #   make run        the whole dev stack on loopback, in the foreground
+#   make clean-data wipes what `make run` keeps across runs (Apache Kafka's var/kafka)
 #   make bench      benchmarks, each beside its baseline
 #   make fuzz       libFuzzer targets for a bounded time
 #
@@ -164,5 +165,10 @@ format:
 
 clean:
 	rm -rf build
+
+# `make run`'s Kafka keeps its events across runs, as a store of record does.
+.PHONY: clean-data
+clean-data:
+	rm -rf var/kafka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
