@@ -2,9 +2,12 @@
 # Mosquitto killed with SIGKILL during a Kafka outage, then restarted: every
 # acknowledged event reaches Kafka from the journal (duplicates allowed,
 # counted and reported).
+# On librdkafka's mock: its broker-down/broker-up make the Kafka outage
+# (Apache Kafka stopped and restarted, as in reliability-kafka-crash.sh,
+# would do too: not moved yet).
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
-start_kafka --topic events.order:3
+start_mock_kafka --topic events.order:3
 start_mosquitto
 cd "$ROOT"
 kafka_ctl "broker-down 1"

@@ -3,9 +3,12 @@
 # Kafka holds every acknowledged event exactly once, in per-key order (but
 # for the mock's copies of a request in flight as it went down: see below).
 # (12 partitions: the mock cluster keeps only the last few MB of each.)
+# On librdkafka's mock, for its broker-down/broker-up: the same outage on
+# Apache Kafka, with no duplicate allowed, is reliability-kafka-hung.sh and
+# reliability-kafka-crash.sh.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
-start_kafka --topic events.order:12
+start_mock_kafka --topic events.order:12
 start_mosquitto
 OUTAGE=${OUTAGE_SECONDS:-30}
 cd "$ROOT"

@@ -3,7 +3,13 @@
 #
 #   source "$(dirname "$0")/../lib/stack.sh"
 #   stack_init                       # temp dir $T, ports, cleanup trap
-#   start_kafka [devkafka args...]   # dev Kafka on $KAFKA_PORT, control on $KAFKA_CONTROL_PORT
+#   start_kafka [--topic NAME[:PARTITIONS]]...
+#                                    # the run's Apache Kafka (tests/run-integration.sh starts
+#                                    # one, $TEST_KAFKA_BOOTSTRAP), emptied of every topic, then
+#                                    # these created; without one (KAFKA=mock) the mock below
+#   start_mock_kafka [devkafka args...]
+#                                    # librdkafka's mock on $KAFKA_PORT, control on
+#                                    # $KAFKA_CONTROL_PORT: only for its fault injection
 #   start_real_kafka [--topic NAME[:PARTITIONS]]...
 #                                    # Apache Kafka (tributary-kafka) on $KAFKA_PORT, its
 #                                    # controller on $KAFKA_CONTROLLER_PORT, log dir $T/kafka
@@ -198,6 +204,27 @@ wait_assigned() {
 }
 
 start_kafka() {
+	if [[ -z "${TEST_KAFKA_BOOTSTRAP:-}" ]]; then
+		start_mock_kafka "$@"
+		return
+	fi
+	local topics=()
+	while (($#)); do
+		[[ "$1" == --topic && $# -ge 2 ]] || fail "start_kafka on Apache Kafka takes only --topic NAME[:PARTITIONS] (not $1)"
+		topics+=("$2")
+		shift 2
+	done
+	export KAFKA_BOOTSTRAP=$TEST_KAFKA_BOOTSTRAP
+	# The previous test's topics (and with them its groups' offsets) go.
+	"$BUILD/bin/tributary-kafka-admin" --brokers "$KAFKA_BOOTSTRAP" --timeout 30 delete-all ||
+		fail "could not delete the previous test's topics"
+	if ((${#topics[@]})); then
+		"$BUILD/bin/tributary-kafka-admin" --brokers "$KAFKA_BOOTSTRAP" --timeout 30 create "${topics[@]}" ||
+			fail "could not create the topics ${topics[*]}"
+	fi
+}
+
+start_mock_kafka() {
 	port_free "$KAFKA_PORT" || fail "port $KAFKA_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
 		>"$T/devkafka.out" 2>"$T/devkafka.log" &
