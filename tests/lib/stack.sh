@@ -15,6 +15,7 @@
 #                                    # controller on $KAFKA_CONTROLLER_PORT, log dir $T/kafka
 #   kafka_pause / kafka_resume       # SIGSTOP / SIGCONT its JVM: a hung broker
 #   kafka_kill                       # SIGKILL its JVM: a crashed broker
+#   kafka_stop                       # SIGTERM: a clean stop (Kafka down)
 #   kafka_restart                    # starts it again from the same log dir
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
 #                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
@@ -238,6 +239,7 @@ start_mock_kafka() {
 # answers metadata and the topics have leaders. KAFKA_PID is the script's
 # pid (TERM stops the broker cleanly), KAFKA_JVM_PID the broker's own.
 start_real_kafka() {
+	command -v java >/dev/null || skip "no Java here: Apache Kafka cannot run (tools/install-deps.sh installs it)"
 	REAL_KAFKA_ARGS=("$@")
 	port_free "$KAFKA_PORT" && port_free "$KAFKA_CONTROLLER_PORT" ||
 		fail "port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
@@ -259,6 +261,10 @@ real_kafka_ready() { # n: the nth ready line, or the script has exited
 kafka_restart() { start_real_kafka "${REAL_KAFKA_ARGS[@]}"; }
 kafka_pause() { kill -STOP "$KAFKA_JVM_PID" || fail "no Kafka to pause"; }
 kafka_resume() { kill -CONT "$KAFKA_JVM_PID" || fail "no Kafka to resume"; }
+kafka_stop() {
+	kill -TERM "$KAFKA_PID" || fail "no Kafka to stop"
+	wait_until 30 eval '! kill -0 "$KAFKA_PID" 2>/dev/null' || fail "Kafka did not stop"
+}
 kafka_kill() {
 	kill -KILL "$KAFKA_JVM_PID" || fail "no Kafka to kill"
 	# The script exits with its JVM; its ports are free then.

@@ -159,13 +159,40 @@ static int admin_check_results(const rd_kafka_topic_result_t **res, size_t n,
 	return rc;
 }
 
+/* The result of a CreateTopics or DeleteTopics request on q: 0 when every
+ * topic's error is none or the one to ignore. */
+static int admin_topic_results(rd_kafka_queue_t *q, rd_kafka_resp_err_t ignore, long long deadline)
+{
+	rd_kafka_event_t *ev = admin_result(q, deadline);
+	const rd_kafka_topic_result_t **tr;
+	size_t cnt = 0;
+	int rc = -1;
+
+	if (!ev)
+		return -1;
+	if (rd_kafka_event_error(ev)) {
+		fprintf(stderr, "kafka-admin: %s: %s\n", rd_kafka_event_name(ev),
+		        rd_kafka_event_error_string(ev));
+		goto out;
+	}
+	if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_CREATETOPICS_RESULT)
+		tr = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev),
+		                                         &cnt);
+	else
+		tr = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev),
+		                                         &cnt);
+	rc = admin_check_results(tr, cnt, ignore);
+out:
+	rd_kafka_event_destroy(ev);
+	return rc;
+}
+
 static int admin_create(rd_kafka_t *rk, char **specs, int n, long long deadline)
 {
 	rd_kafka_NewTopic_t *nt[ADMIN_MAX_TOPICS];
 	char *names[ADMIN_MAX_TOPICS];
 	char errstr[512];
 	rd_kafka_queue_t *q = NULL;
-	rd_kafka_event_t *ev = NULL;
 	int made = 0, rc = -1;
 
 	for (; made < n; made++) {
@@ -194,22 +221,10 @@ static int admin_create(rd_kafka_t *rk, char **specs, int n, long long deadline)
 	if (!q)
 		goto error;
 	rd_kafka_CreateTopics(rk, nt, (size_t)n, NULL, q);
-	ev = admin_result(q, deadline);
-	if (!ev)
-		goto error;
-	if (rd_kafka_event_error(ev)) {
-		fprintf(stderr, "kafka-admin: create: %s\n", rd_kafka_event_error_string(ev));
-		goto error;
-	}
-	const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-	size_t cnt = 0;
-	const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
-	if (admin_check_results(tr, cnt, RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) < 0)
+	if (admin_topic_results(q, RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, deadline) < 0)
 		goto error;
 	rc = admin_wait_settled(rk, names, n, 1, deadline);
 error:
-	if (ev)
-		rd_kafka_event_destroy(ev);
 	if (q)
 		rd_kafka_queue_destroy(q);
 	rd_kafka_NewTopic_destroy_array(nt, (size_t)made);
@@ -220,7 +235,6 @@ static int admin_delete(rd_kafka_t *rk, char **names, int n, long long deadline)
 {
 	rd_kafka_DeleteTopic_t *dt[ADMIN_MAX_TOPICS];
 	rd_kafka_queue_t *q = NULL;
-	rd_kafka_event_t *ev = NULL;
 	int made = 0, rc = -1;
 
 	if (n == 0)
@@ -234,22 +248,10 @@ static int admin_delete(rd_kafka_t *rk, char **names, int n, long long deadline)
 	if (!q)
 		goto error;
 	rd_kafka_DeleteTopics(rk, dt, (size_t)n, NULL, q);
-	ev = admin_result(q, deadline);
-	if (!ev)
-		goto error;
-	if (rd_kafka_event_error(ev)) {
-		fprintf(stderr, "kafka-admin: delete: %s\n", rd_kafka_event_error_string(ev));
-		goto error;
-	}
-	const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
-	size_t cnt = 0;
-	const rd_kafka_topic_result_t **tr = rd_kafka_DeleteTopics_result_topics(res, &cnt);
-	if (admin_check_results(tr, cnt, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) < 0)
+	if (admin_topic_results(q, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, deadline) < 0)
 		goto error;
 	rc = admin_wait_settled(rk, names, n, 0, deadline);
 error:
-	if (ev)
-		rd_kafka_event_destroy(ev);
 	if (q)
 		rd_kafka_queue_destroy(q);
 	rd_kafka_DeleteTopic_destroy_array(dt, (size_t)made);
