@@ -4,6 +4,7 @@
 #   make test       deps, unit + integration tests, then the same under ASan+UBSan
 #   make valgrind   integration tests with the servers under Valgrind memcheck
 #   make run        the whole dev stack on loopback, in the foreground
+#   make clean-data wipes what `make run` keeps across runs (Apache Kafka's var/kafka)
 #   make bench      benchmarks, each beside its baseline
 #   make fuzz       libFuzzer targets for a bounded time
 #
@@ -96,6 +97,15 @@ $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
 
+# tributary-kafka, a script: the real Kafka broker of `make run` and the
+# tests (tools/kafka/). Its jars are fetched by tools/kafka/fetch.sh into
+# build/kafka/lib on first use, shared by every build.
+all: $(BUILD)/bin/tributary-kafka
+$(BUILD)/bin/tributary-kafka: tools/kafka/tributary-kafka.sh
+	@mkdir -p $(dir $@)
+	sed 's|@ROOT@|$(CURDIR)|' $< >$@
+	chmod +x $@
+
 # Each fuzz target, linked with a plain main() that replays its corpus
 # (tests/fuzz/replay.c): found crashes stay regression tests of `make unit`.
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIB)
@@ -164,5 +174,10 @@ format:
 
 clean:
 	rm -rf build
+
+# `make run`'s Kafka keeps its events across runs, as a store of record does.
+.PHONY: clean-data
+clean-data:
+	rm -rf var/kafka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

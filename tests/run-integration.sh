@@ -7,6 +7,28 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build}
 pattern=${TESTS:-*}
+
+# One Apache Kafka for the run (tests/lib/stack.sh's start_kafka empties it
+# of topics before each test); KAFKA=mock, or no Java, runs every test on
+# librdkafka's mock instead. Tests that stop the broker start their own.
+unset TEST_KAFKA_BOOTSTRAP
+if [[ "${KAFKA:-real}" != mock ]] && command -v java >/dev/null; then
+	base=${TEST_PORT_BASE:-20000}
+	kdir="$BUILD/test-tmp/kafka-run"
+	rm -rf "$kdir"
+	mkdir -p "$kdir"
+	kstart=$(date +%s)
+	"$BUILD/bin/tributary-kafka" --dir "$kdir" --port $((base + 9095)) --controller-port $((base + 9096)) \
+		>"$kdir/out" 2>&1 &
+	kpid=$!
+	trap 'kill -TERM $kpid 2>/dev/null; wait $kpid 2>/dev/null' EXIT
+	until grep -q 'tributary-kafka: ready' "$kdir/out"; do
+		kill -0 $kpid 2>/dev/null || { cat "$kdir/out" >&2; echo "Apache Kafka did not start (KAFKA=mock runs without it)" >&2; exit 1; }
+		sleep 0.2
+	done
+	export TEST_KAFKA_BOOTSTRAP="127.0.0.1:$((base + 9095))"
+	echo "Apache Kafka for the run on $TEST_KAFKA_BOOTSTRAP (started in $(($(date +%s) - kstart))s)"
+fi
 passed=0 failed=0 skipped=0 failures=()
 mkdir -p "$BUILD/test-logs"
 for t in tests/integration/$pattern.sh; do

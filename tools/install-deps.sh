@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages in deps/apt-packages.txt that are missing, and
-# the npm packages of package.json when node_modules is out of date.
+# the npm packages of package.json when node_modules is out of date, and
+# Apache Kafka's jars (tools/kafka/fetch.sh: once, then cached).
 # Quiet and fast when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +36,14 @@ if ((${#missing[@]})); then
 	done
 fi
 
-if [[ -f package-lock.json ]]; then
+# A git worktree may share another checkout's packages through a symlink:
+# npm ci would empty the folder it points to, which is not this tree's.
+if [[ -f package-lock.json && ! -L node_modules ]]; then
 	if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
 		echo "install-deps: installing npm packages"
 		npm ci --no-audit --no-fund --loglevel=error
 	fi
 fi
+
+# Apache Kafka (tools/kafka/pom.xml) for tributary-kafka: a no-op once fetched.
+tools/kafka/fetch.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole stack on loopback, in the foreground; Ctrl-C stops it.
-#   dev Kafka (in-memory mock)  127.0.0.1:9092
+#   Apache Kafka                127.0.0.1:9092 (controller :9093), data in var/kafka,
+#                               kept across runs (`make clean-data` wipes it);
+#                               KAFKA=mock: librdkafka's in-memory mock instead
 #   Mosquitto + plugin          127.0.0.1:1883
 #   nginx + module              http://127.0.0.1:8080/  (ws://127.0.0.1:8080/mqtt)
 #   example responder           answers example.order.quote.requested
@@ -13,12 +15,23 @@ export ROOT BUILD
 export KAFKA_PORT=${KAFKA_PORT:-9092} MQTT_PORT=${MQTT_PORT:-1883} HTTP_PORT=${HTTP_PORT:-8080}
 export MQTT_WS_PORT=${MQTT_WS_PORT:-1884}
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+KAFKA=${KAFKA:-real}
+KAFKA_DATA=${KAFKA_DATA:-$ROOT/var/kafka}
+ports=("$KAFKA_PORT" "$MQTT_PORT" "$HTTP_PORT")
+case "$KAFKA" in
+real)
+	ports+=($((KAFKA_PORT + 1)))
+	command -v java >/dev/null || { echo "run-dev: java not found: run tools/install-deps.sh, or KAFKA=mock make run" >&2; exit 1; }
+	;;
+mock) ;;
+*) echo "run-dev: KAFKA must be real (Apache Kafka, the default) or mock (librdkafka's in-memory mock)" >&2; exit 1 ;;
+esac
 export TRIBUTARY_CONFIG="$RUN/tributary.json" MOSQUITTO_DATA_DIR="$RUN/mosquitto-data"
 export PLUGIN_PATH="$BUILD/mosquitto_tributary.so" JOURNAL_DIR="$RUN/journal"
 export NGINX_PREFIX="$RUN/nginx" NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so"
 export WEB_ROOT="$BUILD/web" NGINX_MODULES_DIR=/usr/lib/nginx/modules
 
-for port in "$KAFKA_PORT" "$MQTT_PORT" "$HTTP_PORT"; do
+for port in "${ports[@]}"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "run-dev: 127.0.0.1:$port is already in use (another 'make run', or the distro's" \
 			"mosquitto/nginx service: stop it with 'service mosquitto stop' / 'service nginx stop')" >&2
@@ -41,8 +54,8 @@ stop() {
 	trap - INT TERM EXIT
 	echo
 	echo "run-dev: stopping"
-	# Newest first, one at a time: the broker flushes to Kafka before the
-	# dev Kafka goes away.
+	# Newest first, one at a time: the broker flushes to Kafka before
+	# Kafka goes away.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill -TERM "${pids[i]}" 2>/dev/null || true
 		wait "${pids[i]}" 2>/dev/null || true
@@ -59,10 +72,23 @@ wait_port() {
 	exit 1
 }
 
-"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" \
-	--topic events.order:3 --topic notifications:3 --topic replies:3 --topic audit.order:1 &
-pids+=($!)
-wait_port "$KAFKA_PORT" "dev Kafka"
+topics=(--topic events.order:3 --topic notifications:3 --topic replies:3 --topic audit.order:1)
+if [[ "$KAFKA" == real ]]; then
+	echo "run-dev: starting Apache Kafka (data in $KAFKA_DATA, log $KAFKA_DATA/kafka.log)"
+	"$BUILD/bin/tributary-kafka" --dir "$KAFKA_DATA" --port "$KAFKA_PORT" "${topics[@]}" >"$RUN/kafka.out" 2>&1 &
+	pids+=($!)
+	# It says when it answers metadata and the topics exist.
+	until grep -q 'tributary-kafka: ready' "$RUN/kafka.out"; do
+		kill -0 "${pids[0]}" 2>/dev/null || { cat "$RUN/kafka.out" >&2; echo "run-dev: Kafka did not start" >&2; exit 1; }
+		sleep 0.2
+	done
+	kafka_desc="Apache Kafka, data in $KAFKA_DATA (kept; make clean-data wipes it)"
+else
+	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" "${topics[@]}" &
+	pids+=($!)
+	wait_port "$KAFKA_PORT" "dev Kafka"
+	kafka_desc="librdkafka's mock: in memory, gone at exit (KAFKA=mock)"
+fi
 
 mosquitto -c "$RUN/mosquitto.conf" &
 pids+=($!)
@@ -84,7 +110,7 @@ cat <<MSG
     MQTT (TCP)       mqtt://127.0.0.1:$MQTT_PORT
     MQTT (WebSocket) ws://127.0.0.1:$HTTP_PORT/mqtt
     notifications    http://127.0.0.1:$HTTP_PORT/notifications?user=U   (SSE)
-    Kafka (mock)     $KAFKA_BOOTSTRAP — in memory, development only
+    Kafka            $KAFKA_BOOTSTRAP — $kafka_desc
 
   Try:
     mosquitto_sub -p $MQTT_PORT -V 5 -t 'clients/me/errors' -i me &

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The journal's disk fills up (a 1 MB tmpfs) during a Kafka outage: clean
 # refusals, nothing corrupted, recovery when Kafka drains the journal.
+# Apache Kafka of its own, stopped for the outage and restarted from its log
+# dir.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
 export JOURNAL_DIR="$T/journal"
@@ -8,17 +10,17 @@ mkdir -p "$JOURNAL_DIR"
 mount -t tmpfs -o size=1m tmpfs "$JOURNAL_DIR" 2>/dev/null || skip "cannot mount a tmpfs here (needs root)"
 STACK_AFTER_CLEANUP='umount "$JOURNAL_DIR" 2>/dev/null'
 # mosquitto drops to its user; the tmpfs root must be its own
-start_kafka --topic events.order:3
+start_real_kafka --topic events.order:3
 export JOURNAL_MAX_BYTES=268435456
 start_mosquitto "$ROOT/tests/integration/reliability-journal.json.in"
 cd "$ROOT"
-kafka_ctl "broker-down 1"
+kafka_stop
 node tests/node/pubload.mjs --rate 400 --seconds 6 --out "$T/acked1.jsonl" 2>"$T/pubload1.log"
 cat "$T/pubload1.log"
 grep -q 'refused=0 ' "$T/pubload1.log" && fail "a full disk must refuse events"
 grep -q '"store_full":' "$T/pubload1.log" || fail "no store_full error events"
 "$BUILD/bin/tributary-journal-tool" stats "$JOURNAL_DIR" || true
-kafka_ctl "broker-up 1"
+kafka_restart
 # Recovery is the journal draining into Kafka: when librdkafka reconnects
 # depends on its reconnect backoff (doubling during the outage, up to the
 # plugin's reconnect.backoff.max.ms of 1 s), so wait for the drain itself

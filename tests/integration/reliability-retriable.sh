@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Kafka answering Produce with retriable errors and changing partition
 # leaders: retried, nothing lost, no duplicates (idempotent producer).
+# On librdkafka's mock: only its fault injection answers Produce with a
+# chosen error code and moves a partition's leader between two brokers.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
-start_kafka --brokers 2 --topic events.order:3
+start_mock_kafka --brokers 2 --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-retriable.json.in"
 cd "$ROOT"
 node tests/node/pubload.mjs --rate 500 --seconds 8 --out "$T/acked.jsonl" 2>"$T/pubload.log" &

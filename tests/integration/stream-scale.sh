@@ -10,7 +10,8 @@ source "$(dirname "$0")/stream-common.inc"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= 12000)) || skip "needs ulimit -n >= 12000 (have $(ulimit -n))"
 stack_init
-stream_start
+# Apache Kafka of its own, stopped and restarted for the outage.
+STREAM_KAFKA=own stream_start
 
 SUBS=${STREAM_SUBS:-5000}
 TOTAL=400
@@ -23,12 +24,12 @@ pass "$SUBS subscribers connected"
 # half the records, then the broker goes down while the rest are produced
 seq 1 $((TOTAL / 2)) | sed 's/^/k:/' | produce -K:
 sleep 1
-kafka_ctl "broker-down 1"
+kafka_stop
 # -E: kcat would give up on "all brokers down"; librdkafka retries
 ( seq $((TOTAL / 2 + 1)) $TOTAL | sed 's/^/k:/' | produce -E -K: -X message.timeout.ms=60000 ) &
 producer=$!
 sleep 3
-kafka_ctl "broker-up 1"
+kafka_restart
 wait $producer || fail "producer failed"
 
 wait $fan || fail "fan-out: $(cat "$T/fanout.err")"

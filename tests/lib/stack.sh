@@ -3,7 +3,20 @@
 #
 #   source "$(dirname "$0")/../lib/stack.sh"
 #   stack_init                       # temp dir $T, ports, cleanup trap
-#   start_kafka [devkafka args...]   # dev Kafka on $KAFKA_PORT, control on $KAFKA_CONTROL_PORT
+#   start_kafka [--topic NAME[:PARTITIONS]]...
+#                                    # the run's Apache Kafka (tests/run-integration.sh starts
+#                                    # one, $TEST_KAFKA_BOOTSTRAP), emptied of every topic, then
+#                                    # these created; without one (KAFKA=mock) the mock below
+#   start_mock_kafka [devkafka args...]
+#                                    # librdkafka's mock on $KAFKA_PORT, control on
+#                                    # $KAFKA_CONTROL_PORT: only for its fault injection
+#   start_real_kafka [--topic NAME[:PARTITIONS]]...
+#                                    # Apache Kafka (tributary-kafka) on $KAFKA_PORT, its
+#                                    # controller on $KAFKA_CONTROLLER_PORT, log dir $T/kafka
+#   kafka_pause / kafka_resume       # SIGSTOP / SIGCONT its JVM: a hung broker
+#   kafka_kill                       # SIGKILL its JVM: a crashed broker
+#   kafka_stop                       # SIGTERM: a clean stop (Kafka down)
+#   kafka_restart                    # starts it again from the same log dir
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
 #                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
 #   start_nginx [NGINX_CONF_TEMPLATE]
@@ -26,6 +39,7 @@ export ROOT BUILD
 TEST_PORT_BASE=${TEST_PORT_BASE:-20000}
 export KAFKA_PORT=${KAFKA_PORT:-$((TEST_PORT_BASE + 9092))}
 export KAFKA_CONTROL_PORT=${KAFKA_CONTROL_PORT:-$((TEST_PORT_BASE + 9099))}
+export KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((TEST_PORT_BASE + 9093))}
 export MQTT_PORT=${MQTT_PORT:-$((TEST_PORT_BASE + 1883))}
 export MQTT_WS_PORT=${MQTT_WS_PORT:-$((TEST_PORT_BASE + 1884))}
 export HTTP_PORT=${HTTP_PORT:-$((TEST_PORT_BASE + 8080))}
@@ -106,6 +120,8 @@ stack_valgrind_clean() {
 
 stack_cleanup() {
 	local pid sig
+	# A paused Kafka would not see the TERM that stops it.
+	[[ -n "${KAFKA_JVM_PID:-}" ]] && kill -CONT "$KAFKA_JVM_PID" 2>/dev/null
 	for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${STACK_PIDS[i]}
 		# Under Valgrind nginx stops gracefully: on TERM its master SIGKILLs
@@ -119,6 +135,7 @@ stack_cleanup() {
 		for _ in $(seq 1 $((100 * STACK_SLOW))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+	[[ -n "${KAFKA_JVM_PID:-}" ]] && kill -KILL "$KAFKA_JVM_PID" 2>/dev/null
 	# Sanitizer reports from the servers fail the test that started them.
 	if compgen -G "$T/san/asan*" >/dev/null || compgen -G "$T/san/ubsan*" >/dev/null; then
 		echo "sanitizer reports:" >&2
@@ -188,12 +205,70 @@ wait_assigned() {
 }
 
 start_kafka() {
+	if [[ -z "${TEST_KAFKA_BOOTSTRAP:-}" ]]; then
+		start_mock_kafka "$@"
+		return
+	fi
+	local topics=()
+	while (($#)); do
+		[[ "$1" == --topic && $# -ge 2 ]] || fail "start_kafka on Apache Kafka takes only --topic NAME[:PARTITIONS] (not $1)"
+		topics+=("$2")
+		shift 2
+	done
+	export KAFKA_BOOTSTRAP=$TEST_KAFKA_BOOTSTRAP
+	# The previous test's topics (and with them its groups' offsets) go.
+	"$BUILD/bin/tributary-kafka-admin" --brokers "$KAFKA_BOOTSTRAP" --timeout 30 delete-all ||
+		fail "could not delete the previous test's topics"
+	if ((${#topics[@]})); then
+		"$BUILD/bin/tributary-kafka-admin" --brokers "$KAFKA_BOOTSTRAP" --timeout 30 create "${topics[@]}" ||
+			fail "could not create the topics ${topics[*]}"
+	fi
+}
+
+start_mock_kafka() {
 	port_free "$KAFKA_PORT" || fail "port $KAFKA_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-devkafka" --port "$KAFKA_PORT" --control "$KAFKA_CONTROL_PORT" "$@" \
 		>"$T/devkafka.out" 2>"$T/devkafka.log" &
 	STACK_PIDS+=($!)
 	KAFKA_PID=$!
 	wait_port 127.0.0.1 "$KAFKA_CONTROL_PORT" 10 || { cat "$T/devkafka.log" >&2; fail "dev Kafka did not start"; }
+}
+
+# start_real_kafka [tributary-kafka args, e.g. --topic NAME[:PARTITIONS]]...:
+# Apache Kafka, one KRaft node, its log dir in $T/kafka. Returns once it
+# answers metadata and the topics have leaders. KAFKA_PID is the script's
+# pid (TERM stops the broker cleanly), KAFKA_JVM_PID the broker's own.
+start_real_kafka() {
+	command -v java >/dev/null || skip "no Java here: Apache Kafka cannot run (tools/install-deps.sh installs it)"
+	REAL_KAFKA_ARGS=("$@")
+	port_free "$KAFKA_PORT" && port_free "$KAFKA_CONTROLLER_PORT" ||
+		fail "port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
+	local ready
+	ready=$(grep -c 'tributary-kafka: ready' "$T/kafka.out" 2>/dev/null)
+	"$BUILD/bin/tributary-kafka" --dir "$T/kafka" --port "$KAFKA_PORT" \
+		--controller-port "$KAFKA_CONTROLLER_PORT" "$@" >>"$T/kafka.out" 2>&1 &
+	KAFKA_PID=$!
+	STACK_PIDS+=($KAFKA_PID)
+	wait_until 120 real_kafka_ready "$((ready + 1))" ||
+		{ cat "$T/kafka.out" >&2; tail -30 "$T/kafka/kafka.log" >&2; fail "Kafka did not start"; }
+	kill -0 "$KAFKA_PID" 2>/dev/null || { cat "$T/kafka.out" >&2; fail "Kafka did not start"; }
+	KAFKA_JVM_PID=$(cat "$T/kafka/kafka.pid")
+	grep 'tributary-kafka: ready' "$T/kafka.out" | tail -1
+}
+real_kafka_ready() { # n: the nth ready line, or the script has exited
+	log_count_at_least "$T/kafka.out" 'tributary-kafka: ready' "$1" || ! kill -0 "$KAFKA_PID" 2>/dev/null
+}
+kafka_restart() { start_real_kafka "${REAL_KAFKA_ARGS[@]}"; }
+kafka_pause() { kill -STOP "$KAFKA_JVM_PID" || fail "no Kafka to pause"; }
+kafka_resume() { kill -CONT "$KAFKA_JVM_PID" || fail "no Kafka to resume"; }
+kafka_stop() {
+	kill -TERM "$KAFKA_PID" || fail "no Kafka to stop"
+	wait_until 30 eval '! kill -0 "$KAFKA_PID" 2>/dev/null' || fail "Kafka did not stop"
+}
+kafka_kill() {
+	kill -KILL "$KAFKA_JVM_PID" || fail "no Kafka to kill"
+	# The script exits with its JVM; its ports are free then.
+	wait_until 10 eval '! kill -0 "$KAFKA_PID" 2>/dev/null' || fail "Kafka's script did not exit"
 }
 
 kafka_ctl() {

@@ -1,13 +1,8 @@
 // Checks that Kafka holds every acknowledged event (from pubload.mjs files):
 //   node tests/node/verify-kafka.mjs --topic events.order --acked a.jsonl[,b.jsonl]
-//        [--allow-duplicates | --dup-window FROM_MS,TO_MS]
+//        [--allow-duplicates]
 // Without --allow-duplicates each must be there exactly once; with it,
-// duplicates are counted and reported. --dup-window allows duplicates only
-// of events acknowledged within that window (epoch ms): the mock cluster
-// drops the responses it has queued when a broker goes down, and it checks
-// producer sequences only for transactional producers, so the retry of a
-// request in flight at that moment is stored twice there (a real cluster
-// drops it: the idempotent producer resends it with the same sequence).
+// duplicates are counted and reported.
 // Per key, the first copies of the events must appear in publish order.
 import fs from 'node:fs';
 import { kafkaRecords, waitFor } from './lib.mjs';
@@ -38,9 +33,6 @@ for (const r of recs) {
 const missing = [...acked.keys()].filter((id) => !copies.has(id));
 const duplicated = [...copies].filter(([, rs]) => rs.length > 1);
 const dups = duplicated.reduce((a, [, rs]) => a + rs.length - 1, 0);
-const [winFrom, winTo] = String(args['dup-window'] || '0,-1').split(',').map(Number);
-const inWindow = (id) => { const t = acked.get(id)?.t; return t >= winFrom && t <= winTo; };
-const dupsOutside = duplicated.filter(([id]) => !inWindow(id)).length;
 // Per key, in partition order, the first copy of each event: seq ascending.
 const lastSeq = new Map();
 let misordered = 0;
@@ -52,8 +44,7 @@ for (const r of recs.sort((a, b) => a.partition - b.partition || a.offset - b.of
   if (lastSeq.has(r.key) && s < lastSeq.get(r.key)) misordered++;
   lastSeq.set(r.key, s);
 }
-console.log(`verify: acknowledged=${acked.size} in_kafka=${copies.size} missing=${missing.length} duplicates=${dups} misordered=${misordered}` +
-  (args['dup-window'] ? ` duplicated_outside_window=${dupsOutside}` : ''));
+console.log(`verify: acknowledged=${acked.size} in_kafka=${copies.size} missing=${missing.length} duplicates=${dups} misordered=${misordered}`);
 // Same partition and offset twice is the reader's doing; distinct offsets
 // were written twice. The mqtt_* headers tell which client sent them.
 for (const [id, rs] of duplicated.slice(0, 20)) {
@@ -61,6 +52,5 @@ for (const [id, rs] of duplicated.slice(0, 20)) {
     rs.map((r) => `p${r.partition}@${r.offset} client=${r.headers.mqtt_client_id}`).join(', '));
 }
 if (missing.length) console.log(`verify: first missing: ${missing.slice(0, 5).join(' ')}`);
-// Without --dup-window the window is empty: every duplicate is outside it.
-const ok = missing.length === 0 && misordered === 0 && (args['allow-duplicates'] || dupsOutside === 0);
+const ok = missing.length === 0 && misordered === 0 && (args['allow-duplicates'] || dups === 0);
 process.exit(ok ? 0 : 1);

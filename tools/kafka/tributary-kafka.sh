@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# tributary-kafka: a real Apache Kafka (tools/kafka/pom.xml) for `make run`
+# and the tests: one KRaft node, broker and controller, on loopback.
+#
+#   tributary-kafka --dir DIR [--port 9092] [--controller-port PORT+1]
+#                   [--partitions 3] [--topic NAME[:PARTITIONS]]... [--heap 512m]
+#                   [--retention-ms -1] [--ready-timeout 120]
+#
+#   DIR/data         the broker's log dirs (formatted on first start, kept after)
+#   DIR/kafka.log    the broker's log (appended to)
+#   DIR/kafka.pid    the JVM's pid while it runs
+#
+# Runs in the foreground. Prints "tributary-kafka: ready ..." once the
+# broker answers metadata requests and the --topic topics exist with a
+# leader; SIGTERM or SIGINT stop the broker cleanly (its logs closed, no
+# recovery at the next start). The exit status is the JVM's.
+set -euo pipefail
+ROOT=@ROOT@
+LIB=${TRIBUTARY_KAFKA_LIB:-$ROOT/build/kafka/lib}
+BIN=$(cd "$(dirname "$0")" && pwd)
+
+dir="" port=9092 cport="" partitions=3 heap=512m retention=-1 ready_timeout=120 topics=()
+usage() {
+	sed -n 's/^#   \{0,1\}//p' "$0" | sed -n '1,3p' >&2
+	exit 2
+}
+while (($#)); do
+	case $1 in
+	--dir) dir=$2; shift 2 ;;
+	--port) port=$2; shift 2 ;;
+	--controller-port) cport=$2; shift 2 ;;
+	--partitions) partitions=$2; shift 2 ;;
+	--topic) topics+=("$2"); shift 2 ;;
+	--heap) heap=$2; shift 2 ;;
+	--retention-ms) retention=$2; shift 2 ;;
+	--ready-timeout) ready_timeout=$2; shift 2 ;;
+	-h | --help) usage ;;
+	*) echo "tributary-kafka: unknown argument: $1" >&2; usage ;;
+	esac
+done
+[[ -n "$dir" ]] || { echo "tributary-kafka: --dir is required" >&2; usage; }
+cport=${cport:-$((port + 1))}
+for n in "$port" "$cport" "$partitions"; do
+	[[ "$n" =~ ^[0-9]+$ ]] || { echo "tributary-kafka: not a number: $n" >&2; exit 2; }
+done
+command -v java >/dev/null || { echo "tributary-kafka: java not found (tools/install-deps.sh installs openjdk-17-jre-headless)" >&2; exit 1; }
+"$ROOT/tools/kafka/fetch.sh" "$LIB"
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+log="$dir/kafka.log"
+props="$dir/server.properties"
+
+# Single node: every internal topic has one replica and few partitions;
+# no delay before the first consumer group rebalance. Flushing is left to
+# the OS (Kafka's default): durability comes from the broker's ack after
+# the write, as with any single-node Kafka. Records are kept forever by
+# default (--retention-ms -1): this is a store of record. A short broker
+# session: after a crash the controller (the same JVM) still holds the dead
+# broker's registration and refuses the new one until that session expires
+# (9 s by default).
+cat >"$props" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=$partitions
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+log.retention.ms=$retention
+log.retention.check.interval.ms=300000
+log.cleaner.dedupe.buffer.size=8388608
+log.cleaner.threads=1
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=2
+background.threads=2
+PROPS
+
+jvm=(java -Xms128m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k
+	-Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties"
+	-cp "$LIB/*")
+
+# First start: format the storage. A formatted empty store is kept beside
+# the jars and copied, so that only the first broker ever pays for the
+# format tool's JVM (a few seconds here). Its cluster id is fixed: these
+# brokers are never joined to each other.
+if [[ ! -f "$dir/data/meta.properties" ]]; then
+	template="$LIB/../empty-store"
+	if [[ ! -f "$template/meta.properties" ]]; then
+		tmp="$template.tmp.$$"
+		rm -rf "$tmp"
+		mkdir -p "$tmp"
+		sed "s|^log.dirs=.*|log.dirs=$tmp|" "$props" >"$tmp.props"
+		"${jvm[@]}" kafka.tools.StorageTool format -t VHJpYnV0YXJ5RGV2S2Fmaw -c "$tmp.props" \
+			>>"$log" 2>&1 ||
+			{ tail -20 "$log" >&2; echo "tributary-kafka: formatting the storage failed" >&2; exit 1; }
+		rm -f "$tmp.props"
+		# Another broker may have made it meanwhile: then keep that one.
+		mv -T "$tmp" "$template" 2>/dev/null || rm -rf "$tmp"
+	fi
+	mkdir -p "$dir/data"
+	cp -a "$template/." "$dir/data/"
+fi
+
+echo "tributary-kafka: starting on 127.0.0.1:$port, data in $dir/data, log $log" >&2
+"${jvm[@]}" kafka.Kafka "$props" >>"$log" 2>&1 &
+jpid=$!
+echo "$jpid" >"$dir/kafka.pid"
+stop() {
+	trap - INT TERM
+	kill -TERM "$jpid" 2>/dev/null || true
+}
+trap stop INT TERM
+finish() { # [status]: the JVM's, unless given
+	local rc=0
+	wait "$jpid" || rc=$?
+	# wait returns early when a trapped signal arrives: wait for the JVM.
+	while kill -0 "$jpid" 2>/dev/null; do wait "$jpid" || rc=$?; done
+	rm -f "$dir/kafka.pid"
+	exit "${1:-$rc}"
+}
+
+# Ready: the broker answers metadata requests (asked every 2 s while the
+# JVM lives), then the --topic topics exist, each partition with a leader.
+start=$SECONDS
+admin=("$BIN/tributary-kafka-admin" --brokers "127.0.0.1:$port")
+until "${admin[@]}" --timeout 2 ready 2>/dev/null; do
+	if ! kill -0 "$jpid" 2>/dev/null || ((SECONDS - start > ready_timeout)); then
+		echo "tributary-kafka: no answer on 127.0.0.1:$port; last lines of $log:" >&2
+		tail -20 "$log" >&2
+		stop
+		finish 1
+	fi
+done
+if ((${#topics[@]})) && ! "${admin[@]}" --timeout "$ready_timeout" create "${topics[@]}"; then
+	echo "tributary-kafka: could not create the topics" >&2
+	stop
+	finish 1
+fi
+echo "tributary-kafka: ready on 127.0.0.1:$port after $((SECONDS - start))s (pid $jpid)"
+finish
