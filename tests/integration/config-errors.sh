@@ -39,6 +39,8 @@ expect_refused bad-resend-clients "ingest.qos2_resend_clients" "{$catalog, $good
 expect_refused journal-option "journal.colour: unknown option" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"colour\": 1}}"
 expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"sync\": \"sometimes\"}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
+expect_refused topics-policy "topics.clusters.main.policy: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [$route]}, \"topics\": {\"clusters\": {\"main\": {\"policy\": \"strict\"}}}}"
+expect_refused topics-finite "topics: ingest.routes\[0\].topic (\"events.{aggregate}\" on cluster main) wants finite retention" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [$route]}, \"topics\": {\"clusters\": {\"main\": {\"policy\": \"verify\", \"configs\": {\"retention.ms\": 60000}}}}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
 
 # A schema that is not valid against its meta-schema is refused at load.
