@@ -25,12 +25,21 @@ java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOO
 	>>"$T/configcommand.log" 2>&1 || fail "alter events.legacy"
 configs_of events.legacy | grep -qx 'retention.ms=3600000' || fail "events.legacy: retention not set"
 
+# tool COMMAND NAME: tributary-topics COMMAND on $T/t.json, output in
+# $T/NAME.out; its exit status (a sanitizer report fails the test).
+tool() {
+	"$TOPICS" "$1" --config "$T/t.json" >"$T/$2.out" 2>&1
+	local rc=$?
+	grep -q 'Sanitizer' "$T/$2.out" && { cat "$T/$2.out"; fail "tributary-topics $1: sanitizer report"; }
+	return $rc
+}
+
 export TOPICS_POLICY=verify TOPICS_NAMES='"events.order"'
 render "$ROOT/tests/integration/topics.json.in" "$T/t.json"
 
 # plan: events.order would be created; events.legacy (listed by the
 # cluster, made by the template) has finite retention: exit 1.
-"$TOPICS" plan --config "$T/t.json" >"$T/plan.out" 2>&1 && fail "plan: exit 0 with work to do"
+tool plan plan && fail "plan: exit 0 with work to do"
 grep -Eq '^main +events.order +no .* create$' "$T/plan.out" || { cat "$T/plan.out"; fail "plan does not create events.order"; }
 grep -Eq '^main +events.legacy +yes .*retention.ms=3600000 +finite-retention$' "$T/plan.out" ||
 	{ cat "$T/plan.out"; fail "plan does not report events.legacy"; }
@@ -38,14 +47,14 @@ grep -Eq '^main +events.legacy +yes .*retention.ms=3600000 +finite-retention$' "
 pass "plan: would create events.order, reports events.legacy, exit 1"
 
 # verify names topic, setting, wanted and actual.
-"$TOPICS" verify --config "$T/t.json" >"$T/verify.out" 2>&1 && fail "verify: exit 0"
+tool verify verify && fail "verify: exit 0"
 grep -q '^    retention.ms: wanted -1, actual 3600000$' "$T/verify.out" ||
 	{ cat "$T/verify.out"; fail "verify does not name the setting"; }
 grep -Eq '^main +events.order +no .* missing$' "$T/verify.out" || { cat "$T/verify.out"; fail "verify: events.order"; }
 pass "verify: events.legacy retention.ms wanted -1, actual 3600000; events.order missing; exit 1"
 
 # apply creates events.order; read back with Kafka's tools.
-"$TOPICS" apply --config "$T/t.json" >"$T/apply.out" 2>&1 && fail "apply: exit 0 with events.legacy finite"
+tool apply apply && fail "apply: exit 0 with events.legacy finite"
 grep -Eq '^main +events.order +yes +2 +1 +infinite +created$' "$T/apply.out" || { cat "$T/apply.out"; fail "apply"; }
 cfg=$(configs_of events.order)
 grep -qx 'retention.ms=-1' <<<"$cfg" && grep -qx 'retention.bytes=-1' <<<"$cfg" ||
@@ -86,6 +95,10 @@ pass "enforce: broker refuses to start, log names events.legacy"
 
 # enforce, a topic that appears later: its events are refused with a reason.
 "${ADMIN[@]}" delete events.legacy >/dev/null || fail "delete events.legacy"
+render "$ROOT/tests/integration/topics.json.in" "$T/t.json"
+tool verify verify-ok || { cat "$T/verify-ok.out"; fail "verify: exit 1 with every topic as wanted"; }
+grep -Eq '^main +events.user +yes +2 +1 +infinite +ok$' "$T/verify-ok.out" || { cat "$T/verify-ok.out"; fail "verify: events.user"; }
+pass "verify: exit 0 once every topic is as wanted"
 start_mosquitto "$ROOT/tests/integration/topics.json.in"
 "${ADMIN[@]}" create events.late:1 >/dev/null || fail "create events.late"
 java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --alter \
