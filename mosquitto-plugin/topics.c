@@ -132,7 +132,7 @@ static int topics__level(enum tb_topic_verdict v)
 }
 
 /* Under st->lock: the check's verdicts into the table; a line for each
- * topic whose verdict is new or changed, or that was created. */
+ * topic whose verdict or retention is new or changed, or that was created. */
 static void topics__record(struct tb_topics_state *st, struct topics__cluster *tc,
 			   tb_topic_report *r, size_t n, const char *policy)
 {
@@ -143,13 +143,12 @@ static void topics__record(struct tb_topics_state *st, struct topics__cluster *t
 		tc->count[r[i].verdict]++;
 		if (r[i].created)
 			atomic_fetch_add(&st->created, 1);
-		if (e && e->state == (int)r[i].verdict && !r[i].created)
-			continue;
+		bool changed = !e || e->state != (int)r[i].verdict || strcmp(e->why, r[i].retention);
 		if (e) {
 			e->state = (int)r[i].verdict;
 			snprintf(e->why, sizeof(e->why), "%s", r[i].retention);
 		}
-		if (r[i].verdict == TB_TOPIC_OK && !r[i].created)
+		if (!r[i].created && (!changed || r[i].verdict == TB_TOPIC_OK))
 			continue;
 		tb_topic_report_line(&r[i], line, sizeof(line));
 		topics__note(st, topics__level(r[i].verdict), "topics: %s (policy %s)", line,

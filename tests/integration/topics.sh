@@ -6,16 +6,18 @@
 # our own output alone.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
-start_real_kafka
+# Apache Kafka's own default retention (7 days), not the dev stack's -1: a
+# topic created without our configs would have finite retention.
+start_real_kafka --retention-ms 604800000
 ADMIN=("$BUILD/bin/tributary-kafka-admin" --brokers "$KAFKA_BOOTSTRAP")
 TOPICS="$BUILD/bin/tributary-topics"
 KAFKA_LIB="$ROOT/build/kafka/lib"
 
-# configs_of TOPIC: the topic's effective configs, one NAME=VALUE a line,
-# as Kafka's kafka-configs.sh prints them.
+# configs_of TOPIC: the topic's own configs (not the broker's defaults), one
+# NAME=VALUE a line, as Kafka's kafka-configs.sh prints them.
 configs_of() {
 	java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOTSTRAP" \
-		--describe --all --entity-type topics --entity-name "$1" 2>>"$T/configcommand.log" |
+		--describe --entity-type topics --entity-name "$1" 2>>"$T/configcommand.log" |
 		sed -n 's/^  \([a-z.]*=[^ ]*\) .*/\1/p'
 }
 # A topic created beforehand, the way an operator would, with one hour of retention.
@@ -104,7 +106,7 @@ start_mosquitto "$ROOT/tests/integration/topics.json.in"
 java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --alter \
 	--entity-type topics --entity-name events.late --add-config retention.ms=3600000 \
 	>>"$T/configcommand.log" 2>&1 || fail "alter events.late"
-wait_log "$T/mosquitto.log" 'topic events.late (cluster main): finite-retention' 20 || { cat "$T/mosquitto.log"; fail "events.late not seen"; }
+wait_log "$T/mosquitto.log" 'topic events.late (cluster main): finite-retention (retention.ms=3600000)' 20 || { cat "$T/mosquitto.log"; fail "events.late not seen"; }
 ev() { echo '{"specversion":"1.0","id":"'$1'","source":"urn:t","type":"example.order.placed","data":{"orderId":"'$(cat /proc/sys/kernel/random/uuid)'","customerId":"c","lines":[{"sku":"a","qty":1}],"total":1,"currency":"EUR"}}'; }
 out=$(mosquitto_rr -V 5 -p "$MQTT_PORT" -i late-1 -e clients/late-1/errors -t events/late/1 -m "$(ev late-1)" -W 5 2>&1) ||
 	fail "no error event for events.late: $out"
