@@ -40,8 +40,9 @@ struct topics__cluster {
 	enum tb_topics_policy policy;
 	struct topics__entry *buckets[TOPICS_BUCKETS];
 	size_t tracked;
-	bool pending;    /* a topic seen in use waits for its check */
-	bool checked;    /* at least one check succeeded */
+	bool pending; /* a topic seen in use waits for its check */
+	bool checked; /* at least one check succeeded */
+	bool failing; /* the last check failed (logged once per outage) */
 	time_t next_check;
 	unsigned count[TB_TOPIC_UNKNOWN + 1]; /* verdicts of the last check */
 };
@@ -88,9 +89,9 @@ static void topics__drain(struct tb_topics_state *st)
 		mosquitto_log_printf(st->log[i].level, TB_LOG_PREFIX "%s", st->log[i].line);
 	if (st->dropped)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "topics: %u more lines (tributary-topics verify "
-						   "lists every topic)",
-				     st->dropped);
+		                     TB_LOG_PREFIX "topics: %u more lines (tributary-topics verify "
+		                                   "lists every topic)",
+		                     st->dropped);
 	st->nlog = st->dropped = 0;
 	pthread_mutex_unlock(&st->lock);
 }
@@ -102,8 +103,8 @@ static struct tb_topics_state *topics__state(struct tributary *tb)
 
 /* Under st->lock: the entry for `name`, added with `state` when absent
  * (NULL when the table is full or without memory). */
-static struct topics__entry *topics__entry(struct topics__cluster *tc, const char *name,
-					   int state, bool add)
+static struct topics__entry *topics__entry(struct topics__cluster *tc, const char *name, int state,
+                                           bool add)
 {
 	size_t h = (size_t)(tb_fnv1a(TB_FNV1A_BASIS, name, strlen(name)) % TOPICS_BUCKETS);
 	for (struct topics__entry *e = tc->buckets[h]; e; e = e->next)
@@ -128,13 +129,13 @@ static int topics__level(enum tb_topic_verdict v)
 {
 	return tb_topic_verdict_is_error(v) ? MOSQ_LOG_ERR
 	       : v == TB_TOPIC_WARNING      ? MOSQ_LOG_WARNING
-					    : MOSQ_LOG_NOTICE;
+	                                    : MOSQ_LOG_NOTICE;
 }
 
 /* Under st->lock: the check's verdicts into the table; a line for each
  * topic whose verdict or retention is new or changed, or that was created. */
 static void topics__record(struct tb_topics_state *st, struct topics__cluster *tc,
-			   tb_topic_report *r, size_t n, const char *policy)
+                           tb_topic_report *r, size_t n, const char *policy)
 {
 	char line[480];
 	memset(tc->count, 0, sizeof(tc->count));
@@ -143,7 +144,8 @@ static void topics__record(struct tb_topics_state *st, struct topics__cluster *t
 		tc->count[r[i].verdict]++;
 		if (r[i].created)
 			atomic_fetch_add(&st->created, 1);
-		bool changed = !e || e->state != (int)r[i].verdict || strcmp(e->why, r[i].retention);
+		bool changed =
+		    !e || e->state != (int)r[i].verdict || strcmp(e->why, r[i].retention);
 		if (e) {
 			e->state = (int)r[i].verdict;
 			snprintf(e->why, sizeof(e->why), "%s", r[i].retention);
@@ -152,7 +154,7 @@ static void topics__record(struct tb_topics_state *st, struct topics__cluster *t
 			continue;
 		tb_topic_report_line(&r[i], line, sizeof(line));
 		topics__note(st, topics__level(r[i].verdict), "topics: %s (policy %s)", line,
-			     policy);
+		             policy);
 	}
 }
 
@@ -201,22 +203,29 @@ void topics__poll(struct tb_cluster *c)
 	size_t n = 0;
 	char err[512];
 	int rc = tb_topics_check(c->rk, &st->spec, c->name, extra, nextra,
-				 tc->policy >= TB_TOPICS_CREATE, st->spec.admin_timeout_ms, &r, &n,
-				 err, sizeof(err));
+	                         tc->policy >= TB_TOPICS_CREATE, st->spec.admin_timeout_ms, &r, &n,
+	                         err, sizeof(err));
 	free(extra);
 	now = time(NULL);
 	pthread_mutex_lock(&st->lock);
 	if (rc) {
 		atomic_fetch_add(&st->check_failures, 1);
-		topics__note(st, MOSQ_LOG_ERR, "topics: cluster %s: check failed: %s", c->name,
-			     err);
+		if (!tc->failing)
+			topics__note(st, MOSQ_LOG_ERR,
+			             "topics: cluster %s: check failed (retried every %d s): %s",
+			             c->name, TOPICS_RETRY_S, err);
+		tc->failing = true;
 		tc->next_check = now + TOPICS_RETRY_S;
 		tc->pending = tc->pending || nextra > 0;
 	} else {
+		if (tc->failing)
+			topics__note(st, MOSQ_LOG_NOTICE, "topics: cluster %s: checked again",
+			             c->name);
 		topics__record(st, tc, r, n, tb_topics_policy_name(tc->policy));
 		tc->checked = true;
-		tc->next_check = st->spec.check_interval_s ? now + st->spec.check_interval_s
-							   : (time_t)1 << 62;
+		tc->failing = false;
+		tc->next_check =
+		    st->spec.check_interval_s ? now + st->spec.check_interval_s : (time_t)1 << 62;
 	}
 	pthread_cond_broadcast(&st->started);
 	pthread_mutex_unlock(&st->lock);
@@ -230,7 +239,7 @@ void topics__poll(struct tb_cluster *c)
  * seen for the first time is checked on the cluster's thread; until its
  * verdict is known its events go on. */
 bool topics__refuse(struct tributary *tb, struct tb_cluster *c, const char *topic, char *err,
-		    size_t errlen)
+                    size_t errlen)
 {
 	struct tb_topics_state *st = topics__state(tb);
 	if (!st)
@@ -248,9 +257,9 @@ bool topics__refuse(struct tributary *tb, struct tb_cluster *c, const char *topi
 			tc->pending = true;
 	} else if (e->state == TB_TOPIC_FINITE && tc->policy == TB_TOPICS_ENFORCE) {
 		snprintf(err, errlen,
-			 "Kafka topic %s has finite retention (%s): refused by the topics policy "
-			 "enforce of cluster %s",
-			 topic, e->why, c->name);
+		         "Kafka topic %s has finite retention (%s): refused by the topics policy "
+		         "enforce of cluster %s",
+		         topic, e->why, c->name);
 		refuse = true;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -393,24 +402,25 @@ int topics__start(struct tributary *tb)
 			continue;
 		if (!tc->checked) {
 			mosquitto_log_printf(MOSQ_LOG_WARNING,
-					     TB_LOG_PREFIX "topics: cluster %s not checked within "
-							   "topics.startup_timeout_ms (%d ms): "
-							   "starting; the check goes on",
-					     tb->clusters[i].name, st->spec.startup_timeout_ms);
+			                     TB_LOG_PREFIX "topics: cluster %s not checked within "
+			                                   "topics.startup_timeout_ms (%d ms): "
+			                                   "starting; the check goes on",
+			                     tb->clusters[i].name, st->spec.startup_timeout_ms);
 			continue;
 		}
 		if (tc->policy == TB_TOPICS_ENFORCE && tc->count[TB_TOPIC_FINITE]) {
 			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     TB_LOG_PREFIX "topics: refusing to start: %u topics of "
-							   "cluster %s have finite retention (policy "
-							   "enforce; listed above)",
-					     tc->count[TB_TOPIC_FINITE], tb->clusters[i].name);
+			                     TB_LOG_PREFIX
+			                     "topics: refusing to start: %u topics of "
+			                     "cluster %s have finite retention (policy "
+			                     "enforce; listed above)",
+			                     tc->count[TB_TOPIC_FINITE], tb->clusters[i].name);
 			rc = MOSQ_ERR_INVAL;
 		} else {
 			mosquitto_log_printf(
 			    MOSQ_LOG_NOTICE,
 			    TB_LOG_PREFIX "topics: cluster %s (policy %s): %u ok, %u warnings, %u "
-					  "missing, %u differ, %u finite retention, %u unknown",
+			                  "missing, %u differ, %u finite retention, %u unknown",
 			    tb->clusters[i].name, tb_topics_policy_name(tc->policy),
 			    tc->count[TB_TOPIC_OK], tc->count[TB_TOPIC_WARNING],
 			    tc->count[TB_TOPIC_MISSING], tc->count[TB_TOPIC_DIFFERS],

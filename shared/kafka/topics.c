@@ -27,12 +27,18 @@ const char *tb_topics_policy_name(enum tb_topics_policy p)
 const char *tb_topic_verdict_name(enum tb_topic_verdict v)
 {
 	switch (v) {
-	case TB_TOPIC_OK: return "ok";
-	case TB_TOPIC_WARNING: return "warning";
-	case TB_TOPIC_MISSING: return "missing";
-	case TB_TOPIC_DIFFERS: return "differs";
-	case TB_TOPIC_FINITE: return "finite-retention";
-	case TB_TOPIC_UNKNOWN: return "unknown";
+	case TB_TOPIC_OK:
+		return "ok";
+	case TB_TOPIC_WARNING:
+		return "warning";
+	case TB_TOPIC_MISSING:
+		return "missing";
+	case TB_TOPIC_DIFFERS:
+		return "differs";
+	case TB_TOPIC_FINITE:
+		return "finite-retention";
+	case TB_TOPIC_UNKNOWN:
+		return "unknown";
 	}
 	return "?";
 }
@@ -53,8 +59,8 @@ static int topics__fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static int topics__only(const json_t *obj, const char *where, const char *const *allowed,
-			char *err, size_t errlen)
+static int topics__only(const json_t *obj, const char *where, const char *const *allowed, char *err,
+                        size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -78,8 +84,7 @@ static bool topics__name_ok(const char *t)
 
 /* ---- configs: a small ordered map ---- */
 
-static int topics__config_set(tb_topic_config **cfg, size_t *n, const char *name,
-			      const char *value)
+static int topics__config_set(tb_topic_config **cfg, size_t *n, const char *name, const char *value)
 {
 	char *v = strdup(value);
 	if (!v)
@@ -144,27 +149,27 @@ struct topics__settings {
 };
 
 static int topics__int(const json_t *j, const char *name, const char *where, long long min,
-		       long long max, int *out, char *err, size_t errlen)
+                       long long max, int *out, char *err, size_t errlen)
 {
 	json_t *v = json_object_get(j, name);
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
 		return topics__fail(err, errlen, "%s.%s: must be an integer from %lld to %lld",
-				    where, name, min, max);
+		                    where, name, min, max);
 	*out = (int)json_integer_value(v);
 	return 0;
 }
 
 static int topics__settings(const json_t *j, const char *where, struct topics__settings *s,
-			    char *err, size_t errlen)
+                            char *err, size_t errlen)
 {
 	s->partitions = s->replication_factor = 0;
 	s->configs = NULL;
 	s->finite_ok = -1;
 	if (topics__int(j, "partitions", where, 1, 1000000, &s->partitions, err, errlen) ||
 	    topics__int(j, "replication_factor", where, 1, 32767, &s->replication_factor, err,
-			errlen))
+	                errlen))
 		return -1;
 	json_t *c = json_object_get(j, "configs");
 	if (c) {
@@ -172,16 +177,16 @@ static int topics__settings(const json_t *j, const char *where, struct topics__s
 		json_t *v;
 		if (!json_is_object(c))
 			return topics__fail(err, errlen,
-					    "%s.configs: must be an object of Kafka topic configs, "
-					    "e.g. {\"retention.ms\": -1}",
-					    where);
+			                    "%s.configs: must be an object of Kafka topic configs, "
+			                    "e.g. {\"retention.ms\": -1}",
+			                    where);
 		json_object_foreach(c, key, v)
 		{
 			if (!json_is_string(v) && !json_is_integer(v) && !json_is_boolean(v))
 				return topics__fail(err, errlen,
-						    "%s.configs.%s: must be a string, integer or "
-						    "boolean",
-						    where, key);
+				                    "%s.configs.%s: must be a string, integer or "
+				                    "boolean",
+				                    where, key);
 		}
 		s->configs = c;
 	}
@@ -190,8 +195,8 @@ static int topics__settings(const json_t *j, const char *where, struct topics__s
 		const char *rs = json_string_value(r);
 		if (!rs || (strcmp(rs, "infinite") && strcmp(rs, "finite-ok")))
 			return topics__fail(err, errlen,
-					    "%s.retention: must be \"infinite\" or \"finite-ok\"",
-					    where);
+			                    "%s.retention: must be \"infinite\" or \"finite-ok\"",
+			                    where);
 		s->finite_ok = !strcmp(rs, "finite-ok");
 	}
 	return 0;
@@ -310,7 +315,7 @@ void tb_topics_free(tb_topics *t)
 
 /* Adds (once per cluster and text) the topic that `origin` names. */
 static int topics__add(tb_topics *t, const json_t *cluster_settings, const char *cluster,
-		       const char *text, const char *origin, char *err, size_t errlen)
+                       const char *text, const char *origin, char *err, size_t errlen)
 {
 	char terr[256];
 	if (tb_topics_policy_of(t, cluster) == TB_TOPICS_OFF)
@@ -341,7 +346,7 @@ static int topics__add(tb_topics *t, const json_t *cluster_settings, const char 
 	s->is_template = topics__is_template(&s->topic);
 	if (!s->is_template && !topics__name_ok(text))
 		return topics__fail(err, errlen, "%s: \"%s\" is not a Kafka topic name", origin,
-				    text);
+		                    text);
 	/* Events are kept for ever unless the cluster or the topic says otherwise. */
 	if (topics__config_set(&s->configs, &s->nconfigs, "retention.ms", "-1") ||
 	    topics__config_set(&s->configs, &s->nconfigs, "retention.bytes", "-1"))
@@ -359,7 +364,7 @@ static int topics__add(tb_topics *t, const json_t *cluster_settings, const char 
 
 /* Every topic that the ingest routes, their mirrors and the outbound routes name. */
 static int topics__collect(tb_topics *t, const json_t *root, const json_t *tclusters, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	char origin[96];
 	size_t i;
@@ -371,15 +376,16 @@ static int topics__collect(tb_topics *t, const json_t *root, const json_t *tclus
 		const char *topic = json_string_value(json_object_get(r, "topic"));
 		cl = cl ? cl : "main";
 		snprintf(origin, sizeof(origin), "ingest.routes[%zu].topic", i);
-		if (topic && topics__add(t, json_object_get(tclusters, cl), cl, topic, origin, err,
-					 errlen))
+		if (topic &&
+		    topics__add(t, json_object_get(tclusters, cl), cl, topic, origin, err, errlen))
 			return -1;
 		json_t *m = json_object_get(r, "mirror");
 		const char *mcl = json_string_value(json_object_get(m, "cluster"));
 		const char *mtopic = json_string_value(json_object_get(m, "topic"));
 		snprintf(origin, sizeof(origin), "ingest.routes[%zu].mirror.topic", i);
 		if (mcl && mtopic &&
-		    topics__add(t, json_object_get(tclusters, mcl), mcl, mtopic, origin, err, errlen))
+		    topics__add(t, json_object_get(tclusters, mcl), mcl, mtopic, origin, err,
+		                errlen))
 			return -1;
 	}
 	json_t *ob = json_object_get(root, "outbound");
@@ -389,24 +395,24 @@ static int topics__collect(tb_topics *t, const json_t *root, const json_t *tclus
 	{
 		const char *topic = json_string_value(json_object_get(r, "kafka_topic"));
 		snprintf(origin, sizeof(origin), "outbound.routes[%zu].kafka_topic", i);
-		if (topic && topics__add(t, json_object_get(tclusters, ocl), ocl, topic, origin, err,
-					 errlen))
+		if (topic && topics__add(t, json_object_get(tclusters, ocl), ocl, topic, origin,
+		                         err, errlen))
 			return -1;
 	}
 	return 0;
 }
 
 static int topics__names(tb_topic_spec *s, const json_t *names, const char *where, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	size_t i;
 	json_t *n;
 	if (!s->is_template)
 		return topics__fail(err, errlen, "%s.names: only for a template ({placeholders})",
-				    where);
+		                    where);
 	if (!json_is_array(names))
 		return topics__fail(err, errlen, "%s.names: must be an array of topic names",
-				    where);
+		                    where);
 	s->names = calloc(json_array_size(names) + 1, sizeof(*s->names));
 	if (!s->names)
 		return topics__fail(err, errlen, "out of memory");
@@ -414,12 +420,13 @@ static int topics__names(tb_topic_spec *s, const json_t *names, const char *wher
 	{
 		const char *name = json_string_value(n);
 		if (!name || !topics__name_ok(name))
-			return topics__fail(err, errlen, "%s.names[%zu]: must be a Kafka topic name",
-					    where, i);
+			return topics__fail(err, errlen,
+			                    "%s.names[%zu]: must be a Kafka topic name", where, i);
 		if (!tb_topics_template_match(&s->topic, name))
-			return topics__fail(err, errlen, "%s.names[%zu]: \"%s\" is not a topic of "
-							 "the template \"%s\"",
-					    where, i, name, s->topic.text);
+			return topics__fail(err, errlen,
+			                    "%s.names[%zu]: \"%s\" is not a topic of "
+			                    "the template \"%s\"",
+			                    where, i, name, s->topic.text);
 		if (!(s->names[s->nnames] = strdup(name)))
 			return topics__fail(err, errlen, "out of memory");
 		s->nnames++;
@@ -430,16 +437,16 @@ static int topics__names(tb_topic_spec *s, const json_t *names, const char *wher
 /* topics.topics: per-topic settings, keyed by the route's topic or template. */
 static int topics__overrides(tb_topics *t, const json_t *entries, char *err, size_t errlen)
 {
-	static const char *const allowed[] = {"partitions", "retention", "replication_factor",
-					      "configs",    "names",     "comment",
-					      NULL};
+	static const char *const allowed[] = {
+	    "partitions", "retention", "replication_factor", "configs", "names", "comment", NULL};
 	const char *text;
 	json_t *e;
 	char where[320];
 	if (!json_is_object(entries))
-		return topics__fail(err, errlen, "topics.topics: must be an object: {\"TOPIC or "
-						 "TEMPLATE\": {partitions, replication_factor, "
-						 "configs, retention, names}}");
+		return topics__fail(err, errlen,
+		                    "topics.topics: must be an object: {\"TOPIC or "
+		                    "TEMPLATE\": {partitions, replication_factor, "
+		                    "configs, retention, names}}");
 	json_object_foreach((json_t *)entries, text, e)
 	{
 		snprintf(where, sizeof(where), "topics.topics.%s", text);
@@ -465,9 +472,9 @@ static int topics__overrides(tb_topics *t, const json_t *entries, char *err, siz
 		}
 		if (!found)
 			return topics__fail(err, errlen,
-					    "%s: not the topic of an ingest route, mirror or "
-					    "outbound route on a cluster with a topics policy",
-					    where);
+			                    "%s: not the topic of an ingest route, mirror or "
+			                    "outbound route on a cluster with a topics policy",
+			                    where);
 	}
 	return 0;
 }
@@ -477,28 +484,30 @@ static int topics__check_specs(const tb_topics *t, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < t->nspecs; i++) {
 		const tb_topic_spec *s = &t->specs[i];
-		tb_topic_actual want = {.exists = true,
-					.configs = s->configs,
-					.nconfigs = s->nconfigs};
+		tb_topic_actual want = {
+		    .exists = true, .configs = s->configs, .nconfigs = s->nconfigs};
 		char why[80];
 		if (!s->finite_ok && tb_topic_retention_finite(&want, why, sizeof(why)))
-			return topics__fail(err, errlen,
-					    "topics: %s (\"%s\" on cluster %s) wants finite "
-					    "retention (%s): set \"retention\": \"finite-ok\" for it",
-					    s->origin, s->topic.text, s->cluster, why);
+			return topics__fail(
+			    err, errlen,
+			    "topics: %s (\"%s\" on cluster %s) wants finite "
+			    "retention (%s): set \"retention\": \"finite-ok\" for it",
+			    s->origin, s->topic.text, s->cluster, why);
 	}
 	return 0;
 }
 
 int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 {
-	static const char *const allowed[] = {"startup_timeout_ms", "admin_timeout_ms",
-					      "check_interval_s",   "clusters",
-					      "topics",             "comment",
-					      NULL};
-	static const char *const callowed[] = {"policy",  "partitions", "replication_factor",
-					       "configs", "retention",  "comment",
-					       NULL};
+	static const char *const allowed[] = {"startup_timeout_ms",
+	                                      "admin_timeout_ms",
+	                                      "check_interval_s",
+	                                      "clusters",
+	                                      "topics",
+	                                      "comment",
+	                                      NULL};
+	static const char *const callowed[] = {
+	    "policy", "partitions", "replication_factor", "configs", "retention", "comment", NULL};
 	memset(t, 0, sizeof(*t));
 	t->startup_timeout_ms = 10000;
 	t->admin_timeout_ms = 5000;
@@ -510,18 +519,19 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 		return topics__fail(err, errlen, "topics: must be an object with \"clusters\"");
 	if (topics__only(j, "topics", allowed, err, errlen) ||
 	    topics__int(j, "startup_timeout_ms", "topics", 0, 600000, &t->startup_timeout_ms, err,
-			errlen) ||
+	                errlen) ||
 	    topics__int(j, "admin_timeout_ms", "topics", 100, 600000, &t->admin_timeout_ms, err,
-			errlen) ||
+	                errlen) ||
 	    topics__int(j, "check_interval_s", "topics", 0, 86400, &t->check_interval_s, err,
-			errlen))
+	                errlen))
 		goto error;
 
 	const json_t *clusters = json_object_get(j, "clusters");
 	if (!json_is_object(clusters))
-		return topics__fail(err, errlen,
-				    "topics.clusters: must be an object: {\"CLUSTER\": {\"policy\": "
-				    "\"verify\"|\"create\"|\"enforce\"|\"off\", ...}}");
+		return topics__fail(
+		    err, errlen,
+		    "topics.clusters: must be an object: {\"CLUSTER\": {\"policy\": "
+		    "\"verify\"|\"create\"|\"enforce\"|\"off\", ...}}");
 	t->clusters = calloc(json_object_size(clusters) + 1, sizeof(*t->clusters));
 	if (!t->clusters)
 		return topics__fail(err, errlen, "out of memory");
@@ -533,7 +543,7 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 		snprintf(where, sizeof(where), "topics.clusters.%s", name);
 		if (!json_is_object(json_object_get(json_object_get(root, "clusters"), name))) {
 			topics__fail(err, errlen, "%s: no cluster named \"%s\" in \"clusters\"",
-				     where, name);
+			             where, name);
 			goto error;
 		}
 		if (!json_is_object(c)) {
@@ -549,9 +559,9 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 				policy = k;
 		if (policy < 0) {
 			topics__fail(err, errlen,
-				     "%s.policy: must be \"verify\", \"create\", \"enforce\" or "
-				     "\"off\"",
-				     where);
+			             "%s.policy: must be \"verify\", \"create\", \"enforce\" or "
+			             "\"off\"",
+			             where);
 			goto error;
 		}
 		struct topics__settings st;
@@ -618,7 +628,7 @@ static bool topics__retention_setting(const char *name)
 }
 
 static void topics__diff(tb_topic_report *r, const char *setting, const char *wanted,
-			 const char *actual, bool warning)
+                         const char *actual, bool warning)
 {
 	if (r->ndiffs == TB_TOPIC_MAX_DIFFS)
 		return;
@@ -630,7 +640,7 @@ static void topics__diff(tb_topic_report *r, const char *setting, const char *wa
 }
 
 int tb_topics_compare(const tb_topic_spec *s, const char *topic, const tb_topic_actual *a,
-		      tb_topic_report *r)
+                      tb_topic_report *r)
 {
 	char want[32], have[32];
 	memset(r, 0, sizeof(*r));
@@ -698,18 +708,18 @@ void tb_topic_report_line(const tb_topic_report *r, char *out, size_t outlen)
 			n += (size_t)k;                                                            \
 	} while (0)
 	TOPICS_APPEND("topic %s (cluster %s): %s", r->topic, r->spec ? r->spec->cluster : "?",
-		      tb_topic_verdict_name(r->verdict));
-	if (r->verdict == TB_TOPIC_FINITE || (r->verdict == TB_TOPIC_WARNING &&
-					      strcmp(r->retention, "infinite")))
+	              tb_topic_verdict_name(r->verdict));
+	if (r->verdict == TB_TOPIC_FINITE ||
+	    (r->verdict == TB_TOPIC_WARNING && strcmp(r->retention, "infinite")))
 		TOPICS_APPEND(" (%s%s)", r->retention,
-			      r->verdict == TB_TOPIC_WARNING ? ", finite-ok" : "");
+		              r->verdict == TB_TOPIC_WARNING ? ", finite-ok" : "");
 	if (r->created)
 		TOPICS_APPEND(", created");
 	if (r->error[0])
 		TOPICS_APPEND(": %s", r->error);
 	for (size_t i = 0; i < r->ndiffs; i++)
 		TOPICS_APPEND("; %s: wanted %s, actual %s", r->diffs[i].setting, r->diffs[i].wanted,
-			      r->diffs[i].actual);
+		              r->diffs[i].actual);
 #undef TOPICS_APPEND
 	if (n >= outlen && outlen > 4)
 		memcpy(out + outlen - 4, "...", 4);

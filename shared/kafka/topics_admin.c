@@ -69,7 +69,7 @@ static void admin__set_free(struct admin__set *set)
 }
 
 static const rd_kafka_metadata_topic_t *admin__md_topic(const struct rd_kafka_metadata *md,
-							const char *name)
+                                                        const char *name)
 {
 	for (int i = 0; i < md->topic_cnt; i++)
 		if (!strcmp(md->topics[i].topic, name) &&
@@ -79,12 +79,12 @@ static const rd_kafka_metadata_topic_t *admin__md_topic(const struct rd_kafka_me
 }
 
 static int admin__metadata(rd_kafka_t *rk, int timeout_ms, const struct rd_kafka_metadata **md,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return admin__fail(err, errlen, "cannot list the cluster's topics: %s",
-				   rd_kafka_err2str(e));
+		                   rd_kafka_err2str(e));
 	return 0;
 }
 
@@ -108,14 +108,15 @@ static void admin__fill(struct admin__set *set, const struct rd_kafka_metadata *
 
 /* Waits on `q` for the result of one admin request. */
 static rd_kafka_event_t *admin__wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-				     int timeout_ms)
+                                     int timeout_ms)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long left = timeout_ms + 1000 - ((now.tv_sec - start.tv_sec) * 1000LL +
-						      (now.tv_nsec - start.tv_nsec) / 1000000);
+		long long left = timeout_ms + 1000 -
+		                 ((now.tv_sec - start.tv_sec) * 1000LL +
+		                  (now.tv_nsec - start.tv_nsec) / 1000000);
 		if (left <= 0)
 			return NULL;
 		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)left);
@@ -128,7 +129,7 @@ static rd_kafka_event_t *admin__wait(rd_kafka_queue_t *q, rd_kafka_event_type_t 
 }
 
 static rd_kafka_AdminOptions_t *admin__options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-					       int timeout_ms, char *err, size_t errlen)
+                                               int timeout_ms, char *err, size_t errlen)
 {
 	char e[256];
 	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
@@ -148,7 +149,7 @@ static rd_kafka_AdminOptions_t *admin__options(rd_kafka_t *rk, rd_kafka_admin_op
 
 /* Creates the missing topics of `set`; the outcome goes to each topic. */
 static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	rd_kafka_NewTopic_t **nt = calloc(set->n + 1, sizeof(*nt));
 	struct admin__topic **which = calloc(set->n + 1, sizeof(*which));
@@ -167,16 +168,16 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 		if (t->actual.exists)
 			continue;
 		nt[n] = rd_kafka_NewTopic_new(t->name, t->spec->partitions,
-					      t->spec->replication_factor, e, sizeof(e));
+		                              t->spec->replication_factor, e, sizeof(e));
 		if (!nt[n]) {
 			snprintf(t->error, sizeof(t->error), "cannot create: %.200s", e);
 			continue;
 		}
 		for (size_t c = 0; c < t->spec->nconfigs; c++)
 			if (rd_kafka_NewTopic_set_config(nt[n], t->spec->configs[c].name,
-							 t->spec->configs[c].value)) {
+			                                 t->spec->configs[c].value)) {
 				admin__fail(err, errlen, "cannot create %s: config %s", t->name,
-					    t->spec->configs[c].name);
+				            t->spec->configs[c].name);
 				rd_kafka_NewTopic_destroy(nt[n]);
 				goto done;
 			}
@@ -211,10 +212,10 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 				which[k]->created = true;
 			else if (te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
 				snprintf(which[k]->error, sizeof(which[k]->error),
-					 "cannot create: %s",
-					 rd_kafka_topic_result_error_string(res[r])
-					     ? rd_kafka_topic_result_error_string(res[r])
-					     : rd_kafka_err2str(te));
+				         "cannot create: %s",
+				         rd_kafka_topic_result_error_string(res[r])
+				             ? rd_kafka_topic_result_error_string(res[r])
+				             : rd_kafka_err2str(te));
 		}
 	}
 	rc = 0;
@@ -255,7 +256,7 @@ static int admin__copy_configs(const rd_kafka_ConfigResource_t *res, tb_topic_ac
 
 /* The topic configs of the topics that exist. */
 static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_ms, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	rd_kafka_ConfigResource_t **cr = calloc(set->n + 1, sizeof(*cr));
 	rd_kafka_queue_t *q = NULL;
@@ -268,8 +269,8 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 		goto done;
 	}
 	for (size_t i = 0; i < set->n; i++)
-		if (set->v[i].actual.exists &&
-		    !(cr[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, set->v[i].name))) {
+		if (set->v[i].actual.exists && !(cr[n++] = rd_kafka_ConfigResource_new(
+		                                     RD_KAFKA_RESOURCE_TOPIC, set->v[i].name))) {
 			n--;
 			admin__fail(err, errlen, "out of memory");
 			goto done;
@@ -279,8 +280,8 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 		goto done;
 	}
 	if (!(q = rd_kafka_queue_new(rk)) ||
-	    !(opts = admin__options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms, err,
-				    errlen)))
+	    !(opts =
+	          admin__options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms, err, errlen)))
 		goto done;
 	rd_kafka_DescribeConfigs(rk, cr, n, opts, q);
 	if (!(ev = admin__wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout_ms))) {
@@ -301,11 +302,11 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 			if (strcmp(t->name, name) || !t->actual.exists)
 				continue;
 			if (rd_kafka_ConfigResource_error(res[r])) {
-				snprintf(t->error, sizeof(t->error), "cannot describe: %s",
-					 rd_kafka_ConfigResource_error_string(res[r])
-					     ? rd_kafka_ConfigResource_error_string(res[r])
-					     : rd_kafka_err2str(
-						   rd_kafka_ConfigResource_error(res[r])));
+				snprintf(
+				    t->error, sizeof(t->error), "cannot describe: %s",
+				    rd_kafka_ConfigResource_error_string(res[r])
+				        ? rd_kafka_ConfigResource_error_string(res[r])
+				        : rd_kafka_err2str(rd_kafka_ConfigResource_error(res[r])));
 				continue;
 			}
 			if (admin__copy_configs(res[r], &t->actual)) {
@@ -318,7 +319,7 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 	for (size_t i = 0; i < set->n; i++)
 		if (set->v[i].actual.exists && !set->v[i].actual.configs && !set->v[i].error[0])
 			snprintf(set->v[i].error, sizeof(set->v[i].error),
-				 "cannot describe: not in the answer");
+			         "cannot describe: not in the answer");
 	rc = 0;
 done:
 	if (ev)
@@ -337,7 +338,7 @@ done:
 
 /* A new topic shows in the metadata once its partitions have leaders. */
 static int admin__await_created(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
-				const struct rd_kafka_metadata **md, char *err, size_t errlen)
+                                const struct rd_kafka_metadata **md, char *err, size_t errlen)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -347,8 +348,8 @@ static int admin__await_created(rd_kafka_t *rk, struct admin__set *set, int time
 			if (set->v[i].created && !admin__md_topic(*md, set->v[i].name))
 				all = false;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long spent = (now.tv_sec - start.tv_sec) * 1000LL +
-				  (now.tv_nsec - start.tv_nsec) / 1000000;
+		long long spent =
+		    (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (all || spent >= timeout_ms)
 			return 0;
 		nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
@@ -360,8 +361,8 @@ static int admin__await_created(rd_kafka_t *rk, struct admin__set *set, int time
 }
 
 int tb_topics_check(rd_kafka_t *rk, const tb_topics *t, const char *cluster,
-		    const char *const *extra, size_t nextra, bool create, int timeout_ms,
-		    tb_topic_report **reports, size_t *nreports, char *err, size_t errlen)
+                    const char *const *extra, size_t nextra, bool create, int timeout_ms,
+                    tb_topic_report **reports, size_t *nreports, char *err, size_t errlen)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	struct admin__set set = {0};

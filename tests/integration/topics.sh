@@ -36,7 +36,7 @@ tool() {
 	return $rc
 }
 
-export TOPICS_POLICY=verify TOPICS_NAMES='"events.order"'
+export TOPICS_STARTUP_MS=20000 TOPICS_POLICY=verify TOPICS_NAMES='"events.order"'
 render "$ROOT/tests/integration/topics.json.in" "$T/t.json"
 
 # plan: events.order would be created; events.legacy (listed by the
@@ -116,3 +116,16 @@ mosquitto_pub -p "$MQTT_PORT" -q 1 -t events/order/2 -m "$(ev order-2)" || fail 
 kafka_read events.order 1 20 '%k\n' | grep -qx 2 || fail "events.order: the compliant topic's event is not in Kafka"
 [[ $(kafka_count events.late) == 0 ]] || fail "events.late received the refused event"
 pass "enforce: events to events.late refused (topic_not_compliant), events.order still accepted"
+
+# Kafka does not answer: the start waits topics.startup_timeout_ms, no longer.
+stop_mosquitto
+kafka_kill
+export TOPICS_STARTUP_MS=1500
+: >"$T/mosquitto.log"
+start=$(date +%s%N)
+start_mosquitto "$ROOT/tests/integration/topics.json.in"
+ms=$((($(date +%s%N) - start) / 1000000))
+grep -q 'topics: cluster main not checked within topics.startup_timeout_ms (1500 ms): starting; the check goes on' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log"; fail "no startup timeout line"; }
+((ms >= 1500 && ms < 1500 + 5000 * STACK_SLOW)) || fail "start took $ms ms"
+pass "Kafka down: the broker starts after topics.startup_timeout_ms ($ms ms)"

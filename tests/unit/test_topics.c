@@ -15,8 +15,9 @@
 	"{\"match\": \"events/{aggregate}/{id}\", \"topic\": \"events.{aggregate}\","              \
 	" \"mirror\": {\"cluster\": \"audit\", \"topic\": \"audit-{aggregate}\"}},"                \
 	"{\"match\": \"orders/{id}\", \"topic\": \"orders\"},"                                     \
-	"{\"match\": \"again/{aggregate}/{id}\", \"topic\": \"events.{aggregate}\"}]},"           \
-	"\"outbound\": {\"routes\": [{\"kafka_topic\": \"notifications\", \"topic\": \"u/{key}\"}]}"
+	"{\"match\": \"again/{aggregate}/{id}\", \"topic\": \"events.{aggregate}\"}]},"            \
+	"\"outbound\": {\"routes\": [{\"kafka_topic\": \"notifications\", \"topic\": "             \
+	"\"u/{key}\"}]}"
 
 /* Parses BASE plus `topics` (the section's JSON); returns tb_topics_parse's status. */
 static int parse(tb_topics *t, const char *topics, char *err, size_t errlen)
@@ -24,7 +25,7 @@ static int parse(tb_topics *t, const char *topics, char *err, size_t errlen)
 	char text[4096];
 	json_error_t jerr;
 	snprintf(text, sizeof(text), "{" BASE "%s%s}", topics ? ", \"topics\": " : "",
-		 topics ? topics : "");
+	         topics ? topics : "");
 	json_t *root = json_loads(text, 0, &jerr);
 	assert_non_null(root);
 	err[0] = '\0';
@@ -59,9 +60,9 @@ static void test_parse_defaults(void **state)
 	assert_int_equal(tb_topics_policy_of(&t, "main"), TB_TOPICS_OFF);
 	tb_topics_free(&t);
 
-	assert_int_equal(parse(&t, "{\"clusters\": {\"main\": {\"policy\": \"enforce\"}}}", err,
-			       sizeof(err)),
-			 0);
+	assert_int_equal(
+	    parse(&t, "{\"clusters\": {\"main\": {\"policy\": \"enforce\"}}}", err, sizeof(err)),
+	    0);
 	assert_int_equal(tb_topics_policy_of(&t, "main"), TB_TOPICS_ENFORCE);
 	assert_int_equal(tb_topics_policy_of(&t, "audit"), TB_TOPICS_OFF);
 	assert_int_equal(t.startup_timeout_ms, 10000);
@@ -90,15 +91,15 @@ static void test_parse_layers(void **state)
 	char err[512];
 	assert_int_equal(
 	    parse(&t,
-		  "{\"startup_timeout_ms\": 500, \"clusters\": {"
-		  "\"main\": {\"policy\": \"create\", \"partitions\": 6, \"replication_factor\": 3,"
-		  " \"configs\": {\"min.insync.replicas\": 2}},"
-		  "\"audit\": {\"policy\": \"verify\", \"retention\": \"finite-ok\"}},"
-		  "\"topics\": {\"events.{aggregate}\": {\"names\": [\"events.order\"],"
-		  " \"partitions\": 12},"
-		  " \"notifications\": {\"configs\": {\"retention.ms\": 86400000},"
-		  " \"retention\": \"finite-ok\"}}}",
-		  err, sizeof(err)),
+	          "{\"startup_timeout_ms\": 500, \"clusters\": {"
+	          "\"main\": {\"policy\": \"create\", \"partitions\": 6, \"replication_factor\": 3,"
+	          " \"configs\": {\"min.insync.replicas\": 2}},"
+	          "\"audit\": {\"policy\": \"verify\", \"retention\": \"finite-ok\"}},"
+	          "\"topics\": {\"events.{aggregate}\": {\"names\": [\"events.order\"],"
+	          " \"partitions\": 12},"
+	          " \"notifications\": {\"configs\": {\"retention.ms\": 86400000},"
+	          " \"retention\": \"finite-ok\"}}}",
+	          err, sizeof(err)),
 	    0);
 	assert_int_equal(t.startup_timeout_ms, 500);
 	const tb_topic_spec *s = spec(&t, "main", "events.{aggregate}");
@@ -119,7 +120,7 @@ static void test_parse_layers(void **state)
 
 	/* A literal topic wins over a template that makes it too. */
 	assert_ptr_equal(tb_topics_match(&t, "main", "events.order"),
-			 spec(&t, "main", "events.{aggregate}"));
+	                 spec(&t, "main", "events.{aggregate}"));
 	assert_ptr_equal(tb_topics_match(&t, "main", "orders"), spec(&t, "main", "orders"));
 	assert_null(tb_topics_match(&t, "main", "other"));
 	assert_null(tb_topics_match(&t, "audit", "events.order"));
@@ -142,43 +143,44 @@ static void test_parse_errors(void **state)
 	expect_error("{\"clusters\": {}, \"colour\": 1}", "topics.colour: unknown option");
 	expect_error("{}", "topics.clusters: must be an object");
 	expect_error("{\"clusters\": {\"nope\": {\"policy\": \"verify\"}}}",
-		     "topics.clusters.nope: no cluster named \"nope\"");
+	             "topics.clusters.nope: no cluster named \"nope\"");
 	expect_error("{\"clusters\": {\"main\": {}}}", "topics.clusters.main.policy: must be");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"strict\"}}}",
-		     "topics.clusters.main.policy: must be");
+	             "topics.clusters.main.policy: must be");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"size\": 1}}}",
-		     "topics.clusters.main.size: unknown option");
+	             "topics.clusters.main.size: unknown option");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"partitions\": 0}}}",
-		     "topics.clusters.main.partitions: must be an integer from 1");
-	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"retention\": \"short\"}}}",
-		     "topics.clusters.main.retention: must be \"infinite\" or \"finite-ok\"");
+	             "topics.clusters.main.partitions: must be an integer from 1");
+	expect_error(
+	    "{\"clusters\": {\"main\": {\"policy\": \"verify\", \"retention\": \"short\"}}}",
+	    "topics.clusters.main.retention: must be \"infinite\" or \"finite-ok\"");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"configs\": []}}}",
-		     "topics.clusters.main.configs: must be an object");
+	             "topics.clusters.main.configs: must be an object");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"configs\": "
-		     "{\"retention.ms\": 1.5}}}}",
-		     "topics.clusters.main.configs.retention.ms: must be a string, integer");
+	             "{\"retention.ms\": 1.5}}}}",
+	             "topics.clusters.main.configs.retention.ms: must be a string, integer");
 	expect_error("{\"startup_timeout_ms\": -1, \"clusters\": {}}",
-		     "topics.startup_timeout_ms: must be an integer");
+	             "topics.startup_timeout_ms: must be an integer");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\"}}, \"topics\": "
-		     "{\"evnts.{aggregate}\": {}}}",
-		     "topics.topics.evnts.{aggregate}: not the topic of an ingest route");
+	             "{\"evnts.{aggregate}\": {}}}",
+	             "topics.topics.evnts.{aggregate}: not the topic of an ingest route");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\"}}, \"topics\": "
-		     "{\"orders\": {\"names\": [\"orders\"]}}}",
-		     "topics.topics.orders.names: only for a template");
+	             "{\"orders\": {\"names\": [\"orders\"]}}}",
+	             "topics.topics.orders.names: only for a template");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\"}}, \"topics\": "
-		     "{\"events.{aggregate}\": {\"names\": [\"audit.order\"]}}}",
-		     "topics.topics.events.{aggregate}.names[0]: \"audit.order\" is not a topic");
+	             "{\"events.{aggregate}\": {\"names\": [\"audit.order\"]}}}",
+	             "topics.topics.events.{aggregate}.names[0]: \"audit.order\" is not a topic");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\"}}, \"topics\": "
-		     "{\"events.{aggregate}\": {\"names\": [\"events.a b\"]}}}",
-		     "names[0]: must be a Kafka topic name");
+	             "{\"events.{aggregate}\": {\"names\": [\"events.a b\"]}}}",
+	             "names[0]: must be a Kafka topic name");
 	/* Finite retention is wanted only when said so. */
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\"}}, \"topics\": "
-		     "{\"orders\": {\"configs\": {\"retention.ms\": 3600000}}}}",
-		     "ingest.routes[1].topic (\"orders\" on cluster main) wants finite retention "
-		     "(retention.ms=3600000)");
+	             "{\"orders\": {\"configs\": {\"retention.ms\": 3600000}}}}",
+	             "ingest.routes[1].topic (\"orders\" on cluster main) wants finite retention "
+	             "(retention.ms=3600000)");
 	expect_error("{\"clusters\": {\"main\": {\"policy\": \"verify\", \"configs\": "
-		     "{\"cleanup.policy\": \"compact\"}}}}",
-		     "wants finite retention (cleanup.policy=compact)");
+	             "{\"cleanup.policy\": \"compact\"}}}}",
+	             "wants finite retention (cleanup.policy=compact)");
 }
 
 static void test_template_match(void **state)
@@ -205,10 +207,10 @@ static void test_template_match(void **state)
 static tb_topic_actual actual(int partitions, int rf, tb_topic_config *cfg, size_t n)
 {
 	return (tb_topic_actual){.exists = true,
-				 .partitions = partitions,
-				 .replication_factor = rf,
-				 .configs = cfg,
-				 .nconfigs = n};
+	                         .partitions = partitions,
+	                         .replication_factor = rf,
+	                         .configs = cfg,
+	                         .nconfigs = n};
 }
 
 static void test_compare(void **state)
@@ -217,12 +219,13 @@ static void test_compare(void **state)
 	tb_topics t;
 	char err[512], line[512];
 	tb_topic_report r;
-	assert_int_equal(parse(&t,
-			       "{\"clusters\": {\"main\": {\"policy\": \"enforce\", \"partitions\": "
-			       "3}, \"audit\": {\"policy\": \"verify\", \"retention\": "
-			       "\"finite-ok\"}}}",
-			       err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    parse(&t,
+	          "{\"clusters\": {\"main\": {\"policy\": \"enforce\", \"partitions\": "
+	          "3}, \"audit\": {\"policy\": \"verify\", \"retention\": "
+	          "\"finite-ok\"}}}",
+	          err, sizeof(err)),
+	    0);
 	const tb_topic_spec *ev = spec(&t, "main", "events.{aggregate}");
 	const tb_topic_spec *au = spec(&t, "audit", "audit-{aggregate}");
 
@@ -232,9 +235,8 @@ static void test_compare(void **state)
 	assert_true(tb_topic_verdict_is_error(r.verdict));
 	tb_topic_report_clear(&r);
 
-	tb_topic_config good[] = {{"retention.ms", "-1"},
-				  {"retention.bytes", "-1"},
-				  {"cleanup.policy", "delete"}};
+	tb_topic_config good[] = {
+	    {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
 	tb_topic_actual a = actual(3, 1, good, 3);
 	assert_int_equal(tb_topics_compare(ev, "events.order", &a, &r), 0);
 	assert_int_equal(r.verdict, TB_TOPIC_OK);
@@ -252,9 +254,8 @@ static void test_compare(void **state)
 	assert_string_equal(r.diffs[0].actual, "1");
 	tb_topic_report_clear(&r);
 
-	tb_topic_config hour[] = {{"retention.ms", "3600000"},
-				  {"retention.bytes", "-1"},
-				  {"cleanup.policy", "delete"}};
+	tb_topic_config hour[] = {
+	    {"retention.ms", "3600000"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
 	a = actual(3, 1, hour, 3);
 	assert_int_equal(tb_topics_compare(ev, "events.legacy", &a, &r), 0);
 	assert_int_equal(r.verdict, TB_TOPIC_FINITE);
@@ -265,8 +266,9 @@ static void test_compare(void **state)
 	assert_string_equal(r.diffs[0].actual, "3600000");
 	assert_false(r.diffs[0].warning);
 	tb_topic_report_line(&r, line, sizeof(line));
-	assert_string_equal(line, "topic events.legacy (cluster main): finite-retention "
-				  "(retention.ms=3600000); retention.ms: wanted -1, actual 3600000");
+	assert_string_equal(line,
+	                    "topic events.legacy (cluster main): finite-retention "
+	                    "(retention.ms=3600000); retention.ms: wanted -1, actual 3600000");
 	tb_topic_report_clear(&r);
 
 	/* The audit mirror: finite by design, a warning. */
@@ -278,8 +280,8 @@ static void test_compare(void **state)
 	assert_true(r.diffs[0].warning);
 	tb_topic_report_line(&r, line, sizeof(line));
 	assert_string_equal(line, "topic audit-order (cluster audit): warning "
-				  "(retention.ms=604800000, finite-ok); retention.ms: wanted -1, "
-				  "actual 604800000");
+	                          "(retention.ms=604800000, finite-ok); retention.ms: wanted -1, "
+	                          "actual 604800000");
 	tb_topic_report_clear(&r);
 
 	/* Compaction deletes records too; a config the broker did not report. */

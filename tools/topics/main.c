@@ -30,13 +30,13 @@ enum topics_cmd { CMD_PLAN, CMD_APPLY, CMD_VERIFY };
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tributary-topics plan|apply|verify --config tributary.json "
-		   "[--cluster NAME] [--timeout MS]\n"
-		   "  plan     the missing topics apply would create, and what it cannot fix\n"
-		   "  apply    creates the missing topics, then verifies\n"
-		   "  verify   every topic whose settings differ: topic, setting, wanted, actual\n"
-		   "  --cluster NAME  only this cluster (default: every one with a policy)\n"
-		   "  --timeout MS    per admin request (default: topics.admin_timeout_ms)\n"
-		   "exit: 0 as wanted (plan: nothing to do), 1 not, 2 usage or bad config\n");
+	           "[--cluster NAME] [--timeout MS]\n"
+	           "  plan     the missing topics apply would create, and what it cannot fix\n"
+	           "  apply    creates the missing topics, then verifies\n"
+	           "  verify   every topic whose settings differ: topic, setting, wanted, actual\n"
+	           "  --cluster NAME  only this cluster (default: every one with a policy)\n"
+	           "  --timeout MS    per admin request (default: topics.admin_timeout_ms)\n"
+	           "exit: 0 as wanted (plan: nothing to do), 1 not, 2 usage or bad config\n");
 }
 
 /* librdkafka's connection errors say less than the answer (or its absence). */
@@ -78,7 +78,7 @@ static const char *topics_verdict(enum topics_cmd cmd, const tb_topic_report *r)
 
 /* Prints one cluster's table; returns whether everything is as wanted. */
 static bool topics_print(enum topics_cmd cmd, const tb_topics *t, const char *cluster,
-			 const tb_topic_report *r, size_t n)
+                         const tb_topic_report *r, size_t n)
 {
 	bool ok = true;
 	char parts[16], rf[16];
@@ -101,8 +101,8 @@ static bool topics_print(enum topics_cmd cmd, const tb_topics *t, const char *cl
 			for (size_t c = 0; c < s->nconfigs; c++)
 				printf(", %s=%s", s->configs[c].name, s->configs[c].value);
 			printf("%s\n", s->partitions < 0 || s->replication_factor < 0
-					   ? " (-1: the broker's default)"
-					   : "");
+			                   ? " (-1: the broker's default)"
+			                   : "");
 		}
 		if (tb_topic_verdict_is_error(r[i].verdict))
 			ok = false;
@@ -125,16 +125,20 @@ static bool topics_print(enum topics_cmd cmd, const tb_topics *t, const char *cl
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"cluster", required_argument, NULL, 'C'},
-					     {"timeout", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	                                     {"cluster", required_argument, NULL, 'C'},
+	                                     {"timeout", required_argument, NULL, 't'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *config = NULL, *only = NULL;
 	int timeout_ms = 0, c;
 	while ((c = getopt_long(argc, argv, "c:C:t:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'C': only = optarg; break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'C':
+			only = optarg;
+			break;
 		case 't':
 			timeout_ms = atoi(optarg);
 			if (timeout_ms < 1) {
@@ -142,8 +146,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc - 1 || !config) {
@@ -167,7 +175,7 @@ int main(int argc, char **argv)
 	json_t *root = json_load_file(config, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		fprintf(stderr, "tributary-topics: %s: %s (line %d)\n", config, jerr.text,
-			jerr.line);
+		        jerr.line);
 		return 2;
 	}
 	tb_topics t;
@@ -181,7 +189,7 @@ int main(int argc, char **argv)
 		timeout_ms = t.admin_timeout_ms;
 	if (only && tb_topics_policy_of(&t, only) == TB_TOPICS_OFF) {
 		fprintf(stderr, "tributary-topics: --cluster %s: no topics policy for it in %s\n",
-			only, config);
+		        only, config);
 		tb_topics_free(&t);
 		json_decref(root);
 		return 2;
@@ -204,7 +212,7 @@ int main(int argc, char **argv)
 		tb_topic_report *r;
 		size_t n;
 		if (tb_topics_check(rk, &t, name, NULL, 0, cmd == CMD_APPLY, timeout_ms, &r, &n,
-				    err, sizeof(err))) {
+		                    err, sizeof(err))) {
 			fprintf(stderr, "tributary-topics: cluster %s: %s\n", name, err);
 			status = 1;
 		} else {
@@ -217,9 +225,10 @@ int main(int argc, char **argv)
 		rd_kafka_destroy(rk);
 	}
 	if (!checked)
-		fprintf(stderr, "tributary-topics: %s: no cluster has a topics policy "
-				"(\"topics\": {\"clusters\": {...}})\n",
-			config);
+		fprintf(stderr,
+		        "tributary-topics: %s: no cluster has a topics policy "
+		        "(\"topics\": {\"clusters\": {...}})\n",
+		        config);
 	tb_topics_free(&t);
 	json_decref(root);
 	return status;

@@ -36,8 +36,8 @@ typedef struct tb_topic_config {
 /* One topic, or a template of topics ({placeholders}), and what it should be. */
 typedef struct tb_topic_spec {
 	char *cluster;
-	char *origin;       /* where it comes from, e.g. ingest.routes[0].topic */
-	tb_template topic;  /* nparts == 1 and no placeholder: one topic */
+	char *origin;      /* where it comes from, e.g. ingest.routes[0].topic */
+	tb_template topic; /* nparts == 1 and no placeholder: one topic */
 	bool is_template;
 	int partitions;         /* -1: the broker's default, not compared */
 	int replication_factor; /* -1: likewise */
@@ -92,7 +92,7 @@ enum tb_topic_verdict {
 	TB_TOPIC_WARNING, /* differs only in retention, and finite-ok */
 	TB_TOPIC_MISSING,
 	TB_TOPIC_DIFFERS,
-	TB_TOPIC_FINITE, /* finite retention, not finite-ok */
+	TB_TOPIC_FINITE,  /* finite retention, not finite-ok */
 	TB_TOPIC_UNKNOWN, /* could not be described */
 };
 const char *tb_topic_verdict_name(enum tb_topic_verdict v);
@@ -128,7 +128,7 @@ bool tb_topic_retention_finite(const tb_topic_actual *a, char *why, size_t whyle
 
 /* Compares; `topic` is copied into r->topic. -1 only without memory. */
 int tb_topics_compare(const tb_topic_spec *s, const char *topic, const tb_topic_actual *a,
-		      tb_topic_report *r);
+                      tb_topic_report *r);
 
 /* One line for a log: "topic events.x (cluster main): finite retention
  * (retention.ms=3600000); retention.ms: wanted -1, actual 3600000". */
@@ -142,7 +142,7 @@ void tb_topic_report_line(const tb_topic_report *r, char *out, size_t outlen);
  * the reports (free each with tb_topic_report_clear, then the array), or
  * -1 with `err` when the cluster could not be asked. */
 int tb_topics_check(rd_kafka_t *rk, const tb_topics *t, const char *cluster,
-		    const char *const *extra, size_t nextra, bool create, int timeout_ms,
-		    tb_topic_report **reports, size_t *nreports, char *err, size_t errlen);
+                    const char *const *extra, size_t nextra, bool create, int timeout_ms,
+                    tb_topic_report **reports, size_t *nreports, char *err, size_t errlen);
 
 #endif
