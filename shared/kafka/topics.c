@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tributary/topics.h"
+#include "topics_int.h"
 
 #define TOPICS_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
@@ -48,9 +49,7 @@ bool tb_topic_verdict_is_error(enum tb_topic_verdict v)
 	return v != TB_TOPIC_OK && v != TB_TOPIC_WARNING;
 }
 
-static int topics__fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int topics__fail(char *err, size_t errlen, const char *fmt, ...)
+int tb_topics__fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -70,7 +69,7 @@ static int topics__only(const json_t *obj, const char *where, const char *const 
 		while (*a && strcmp(*a, key))
 			a++;
 		if (!*a)
-			return topics__fail(err, errlen, "%s.%s: unknown option", where, key);
+			return tb_topics__fail(err, errlen, "%s.%s: unknown option", where, key);
 	}
 	return 0;
 }
@@ -155,8 +154,8 @@ static int topics__int(const json_t *j, const char *name, const char *where, lon
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return topics__fail(err, errlen, "%s.%s: must be an integer from %lld to %lld",
-		                    where, name, min, max);
+		return tb_topics__fail(err, errlen, "%s.%s: must be an integer from %lld to %lld",
+		                       where, name, min, max);
 	*out = (int)json_integer_value(v);
 	return 0;
 }
@@ -176,17 +175,19 @@ static int topics__settings(const json_t *j, const char *where, struct topics__s
 		const char *key;
 		json_t *v;
 		if (!json_is_object(c))
-			return topics__fail(err, errlen,
-			                    "%s.configs: must be an object of Kafka topic configs, "
-			                    "e.g. {\"retention.ms\": -1}",
-			                    where);
+			return tb_topics__fail(
+			    err, errlen,
+			    "%s.configs: must be an object of Kafka topic configs, "
+			    "e.g. {\"retention.ms\": -1}",
+			    where);
 		json_object_foreach(c, key, v)
 		{
 			if (!json_is_string(v) && !json_is_integer(v) && !json_is_boolean(v))
-				return topics__fail(err, errlen,
-				                    "%s.configs.%s: must be a string, integer or "
-				                    "boolean",
-				                    where, key);
+				return tb_topics__fail(
+				    err, errlen,
+				    "%s.configs.%s: must be a string, integer or "
+				    "boolean",
+				    where, key);
 		}
 		s->configs = c;
 	}
@@ -194,9 +195,9 @@ static int topics__settings(const json_t *j, const char *where, struct topics__s
 	if (r) {
 		const char *rs = json_string_value(r);
 		if (!rs || (strcmp(rs, "infinite") && strcmp(rs, "finite-ok")))
-			return topics__fail(err, errlen,
-			                    "%s.retention: must be \"infinite\" or \"finite-ok\"",
-			                    where);
+			return tb_topics__fail(
+			    err, errlen, "%s.retention: must be \"infinite\" or \"finite-ok\"",
+			    where);
 		s->finite_ok = !strcmp(rs, "finite-ok");
 	}
 	return 0;
@@ -325,7 +326,7 @@ static int topics__add(tb_topics *t, const json_t *cluster_settings, const char 
 			return 0;
 	tb_topic_spec *grown = realloc(t->specs, (t->nspecs + 1) * sizeof(*t->specs));
 	if (!grown)
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	t->specs = grown;
 	tb_topic_spec *s = &t->specs[t->nspecs];
 	memset(s, 0, sizeof(*s));
@@ -335,22 +336,22 @@ static int topics__add(tb_topics *t, const json_t *cluster_settings, const char 
 	if (!s->cluster || !s->origin) {
 		free(s->cluster);
 		free(s->origin);
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	}
 	if (tb_template_compile(&s->topic, text, terr, sizeof(terr))) {
 		free(s->cluster);
 		free(s->origin);
-		return topics__fail(err, errlen, "%s: %s", origin, terr);
+		return tb_topics__fail(err, errlen, "%s: %s", origin, terr);
 	}
 	t->nspecs++;
 	s->is_template = topics__is_template(&s->topic);
 	if (!s->is_template && !topics__name_ok(text))
-		return topics__fail(err, errlen, "%s: \"%s\" is not a Kafka topic name", origin,
-		                    text);
+		return tb_topics__fail(err, errlen, "%s: \"%s\" is not a Kafka topic name", origin,
+		                       text);
 	/* Events are kept for ever unless the cluster or the topic says otherwise. */
 	if (topics__config_set(&s->configs, &s->nconfigs, "retention.ms", "-1") ||
 	    topics__config_set(&s->configs, &s->nconfigs, "retention.bytes", "-1"))
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	struct topics__settings st;
 	char where[160];
 	snprintf(where, sizeof(where), "topics.clusters.%s", cluster);
@@ -358,7 +359,7 @@ static int topics__add(tb_topics *t, const json_t *cluster_settings, const char 
 		return -1;
 	topics__apply(s, &st);
 	if (topics__apply_configs(s, st.configs))
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	return 0;
 }
 
@@ -408,27 +409,27 @@ static int topics__names(tb_topic_spec *s, const json_t *names, const char *wher
 	size_t i;
 	json_t *n;
 	if (!s->is_template)
-		return topics__fail(err, errlen, "%s.names: only for a template ({placeholders})",
-		                    where);
+		return tb_topics__fail(err, errlen,
+		                       "%s.names: only for a template ({placeholders})", where);
 	if (!json_is_array(names))
-		return topics__fail(err, errlen, "%s.names: must be an array of topic names",
-		                    where);
+		return tb_topics__fail(err, errlen, "%s.names: must be an array of topic names",
+		                       where);
 	s->names = calloc(json_array_size(names) + 1, sizeof(*s->names));
 	if (!s->names)
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	json_array_foreach(names, i, n)
 	{
 		const char *name = json_string_value(n);
 		if (!name || !topics__name_ok(name))
-			return topics__fail(err, errlen,
-			                    "%s.names[%zu]: must be a Kafka topic name", where, i);
+			return tb_topics__fail(
+			    err, errlen, "%s.names[%zu]: must be a Kafka topic name", where, i);
 		if (!tb_topics_template_match(&s->topic, name))
-			return topics__fail(err, errlen,
-			                    "%s.names[%zu]: \"%s\" is not a topic of "
-			                    "the template \"%s\"",
-			                    where, i, name, s->topic.text);
+			return tb_topics__fail(err, errlen,
+			                       "%s.names[%zu]: \"%s\" is not a topic of "
+			                       "the template \"%s\"",
+			                       where, i, name, s->topic.text);
 		if (!(s->names[s->nnames] = strdup(name)))
-			return topics__fail(err, errlen, "out of memory");
+			return tb_topics__fail(err, errlen, "out of memory");
 		s->nnames++;
 	}
 	return 0;
@@ -443,15 +444,15 @@ static int topics__overrides(tb_topics *t, const json_t *entries, char *err, siz
 	json_t *e;
 	char where[320];
 	if (!json_is_object(entries))
-		return topics__fail(err, errlen,
-		                    "topics.topics: must be an object: {\"TOPIC or "
-		                    "TEMPLATE\": {partitions, replication_factor, "
-		                    "configs, retention, names}}");
+		return tb_topics__fail(err, errlen,
+		                       "topics.topics: must be an object: {\"TOPIC or "
+		                       "TEMPLATE\": {partitions, replication_factor, "
+		                       "configs, retention, names}}");
 	json_object_foreach((json_t *)entries, text, e)
 	{
 		snprintf(where, sizeof(where), "topics.topics.%s", text);
 		if (!json_is_object(e))
-			return topics__fail(err, errlen, "%s: must be an object", where);
+			return tb_topics__fail(err, errlen, "%s: must be an object", where);
 		if (topics__only(e, where, allowed, err, errlen))
 			return -1;
 		struct topics__settings st;
@@ -465,16 +466,16 @@ static int topics__overrides(tb_topics *t, const json_t *entries, char *err, siz
 			found = true;
 			topics__apply(s, &st);
 			if (topics__apply_configs(s, st.configs))
-				return topics__fail(err, errlen, "out of memory");
+				return tb_topics__fail(err, errlen, "out of memory");
 			json_t *names = json_object_get(e, "names");
 			if (names && topics__names(s, names, where, err, errlen))
 				return -1;
 		}
 		if (!found)
-			return topics__fail(err, errlen,
-			                    "%s: not the topic of an ingest route, mirror or "
-			                    "outbound route on a cluster with a topics policy",
-			                    where);
+			return tb_topics__fail(err, errlen,
+			                       "%s: not the topic of an ingest route, mirror or "
+			                       "outbound route on a cluster with a topics policy",
+			                       where);
 	}
 	return 0;
 }
@@ -488,7 +489,7 @@ static int topics__check_specs(const tb_topics *t, char *err, size_t errlen)
 		    .exists = true, .configs = s->configs, .nconfigs = s->nconfigs};
 		char why[80];
 		if (!s->finite_ok && tb_topic_retention_finite(&want, why, sizeof(why)))
-			return topics__fail(
+			return tb_topics__fail(
 			    err, errlen,
 			    "topics: %s (\"%s\" on cluster %s) wants finite "
 			    "retention (%s): set \"retention\": \"finite-ok\" for it",
@@ -516,7 +517,7 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 	if (!j)
 		return 0;
 	if (!json_is_object(j))
-		return topics__fail(err, errlen, "topics: must be an object with \"clusters\"");
+		return tb_topics__fail(err, errlen, "topics: must be an object with \"clusters\"");
 	if (topics__only(j, "topics", allowed, err, errlen) ||
 	    topics__int(j, "startup_timeout_ms", "topics", 0, 600000, &t->startup_timeout_ms, err,
 	                errlen) ||
@@ -528,13 +529,13 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 
 	const json_t *clusters = json_object_get(j, "clusters");
 	if (!json_is_object(clusters))
-		return topics__fail(
+		return tb_topics__fail(
 		    err, errlen,
 		    "topics.clusters: must be an object: {\"CLUSTER\": {\"policy\": "
 		    "\"verify\"|\"create\"|\"enforce\"|\"off\", ...}}");
 	t->clusters = calloc(json_object_size(clusters) + 1, sizeof(*t->clusters));
 	if (!t->clusters)
-		return topics__fail(err, errlen, "out of memory");
+		return tb_topics__fail(err, errlen, "out of memory");
 	const char *name;
 	json_t *c;
 	char where[160];
@@ -542,12 +543,13 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 	{
 		snprintf(where, sizeof(where), "topics.clusters.%s", name);
 		if (!json_is_object(json_object_get(json_object_get(root, "clusters"), name))) {
-			topics__fail(err, errlen, "%s: no cluster named \"%s\" in \"clusters\"",
-			             where, name);
+			tb_topics__fail(err, errlen, "%s: no cluster named \"%s\" in \"clusters\"",
+			                where, name);
 			goto error;
 		}
 		if (!json_is_object(c)) {
-			topics__fail(err, errlen, "%s: must be an object with \"policy\"", where);
+			tb_topics__fail(err, errlen, "%s: must be an object with \"policy\"",
+			                where);
 			goto error;
 		}
 		if (topics__only(c, where, callowed, err, errlen))
@@ -558,10 +560,10 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 			if (!strcmp(p, topics__policies[k]))
 				policy = k;
 		if (policy < 0) {
-			topics__fail(err, errlen,
-			             "%s.policy: must be \"verify\", \"create\", \"enforce\" or "
-			             "\"off\"",
-			             where);
+			tb_topics__fail(err, errlen,
+			                "%s.policy: must be \"verify\", \"create\", \"enforce\" or "
+			                "\"off\"",
+			                where);
 			goto error;
 		}
 		struct topics__settings st;
@@ -569,7 +571,7 @@ int tb_topics_parse(tb_topics *t, const json_t *root, char *err, size_t errlen)
 			goto error;
 		tb_topics_cluster *tc = &t->clusters[t->nclusters];
 		if (!(tc->name = strdup(name))) {
-			topics__fail(err, errlen, "out of memory");
+			tb_topics__fail(err, errlen, "out of memory");
 			goto error;
 		}
 		tc->policy = policy;

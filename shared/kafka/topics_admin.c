@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "tributary/topics.h"
+#include "topics_int.h"
 
 struct admin__topic {
 	char *name;
@@ -25,17 +26,6 @@ struct admin__set {
 	struct admin__topic *v;
 	size_t n, cap;
 };
-
-static int admin__fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int admin__fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int admin__add(struct admin__set *set, const tb_topic_spec *spec, const char *name)
 {
@@ -83,8 +73,8 @@ static int admin__metadata(rd_kafka_t *rk, int timeout_ms, const struct rd_kafka
 {
 	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return admin__fail(err, errlen, "cannot list the cluster's topics: %s",
-		                   rd_kafka_err2str(e));
+		return tb_topics__fail(err, errlen, "cannot list the cluster's topics: %s",
+		                       rd_kafka_err2str(e));
 	return 0;
 }
 
@@ -106,45 +96,67 @@ static void admin__fill(struct admin__set *set, const struct rd_kafka_metadata *
 	}
 }
 
-/* Waits on `q` for the result of one admin request. */
-static rd_kafka_event_t *admin__wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-                                     int timeout_ms)
+/* One admin request: its own result queue, its options (timeout), its answer. */
+struct admin__call {
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *opts;
+	rd_kafka_event_t *ev;
+	int timeout_ms;
+};
+
+static int admin__call_begin(struct admin__call *c, rd_kafka_t *rk, rd_kafka_admin_op_t op,
+                             int timeout_ms, char *err, size_t errlen)
+{
+	char e[256];
+	c->ev = NULL;
+	c->timeout_ms = timeout_ms;
+	c->q = rd_kafka_queue_new(rk);
+	c->opts = rd_kafka_AdminOptions_new(rk, op);
+	if (!c->q || !c->opts)
+		return tb_topics__fail(err, errlen, "out of memory");
+	if (rd_kafka_AdminOptions_set_request_timeout(c->opts, timeout_ms, e, sizeof(e)) ||
+	    (op == RD_KAFKA_ADMIN_OP_CREATETOPICS &&
+	     rd_kafka_AdminOptions_set_operation_timeout(c->opts, timeout_ms, e, sizeof(e))))
+		return tb_topics__fail(err, errlen, "admin options: %s", e);
+	return 0;
+}
+
+/* Waits for the answer of type `type` (at most the timeout and a second);
+ * -1 with `err` when none came or the whole request failed. */
+static int admin__call_wait(struct admin__call *c, rd_kafka_event_type_t type, const char *what,
+                            char *err, size_t errlen)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long left = timeout_ms + 1000 -
+		long long left = c->timeout_ms + 1000 -
 		                 ((now.tv_sec - start.tv_sec) * 1000LL +
 		                  (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left <= 0)
-			return NULL;
-		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)left);
+		rd_kafka_event_t *ev = left > 0 ? rd_kafka_queue_poll(c->q, (int)left) : NULL;
 		if (!ev)
-			return NULL;
-		if (rd_kafka_event_type(ev) == type)
-			return ev;
+			return tb_topics__fail(err, errlen, "%s: no answer within %d ms", what,
+			                       c->timeout_ms);
+		if (rd_kafka_event_type(ev) == type) {
+			c->ev = ev;
+			break;
+		}
 		rd_kafka_event_destroy(ev);
 	}
+	if (rd_kafka_event_error(c->ev))
+		return tb_topics__fail(err, errlen, "%s: %s", what,
+		                       rd_kafka_event_error_string(c->ev));
+	return 0;
 }
 
-static rd_kafka_AdminOptions_t *admin__options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-                                               int timeout_ms, char *err, size_t errlen)
+static void admin__call_end(struct admin__call *c)
 {
-	char e[256];
-	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
-	if (!o) {
-		admin__fail(err, errlen, "out of memory");
-		return NULL;
-	}
-	if (rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, e, sizeof(e)) ||
-	    (op == RD_KAFKA_ADMIN_OP_CREATETOPICS &&
-	     rd_kafka_AdminOptions_set_operation_timeout(o, timeout_ms, e, sizeof(e)))) {
-		admin__fail(err, errlen, "admin options: %s", e);
-		rd_kafka_AdminOptions_destroy(o);
-		return NULL;
-	}
-	return o;
+	if (c->ev)
+		rd_kafka_event_destroy(c->ev);
+	if (c->opts)
+		rd_kafka_AdminOptions_destroy(c->opts);
+	if (c->q)
+		rd_kafka_queue_destroy(c->q);
 }
 
 /* Creates the missing topics of `set`; the outcome goes to each topic. */
@@ -153,14 +165,12 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 {
 	rd_kafka_NewTopic_t **nt = calloc(set->n + 1, sizeof(*nt));
 	struct admin__topic **which = calloc(set->n + 1, sizeof(*which));
-	rd_kafka_queue_t *q = NULL;
-	rd_kafka_AdminOptions_t *opts = NULL;
-	rd_kafka_event_t *ev = NULL;
+	struct admin__call call = {0};
 	size_t n = 0;
 	char e[256];
 	int rc = -1;
 	if (!nt || !which) {
-		admin__fail(err, errlen, "out of memory");
+		tb_topics__fail(err, errlen, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < set->n; i++) {
@@ -176,8 +186,8 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 		for (size_t c = 0; c < t->spec->nconfigs; c++)
 			if (rd_kafka_NewTopic_set_config(nt[n], t->spec->configs[c].name,
 			                                 t->spec->configs[c].value)) {
-				admin__fail(err, errlen, "cannot create %s: config %s", t->name,
-				            t->spec->configs[c].name);
+				tb_topics__fail(err, errlen, "cannot create %s: config %s", t->name,
+				                t->spec->configs[c].name);
 				rd_kafka_NewTopic_destroy(nt[n]);
 				goto done;
 			}
@@ -187,21 +197,15 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 		rc = 0;
 		goto done;
 	}
-	if (!(q = rd_kafka_queue_new(rk)) ||
-	    !(opts = admin__options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms, err, errlen)))
+	if (admin__call_begin(&call, rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms, err, errlen))
 		goto done;
-	rd_kafka_CreateTopics(rk, nt, n, opts, q);
-	if (!(ev = admin__wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms))) {
-		admin__fail(err, errlen, "CreateTopics: no answer within %d ms", timeout_ms);
+	rd_kafka_CreateTopics(rk, nt, n, call.opts, call.q);
+	if (admin__call_wait(&call, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "CreateTopics", err,
+	                     errlen))
 		goto done;
-	}
-	if (rd_kafka_event_error(ev)) {
-		admin__fail(err, errlen, "CreateTopics: %s", rd_kafka_event_error_string(ev));
-		goto done;
-	}
 	size_t cnt;
 	const rd_kafka_topic_result_t **res =
-	    rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+	    rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(call.ev), &cnt);
 	for (size_t r = 0; r < cnt; r++) {
 		const char *name = rd_kafka_topic_result_name(res[r]);
 		rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[r]);
@@ -220,12 +224,7 @@ static int admin__create(rd_kafka_t *rk, struct admin__set *set, int timeout_ms,
 	}
 	rc = 0;
 done:
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	if (opts)
-		rd_kafka_AdminOptions_destroy(opts);
-	if (q)
-		rd_kafka_queue_destroy(q);
+	admin__call_end(&call);
 	if (nt) {
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_NewTopic_destroy(nt[i]);
@@ -259,42 +258,34 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
                            size_t errlen)
 {
 	rd_kafka_ConfigResource_t **cr = calloc(set->n + 1, sizeof(*cr));
-	rd_kafka_queue_t *q = NULL;
-	rd_kafka_AdminOptions_t *opts = NULL;
-	rd_kafka_event_t *ev = NULL;
+	struct admin__call call = {0};
 	size_t n = 0;
 	int rc = -1;
 	if (!cr) {
-		admin__fail(err, errlen, "out of memory");
+		tb_topics__fail(err, errlen, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < set->n; i++)
 		if (set->v[i].actual.exists && !(cr[n++] = rd_kafka_ConfigResource_new(
 		                                     RD_KAFKA_RESOURCE_TOPIC, set->v[i].name))) {
 			n--;
-			admin__fail(err, errlen, "out of memory");
+			tb_topics__fail(err, errlen, "out of memory");
 			goto done;
 		}
 	if (n == 0) {
 		rc = 0;
 		goto done;
 	}
-	if (!(q = rd_kafka_queue_new(rk)) ||
-	    !(opts =
-	          admin__options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms, err, errlen)))
+	if (admin__call_begin(&call, rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms, err,
+	                      errlen))
 		goto done;
-	rd_kafka_DescribeConfigs(rk, cr, n, opts, q);
-	if (!(ev = admin__wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout_ms))) {
-		admin__fail(err, errlen, "DescribeConfigs: no answer within %d ms", timeout_ms);
+	rd_kafka_DescribeConfigs(rk, cr, n, call.opts, call.q);
+	if (admin__call_wait(&call, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, "DescribeConfigs", err,
+	                     errlen))
 		goto done;
-	}
-	if (rd_kafka_event_error(ev)) {
-		admin__fail(err, errlen, "DescribeConfigs: %s", rd_kafka_event_error_string(ev));
-		goto done;
-	}
 	size_t cnt;
 	const rd_kafka_ConfigResource_t **res = rd_kafka_DescribeConfigs_result_resources(
-	    rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+	    rd_kafka_event_DescribeConfigs_result(call.ev), &cnt);
 	for (size_t r = 0; r < cnt; r++) {
 		const char *name = rd_kafka_ConfigResource_name(res[r]);
 		for (size_t i = 0; i < set->n; i++) {
@@ -310,7 +301,7 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 				continue;
 			}
 			if (admin__copy_configs(res[r], &t->actual)) {
-				admin__fail(err, errlen, "out of memory");
+				tb_topics__fail(err, errlen, "out of memory");
 				goto done;
 			}
 		}
@@ -322,12 +313,7 @@ static int admin__describe(rd_kafka_t *rk, struct admin__set *set, int timeout_m
 			         "cannot describe: not in the answer");
 	rc = 0;
 done:
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	if (opts)
-		rd_kafka_AdminOptions_destroy(opts);
-	if (q)
-		rd_kafka_queue_destroy(q);
+	admin__call_end(&call);
 	if (cr) {
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_ConfigResource_destroy(cr[i]);
@@ -423,7 +409,7 @@ int tb_topics_check(rd_kafka_t *rk, const tb_topics *t, const char *cluster,
 	rc = 0;
 	goto done;
 nomem:
-	admin__fail(err, errlen, "out of memory");
+	tb_topics__fail(err, errlen, "out of memory");
 done:
 	if (out) {
 		for (size_t i = 0; i < *nreports; i++)

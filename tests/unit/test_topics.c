@@ -203,14 +203,19 @@ static void test_template_match(void **state)
 	tb_template_free(&t);
 }
 
-/* A topic as Kafka would describe it. */
-static tb_topic_actual actual(int partitions, int rf, tb_topic_config *cfg, size_t n)
+/* Compares `topic` as Kafka would describe it (partitions, replication
+ * factor, configs) with `spec`; checks the verdict. */
+static void compare(const tb_topic_spec *spec, const char *topic, int partitions, int rf,
+                    tb_topic_config *cfg, size_t n, enum tb_topic_verdict verdict,
+                    tb_topic_report *r)
 {
-	return (tb_topic_actual){.exists = true,
-	                         .partitions = partitions,
-	                         .replication_factor = rf,
-	                         .configs = cfg,
-	                         .nconfigs = n};
+	tb_topic_actual a = {.exists = true,
+	                     .partitions = partitions,
+	                     .replication_factor = rf,
+	                     .configs = cfg,
+	                     .nconfigs = n};
+	assert_int_equal(tb_topics_compare(spec, topic, &a, r), 0);
+	assert_int_equal(r->verdict, verdict);
 }
 
 static void test_compare(void **state)
@@ -237,17 +242,13 @@ static void test_compare(void **state)
 
 	tb_topic_config good[] = {
 	    {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
-	tb_topic_actual a = actual(3, 1, good, 3);
-	assert_int_equal(tb_topics_compare(ev, "events.order", &a, &r), 0);
-	assert_int_equal(r.verdict, TB_TOPIC_OK);
+	compare(ev, "events.order", 3, 1, good, 3, TB_TOPIC_OK, &r);
 	assert_string_equal(r.retention, "infinite");
 	assert_int_equal(r.ndiffs, 0);
 	tb_topic_report_clear(&r);
 
 	/* Partitions are compared only when wanted; the replication factor was not. */
-	a = actual(1, 2, good, 3);
-	assert_int_equal(tb_topics_compare(ev, "events.order", &a, &r), 0);
-	assert_int_equal(r.verdict, TB_TOPIC_DIFFERS);
+	compare(ev, "events.order", 1, 2, good, 3, TB_TOPIC_DIFFERS, &r);
 	assert_int_equal(r.ndiffs, 1);
 	assert_string_equal(r.diffs[0].setting, "partitions");
 	assert_string_equal(r.diffs[0].wanted, "3");
@@ -256,9 +257,7 @@ static void test_compare(void **state)
 
 	tb_topic_config hour[] = {
 	    {"retention.ms", "3600000"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}};
-	a = actual(3, 1, hour, 3);
-	assert_int_equal(tb_topics_compare(ev, "events.legacy", &a, &r), 0);
-	assert_int_equal(r.verdict, TB_TOPIC_FINITE);
+	compare(ev, "events.legacy", 3, 1, hour, 3, TB_TOPIC_FINITE, &r);
 	assert_string_equal(r.retention, "retention.ms=3600000");
 	assert_int_equal(r.ndiffs, 1);
 	assert_string_equal(r.diffs[0].setting, "retention.ms");
@@ -273,9 +272,7 @@ static void test_compare(void **state)
 
 	/* The audit mirror: finite by design, a warning. */
 	tb_topic_config week[] = {{"retention.ms", "604800000"}, {"retention.bytes", "-1"}};
-	a = actual(3, 1, week, 2);
-	assert_int_equal(tb_topics_compare(au, "audit-order", &a, &r), 0);
-	assert_int_equal(r.verdict, TB_TOPIC_WARNING);
+	compare(au, "audit-order", 3, 1, week, 2, TB_TOPIC_WARNING, &r);
 	assert_false(tb_topic_verdict_is_error(r.verdict));
 	assert_true(r.diffs[0].warning);
 	tb_topic_report_line(&r, line, sizeof(line));
@@ -286,9 +283,7 @@ static void test_compare(void **state)
 
 	/* Compaction deletes records too; a config the broker did not report. */
 	tb_topic_config compact[] = {{"retention.ms", "-1"}, {"cleanup.policy", "compact,delete"}};
-	a = actual(3, 1, compact, 2);
-	assert_int_equal(tb_topics_compare(ev, "events.c", &a, &r), 0);
-	assert_int_equal(r.verdict, TB_TOPIC_FINITE);
+	compare(ev, "events.c", 3, 1, compact, 2, TB_TOPIC_FINITE, &r);
 	assert_string_equal(r.retention, "cleanup.policy=compact,delete");
 	assert_int_equal(r.ndiffs, 1);
 	assert_string_equal(r.diffs[0].setting, "retention.bytes");
