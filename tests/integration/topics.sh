@@ -26,6 +26,11 @@ java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOO
 	--entity-type topics --entity-name events.legacy --add-config retention.ms=3600000 \
 	>>"$T/configcommand.log" 2>&1 || fail "alter events.legacy"
 configs_of events.legacy | grep -qx 'retention.ms=3600000' || fail "events.legacy: retention not set"
+# The audit mirror's topic (finite by design, like Azure Event Hubs).
+"${ADMIN[@]}" create audit-order:1 >/dev/null || fail "create audit-order"
+java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --alter \
+	--entity-type topics --entity-name audit-order --add-config retention.ms=3600000 \
+	>>"$T/configcommand.log" 2>&1 || fail "alter audit-order"
 
 # tool COMMAND NAME: tributary-topics COMMAND on $T/t.json, output in
 # $T/NAME.out; its exit status (a sanitizer report fails the test).
@@ -79,8 +84,10 @@ grep 'topic events.legacy (cluster main): finite-retention (retention.ms=3600000
 	{ cat "$T/mosquitto.log"; fail "plugin did not report events.legacy"; }
 sys=$(timeout 5 mosquitto_sub -p "$MQTT_PORT" -t '$SYS/tributary/topics/#' -v -W 3 2>/dev/null | sort -u)
 grep -qx '\$SYS/tributary/topics/finite_retention 1' <<<"$sys" && grep -qx '\$SYS/tributary/topics/ok 2' <<<"$sys" &&
-	grep -qx '\$SYS/tributary/topics/created 1' <<<"$sys" || { echo "$sys"; fail "\$SYS/tributary/topics counters"; }
-pass "plugin (create): events.legacy reported, \$SYS/tributary/topics/ counts it"
+	grep -qx '\$SYS/tributary/topics/created 1' <<<"$sys" && grep -qx '\$SYS/tributary/topics/warnings 1' <<<"$sys" || { echo "$sys"; fail "\$SYS/tributary/topics counters"; }
+grep -q 'tributary: topics: topic audit-order (cluster audit): warning (retention.ms=3600000, finite-ok); retention.ms: wanted -1, actual 3600000 (policy verify)' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log"; fail "plugin did not warn about audit-order"; }
+pass "plugin (create): events.legacy reported, audit-order a warning, \$SYS/tributary/topics/ counts them"
 stop_mosquitto
 
 # enforce: the broker does not start while a route's topic has finite retention.
@@ -100,7 +107,10 @@ pass "enforce: broker refuses to start, log names events.legacy"
 render "$ROOT/tests/integration/topics.json.in" "$T/t.json"
 tool verify verify-ok || { cat "$T/verify-ok.out"; fail "verify: exit 1 with every topic as wanted"; }
 grep -Eq '^main +events.user +yes +2 +1 +infinite +ok$' "$T/verify-ok.out" || { cat "$T/verify-ok.out"; fail "verify: events.user"; }
-pass "verify: exit 0 once every topic is as wanted"
+grep -Eq '^audit +audit-order +yes +1 +1 +retention.ms=3600000 +warning$' "$T/verify-ok.out" &&
+	grep -q '^    retention.ms: wanted -1, actual 3600000 (warning: finite-ok)$' "$T/verify-ok.out" ||
+	{ cat "$T/verify-ok.out"; fail "verify: the finite-ok mirror is not a warning"; }
+pass "verify: exit 0 once every topic is as wanted; the finite-ok mirror audit-order is a warning"
 start_mosquitto "$ROOT/tests/integration/topics.json.in"
 "${ADMIN[@]}" create events.late:1 >/dev/null || fail "create events.late"
 java -cp "$KAFKA_LIB/*" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --alter \
