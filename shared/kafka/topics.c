@@ -11,6 +11,7 @@
 #include "tributary/topics.h"
 #include "topics_int.h"
 
+#define TOPICS_NAME_MAX 249 /* Kafka's limit on a topic name */
 #define TOPICS_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 static const char *const topics__policies[] = {
@@ -77,7 +78,7 @@ static int topics__only(const json_t *obj, const char *where, const char *const 
 static bool topics__name_ok(const char *t)
 {
 	size_t n = strlen(t);
-	return n > 0 && n <= 249 && strcmp(t, ".") && strcmp(t, "..") &&
+	return n > 0 && n <= TOPICS_NAME_MAX && strcmp(t, ".") && strcmp(t, "..") &&
 	       strspn(t, TOPICS_NAME_CHARS) == n;
 }
 
@@ -238,24 +239,38 @@ static void topics__apply(tb_topic_spec *s, const struct topics__settings *st)
 
 /* ---- template matching ---- */
 
-static bool topics__match_parts(const tb_template *t, int part, const char *s)
-{
-	if (part == t->nparts)
-		return *s == '\0';
-	const struct tb_template_part *p = &t->parts[part];
-	if (!p->placeholder)
-		return !strncmp(s, p->str, p->len) && topics__match_parts(t, part + 1, s + p->len);
-	/* One or more name characters; the shortest that lets the rest match. */
-	size_t max = strspn(s, TOPICS_NAME_CHARS);
-	for (size_t n = 1; n <= max; n++)
-		if (topics__match_parts(t, part + 1, s + n))
-			return true;
-	return false;
-}
-
+/* Which positions of `topic` each part can end at, part after part: no
+ * backtracking, so many placeholders cost parts x length^2 at most. */
 bool tb_topics_template_match(const tb_template *t, const char *topic)
 {
-	return topics__match_parts(t, 0, topic);
+	size_t n = strlen(topic);
+	bool at[TOPICS_NAME_MAX + 1], next[TOPICS_NAME_MAX + 1];
+	if (n == 0 || n > TOPICS_NAME_MAX)
+		return false;
+	memset(at, 0, sizeof(at));
+	at[0] = true;
+	for (int i = 0; i < t->nparts; i++) {
+		const struct tb_template_part *p = &t->parts[i];
+		bool any = false;
+		memset(next, 0, sizeof(next));
+		for (size_t pos = 0; pos <= n; pos++) {
+			if (!at[pos])
+				continue;
+			if (!p->placeholder) {
+				if (p->len <= n - pos && !memcmp(topic + pos, p->str, p->len))
+					any = next[pos + p->len] = true;
+				continue;
+			}
+			/* One or more name characters. */
+			size_t max = strspn(topic + pos, TOPICS_NAME_CHARS);
+			for (size_t m = 1; m <= max; m++)
+				any = next[pos + m] = true;
+		}
+		if (!any)
+			return false;
+		memcpy(at, next, sizeof(at));
+	}
+	return at[n];
 }
 
 static bool topics__is_template(const tb_template *t)

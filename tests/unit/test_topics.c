@@ -201,6 +201,19 @@ static void test_template_match(void **state)
 	assert_false(tb_topics_template_match(&t, "t.1.y.2"));
 	assert_false(tb_topics_template_match(&t, "t.1.x."));
 	tb_template_free(&t);
+	/* Many placeholders over a long name that does not match: no blow-up. */
+	char name[251];
+	memset(name, 'a', 249);
+	name[249] = '\0';
+	assert_int_equal(
+	    tb_template_compile(&t, "{a}{b}{c}{d}{e}{f}{g}{h}{i}{j}x", err, sizeof(err)), 0);
+	assert_false(tb_topics_template_match(&t, name));
+	name[248] = 'x';
+	assert_true(tb_topics_template_match(&t, name));
+	name[249] = 'x';
+	name[250] = '\0';
+	assert_false(tb_topics_template_match(&t, name)); /* 250: longer than Kafka allows */
+	tb_template_free(&t);
 }
 
 /* Compares `topic` as Kafka would describe it (partitions, replication
