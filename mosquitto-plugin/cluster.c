@@ -210,6 +210,7 @@ static void *cluster__poll(void *arg)
 			cluster__warm_metadata(c);
 			warmed = now;
 		}
+		topics__poll(c);
 		rd_kafka_poll(c->rk, 100);
 	}
 	return NULL;

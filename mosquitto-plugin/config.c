@@ -342,7 +342,7 @@ int config__load(struct tributary *tb, const char *path)
 {
 	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
 					  "journal",   "auth",     "stats",   "shutdown", "comment",
-					  NULL};
+					  "topics",    NULL};
 	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes",
 						     "qos2_resend_clients", "response_topics", NULL};
 	json_error_t jerr;
@@ -463,6 +463,9 @@ int config__load(struct tributary *tb, const char *path)
 	/* Kafka -> MQTT (outbound_config.c) */
 	if ((rc = outbound__config(tb, json_object_get(root, "outbound"),
 				   json_object_get(root, "clusters"))))
+		goto cleanup;
+	/* Kafka topics as wanted (topics.c) */
+	if ((rc = topics__config(tb, root)))
 		goto cleanup;
 	rc = MOSQ_ERR_SUCCESS;
 cleanup:

@@ -409,6 +409,11 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		goto reject;
 	}
 
+	if (topics__refuse(tb, route->cluster, kafka_topic, err, sizeof(err))) {
+		rej.reason = TB_REJECT_TOPIC_NOT_COMPLIANT;
+		rej.message = err;
+		goto reject;
+	}
 	struct tb_origin origin = {.topic = msg->topic,
 				   .client_id = mosquitto_client_id(msg->client),
 				   .qos = msg->qos,
@@ -432,6 +437,7 @@ int ingest__on_message(int event, void *event_data, void *userdata)
 		if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
 				       sizeof(mtopic), NULL) < 0 ||
 		    !tb_kafka_topic_valid(mtopic) ||
+		    topics__refuse(tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) ||
 		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
 				   &ev, &origin, false, &mwhy, merr, sizeof(merr))) {
 			atomic_fetch_add(&tb->stats.mirror_failed, 1);

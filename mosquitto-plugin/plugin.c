@@ -49,6 +49,7 @@ static void plugin__free(struct tributary *tb)
 	resend__cleanup(tb);
 	auth__cleanup(tb);
 	config__free(tb);
+	topics__cleanup(tb);
 	cluster__log_failures(tb);
 	pthread_mutex_destroy(&tb->failures.lock);
 	free(tb);
@@ -94,6 +95,8 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 		goto error;
 	}
 	if ((rc = config__load(tb, config)))
+		goto error;
+	if ((rc = topics__start(tb)))
 		goto error;
 	if ((rc = auth__init(tb)))
 		goto error;

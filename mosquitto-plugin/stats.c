@@ -22,6 +22,7 @@ static const char *const stats__reasons[TB_REJECT__COUNT] = {
     [TB_REJECT_INVALID_RESPONSE_TOPIC] = "invalid_response_topic",
     [TB_REJECT_KAFKA] = "kafka_unavailable",
     [TB_REJECT_STORE_FULL] = "store_full",
+    [TB_REJECT_TOPIC_NOT_COMPLIANT] = "topic_not_compliant",
     [TB_REJECT_INTERNAL] = "internal_error",
 };
 

@@ -12,6 +12,7 @@
  *   journal.c  the durable journal in front of Kafka (shared/journal)
  *   resend.c   QoS 2 retransmissions keep their generated id
  *   outbound*.c  Kafka -> MQTT: notifications and replies (outbound.h)
+ *   topics.c   the "topics" section: topics checked, created, enforced
  *
  * Threads: every Mosquitto callback and broker function runs on the main
  * thread. Each cluster has one poll thread that serves librdkafka's delivery
@@ -56,6 +57,7 @@ enum tb_reject_reason {
 	TB_REJECT_INVALID_RESPONSE_TOPIC,
 	TB_REJECT_KAFKA,
 	TB_REJECT_STORE_FULL,
+	TB_REJECT_TOPIC_NOT_COMPLIANT,
 	TB_REJECT_INTERNAL,
 	TB_REJECT__COUNT
 };
@@ -165,6 +167,9 @@ struct tributary {
 	struct tb_outbound *outbound; /* NULL: no "outbound" section */
 
 	struct tb_auth *auth; /* auth.c: NULL when JWT authentication is off */
+
+	/* topics.c: NULL without a "topics" section; read by the poll threads */
+	_Atomic(struct tb_topics_state *) topics;
 };
 
 /* config.c */
@@ -278,6 +283,15 @@ int outbound__config(struct tributary *tb, const json_t *outbound, const json_t 
 int outbound__start(struct tributary *tb);
 void outbound__stop(struct tributary *tb);
 void outbound__publish_stats(struct tributary *tb);
+
+/* topics.c: the "topics" section (docs/topics.md) */
+struct tb_topics_state;
+int topics__config(struct tributary *tb, const json_t *root);
+int topics__start(struct tributary *tb);
+void topics__poll(struct tb_cluster *c); /* the cluster's poll thread */
+bool topics__refuse(struct tributary *tb, struct tb_cluster *c, const char *topic, char *err,
+		    size_t errlen);
+void topics__cleanup(struct tributary *tb);
 
 /* auth.c (MOSQ_EVT_BASIC_AUTH: the MQTT password is a JWT) and acl.c
  * (MOSQ_EVT_ACL_CHECK: topics by identity), configured by the "auth" section.

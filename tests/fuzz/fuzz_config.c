@@ -1,14 +1,17 @@
 /*
  * libFuzzer target: the configuration's parsers — route patterns and
- * templates (and matching topics against them, the captures against the
- * default capture_pattern, the expansion as a Kafka topic name) and ${VAR}
- * expansion over a JSON document. Input: pattern NUL template NUL topic NUL json.
+ * templates (and matching topics against them, also as Kafka topic
+ * templates; the captures against the default capture_pattern, the
+ * expansion as a Kafka topic name) and ${VAR} expansion over a JSON
+ * document, then its "topics" section. Input: pattern NUL template NUL
+ * topic NUL json.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tributary/route.h"
+#include "tributary/topics.h"
 #include "tributary/util.h"
 
 static int lookup(void *ctx, const char *name, size_t len, const char **v, size_t *vlen)
@@ -45,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				tb_capture_rule_ok(rule, caps.cap[i].value, caps.cap[i].len);
 			if (tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out), NULL) >= 0)
 				tb_kafka_topic_valid(out);
+			tb_topics_template_match(&tpl, parts[2]);
 			tb_template_free(&tpl);
 		}
 		tb_pattern_free(&pat);
@@ -53,7 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_error_t jerr;
 	json_t *j = json_loads(parts[3], JSON_DECODE_ANY, &jerr);
 	if (j) {
-		tb_json_expand_env(j, err, sizeof(err));
+		tb_topics topics;
+		if (tb_json_expand_env(j, err, sizeof(err)) == 0 &&
+		    tb_topics_parse(&topics, j, err, sizeof(err)) == 0)
+			tb_topics_free(&topics);
 		json_decref(j);
 	}
 	for (int i = 0; i < 4; i++)

@@ -48,6 +48,8 @@ expect_refused journal-sync "journal.sync" "{$catalog, $good_cluster, \"ingest\"
 expect_refused journal-backoff "journal.retry_backoff_ms: must be an integer from 1 to 600000" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 0}}"
 expect_refused journal-backoff-max "journal.retry_backoff_max_ms: must be at least retry_backoff_ms (500)" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"journal\": {\"dir\": \"$T/j\", \"retry_backoff_ms\": 500, \"retry_backoff_max_ms\": 100}}"
 expect_refused wake-value "outbound.wake: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": []}, \"outbound\": {\"wake\": 5, \"routes\": [{\"kafka_topic\": \"n\", \"topic\": \"u/{key}\"}]}}"
+expect_refused topics-policy "topics.clusters.main.policy: must be" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [$route]}, \"topics\": {\"clusters\": {\"main\": {\"policy\": \"strict\"}}}}"
+expect_refused topics-finite "topics: ingest.routes\[0\].topic (\"events.{aggregate}\" on cluster main) wants finite retention" "{$catalog, $good_cluster, \"ingest\": {\"routes\": [$route]}, \"topics\": {\"clusters\": {\"main\": {\"policy\": \"verify\", \"configs\": {\"retention.ms\": 60000}}}}}"
 expect_refused unset-env "TRIBUTARY_TEST_UNSET_VAR" "{$catalog, \"clusters\": {\"main\": {\"bootstrap.servers\": \"\${TRIBUTARY_TEST_UNSET_VAR}\"}}, \"ingest\": {\"routes\": []}}"
 # auth.internal_client_ids: required with internal_usernames, and never every id.
 head -c 48 /dev/urandom | base64 | tr -d '\n' >"$T/jwt-secret"
