@@ -25,7 +25,7 @@ dpkg-buildpackage -b -uc -us >"$out/build.log" 2>&1 ||
 
 cd "$out"
 if command -v lintian >/dev/null; then
-	lintian --fail-on error,warning --display-info --show-overrides ./*.deb | tee "$out/lintian.log" ||
+	lintian --fail-on error,warning --display-info ./*.deb | tee "$out/lintian.log" ||
 		{ echo "build.sh: lintian found errors or warnings ($out/lintian.log)" >&2; exit 1; }
 else
 	echo "build.sh: lintian is not installed (deps/apt-packages.txt): not checked" >&2
