@@ -225,7 +225,8 @@ uninstall:
 packages:
 	tests/packages/build.sh $(BUILD)/packages
 
-test-packages: $(BUILD)/bin/tributary-devkafka
+test-packages: installables $(BUILD)/bin/tributary-devkafka
+	BUILD=$(BUILD) tests/packages/make-install.sh
 	BUILD=$(BUILD) tests/packages/debian-install.sh
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
