@@ -221,12 +221,13 @@ uninstall:
 # tributary-tools, built with dpkg-buildpackage from a copy of the tree in
 # $(BUILD)/packages (the .debs land there), then installed with apt, run
 # with Debian's own mosquitto and nginx and purged by
-# tests/packages/debian-install.sh (root; it leaves the system as it was).
+# tests/packages/debian-install.sh (root, skipped otherwise; it leaves the
+# system as it was).
 packages:
 	tests/packages/build.sh $(BUILD)/packages
 
 test-packages: installables $(BUILD)/bin/tributary-devkafka
 	BUILD=$(BUILD) tests/packages/make-install.sh
-	BUILD=$(BUILD) tests/packages/debian-install.sh
+	BUILD=$(BUILD) tests/packages/debian-install.sh || test $$? -eq 77
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
