@@ -180,4 +180,79 @@ clean:
 clean-data:
 	rm -rf var/kafka
 
+# --- Installation: make install / uninstall, Debian packages (debian/) ------
+# `make install` puts the plugin, the nginx module (into nginx's modules
+# directory, where Debian's nginx looks), the tools, the example
+# configuration and the docs in place; debian/rules calls it with
+# DESTDIR=debian/tmp PREFIX=/usr. Everything under CONFDIR is
+# configuration: an existing file is never overwritten (the new one is left
+# beside it as FILE.new), and uninstall leaves it. Every tools/NAME is
+# installed but the development-only ones (DEV_TOOLS), so a new tool needs
+# no edit here nor in debian/.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+PLUGINDIR ?= $(PREFIX)/lib/tributary
+DOCDIR ?= $(PREFIX)/share/doc/tributary
+SYSCONFDIR ?= /etc
+CONFDIR ?= $(SYSCONFDIR)/tributary
+STATEDIR ?= /var/lib/tributary
+NGINX_MODULESDIR ?= /usr/lib/nginx/modules
+# devkafka: librdkafka's mock cluster; kafka-admin: the dev stack's and
+# the tests' admin calls (delete-all); responder: an example service.
+DEV_TOOLS := devkafka kafka-admin responder
+INSTALL_TOOLS := $(filter-out $(DEV_TOOLS),$(TOOLS))
+# The bundled meta-schemas are compiled into the binaries: not configuration.
+INSTALL_CONF := tributary.json \
+	$(sort $(filter-out schemas/meta/%,$(shell find schemas -type f -name '*.json' 2>/dev/null)))
+INSTALL_DOCS := README.md docs/*.md
+INSTALL_EXAMPLES := conf/production/*
+
+.PHONY: installables install uninstall test-packages packages
+installables: $(PLUGIN) $(NGX_MODULE) $(addprefix $(BUILD)/bin/tributary-,$(INSTALL_TOOLS))
+
+install: installables
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(NGINX_MODULESDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR)
+	install -m 644 $(PLUGIN) $(DESTDIR)$(PLUGINDIR)/
+	install -m 644 $(NGX_MODULE) $(DESTDIR)$(NGINX_MODULESDIR)/
+	install -m 755 $(addprefix $(BUILD)/bin/tributary-,$(INSTALL_TOOLS)) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 644 nginx-module/README.md $(DESTDIR)$(DOCDIR)/nginx-module.md
+	install -m 644 $(INSTALL_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	@set -e; for f in $(INSTALL_CONF); do \
+		src=$$f; case $$f in tributary.json) src=conf/install/tributary.json ;; esac; \
+		dst="$(DESTDIR)$(CONFDIR)/$$f"; \
+		if [ -e "$$dst" ] && ! cmp -s "$$src" "$$dst"; then \
+			install -D -m 644 "$$src" "$$dst.new"; \
+			echo "install: kept $$dst (yours), the new one is $$dst.new"; \
+		else \
+			install -D -m 644 "$$src" "$$dst"; \
+		fi; \
+	done
+	install -d -m 750 $(DESTDIR)$(STATEDIR)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then \
+		chown mosquitto: $(STATEDIR); fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PLUGINDIR)/mosquitto_tributary.so \
+		$(DESTDIR)$(NGINX_MODULESDIR)/ngx_http_tributary_module.so \
+		$(addprefix $(DESTDIR)$(BINDIR)/tributary-,$(INSTALL_TOOLS))
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(PLUGINDIR) 2>/dev/null
+	-rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null
+	@echo "uninstall: $(DESTDIR)$(CONFDIR) (configuration) and the journal in $(DESTDIR)$(STATEDIR) are left in place"
+
+# Debian packages (debian/): libnginx-mod-http-tributary, mosquitto-tributary,
+# tributary-tools, built with dpkg-buildpackage from a copy of the tree in
+# $(BUILD)/packages (the .debs land there), then installed with apt, run
+# with Debian's own mosquitto and nginx and purged by
+# tests/packages/debian-install.sh (root, skipped otherwise; it leaves the
+# system as it was).
+packages:
+	tests/packages/build.sh $(BUILD)/packages
+
+test-packages: installables $(BUILD)/bin/tributary-devkafka
+	BUILD=$(BUILD) tests/packages/make-install.sh
+	BUILD=$(BUILD) tests/packages/debian-install.sh || test $$? -eq 77
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

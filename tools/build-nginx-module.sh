@@ -27,6 +27,11 @@ for f in $cflags; do
 	esac
 done
 
+# nginx's configure starts from $CFLAGS: every flag comes from the arguments
+# (a caller's exported CFLAGS, as dpkg-buildpackage's, would otherwise bring
+# the plugin's -fvisibility=hidden, and the module would lose ngx_modules).
+unset CFLAGS CPPFLAGS LDFLAGS
+
 # Reconfigure only when the flags or the set of module files change.
 stamp="$(printf '%s\n' "$ngx_cflags" "$libs" "$lib" "${NGX_CONF_FLAGS[*]}" "$(ls "$root/nginx-module")" | md5sum | cut -d' ' -f1)"
 if [[ ! -f "$work/.configured" || "$(cat "$work/.configured")" != "$stamp" ]]; then
