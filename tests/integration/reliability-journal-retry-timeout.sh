@@ -8,7 +8,7 @@
 source "$(dirname "$0")/../lib/stack.sh"
 source "$(dirname "$0")/journal-retry-common.inc"
 stack_init
-start_kafka --topic events.order:3
+start_mock_kafka --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-journal-retry-timeout.json.in"
 cd "$ROOT"
 node tests/node/pubload.mjs --rate 300 --seconds 9 --out "$T/acked.jsonl" 2>"$T/pubload.log" &

@@ -12,7 +12,7 @@
 source "$(dirname "$0")/../lib/stack.sh"
 source "$(dirname "$0")/journal-retry-common.inc"
 stack_init
-start_kafka --topic events.order:3
+start_mock_kafka --topic events.order:3
 start_mosquitto "$ROOT/tests/integration/reliability-journal-retry.json.in"
 cd "$ROOT"
 # Responses 50 ms late, one request in flight, 6 keys: each failed request
