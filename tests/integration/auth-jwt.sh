@@ -164,7 +164,7 @@ weird="c-FORGED-C\\u{2028}\\u{202e}\\'\\\""
 expect_log "tributary: auth: client '$weird' authenticated as 'carol'"
 expect_log "tributary: acl: client '$weird' (carol) may not publish to 'users/bob/FORGED-T\\u{2028}\\u{202e}\\''"
 grep -aF "tributary: rejected event from '$weird' on 'events/order/" "$T/mosquitto.log" |
-	grep -qF "x\\x0aFORGED-E\\u{2028}\\u{0085}\\u{202e}\\'" || fail "the rejected event's type is not logged escaped"
+	grep -qF "x FORGED-E\\u{2028}\\u{202e}\\'" || fail "the rejected event's type is not logged escaped"
 expect_log "refused client 'c-forge' from 127.0.0.1: identity 'eve\\u{2028}FORGED-S1\\u{0085}\\u{202e}\\'\\\"\\x0aFORGED-S2' contains a control character"
 expect_log "tributary: auth: client 'c-forge' authenticated as 'eve\\u{2028}FORGED-S3\\u{202e}\\'\\\"' (RS256)"
 grep -a '^FORGED\|^[^0-9]' "$T/mosquitto.log" | grep -a FORGED && fail "a client string started a log line of its own"

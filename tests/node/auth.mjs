@@ -191,8 +191,13 @@ test('client strings in log lines stay on their line, escaped', async () => {
   assert.ok(c.ok, `client id refused: ${c.code}`);
   try {
     assert.equal(await publish(c.c, 'users/bob/FORGED-T\u2028\u202e\'', 'x'), NOT_AUTHORIZED);
-    const ev = orderPlaced({ type: 'x\nFORGED-E\u2028\u0085\u202e\'' });
-    assert.equal(await publish(c.c, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), NOT_AUTHORIZED);
+    // C0 and C1 in an attribute are refused before the type is looked at
+    // (invalid_attribute); line separators and bidi controls reach the
+    // type's own refusal, whose log line quotes the type.
+    for (const type of ['x\nFORGED-E\u2028\u0085\u202e\'', 'x FORGED-E\u2028\u202e\'']) {
+      const ev = orderPlaced({ type });
+      assert.equal(await publish(c.c, `events/order/${ev.data.orderId}`, JSON.stringify(ev)), NOT_AUTHORIZED);
+    }
   } finally {
     await end(c.c);
   }
