@@ -251,7 +251,7 @@ uninstall:
 packages:
 	tests/packages/build.sh $(BUILD)/packages
 
-test-packages: installables $(BUILD)/bin/tributary-devkafka
+test-packages: installables $(BUILD)/bin/tributary-kafka $(BUILD)/bin/tributary-devkafka
 	BUILD=$(BUILD) tests/packages/make-install.sh
 	BUILD=$(BUILD) tests/packages/debian-install.sh || test $$? -eq 77
 
