@@ -4,7 +4,8 @@
 #   make test       deps, unit + integration tests, then the same under ASan+UBSan
 #   make valgrind   integration tests with the servers under Valgrind memcheck
 #   make run        the whole dev stack on loopback, in the foreground
-#   make clean-data wipes what `make run` keeps across runs (Apache Kafka's var/kafka)
+#   make clean-data wipes what `make run` keeps across runs (Apache Kafka's var/kafka,
+#                   the broker's journal var/journal)
 #   make bench      benchmarks, each beside its baseline
 #   make fuzz       libFuzzer targets for a bounded time
 #
@@ -178,7 +179,7 @@ clean:
 # `make run`'s Kafka keeps its events across runs, as a store of record does.
 .PHONY: clean-data
 clean-data:
-	rm -rf var/kafka
+	rm -rf var/kafka var/journal
 
 # --- Installation: make install / uninstall, Debian packages (debian/) ------
 # `make install` puts the plugin, the nginx module (into nginx's modules

@@ -2,6 +2,7 @@
 # `make run`: the whole stack on loopback, in the foreground; Ctrl-C stops it.
 #   Apache Kafka                127.0.0.1:9092 (controller :9093), data in var/kafka,
 #                               kept across runs (`make clean-data` wipes it);
+#                               the broker's journal in var/journal, kept too;
 #                               KAFKA=mock: librdkafka's in-memory mock instead
 #   Mosquitto + plugin          127.0.0.1:1883
 #   nginx + module              http://127.0.0.1:8080/  (ws://127.0.0.1:8080/mqtt)
@@ -10,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-RUN="$BUILD/run"
+RUN=${RUN:-$BUILD/run} # wiped at each start
 export ROOT BUILD
 export KAFKA_PORT=${KAFKA_PORT:-9092} MQTT_PORT=${MQTT_PORT:-1883} HTTP_PORT=${HTTP_PORT:-8080}
 export MQTT_WS_PORT=${MQTT_WS_PORT:-1884}
@@ -27,7 +28,10 @@ mock) ;;
 *) echo "run-dev: KAFKA must be real (Apache Kafka, the default) or mock (librdkafka's in-memory mock)" >&2; exit 1 ;;
 esac
 export TRIBUTARY_CONFIG="$RUN/tributary.json" MOSQUITTO_DATA_DIR="$RUN/mosquitto-data"
-export PLUGIN_PATH="$BUILD/mosquitto_tributary.so" JOURNAL_DIR="$RUN/journal"
+# The journal holds acknowledged events that Kafka has not confirmed yet:
+# it outlives a run (beside Kafka's data), so that a Ctrl-C during an outage
+# loses nothing; the next run produces them.
+export PLUGIN_PATH="$BUILD/mosquitto_tributary.so" JOURNAL_DIR=${JOURNAL_DIR:-$ROOT/var/journal}
 export NGINX_PREFIX="$RUN/nginx" NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so"
 export WEB_ROOT="$BUILD/web" NGINX_MODULES_DIR=/usr/lib/nginx/modules
 
@@ -78,7 +82,7 @@ if [[ "$KAFKA" == real ]]; then
 	"$BUILD/bin/tributary-kafka" --dir "$KAFKA_DATA" --port "$KAFKA_PORT" "${topics[@]}" >"$RUN/kafka.out" 2>&1 &
 	pids+=($!)
 	# It says when it answers metadata and the topics exist.
-	until grep -q 'tributary-kafka: ready' "$RUN/kafka.out"; do
+	until grep -qs 'tributary-kafka: ready' "$RUN/kafka.out"; do
 		kill -0 "${pids[0]}" 2>/dev/null || { cat "$RUN/kafka.out" >&2; echo "run-dev: Kafka did not start" >&2; exit 1; }
 		sleep 0.2
 	done
@@ -111,6 +115,7 @@ cat <<MSG
     MQTT (WebSocket) ws://127.0.0.1:$HTTP_PORT/mqtt
     notifications    http://127.0.0.1:$HTTP_PORT/notifications?user=U   (SSE)
     Kafka            $KAFKA_BOOTSTRAP — $kafka_desc
+    journal          $JOURNAL_DIR (kept; make clean-data wipes it)
 
   Try:
     mosquitto_sub -p $MQTT_PORT -V 5 -t 'clients/me/errors' -i me &
