@@ -29,6 +29,7 @@
 set -euo pipefail
 ROOT=@ROOT@
 LIB=${TRIBUTARY_KAFKA_LIB:-$ROOT/build/kafka/lib}
+source "$ROOT/tools/kafka/jvm.sh"
 
 dir="" bootstrap="" rest_port=8083 heap=256m ready_timeout=120 sets=() connectors=()
 usage() {
@@ -61,9 +62,8 @@ for c in "${connectors[@]}"; do
 	[[ -n "$name" ]] || { echo "tributary-connect: $c has no name=" >&2; exit 2; }
 	names+=("$name")
 done
-command -v java >/dev/null || { echo "tributary-connect: java not found (tools/install-deps.sh installs openjdk-17-jre-headless)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "tributary-connect: curl not found" >&2; exit 1; }
-"$ROOT/tools/kafka/fetch.sh" "$LIB"
+jvm_init tributary-connect "$LIB" 32m "$heap"
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -90,25 +90,7 @@ PROPS
 for s in "${sets[@]+"${sets[@]}"}"; do printf '%s\n' "$s" >>"$props"; done
 
 echo "tributary-connect: starting, REST on 127.0.0.1:$rest_port, log $log" >&2
-java -Xms32m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k \
-	-Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties" \
-	-cp "$LIB/*" org.apache.kafka.connect.cli.ConnectStandalone "$props" "${connectors[@]}" \
-	>>"$log" 2>&1 &
-jpid=$!
-echo "$jpid" >"$dir/connect.pid"
-stop() {
-	trap - INT TERM
-	kill -TERM "$jpid" 2>/dev/null || true
-}
-trap stop INT TERM
-finish() { # [status]: the JVM's, unless given
-	local rc=0
-	wait "$jpid" || rc=$?
-	# wait returns early when a trapped signal arrives: wait for the JVM.
-	while kill -0 "$jpid" 2>/dev/null; do wait "$jpid" || rc=$?; done
-	rm -f "$dir/connect.pid"
-	exit "${1:-$rc}"
-}
+jvm_start "$dir/connect.pid" "$log" org.apache.kafka.connect.cli.ConnectStandalone "$props" "${connectors[@]}"
 
 # states NAME: the connector's state and its tasks', one a line (the REST
 # status: {"name":…,"connector":{"state":…},"tasks":[{"id":0,"state":…}]}).
@@ -119,11 +101,11 @@ states() {
 start=$SECONDS
 pending=("${names[@]}")
 while ((${#pending[@]})); do
-	if ! kill -0 "$jpid" 2>/dev/null || ((SECONDS - start > ready_timeout)); then
+	if ! kill -0 "$JVM_PID" 2>/dev/null || ((SECONDS - start > ready_timeout)); then
 		echo "tributary-connect: not running after $((SECONDS - start))s: ${pending[*]}; last lines of $log:" >&2
 		tail -20 "$log" >&2
-		stop
-		finish 1
+		jvm_stop
+		jvm_finish 1
 	fi
 	left=()
 	for name in "${pending[@]}"; do
@@ -131,8 +113,8 @@ while ((${#pending[@]})); do
 		if grep -qx FAILED <<<"$s"; then
 			echo "tributary-connect: connector $name FAILED; last lines of $log:" >&2
 			tail -40 "$log" >&2
-			stop
-			finish 1
+			jvm_stop
+			jvm_finish 1
 		fi
 		# The connector and at least one task, all RUNNING.
 		if [[ $(grep -cx RUNNING <<<"$s") -lt 2 || -n $(grep -vx RUNNING <<<"$s") ]]; then
@@ -142,5 +124,5 @@ while ((${#pending[@]})); do
 	pending=("${left[@]+"${left[@]}"}")
 	((${#pending[@]})) && sleep 0.2
 done
-echo "tributary-connect: ready after $((SECONDS - start))s: ${names[*]} (pid $jpid)"
-finish
+echo "tributary-connect: ready after $((SECONDS - start))s: ${names[*]} (pid $JVM_PID)"
+jvm_finish
