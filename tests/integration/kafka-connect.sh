@@ -44,6 +44,10 @@ connect_up() { grep -q 'tributary-connect: ready' "$T/connect.out" || ! kill -0 
 wait_until 120 connect_up && grep -q 'tributary-connect: ready' "$T/connect.out" ||
 	{ cat "$T/connect.out" >&2; fail "the Kafka Connect worker did not start"; }
 grep 'tributary-connect: ready' "$T/connect.out"
+# The REST API (which can add connectors) answers on loopback only.
+for ip in $(hostname -I 2>/dev/null); do
+	! (exec 3<>"/dev/tcp/$ip/$CONNECT_PORT") 2>/dev/null || fail "Connect's REST API answers on $ip"
+done
 
 # A sink's file is complete once its committed offsets reach the end of
 # its topic (FileStreamSink flushes the file before each commit): then
