@@ -124,5 +124,6 @@ while ((${#pending[@]})); do
 	pending=("${left[@]+"${left[@]}"}")
 	((${#pending[@]})) && sleep 0.2
 done
+JVM_READY=1
 echo "tributary-connect: ready after $((SECONDS - start))s: ${names[*]} (pid $JVM_PID)"
 jvm_finish

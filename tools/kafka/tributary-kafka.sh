@@ -136,5 +136,6 @@ if ((${#topics[@]})) && ! "${admin[@]}" --timeout "$ready_timeout" create "${top
 	jvm_stop
 	jvm_finish 1
 fi
+JVM_READY=1
 echo "tributary-kafka: ready on 127.0.0.1:$port after $((SECONDS - start))s (pid $JVM_PID)"
 jvm_finish
