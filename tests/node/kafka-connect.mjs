@@ -118,7 +118,8 @@ function checkUnambiguous(v, path = '') {
 
 // The parsed toString `got` against the JSON value `want`, the scalar's type
 // taken from `want`: a JSON number becomes a Long or a Double in Connect
-// (19.99, 20, 1.234567E6), compared as numbers; true/false/null as words.
+// (20, 19.99; 1e3 is written 1000.0), compared as numbers; true, false and
+// null as words.
 function sameAsJava(got, want, path = '') {
   if (Array.isArray(want)) {
     assert.ok(Array.isArray(got), `${path}: a list expected, got ${JSON.stringify(got)}`);
