@@ -98,11 +98,13 @@ $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
 
-# tributary-kafka, a script: the real Kafka broker of `make run` and the
-# tests (tools/kafka/). Its jars are fetched by tools/kafka/fetch.sh into
+# tributary-kafka and tributary-connect, scripts: the real Kafka broker of
+# `make run` and the tests, and a standalone Kafka Connect worker
+# (tools/kafka/). Their jars are fetched by tools/kafka/fetch.sh into
 # build/kafka/lib on first use, shared by every build.
-all: $(BUILD)/bin/tributary-kafka
-$(BUILD)/bin/tributary-kafka: tools/kafka/tributary-kafka.sh
+KAFKA_SCRIPTS := $(BUILD)/bin/tributary-kafka $(BUILD)/bin/tributary-connect
+all: $(KAFKA_SCRIPTS)
+$(KAFKA_SCRIPTS): $(BUILD)/bin/tributary-%: tools/kafka/tributary-%.sh
 	@mkdir -p $(dir $@)
 	sed 's|@ROOT@|$(CURDIR)|' $< >$@
 	chmod +x $@

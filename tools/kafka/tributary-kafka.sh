@@ -18,6 +18,7 @@ set -euo pipefail
 ROOT=@ROOT@
 LIB=${TRIBUTARY_KAFKA_LIB:-$ROOT/build/kafka/lib}
 BIN=$(cd "$(dirname "$0")" && pwd)
+source "$ROOT/tools/kafka/jvm.sh"
 
 dir="" port=9092 cport="" partitions=3 heap=512m retention=-1 ready_timeout=120 topics=()
 usage() {
@@ -43,8 +44,7 @@ cport=${cport:-$((port + 1))}
 for n in "$port" "$cport" "$partitions"; do
 	[[ "$n" =~ ^[0-9]+$ ]] || { echo "tributary-kafka: not a number: $n" >&2; exit 2; }
 done
-command -v java >/dev/null || { echo "tributary-kafka: java not found (tools/install-deps.sh installs openjdk-17-jre-headless)" >&2; exit 1; }
-"$ROOT/tools/kafka/fetch.sh" "$LIB"
+jvm_init tributary-kafka "$LIB" 128m "$heap"
 
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -94,10 +94,6 @@ num.recovery.threads.per.data.dir=2
 background.threads=2
 PROPS
 
-jvm=(java -Xms128m "-Xmx$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k
-	-Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/tools/kafka/log4j2.properties"
-	-cp "$LIB/*")
-
 # First start: format the storage. A formatted empty store is kept beside
 # the jars and copied, so that only the first broker ever pays for the
 # format tool's JVM (a few seconds here). Its cluster id is fixed: these
@@ -109,7 +105,7 @@ if [[ ! -f "$dir/data/meta.properties" ]]; then
 		rm -rf "$tmp"
 		mkdir -p "$tmp"
 		sed "s|^log.dirs=.*|log.dirs=$tmp|" "$props" >"$tmp.props"
-		"${jvm[@]}" kafka.tools.StorageTool format -t VHJpYnV0YXJ5RGV2S2Fmaw -c "$tmp.props" \
+		"${JVM[@]}" kafka.tools.StorageTool format -t VHJpYnV0YXJ5RGV2S2Fmaw -c "$tmp.props" \
 			>>"$log" 2>&1 ||
 			{ tail -20 "$log" >&2; echo "tributary-kafka: formatting the storage failed" >&2; exit 1; }
 		rm -f "$tmp.props"
@@ -121,39 +117,25 @@ if [[ ! -f "$dir/data/meta.properties" ]]; then
 fi
 
 echo "tributary-kafka: starting on 127.0.0.1:$port, data in $dir/data, log $log" >&2
-"${jvm[@]}" kafka.Kafka "$props" >>"$log" 2>&1 &
-jpid=$!
-echo "$jpid" >"$dir/kafka.pid"
-stop() {
-	trap - INT TERM
-	kill -TERM "$jpid" 2>/dev/null || true
-}
-trap stop INT TERM
-finish() { # [status]: the JVM's, unless given
-	local rc=0
-	wait "$jpid" || rc=$?
-	# wait returns early when a trapped signal arrives: wait for the JVM.
-	while kill -0 "$jpid" 2>/dev/null; do wait "$jpid" || rc=$?; done
-	rm -f "$dir/kafka.pid"
-	exit "${1:-$rc}"
-}
+jvm_start "$dir/kafka.pid" "$log" kafka.Kafka "$props"
 
 # Ready: the broker answers metadata requests (asked every 2 s while the
 # JVM lives), then the --topic topics exist, each partition with a leader.
 start=$SECONDS
 admin=("$BIN/tributary-kafka-admin" --brokers "127.0.0.1:$port")
 until "${admin[@]}" --timeout 2 ready 2>/dev/null; do
-	if ! kill -0 "$jpid" 2>/dev/null || ((SECONDS - start > ready_timeout)); then
+	if ! kill -0 "$JVM_PID" 2>/dev/null || ((SECONDS - start > ready_timeout)); then
 		echo "tributary-kafka: no answer on 127.0.0.1:$port; last lines of $log:" >&2
 		tail -20 "$log" >&2
-		stop
-		finish 1
+		jvm_stop
+		jvm_finish 1
 	fi
 done
 if ((${#topics[@]})) && ! "${admin[@]}" --timeout "$ready_timeout" create "${topics[@]}"; then
 	echo "tributary-kafka: could not create the topics" >&2
-	stop
-	finish 1
+	jvm_stop
+	jvm_finish 1
 fi
-echo "tributary-kafka: ready on 127.0.0.1:$port after $((SECONDS - start))s (pid $jpid)"
-finish
+JVM_READY=1
+echo "tributary-kafka: ready on 127.0.0.1:$port after $((SECONDS - start))s (pid $JVM_PID)"
+jvm_finish
