@@ -13,7 +13,7 @@
  *         }
  *     }
  *
- * Per worker, one live consumer (ngx_tributary_stream_kafka.c) feeds every
+ * Per worker, one live consumer (ngx_tributary_kafka.c) feeds every
  * subscriber of the worker. Each record is turned into an event once, and
  * its SSE bytes (and WebSocket frame) are built once into a refcounted chunk
  * that all its subscribers' output queues point at.

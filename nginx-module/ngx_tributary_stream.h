@@ -23,7 +23,7 @@
 
 #include "ngx_tributary_stream_position.h"
 #include "ngx_tributary_stream_event.h"
-#include "ngx_tributary_stream_kafka.h"
+#include "ngx_tributary_kafka.h"
 #include "ngx_tributary_ws.h"
 #include "ngx_tributary_ws_handshake.h"
 
