@@ -18,7 +18,7 @@
  * its SSE bytes (and WebSocket frame) are built once into a refcounted chunk
  * that all its subscribers' output queues point at.
  *
- * Positions (ngx_tributary_stream_position.h) give, per partition, the next
+ * Positions (tributary/position.h) give, per partition, the next
  * offset to read. The live consumer's position "live[p]" advances with each
  * record it hands us; a live subscriber's position is live[] itself, so one
  * id serves all of them. A subscriber that resumes from an older position
@@ -313,12 +313,8 @@ ngx_tributary_stream_tick(ngx_event_t *ev)
 
         if (sub->ws) {
             if (sub->ws_ready) {
-                ngx_tributary_chunk_t *ch = ngx_tributary_chunk_alloc(2);
-                if (ch) {
-                    ngx_memcpy(ch->data, ngx_tributary_stream_ws_ping_bytes, 2);
-                    (void) ngx_tributary_stream_queue(sub, ch, 0, 2, 0, 1);
-                    ngx_tributary_chunk_release(ch);
-                }
+                (void) ngx_tributary_stream_queue_copy(sub,
+                           ngx_tributary_stream_ws_ping_bytes, 2);
             }
 
         } else {
@@ -436,58 +432,15 @@ ngx_tributary_stream_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static ngx_table_elt_t *
-ngx_tributary_stream_header(ngx_http_request_t *r, const char *name)
-{
-    size_t            len = ngx_strlen(name);
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
-        h = part->elts;
-        for (i = 0; i < part->nelts; i++) {
-            if (h[i].key.len == len
-                && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-            {
-                return &h[i];
-            }
-        }
-    }
-
-    return NULL;
-}
-
-
-static ngx_int_t
-ngx_tributary_stream_add_header(ngx_http_request_t *r, const char *name,
-    const char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_tributary_stream_is_ws(ngx_http_request_t *r)
 {
+    ngx_uint_t        n;
     ngx_table_elt_t  *h;
 
     h = r->headers_in.upgrade;
     if (h == NULL) {
-        h = ngx_tributary_stream_header(r, "Upgrade");
+        h = ngx_tributary_ws_header(r, "Upgrade", &n);
     }
 
     return h && h->value.len == 9
@@ -587,13 +540,14 @@ ngx_tributary_stream_start(ngx_http_request_t *r, ngx_tributary_sub_t *sub,
 {
     u_char           *dst, *src, *last, *msg;
     size_t            max;
+    ngx_uint_t        n;
     ngx_str_t         pos;
     const char       *err;
     ngx_table_elt_t  *h;
 
     *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
-    h = sub->ws ? NULL : ngx_tributary_stream_header(r, "Last-Event-ID");
+    h = sub->ws ? NULL : ngx_tributary_ws_header(r, "Last-Event-ID", &n);
 
     if (h) {
         pos = h->value;
@@ -613,17 +567,17 @@ ngx_tributary_stream_start(ngx_http_request_t *r, ngx_tributary_sub_t *sub,
         ngx_str_set(&pos, "now");
     }
 
-    max = NGX_TRIBUTARY_POS_MAX_PARTITIONS;
-    sub->entries = ngx_palloc(r->pool, sizeof(ngx_tributary_pos_entry_t) * max);
+    max = TB_POS_MAX_PARTITIONS;
+    sub->entries = ngx_palloc(r->pool, sizeof(tb_pos_entry) * max);
     if (sub->entries == NULL) {
         return NGX_DECLINED;
     }
 
     err = NULL;
-    sub->start = ngx_tributary_stream_position_parse((char *) pos.data, pos.len,
+    sub->start = tb_pos_parse((char *) pos.data, pos.len,
                      sub->entries, max, &sub->nentries, &err);
 
-    if (sub->start != NGX_TRIBUTARY_POS_ERROR) {
+    if (sub->start != TB_POS_ERROR) {
         return NGX_OK;
     }
 
@@ -653,13 +607,13 @@ ngx_tributary_stream_open_ws(ngx_http_request_t *r, ngx_tributary_sub_t *sub,
 {
     ngx_int_t  rc;
 
-    sub->ws_parser = ngx_palloc(r->pool, sizeof(ngx_tributary_ws_parser_t));
+    sub->ws_parser = ngx_palloc(r->pool, sizeof(tb_ws_parser));
     if (sub->ws_parser == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_tributary_ws_parser_init(sub->ws_parser, 1);
-    sub->ws_parser->max_message_size = NGX_TRIBUTARY_WS_MAX_CONTROL;
+    tb_ws_parser_init(sub->ws_parser, 1);
+    sub->ws_parser->max_message_size = TB_WS_MAX_CONTROL;
     sub->ws_parser->accept_text = 1;
 
     rc = ngx_tributary_ws_handshake_accept(r, proto);
@@ -682,9 +636,9 @@ ngx_tributary_stream_open_ws(ngx_http_request_t *r, ngx_tributary_sub_t *sub,
 static ngx_int_t
 ngx_tributary_stream_open_sse(ngx_http_request_t *r, ngx_tributary_sub_t *sub)
 {
-    u_char                 *retry, *last;
-    ngx_int_t               rc;
-    ngx_tributary_chunk_t  *ch;
+    u_char     *last, retry[32];
+    ngx_int_t   rc;
+    ngx_str_t   no_cache = ngx_string("no-cache"), no = ngx_string("no");
 
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/event-stream");
@@ -694,10 +648,8 @@ ngx_tributary_stream_open_sse(ngx_http_request_t *r, ngx_tributary_sub_t *sub)
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_last_modified(r);
 
-    if (ngx_tributary_stream_add_header(r, "Cache-Control", "no-cache")
-           != NGX_OK
-        || ngx_tributary_stream_add_header(r, "X-Accel-Buffering", "no")
-           != NGX_OK)
+    if (ngx_tributary_ws_add_header(r, "Cache-Control", &no_cache) != NGX_OK
+        || ngx_tributary_ws_add_header(r, "X-Accel-Buffering", &no) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -719,21 +671,12 @@ ngx_tributary_stream_open_sse(ngx_http_request_t *r, ngx_tributary_sub_t *sub)
 
     r->read_event_handler = ngx_http_test_reading;
 
-    retry = ngx_pnalloc(r->pool, 32);
-    if (retry == NULL) {
+    last = ngx_snprintf(retry, sizeof(retry), "retry: %M\n\n",
+                        sub->conf->retry);
+
+    if (ngx_tributary_stream_queue_copy(sub, retry, last - retry) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    last = ngx_sprintf(retry, "retry: %M\n\n", sub->conf->retry);
-
-    ch = ngx_tributary_chunk_alloc(last - retry);
-    if (ch == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(ch->data, retry, last - retry);
-    (void) ngx_tributary_stream_queue(sub, ch, 0, ch->len, 0, 1);
-    ngx_tributary_chunk_release(ch);
 
     return NGX_OK;
 }

@@ -21,10 +21,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_tributary_stream_position.h"
+#include "tributary/position.h"
 #include "ngx_tributary_stream_event.h"
 #include "ngx_tributary_kafka.h"
-#include "ngx_tributary_ws.h"
+#include "tributary/ws.h"
 #include "ngx_tributary_ws_handshake.h"
 
 
@@ -136,8 +136,8 @@ struct ngx_tributary_sub_s {
     ngx_str_t                  type;
     ngx_uint_t                 key_hash;
 
-    ngx_tributary_pos_kind_e   start;
-    ngx_tributary_pos_entry_t *entries;
+    tb_pos_kind                start;
+    tb_pos_entry              *entries;
     size_t                     nentries;
 
     int64_t                   *next;           /* private position or NULL */
@@ -154,7 +154,7 @@ struct ngx_tributary_sub_s {
     ngx_uint_t                 out_events;
     ngx_msec_t                 last_write;
 
-    ngx_tributary_ws_parser_t *ws_parser;
+    tb_ws_parser              *ws_parser;
     const char                *cut_reason;     /* set when cut off */
 
     time_t                     expires;        /* the token's, or 0 */
@@ -225,6 +225,8 @@ void ngx_tributary_stream_mark_dirty(ngx_tributary_sub_t *sub);
 ngx_int_t ngx_tributary_stream_queue(ngx_tributary_sub_t *sub,
     ngx_tributary_chunk_t *ch, size_t off, size_t len, ngx_uint_t event_end,
     ngx_uint_t force);
+ngx_int_t ngx_tributary_stream_queue_copy(ngx_tributary_sub_t *sub,
+    const u_char *data, size_t len);
 void ngx_tributary_stream_release_sent(ngx_tributary_sub_t *sub,
     ngx_uint_t all);
 void ngx_tributary_stream_finish(ngx_tributary_sub_t *sub, ngx_int_t rc);

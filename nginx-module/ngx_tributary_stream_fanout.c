@@ -15,7 +15,7 @@ ngx_tributary_stream_sub_position(ngx_tributary_sub_t *sub, u_char *buf,
     size_t size)
 {
     int32_t                 p, n;
-    int64_t                 v[NGX_TRIBUTARY_POS_MAX_PARTITIONS];
+    int64_t                 v[TB_POS_MAX_PARTITIONS];
     ngx_tributary_topic_t  *t = sub->topic;
 
     if (sub->next == NULL) {
@@ -35,7 +35,7 @@ ngx_tributary_stream_sub_position(ngx_tributary_sub_t *sub, u_char *buf,
         }
     }
 
-    return ngx_tributary_stream_position_format((char *) buf, size, v, n);
+    return tb_pos_format((char *) buf, size, v, n);
 }
 
 
@@ -68,8 +68,8 @@ ngx_tributary_stream_update_pos(ngx_tributary_topic_t *t)
 {
     size_t  len;
 
-    len = ngx_tributary_stream_position_format((char *) t->pos,
-              t->partitions * NGX_TRIBUTARY_POS_ENTRY_LEN, t->live,
+    len = tb_pos_format((char *) t->pos,
+              t->partitions * TB_POS_ENTRY_LEN, t->live,
               t->partitions);
     t->pos_len = len;
 }
@@ -203,14 +203,14 @@ ngx_tributary_stream_ws_chunk(ngx_tributary_stream_event_t *ev, u_char *pos,
     ngx_tributary_chunk_t  *ch;
 
     plen = ngx_tributary_stream_event_ws_size(ev, pos_len);
-    hlen = ngx_tributary_ws_header_size(plen, 0);
+    hlen = tb_ws_header_size(plen, 0);
 
     ch = ngx_tributary_chunk_alloc(hlen + plen);
     if (ch == NULL) {
         return NULL;
     }
 
-    ngx_tributary_ws_frame_header(ch->data, NGX_TRIBUTARY_WS_OP_TEXT, 1, plen,
+    tb_ws_frame_header(ch->data, TB_WS_OP_TEXT, 1, plen,
                                   NULL);
     ngx_tributary_stream_event_ws_write(ev, (char *) pos, pos_len,
                                         (char *) ch->data + hlen);
@@ -247,8 +247,8 @@ static void
 ngx_tributary_stream_deliver_private(ngx_tributary_sub_t *sub,
     ngx_tributary_stream_event_t *ev)
 {
-    u_char                  pos[NGX_TRIBUTARY_POS_MAX_PARTITIONS
-                                * NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                  pos[TB_POS_MAX_PARTITIONS
+                                * TB_POS_ENTRY_LEN];
     size_t                  len;
     ngx_int_t               rc;
     ngx_tributary_chunk_t  *ch;
@@ -492,9 +492,9 @@ ngx_tributary_stream_replay_done(ngx_tributary_sub_t *sub)
 static void
 ngx_tributary_stream_reset(ngx_tributary_sub_t *sub, int32_t p, int64_t to)
 {
-    u_char                  pos[NGX_TRIBUTARY_POS_MAX_PARTITIONS
-                                * NGX_TRIBUTARY_POS_ENTRY_LEN];
-    u_char                  entry[NGX_TRIBUTARY_POS_ENTRY_LEN];
+    u_char                  pos[TB_POS_MAX_PARTITIONS
+                                * TB_POS_ENTRY_LEN];
+    u_char                  entry[TB_POS_ENTRY_LEN];
     u_char                 *e, *d;
     size_t                  len, plen;
     ngx_tributary_chunk_t  *ch;
@@ -514,14 +514,14 @@ ngx_tributary_stream_reset(ngx_tributary_sub_t *sub, int32_t p, int64_t to)
         plen = sizeof("{\"streamposition\":\"\",\"reset\":\"\"}") - 1
                + len + (e - entry);
 
-        ch = ngx_tributary_chunk_alloc(ngx_tributary_ws_header_size(plen, 0)
+        ch = ngx_tributary_chunk_alloc(tb_ws_header_size(plen, 0)
                                        + plen);
         if (ch == NULL) {
             goto failed;
         }
 
-        d = ch->data + ngx_tributary_ws_frame_header(ch->data,
-                                                     NGX_TRIBUTARY_WS_OP_TEXT,
+        d = ch->data + tb_ws_frame_header(ch->data,
+                                                     TB_WS_OP_TEXT,
                                                      1, plen, NULL);
         d = ngx_sprintf(d, "{\"streamposition\":\"%*s\",\"reset\":\"%*s\"}",
                         len, pos, e - entry, entry);
@@ -738,9 +738,8 @@ ngx_tributary_stream_attach(ngx_tributary_sub_t *sub)
 {
     size_t                  i;
     int32_t                 p;
-    u_char                 *last, buf[NGX_TRIBUTARY_POS_MAX_PARTITIONS
-                                       * NGX_TRIBUTARY_POS_ENTRY_LEN + 16];
-    ngx_tributary_chunk_t  *ch;
+    u_char                 *last, buf[TB_POS_MAX_PARTITIONS
+                                       * TB_POS_ENTRY_LEN + 16];
     ngx_tributary_topic_t  *t = sub->topic;
     ngx_http_request_t     *r = sub->request;
 
@@ -754,7 +753,7 @@ ngx_tributary_stream_attach(ngx_tributary_sub_t *sub)
 
     sub->attached = 1;
 
-    if (sub->start != NGX_TRIBUTARY_POS_NOW) {
+    if (sub->start != TB_POS_NOW) {
         sub->next = ngx_palloc(r->pool, sizeof(int64_t) * t->partitions);
         sub->switched = ngx_pcalloc(r->pool, t->partitions);
         if (sub->next == NULL || sub->switched == NULL) {
@@ -815,15 +814,9 @@ ngx_tributary_stream_attach(ngx_tributary_sub_t *sub)
     *last++ = '\n';
     *last++ = '\n';
 
-    ch = ngx_tributary_chunk_alloc(last - buf);
-    if (ch == NULL) {
+    if (ngx_tributary_stream_queue_copy(sub, buf, last - buf) != NGX_OK) {
         ngx_tributary_stream_cutoff(sub, "out of memory");
-        return;
     }
-
-    ngx_memcpy(ch->data, buf, last - buf);
-    (void) ngx_tributary_stream_queue(sub, ch, 0, ch->len, 0, 1);
-    ngx_tributary_chunk_release(ch);
 }
 
 
@@ -834,16 +827,16 @@ ngx_tributary_stream_topic_ready(ngx_tributary_topic_t *t, int32_t partitions,
     ngx_queue_t          *q;
     ngx_tributary_sub_t  *sub;
 
-    if (partitions > NGX_TRIBUTARY_POS_MAX_PARTITIONS) {
+    if (partitions > TB_POS_MAX_PARTITIONS) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "tributary_stream: topic \"%V\" has %D partitions, "
                       "more than %d", &t->name, partitions,
-                      NGX_TRIBUTARY_POS_MAX_PARTITIONS);
+                      TB_POS_MAX_PARTITIONS);
         ngx_free(end);
         return;
     }
 
-    t->pos = ngx_alloc(partitions * NGX_TRIBUTARY_POS_ENTRY_LEN, ngx_cycle->log);
+    t->pos = ngx_alloc(partitions * TB_POS_ENTRY_LEN, ngx_cycle->log);
     if (t->pos == NULL) {
         ngx_free(end);
         return;

@@ -187,6 +187,30 @@ ngx_tributary_stream_queue(ngx_tributary_sub_t *sub, ngx_tributary_chunk_t *ch,
 }
 
 
+/*
+ * Queues a copy of len bytes for sub alone (a heartbeat, a pong, a last
+ * word), whatever its buffer limit.
+ */
+ngx_int_t
+ngx_tributary_stream_queue_copy(ngx_tributary_sub_t *sub, const u_char *data,
+    size_t len)
+{
+    ngx_int_t               rc;
+    ngx_tributary_chunk_t  *ch;
+
+    ch = ngx_tributary_chunk_alloc(len);
+    if (ch == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ch->data, data, len);
+    rc = ngx_tributary_stream_queue(sub, ch, 0, len, 0, 1);
+    ngx_tributary_chunk_release(ch);
+
+    return rc;
+}
+
+
 void
 ngx_tributary_stream_release_sent(ngx_tributary_sub_t *sub, ngx_uint_t all)
 {
@@ -333,12 +357,11 @@ failed:
 void
 ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
 {
-    u_char                 close[NGX_TRIBUTARY_WS_MAX_CLOSE_FRAME];
-    size_t                 n;
-    ngx_int_t              rc;
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_tributary_chunk_t *ch;
+    u_char               close[TB_WS_MAX_CONTROL_FRAME];
+    size_t               n;
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
 
     r = sub->request;
     c = r->connection;
@@ -355,8 +378,8 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
     if (sub->cut_reason && !sub->failed) {
         /* a last word, sent if the socket takes it right away */
         if (sub->ws) {
-            n = ngx_tributary_ws_close_frame(close,
-                                             NGX_TRIBUTARY_WS_CLOSE_POLICY,
+            n = tb_ws_close_frame(close,
+                                             TB_WS_CLOSE_POLICY,
                                              sub->cut_reason,
                                              ngx_strlen(sub->cut_reason));
 
@@ -373,12 +396,7 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
 
         sub->cut_reason = NULL;
 
-        ch = ngx_tributary_chunk_alloc(n);
-        if (ch) {
-            ngx_memcpy(ch->data, close, n);
-            (void) ngx_tributary_stream_queue(sub, ch, 0, n, 0, 1);
-            ngx_tributary_chunk_release(ch);
-        }
+        (void) ngx_tributary_stream_queue_copy(sub, close, n);
     }
 
     rc = ngx_tributary_stream_send(sub);
@@ -391,12 +409,10 @@ ngx_tributary_stream_flush(ngx_tributary_sub_t *sub)
     if (sub->closing) {
         if (rc == NGX_OK && !sub->ws) {
             if (sub->chunked) {
-                ch = ngx_tributary_chunk_alloc(5);
-                if (ch) {
-                    ngx_memcpy(ch->data, "0\r\n\r\n", 5);
-                    sub->chunked = 0;
-                    (void) ngx_tributary_stream_queue(sub, ch, 0, 5, 0, 1);
-                    ngx_tributary_chunk_release(ch);
+                sub->chunked = 0;
+                if (ngx_tributary_stream_queue_copy(sub,
+                        (u_char *) "0\r\n\r\n", 5) == NGX_OK)
+                {
                     (void) ngx_tributary_stream_send(sub);
                 }
             }
@@ -451,16 +467,16 @@ ngx_tributary_stream_write_handler(ngx_http_request_t *r)
 void
 ngx_tributary_stream_ws_read_handler(ngx_http_request_t *r)
 {
-    u_char                    buf[NGX_TRIBUTARY_STREAM_WS_READ], sink[512];
-    u_char                   *out;
-    size_t                    n;
-    ssize_t                   got;
-    const uint8_t            *in, *end;
-    ngx_connection_t         *c = r->connection;
-    ngx_tributary_sub_t      *sub;
-    ngx_tributary_chunk_t    *ch;
-    ngx_tributary_ws_parser_t *p;
-    ngx_tributary_ws_event_e  ev;
+    u_char                buf[NGX_TRIBUTARY_STREAM_WS_READ], sink[512];
+    u_char                ctl[TB_WS_MAX_CONTROL_FRAME];
+    u_char               *out;
+    size_t                n;
+    ssize_t               got;
+    const uint8_t        *in, *end;
+    tb_ws_event           ev;
+    tb_ws_parser         *p;
+    ngx_connection_t     *c = r->connection;
+    ngx_tributary_sub_t  *sub;
 
     sub = ngx_http_get_module_ctx(r, ngx_http_tributary_stream_module);
     if (sub == NULL || sub->detached) {
@@ -490,34 +506,23 @@ ngx_tributary_stream_ws_read_handler(ngx_http_request_t *r)
 
         while (in < end) {
             out = sink;
-            ev = ngx_tributary_ws_parse(p, &in, end, &out, sink + sizeof(sink));
+            ev = tb_ws_parse(p, &in, end, &out, sink + sizeof(sink));
 
             switch (ev) {
 
-            case NGX_TRIBUTARY_WS_PING:
-                n = ngx_tributary_ws_header_size(p->control_len, 0);
-                ch = ngx_tributary_chunk_alloc(n + p->control_len);
-                if (ch) {
-                    ngx_tributary_ws_frame_header(ch->data,
-                        NGX_TRIBUTARY_WS_OP_PONG, 1, p->control_len, NULL);
-                    ngx_memcpy(ch->data + n, p->control, p->control_len);
-                    (void) ngx_tributary_stream_queue(sub, ch, 0, ch->len, 0, 1);
-                    ngx_tributary_chunk_release(ch);
-                }
+            case TB_WS_PING:
+                n = tb_ws_control_frame(ctl, TB_WS_OP_PONG, p->control,
+                                        p->control_len);
+                (void) ngx_tributary_stream_queue_copy(sub, ctl, n);
                 break;
 
-            case NGX_TRIBUTARY_WS_CLOSE:
-            case NGX_TRIBUTARY_WS_ERROR:
-                n = ngx_tributary_ws_close_frame(buf,
-                        ev == NGX_TRIBUTARY_WS_ERROR ? p->close_code
-                                                     : NGX_TRIBUTARY_WS_CLOSE_NORMAL,
-                        NULL, 0);
-                ch = ngx_tributary_chunk_alloc(n);
-                if (ch) {
-                    ngx_memcpy(ch->data, buf, n);
-                    (void) ngx_tributary_stream_queue(sub, ch, 0, n, 0, 1);
-                    ngx_tributary_chunk_release(ch);
-                }
+            case TB_WS_CLOSE:
+            case TB_WS_ERROR:
+                n = tb_ws_close_frame(ctl,
+                                      ev == TB_WS_ERROR ? p->close_code
+                                                        : TB_WS_CLOSE_NORMAL,
+                                      NULL, 0);
+                (void) ngx_tributary_stream_queue_copy(sub, ctl, n);
                 sub->closing = 1;
                 ngx_tributary_stream_flush_dirty();
                 return;

@@ -1,10 +1,10 @@
 /*
- * RFC 6455 frame codec; see ngx_tributary_ws.h. libc + stdint only.
+ * RFC 6455 frame codec; see tributary/ws.h. libc + stdint only.
  */
 
 #include <string.h>
 
-#include "ngx_tributary_ws.h"
+#include "tributary/ws.h"
 
 
 enum {
@@ -15,20 +15,20 @@ enum {
 };
 
 
-static ngx_tributary_ws_event_e ngx_tributary_ws_fail(
-    ngx_tributary_ws_parser_t *p, unsigned code, const char *error);
-static ngx_tributary_ws_event_e ngx_tributary_ws_header_done(
-    ngx_tributary_ws_parser_t *p);
-static ngx_tributary_ws_event_e ngx_tributary_ws_control_done(
-    ngx_tributary_ws_parser_t *p);
-static void ngx_tributary_ws_take(ngx_tributary_ws_parser_t *p, uint8_t *dst,
+static tb_ws_event tb_ws_fail(
+    tb_ws_parser *p, unsigned code, const char *error);
+static tb_ws_event tb_ws_header_done(
+    tb_ws_parser *p);
+static tb_ws_event tb_ws_control_done(
+    tb_ws_parser *p);
+static void tb_ws_take(tb_ws_parser *p, uint8_t *dst,
     const uint8_t **in, size_t n);
-static int ngx_tributary_ws_utf8_feed(ngx_tributary_ws_parser_t *p,
+static int tb_ws_utf8_feed(tb_ws_parser *p,
     const uint8_t *data, size_t len);
 
 
 void
-ngx_tributary_ws_parser_init(ngx_tributary_ws_parser_t *p,
+tb_ws_parser_init(tb_ws_parser *p,
     unsigned expect_masked)
 {
     memset(p, 0, sizeof(*p));
@@ -38,31 +38,31 @@ ngx_tributary_ws_parser_init(ngx_tributary_ws_parser_t *p,
 
 
 int
-ngx_tributary_ws_in_message(const ngx_tributary_ws_parser_t *p)
+tb_ws_in_message(const tb_ws_parser *p)
 {
     return p->opcode != 0;
 }
 
 
-ngx_tributary_ws_event_e
-ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
+tb_ws_event
+tb_ws_parse(tb_ws_parser *p, const uint8_t **in,
     const uint8_t *in_end, uint8_t **out, uint8_t *out_end)
 {
     size_t                    n;
     uint8_t                  *o;
-    ngx_tributary_ws_event_e  ev;
+    tb_ws_event  ev;
 
     for ( ;; ) {
 
         switch (p->state) {
 
         case ws_state_failed:
-            return NGX_TRIBUTARY_WS_ERROR;
+            return TB_WS_ERROR;
 
         case ws_state_header:
             while (p->hdr_len < p->hdr_need) {
                 if (*in == in_end) {
-                    return NGX_TRIBUTARY_WS_AGAIN;
+                    return TB_WS_AGAIN;
                 }
 
                 p->hdr[p->hdr_len++] = *(*in)++;
@@ -75,8 +75,8 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                 }
             }
 
-            ev = ngx_tributary_ws_header_done(p);
-            if (ev != NGX_TRIBUTARY_WS_AGAIN) {
+            ev = tb_ws_header_done(p);
+            if (ev != TB_WS_AGAIN) {
                 return ev;
             }
 
@@ -92,24 +92,24 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                     n = (size_t) p->remaining;
                 }
                 if (n == 0) {
-                    return NGX_TRIBUTARY_WS_AGAIN;
+                    return TB_WS_AGAIN;
                 }
 
                 o = *out;
-                ngx_tributary_ws_take(p, o, in, n);
+                tb_ws_take(p, o, in, n);
 
-                if (p->opcode == NGX_TRIBUTARY_WS_OP_TEXT
-                    && !ngx_tributary_ws_utf8_feed(p, o, n))
+                if (p->opcode == TB_WS_OP_TEXT
+                    && !tb_ws_utf8_feed(p, o, n))
                 {
-                    return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_INVALID_DATA,
+                    return tb_ws_fail(p,
+                                         TB_WS_CLOSE_INVALID_DATA,
                                          "invalid UTF-8 in text message");
                 }
 
                 *out += n;
 
                 if (p->remaining) {
-                    return NGX_TRIBUTARY_WS_AGAIN;
+                    return TB_WS_AGAIN;
                 }
             }
 
@@ -118,16 +118,16 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
             p->hdr_need = 2;
 
             if (p->frame_fin) {
-                if (p->opcode == NGX_TRIBUTARY_WS_OP_TEXT && p->utf8_need) {
-                    return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_INVALID_DATA,
+                if (p->opcode == TB_WS_OP_TEXT && p->utf8_need) {
+                    return tb_ws_fail(p,
+                                         TB_WS_CLOSE_INVALID_DATA,
                                          "text message ends inside a UTF-8 "
                                          "character");
                 }
 
                 p->opcode = 0;
                 p->message_size = 0;
-                return NGX_TRIBUTARY_WS_MESSAGE;
+                return TB_WS_MESSAGE;
             }
 
             break;
@@ -138,25 +138,25 @@ ngx_tributary_ws_parse(ngx_tributary_ws_parser_t *p, const uint8_t **in,
                 n = (size_t) p->remaining;
             }
 
-            ngx_tributary_ws_take(p, p->control + p->control_len, in, n);
+            tb_ws_take(p, p->control + p->control_len, in, n);
             p->control_len += n;
 
             if (p->remaining) {
-                return NGX_TRIBUTARY_WS_AGAIN;
+                return TB_WS_AGAIN;
             }
 
             p->state = ws_state_header;
             p->hdr_len = 0;
             p->hdr_need = 2;
 
-            return ngx_tributary_ws_control_done(p);
+            return tb_ws_control_done(p);
         }
     }
 }
 
 
-static ngx_tributary_ws_event_e
-ngx_tributary_ws_header_done(ngx_tributary_ws_parser_t *p)
+static tb_ws_event
+tb_ws_header_done(tb_ws_parser *p)
 {
     size_t    i, n;
     unsigned  op, fin, masked;
@@ -170,12 +170,12 @@ ngx_tributary_ws_header_done(ngx_tributary_ws_parser_t *p)
 
     if (p->hdr[0] & 0x70) {
         /* no extension is ever negotiated */
-        return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+        return tb_ws_fail(p, TB_WS_CLOSE_PROTOCOL_ERROR,
                                      "reserved bits set");
     }
 
     if (masked != p->expect_masked) {
-        return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+        return tb_ws_fail(p, TB_WS_CLOSE_PROTOCOL_ERROR,
                                      masked ? "masked server frame"
                                             : "unmasked client frame");
     }
@@ -192,8 +192,8 @@ ngx_tributary_ws_header_done(ngx_tributary_ws_parser_t *p)
         n = 10;
 
         if (len >> 63) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "frame length has its top bit set");
         }
     }
@@ -210,36 +210,36 @@ ngx_tributary_ws_header_done(ngx_tributary_ws_parser_t *p)
 
     switch (op) {
 
-    case NGX_TRIBUTARY_WS_OP_CLOSE:
-    case NGX_TRIBUTARY_WS_OP_PING:
-    case NGX_TRIBUTARY_WS_OP_PONG:
+    case TB_WS_OP_CLOSE:
+    case TB_WS_OP_PING:
+    case TB_WS_OP_PONG:
         if (!fin) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "fragmented control frame");
         }
 
-        if (len > NGX_TRIBUTARY_WS_MAX_CONTROL) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+        if (len > TB_WS_MAX_CONTROL) {
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "control frame longer than 125");
         }
 
         p->control_len = 0;
         p->state = ws_state_control;
-        return NGX_TRIBUTARY_WS_AGAIN;
+        return TB_WS_AGAIN;
 
-    case NGX_TRIBUTARY_WS_OP_TEXT:
-    case NGX_TRIBUTARY_WS_OP_BINARY:
+    case TB_WS_OP_TEXT:
+    case TB_WS_OP_BINARY:
         if (p->opcode) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "new message inside a fragmented "
                                          "message");
         }
 
-        if (op == NGX_TRIBUTARY_WS_OP_TEXT && !p->accept_text) {
-            return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_UNSUPPORTED,
+        if (op == TB_WS_OP_TEXT && !p->accept_text) {
+            return tb_ws_fail(p, TB_WS_CLOSE_UNSUPPORTED,
                                          "text messages are not accepted");
         }
 
@@ -248,89 +248,89 @@ ngx_tributary_ws_header_done(ngx_tributary_ws_parser_t *p)
         p->utf8_need = 0;
         break;
 
-    case NGX_TRIBUTARY_WS_OP_CONT:
+    case TB_WS_OP_CONT:
         if (p->opcode == 0) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "continuation frame outside a "
                                          "message");
         }
         break;
 
     default:
-        return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+        return tb_ws_fail(p, TB_WS_CLOSE_PROTOCOL_ERROR,
                                      "reserved opcode");
     }
 
     if (p->max_frame_size && len > p->max_frame_size) {
-        return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_TOO_BIG,
+        return tb_ws_fail(p, TB_WS_CLOSE_TOO_BIG,
                                      "frame too big");
     }
 
     if (p->max_message_size && len > p->max_message_size - p->message_size) {
-        return ngx_tributary_ws_fail(p, NGX_TRIBUTARY_WS_CLOSE_TOO_BIG,
+        return tb_ws_fail(p, TB_WS_CLOSE_TOO_BIG,
                                      "message too big");
     }
 
     p->message_size += len;
     p->state = ws_state_data;
 
-    return NGX_TRIBUTARY_WS_AGAIN;
+    return TB_WS_AGAIN;
 }
 
 
-static ngx_tributary_ws_event_e
-ngx_tributary_ws_control_done(ngx_tributary_ws_parser_t *p)
+static tb_ws_event
+tb_ws_control_done(tb_ws_parser *p)
 {
     unsigned  code;
 
     switch (p->frame_opcode) {
 
-    case NGX_TRIBUTARY_WS_OP_PING:
-        return NGX_TRIBUTARY_WS_PING;
+    case TB_WS_OP_PING:
+        return TB_WS_PING;
 
-    case NGX_TRIBUTARY_WS_OP_PONG:
-        return NGX_TRIBUTARY_WS_PONG;
+    case TB_WS_OP_PONG:
+        return TB_WS_PONG;
 
     default: /* close */
         if (p->control_len == 0) {
-            p->close_code = NGX_TRIBUTARY_WS_CLOSE_NO_STATUS;
-            return NGX_TRIBUTARY_WS_CLOSE;
+            p->close_code = TB_WS_CLOSE_NO_STATUS;
+            return TB_WS_CLOSE;
         }
 
         if (p->control_len == 1) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "close frame with a 1-byte payload");
         }
 
         code = ((unsigned) p->control[0] << 8) | p->control[1];
 
-        if (!ngx_tributary_ws_close_code_valid(code)) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR,
+        if (!tb_ws_close_code_valid(code)) {
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_PROTOCOL_ERROR,
                                          "invalid close code");
         }
 
-        if (!ngx_tributary_ws_utf8_valid(p->control + 2, p->control_len - 2)) {
-            return ngx_tributary_ws_fail(p,
-                                         NGX_TRIBUTARY_WS_CLOSE_INVALID_DATA,
+        if (!tb_ws_utf8_valid(p->control + 2, p->control_len - 2)) {
+            return tb_ws_fail(p,
+                                         TB_WS_CLOSE_INVALID_DATA,
                                          "close reason is not UTF-8");
         }
 
         p->close_code = (uint16_t) code;
-        return NGX_TRIBUTARY_WS_CLOSE;
+        return TB_WS_CLOSE;
     }
 }
 
 
 /* n payload bytes of the current frame from *in to dst, unmasked. */
 static void
-ngx_tributary_ws_take(ngx_tributary_ws_parser_t *p, uint8_t *dst,
+tb_ws_take(tb_ws_parser *p, uint8_t *dst,
     const uint8_t **in, size_t n)
 {
     if (p->masked) {
-        ngx_tributary_ws_mask_copy(dst, *in, n, p->mask, p->offset);
+        tb_ws_mask_copy(dst, *in, n, p->mask, p->offset);
     } else {
         memcpy(dst, *in, n);
     }
@@ -341,15 +341,15 @@ ngx_tributary_ws_take(ngx_tributary_ws_parser_t *p, uint8_t *dst,
 }
 
 
-static ngx_tributary_ws_event_e
-ngx_tributary_ws_fail(ngx_tributary_ws_parser_t *p, unsigned code,
+static tb_ws_event
+tb_ws_fail(tb_ws_parser *p, unsigned code,
     const char *error)
 {
     p->state = ws_state_failed;
     p->close_code = (uint16_t) code;
     p->error = error;
 
-    return NGX_TRIBUTARY_WS_ERROR;
+    return TB_WS_ERROR;
 }
 
 
@@ -359,7 +359,7 @@ ngx_tributary_ws_fail(ngx_tributary_ws_parser_t *p, unsigned code,
  * overlong forms, surrogates and code points above U+10FFFF are refused.
  */
 static int
-ngx_tributary_ws_utf8_feed(ngx_tributary_ws_parser_t *p, const uint8_t *data,
+tb_ws_utf8_feed(tb_ws_parser *p, const uint8_t *data,
     size_t len)
 {
     size_t   i;
@@ -414,18 +414,18 @@ ngx_tributary_ws_utf8_feed(ngx_tributary_ws_parser_t *p, const uint8_t *data,
 
 
 int
-ngx_tributary_ws_utf8_valid(const uint8_t *data, size_t len)
+tb_ws_utf8_valid(const uint8_t *data, size_t len)
 {
-    ngx_tributary_ws_parser_t  p;
+    tb_ws_parser  p;
 
     memset(&p, 0, sizeof(p));
 
-    return ngx_tributary_ws_utf8_feed(&p, data, len) && p.utf8_need == 0;
+    return tb_ws_utf8_feed(&p, data, len) && p.utf8_need == 0;
 }
 
 
 int
-ngx_tributary_ws_close_code_valid(unsigned code)
+tb_ws_close_code_valid(unsigned code)
 {
     /* 1004-1006 and 1015 are reserved or must never be sent; 1016-2999
      * are unassigned; 3000-4999 belong to libraries and applications */
@@ -436,14 +436,14 @@ ngx_tributary_ws_close_code_valid(unsigned code)
 
 
 size_t
-ngx_tributary_ws_header_size(uint64_t len, unsigned masked)
+tb_ws_header_size(uint64_t len, unsigned masked)
 {
     return (len < 126 ? 2 : len < 65536 ? 4 : 10) + (masked ? 4 : 0);
 }
 
 
 size_t
-ngx_tributary_ws_frame_header(uint8_t *buf, unsigned opcode, unsigned fin,
+tb_ws_frame_header(uint8_t *buf, unsigned opcode, unsigned fin,
     uint64_t len, const uint8_t *mask)
 {
     size_t  n;
@@ -485,7 +485,7 @@ ngx_tributary_ws_frame_header(uint8_t *buf, unsigned opcode, unsigned fin,
  * dst may equal src.
  */
 void
-ngx_tributary_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+tb_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
     const uint8_t mask[4], uint64_t offset)
 {
     size_t    i;
@@ -511,13 +511,33 @@ ngx_tributary_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
 
 
 size_t
-ngx_tributary_ws_close_frame(uint8_t *buf, unsigned code, const char *reason,
+tb_ws_control_frame(uint8_t *buf, unsigned opcode, const uint8_t *payload,
+    size_t len)
+{
+    size_t  n;
+
+    if (len > TB_WS_MAX_CONTROL) {
+        len = TB_WS_MAX_CONTROL;
+    }
+
+    n = tb_ws_frame_header(buf, opcode, 1, len, NULL);
+
+    if (len) {
+        memcpy(&buf[n], payload, len);
+    }
+
+    return n + len;
+}
+
+
+size_t
+tb_ws_close_frame(uint8_t *buf, unsigned code, const char *reason,
     size_t reason_len)
 {
     size_t  n;
 
-    if (code == 0 || code == NGX_TRIBUTARY_WS_CLOSE_NO_STATUS) {
-        return ngx_tributary_ws_frame_header(buf, NGX_TRIBUTARY_WS_OP_CLOSE, 1,
+    if (code == 0 || code == TB_WS_CLOSE_NO_STATUS) {
+        return tb_ws_frame_header(buf, TB_WS_OP_CLOSE, 1,
                                              0, NULL);
     }
 
@@ -525,8 +545,8 @@ ngx_tributary_ws_close_frame(uint8_t *buf, unsigned code, const char *reason,
         reason_len = 0;
     }
 
-    if (reason_len > NGX_TRIBUTARY_WS_MAX_CONTROL - 2) {
-        reason_len = NGX_TRIBUTARY_WS_MAX_CONTROL - 2;
+    if (reason_len > TB_WS_MAX_CONTROL - 2) {
+        reason_len = TB_WS_MAX_CONTROL - 2;
 
         /* do not cut a multi-byte character in two */
         while (reason_len && ((uint8_t) reason[reason_len] & 0xc0) == 0x80) {
@@ -534,7 +554,7 @@ ngx_tributary_ws_close_frame(uint8_t *buf, unsigned code, const char *reason,
         }
     }
 
-    n = ngx_tributary_ws_frame_header(buf, NGX_TRIBUTARY_WS_OP_CLOSE, 1,
+    n = tb_ws_frame_header(buf, TB_WS_OP_CLOSE, 1,
                                       2 + reason_len, NULL);
     buf[n++] = (uint8_t) (code >> 8);
     buf[n++] = (uint8_t) code;

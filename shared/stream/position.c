@@ -1,5 +1,5 @@
 /*
- * Stream position parser and writer; see ngx_tributary_stream_position.h.
+ * Stream position parser and writer; see tributary/position.h.
  * Strict on purpose: a position comes from a client, and anything that is
  * not exactly what we write is refused rather than guessed at.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ngx_tributary_stream_position.h"
+#include "tributary/position.h"
 
 
 /*
@@ -15,7 +15,7 @@
  * s[*i ..), not above max. Returns 0 and sets *v on success.
  */
 static int
-ngx_tributary_pos_number(const char *s, size_t len, size_t *i, uint64_t max,
+pos_number(const char *s, size_t len, size_t *i, uint64_t max,
     uint64_t *v)
 {
     size_t    start = *i;
@@ -42,17 +42,17 @@ ngx_tributary_pos_number(const char *s, size_t len, size_t *i, uint64_t max,
 
 
 static int
-ngx_tributary_pos_cmp(const void *a, const void *b)
+pos_cmp(const void *a, const void *b)
 {
-    const ngx_tributary_pos_entry_t  *x = a, *y = b;
+    const tb_pos_entry  *x = a, *y = b;
 
     return (x->partition > y->partition) - (x->partition < y->partition);
 }
 
 
-ngx_tributary_pos_kind_e
-ngx_tributary_stream_position_parse(const char *s, size_t len,
-    ngx_tributary_pos_entry_t *out, size_t max, size_t *n, const char **err)
+tb_pos_kind
+tb_pos_parse(const char *s, size_t len,
+    tb_pos_entry *out, size_t max, size_t *n, const char **err)
 {
     size_t    i, k;
     uint64_t  partition, offset;
@@ -60,21 +60,21 @@ ngx_tributary_stream_position_parse(const char *s, size_t len,
     *n = 0;
 
     if (len == 9 && memcmp(s, "beginning", 9) == 0) {
-        return NGX_TRIBUTARY_POS_BEGINNING;
+        return TB_POS_BEGINNING;
     }
 
     if (len == 3 && memcmp(s, "now", 3) == 0) {
-        return NGX_TRIBUTARY_POS_NOW;
+        return TB_POS_NOW;
     }
 
     if (len == 0) {
         *err = "empty position";
-        return NGX_TRIBUTARY_POS_ERROR;
+        return TB_POS_ERROR;
     }
 
-    if (len > NGX_TRIBUTARY_POS_MAX_LEN) {
+    if (len > TB_POS_MAX_LEN) {
         *err = "position too long";
-        return NGX_TRIBUTARY_POS_ERROR;
+        return TB_POS_ERROR;
     }
 
     i = 0;
@@ -84,31 +84,31 @@ ngx_tributary_stream_position_parse(const char *s, size_t len,
             *err = "position entry must start with \"p\" "
                    "(expected \"p<partition>:o<offset>,...\", "
                    "\"beginning\" or \"now\")";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
         i++;
 
-        if (ngx_tributary_pos_number(s, len, &i, INT32_MAX, &partition) != 0) {
+        if (pos_number(s, len, &i, INT32_MAX, &partition) != 0) {
             *err = "bad partition number in position";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
         if (len - i < 2 || s[i] != ':' || s[i + 1] != 'o') {
             *err = "expected \":o<offset>\" after the partition in position";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
         i += 2;
 
-        if (ngx_tributary_pos_number(s, len, &i, INT64_MAX, &offset) != 0) {
+        if (pos_number(s, len, &i, INT64_MAX, &offset) != 0) {
             *err = "bad offset in position";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
-        if (*n == max || *n == NGX_TRIBUTARY_POS_MAX_PARTITIONS) {
+        if (*n == max || *n == TB_POS_MAX_PARTITIONS) {
             *err = "too many partitions in position";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
         out[*n].partition = (int32_t) partition;
@@ -121,27 +121,27 @@ ngx_tributary_stream_position_parse(const char *s, size_t len,
 
         if (s[i] != ',' || i + 1 == len) {
             *err = "expected \",\" between position entries";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
 
         i++;
     }
 
-    qsort(out, *n, sizeof(*out), ngx_tributary_pos_cmp);
+    qsort(out, *n, sizeof(*out), pos_cmp);
 
     for (k = 1; k < *n; k++) {
         if (out[k].partition == out[k - 1].partition) {
             *err = "partition repeated in position";
-            return NGX_TRIBUTARY_POS_ERROR;
+            return TB_POS_ERROR;
         }
     }
 
-    return NGX_TRIBUTARY_POS_OFFSETS;
+    return TB_POS_OFFSETS;
 }
 
 
 static size_t
-ngx_tributary_pos_utoa(char *p, uint64_t v)
+pos_utoa(char *p, uint64_t v)
 {
     char    tmp[20];
     size_t  n = 0, i;
@@ -160,10 +160,10 @@ ngx_tributary_pos_utoa(char *p, uint64_t v)
 
 
 size_t
-ngx_tributary_stream_position_format(char *buf, size_t size,
+tb_pos_format(char *buf, size_t size,
     const int64_t *next, size_t count)
 {
-    char    entry[NGX_TRIBUTARY_POS_ENTRY_LEN];
+    char    entry[TB_POS_ENTRY_LEN];
     size_t  i, len = 0, e;
 
     for (i = 0; i < count; i++) {
@@ -174,10 +174,10 @@ ngx_tributary_stream_position_format(char *buf, size_t size,
         }
 
         entry[e++] = 'p';
-        e += ngx_tributary_pos_utoa(entry + e, i);
+        e += pos_utoa(entry + e, i);
         entry[e++] = ':';
         entry[e++] = 'o';
-        e += ngx_tributary_pos_utoa(entry + e,
+        e += pos_utoa(entry + e,
                                     next[i] < 0 ? 0 : (uint64_t) next[i]);
 
         if (size - len < e) {
