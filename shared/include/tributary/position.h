@@ -26,37 +26,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 /* Bounds that keep a position's size and its parse time small. */
-#define TB_POS_MAX_PARTITIONS   1024
-#define TB_POS_MAX_LEN          (TB_POS_MAX_PARTITIONS * 32)
+#define TB_POS_MAX_PARTITIONS 1024
+#define TB_POS_MAX_LEN (TB_POS_MAX_PARTITIONS * 32)
 
 /* Longest text of one entry: "p" 10 digits ":o" 19 digits ",". */
-#define TB_POS_ENTRY_LEN        (1 + 10 + 2 + 19 + 1)
+#define TB_POS_ENTRY_LEN (1 + 10 + 2 + 19 + 1)
 
-
-typedef enum {
-    TB_POS_ERROR = -1,
-    TB_POS_NOW = 0,
-    TB_POS_BEGINNING,
-    TB_POS_OFFSETS
-} tb_pos_kind;
-
+typedef enum { TB_POS_ERROR = -1, TB_POS_NOW = 0, TB_POS_BEGINNING, TB_POS_OFFSETS } tb_pos_kind;
 
 typedef struct {
-    int32_t   partition;
-    int64_t   offset;
+	int32_t partition;
+	int64_t offset;
 } tb_pos_entry;
-
 
 /*
  * Parses len bytes of s. On TB_POS_OFFSETS, out[0 .. *n) holds
  * the entries sorted by partition (out has room for max entries). On
  * TB_POS_ERROR, *err is a static message for the client.
  */
-tb_pos_kind tb_pos_parse(const char *s,
-    size_t len, tb_pos_entry *out, size_t max, size_t *n,
-    const char **err);
+tb_pos_kind tb_pos_parse(const char *s, size_t len, tb_pos_entry *out, size_t max, size_t *n,
+                         const char **err);
 
 /*
  * Writes the position "p0:o<next[0]>,p1:o<next[1]>,..." for partitions
@@ -64,7 +54,6 @@ tb_pos_kind tb_pos_parse(const char *s,
  * always enough) without a terminating NUL; returns its length, or 0 if it
  * does not fit. A negative next[i] is written as 0 (read from the start).
  */
-size_t tb_pos_format(char *buf, size_t size,
-    const int64_t *next, size_t count);
+size_t tb_pos_format(char *buf, size_t size, const int64_t *next, size_t count);
 
 #endif /* TRIBUTARY_POSITION_H */

@@ -42,89 +42,83 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TB_WS_OP_CONT 0x0
+#define TB_WS_OP_TEXT 0x1
+#define TB_WS_OP_BINARY 0x2
+#define TB_WS_OP_CLOSE 0x8
+#define TB_WS_OP_PING 0x9
+#define TB_WS_OP_PONG 0xa
 
-#define TB_WS_OP_CONT           0x0
-#define TB_WS_OP_TEXT           0x1
-#define TB_WS_OP_BINARY         0x2
-#define TB_WS_OP_CLOSE          0x8
-#define TB_WS_OP_PING           0x9
-#define TB_WS_OP_PONG           0xa
-
-#define TB_WS_CLOSE_NORMAL           1000
-#define TB_WS_CLOSE_GOING_AWAY       1001
-#define TB_WS_CLOSE_PROTOCOL_ERROR   1002
-#define TB_WS_CLOSE_UNSUPPORTED      1003
-#define TB_WS_CLOSE_NO_STATUS        1005   /* never on the wire */
-#define TB_WS_CLOSE_ABNORMAL         1006   /* never on the wire */
-#define TB_WS_CLOSE_INVALID_DATA     1007
-#define TB_WS_CLOSE_POLICY           1008
-#define TB_WS_CLOSE_TOO_BIG          1009
-#define TB_WS_CLOSE_INTERNAL_ERROR   1011
-#define TB_WS_CLOSE_TRY_AGAIN_LATER  1013
+#define TB_WS_CLOSE_NORMAL 1000
+#define TB_WS_CLOSE_GOING_AWAY 1001
+#define TB_WS_CLOSE_PROTOCOL_ERROR 1002
+#define TB_WS_CLOSE_UNSUPPORTED 1003
+#define TB_WS_CLOSE_NO_STATUS 1005 /* never on the wire */
+#define TB_WS_CLOSE_ABNORMAL 1006  /* never on the wire */
+#define TB_WS_CLOSE_INVALID_DATA 1007
+#define TB_WS_CLOSE_POLICY 1008
+#define TB_WS_CLOSE_TOO_BIG 1009
+#define TB_WS_CLOSE_INTERNAL_ERROR 1011
+#define TB_WS_CLOSE_TRY_AGAIN_LATER 1013
 
 /* Longest frame header: 2 + 8 (64-bit length) + 4 (mask). */
-#define TB_WS_MAX_HEADER        14
+#define TB_WS_MAX_HEADER 14
 /* Longest server header (unmasked). */
 #define TB_WS_MAX_SERVER_HEADER 10
-#define TB_WS_MAX_CONTROL       125
+#define TB_WS_MAX_CONTROL 125
 /* A whole unmasked control frame: header 2 + payload 125 (a close frame's
  * is code 2 + reason 123). */
-#define TB_WS_MAX_CONTROL_FRAME   (2 + TB_WS_MAX_CONTROL)
-
+#define TB_WS_MAX_CONTROL_FRAME (2 + TB_WS_MAX_CONTROL)
 
 typedef enum {
-    TB_WS_AGAIN = 0,
-    TB_WS_MESSAGE,
-    TB_WS_PING,
-    TB_WS_PONG,
-    TB_WS_CLOSE,
-    TB_WS_ERROR
+	TB_WS_AGAIN = 0,
+	TB_WS_MESSAGE,
+	TB_WS_PING,
+	TB_WS_PONG,
+	TB_WS_CLOSE,
+	TB_WS_ERROR
 } tb_ws_event;
 
-
 typedef struct {
-    /* settings: set after tb_ws_parser_init(), 0 = unlimited */
-    uint64_t      max_frame_size;
-    uint64_t      max_message_size;
-    unsigned      accept_text;      /* else text messages fail with 1003 */
-    unsigned      expect_masked;    /* 1 on servers, 0 on clients */
+	/* settings: set after tb_ws_parser_init(), 0 = unlimited */
+	uint64_t max_frame_size;
+	uint64_t max_message_size;
+	unsigned accept_text;   /* else text messages fail with 1003 */
+	unsigned expect_masked; /* 1 on servers, 0 on clients */
 
-    /* results */
-    unsigned      opcode;           /* TEXT or BINARY: the current message */
-    uint16_t      close_code;       /* CLOSE: peer's code; ERROR: ours */
-    const char   *error;            /* ERROR: static text */
-    size_t        control_len;      /* PING, PONG, CLOSE payload */
-    uint8_t       control[TB_WS_MAX_CONTROL];
+	/* results */
+	unsigned opcode;     /* TEXT or BINARY: the current message */
+	uint16_t close_code; /* CLOSE: peer's code; ERROR: ours */
+	const char *error;   /* ERROR: static text */
+	size_t control_len;  /* PING, PONG, CLOSE payload */
+	uint8_t control[TB_WS_MAX_CONTROL];
 
-    /* private */
-    unsigned      state;
-    unsigned      frame_opcode;
-    unsigned      frame_fin;
-    unsigned      masked;
-    size_t        hdr_len;
-    size_t        hdr_need;
-    uint64_t      remaining;
-    uint64_t      offset;           /* within the frame, for the mask */
-    uint64_t      message_size;
-    unsigned      utf8_need;
-    uint8_t       utf8_lo;
-    uint8_t       utf8_hi;
-    uint8_t       mask[4];
-    uint8_t       hdr[TB_WS_MAX_HEADER];
+	/* private */
+	unsigned state;
+	unsigned frame_opcode;
+	unsigned frame_fin;
+	unsigned masked;
+	size_t hdr_len;
+	size_t hdr_need;
+	uint64_t remaining;
+	uint64_t offset; /* within the frame, for the mask */
+	uint64_t message_size;
+	unsigned utf8_need;
+	uint8_t utf8_lo;
+	uint8_t utf8_hi;
+	uint8_t mask[4];
+	uint8_t hdr[TB_WS_MAX_HEADER];
 } tb_ws_parser;
 
-
-void tb_ws_parser_init(tb_ws_parser *p,
-    unsigned expect_masked);
+void tb_ws_parser_init(tb_ws_parser *p, unsigned expect_masked);
 
 /*
  * Consumes bytes from *in up to in_end and writes unmasked data-frame
  * payload to *out up to out_end; advances both pointers. Returns at every
  * event; AGAIN means it cannot go on without more input or more output room.
  */
-tb_ws_event tb_ws_parse(tb_ws_parser *p,
-    const uint8_t **in, const uint8_t *in_end, uint8_t **out,
-    uint8_t *out_end);
+tb_ws_event tb_ws_parse(tb_ws_parser *p, const uint8_t **in, const uint8_t *in_end, uint8_t **out,
+                        uint8_t *out_end);
 
 /* 1 while a fragmented data message has begun and not ended. */
 int tb_ws_in_message(const tb_ws_parser *p);
@@ -135,8 +129,8 @@ int tb_ws_in_message(const tb_ws_parser *p);
  * server frames, else the 4-byte key a client puts in the header (the
  * payload must then be masked with tb_ws_mask_copy()).
  */
-size_t tb_ws_frame_header(uint8_t *buf, unsigned opcode,
-    unsigned fin, uint64_t len, const uint8_t *mask);
+size_t tb_ws_frame_header(uint8_t *buf, unsigned opcode, unsigned fin, uint64_t len,
+                          const uint8_t *mask);
 
 /* Size of the header tb_ws_frame_header() would write. */
 size_t tb_ws_header_size(uint64_t len, unsigned masked);
@@ -146,8 +140,8 @@ size_t tb_ws_header_size(uint64_t len, unsigned masked);
  * position of src[0] within the frame payload, so a payload can be (un)masked
  * in pieces.
  */
-void tb_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
-    const uint8_t mask[4], uint64_t offset);
+void tb_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t mask[4],
+                     uint64_t offset);
 
 /*
  * Writes a whole unmasked close frame (code and reason; the reason is cut to
@@ -155,8 +149,7 @@ void tb_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
  * TB_WS_MAX_CONTROL_FRAME bytes) and returns its size. code 0 (or
  * 1005) sends a close frame without status.
  */
-size_t tb_ws_close_frame(uint8_t *buf, unsigned code,
-    const char *reason, size_t reason_len);
+size_t tb_ws_close_frame(uint8_t *buf, unsigned code, const char *reason, size_t reason_len);
 
 /*
  * Writes a whole unmasked PING or PONG frame carrying len bytes (at most
@@ -164,8 +157,7 @@ size_t tb_ws_close_frame(uint8_t *buf, unsigned code,
  * returns its size: the answer to a ping is
  * tb_ws_control_frame(buf, TB_WS_OP_PONG, p.control, p.control_len).
  */
-size_t tb_ws_control_frame(uint8_t *buf, unsigned opcode,
-    const uint8_t *payload, size_t len);
+size_t tb_ws_control_frame(uint8_t *buf, unsigned opcode, const uint8_t *payload, size_t len);
 
 /* 1 if a peer may send this code in a close frame (RFC 6455 7.4 + IANA). */
 int tb_ws_close_code_valid(unsigned code);
