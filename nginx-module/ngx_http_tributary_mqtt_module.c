@@ -85,8 +85,12 @@ static ngx_int_t ngx_http_tributary_mqtt_write_client(
     ngx_http_tributary_mqtt_ctx_t *ctx);
 static ngx_int_t ngx_http_tributary_mqtt_send(ngx_connection_t *c,
     u_char *data, size_t len, size_t *sent);
+static ngx_int_t ngx_http_tributary_mqtt_send_rest(ngx_connection_t *c,
+    u_char *frame, size_t len, size_t *done);
 static void ngx_http_tributary_mqtt_queue_close(
     ngx_http_tributary_mqtt_ctx_t *ctx, ngx_uint_t code, const char *reason);
+static void ngx_http_tributary_mqtt_broker_lost(
+    ngx_http_tributary_mqtt_ctx_t *ctx, const char *doing);
 static void ngx_http_tributary_mqtt_broker_failed(
     ngx_http_tributary_mqtt_ctx_t *ctx, ngx_uint_t code, const char *reason);
 static void ngx_http_tributary_mqtt_client_gone(
@@ -730,13 +734,7 @@ ngx_http_tributary_mqtt_write_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
                                       &sent);
 
     if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "tributary: sending to MQTT broker %V failed",
-                      ctx->peer.name);
-        ngx_http_tributary_mqtt_close_upstream(ctx);
-        ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    TB_WS_CLOSE_INTERNAL_ERROR,
-                                    "broker connection lost");
+        ngx_http_tributary_mqtt_broker_lost(ctx, "sending to");
         return 1;
     }
 
@@ -794,13 +792,7 @@ ngx_http_tributary_mqtt_read_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
     }
 
     if (n == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "tributary: reading from MQTT broker %V failed",
-                      ctx->peer.name);
-        ngx_http_tributary_mqtt_close_upstream(ctx);
-        ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    TB_WS_CLOSE_INTERNAL_ERROR,
-                                    "broker connection lost");
+        ngx_http_tributary_mqtt_broker_lost(ctx, "reading from");
         return 1;
     }
 
@@ -872,17 +864,15 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
         }
 
         if (ctx->pong_len && (ctx->close_len == 0 || ctx->pong_sent)) {
-            rc = ngx_http_tributary_mqtt_send(c, ctx->pong + ctx->pong_sent,
-                                              ctx->pong_len - ctx->pong_sent,
-                                              &sent);
+            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->pong, ctx->pong_len,
+                                                   &ctx->pong_sent);
             if (rc == NGX_ERROR) {
                 goto failed;
             }
-            if (sent == 0) {
+            if (rc == NGX_AGAIN) {
                 break;
             }
 
-            ctx->pong_sent += sent;
             progress = 1;
 
             if (ctx->pong_sent == ctx->pong_len) {
@@ -896,17 +886,16 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
         if (ctx->close_sent < ctx->close_len && ctx->broker_done) {
             ctx->pong_len = 0;
 
-            rc = ngx_http_tributary_mqtt_send(c, ctx->close + ctx->close_sent,
-                                              ctx->close_len - ctx->close_sent,
-                                              &sent);
+            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->close,
+                                                   ctx->close_len,
+                                                   &ctx->close_sent);
             if (rc == NGX_ERROR) {
                 goto failed;
             }
-            if (sent == 0) {
+            if (rc == NGX_AGAIN) {
                 break;
             }
 
-            ctx->close_sent += sent;
             progress = 1;
             continue;
         }
@@ -923,6 +912,33 @@ failed:
     ngx_http_tributary_mqtt_client_gone(ctx, 0);
 
     return 1;
+}
+
+
+/*
+ * Sends what is left of a control frame (the first *done of its len bytes
+ * went out already): NGX_OK when some more did, NGX_AGAIN when the socket
+ * takes none now, or NGX_ERROR.
+ */
+static ngx_int_t
+ngx_http_tributary_mqtt_send_rest(ngx_connection_t *c, u_char *frame,
+    size_t len, size_t *done)
+{
+    size_t  sent;
+
+    if (ngx_http_tributary_mqtt_send(c, frame + *done, len - *done, &sent)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (sent == 0) {
+        return NGX_AGAIN;
+    }
+
+    *done += sent;
+
+    return NGX_OK;
 }
 
 
@@ -979,6 +995,19 @@ ngx_http_tributary_mqtt_broker_failed(ngx_http_tributary_mqtt_ctx_t *ctx,
 {
     ctx->broker_done = 1;
     ngx_http_tributary_mqtt_queue_close(ctx, code, reason);
+}
+
+
+/* The broker's connection failed while "sending to" or "reading from" it. */
+static void
+ngx_http_tributary_mqtt_broker_lost(ngx_http_tributary_mqtt_ctx_t *ctx,
+    const char *doing)
+{
+    ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                  "tributary: %s MQTT broker %V failed", doing, ctx->peer.name);
+    ngx_http_tributary_mqtt_close_upstream(ctx);
+    ngx_http_tributary_mqtt_broker_failed(ctx, TB_WS_CLOSE_INTERNAL_ERROR,
+                                          "broker connection lost");
 }
 
 

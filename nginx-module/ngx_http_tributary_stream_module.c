@@ -395,10 +395,8 @@ static ngx_int_t
 ngx_tributary_stream_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *msg)
 {
-    size_t        len;
-    ngx_buf_t    *b;
-    ngx_int_t     rc;
-    ngx_chain_t   out;
+    size_t      len;
+    ngx_buf_t  *b;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "tributary_stream: %ui: %s", status, msg);
@@ -412,23 +410,8 @@ ngx_tributary_stream_error(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last = ngx_cpymem(b->last, msg, len - 1);
     *b->last++ = '\n';
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_tributary_stream_respond(r, status, "text/plain", b);
 }
 
 

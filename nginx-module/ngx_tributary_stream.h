@@ -227,6 +227,8 @@ ngx_int_t ngx_tributary_stream_queue(ngx_tributary_sub_t *sub,
     ngx_uint_t force);
 ngx_int_t ngx_tributary_stream_queue_copy(ngx_tributary_sub_t *sub,
     const u_char *data, size_t len);
+ngx_int_t ngx_tributary_stream_respond(ngx_http_request_t *r,
+    ngx_uint_t status, const char *type, ngx_buf_t *b);
 void ngx_tributary_stream_release_sent(ngx_tributary_sub_t *sub,
     ngx_uint_t all);
 void ngx_tributary_stream_finish(ngx_tributary_sub_t *sub, ngx_int_t rc);

@@ -211,6 +211,35 @@ ngx_tributary_stream_queue_copy(ngx_tributary_sub_t *sub, const u_char *data,
 }
 
 
+/* A whole response of its own (an error, the status page): b, as type. */
+ngx_int_t
+ngx_tributary_stream_respond(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main);
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
 void
 ngx_tributary_stream_release_sent(ngx_tributary_sub_t *sub, ngx_uint_t all)
 {

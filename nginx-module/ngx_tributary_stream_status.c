@@ -41,7 +41,6 @@ ngx_tributary_stream_status_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, m;
-    ngx_chain_t                    out;
     ngx_tributary_stream_stats_t  *st;
 
     static const struct {
@@ -125,22 +124,8 @@ ngx_tributary_stream_status_handler(ngx_http_request_t *r)
     }
 
     b->last = p;
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_tributary_stream_respond(r, NGX_HTTP_OK,
+                                        "text/plain; version=0.0.4", b);
 }
 
