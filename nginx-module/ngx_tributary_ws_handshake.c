@@ -19,14 +19,10 @@ typedef ngx_int_t (*ngx_tributary_ws_token_pt)(ngx_str_t *token, void *data);
 
 static ngx_int_t ngx_tributary_ws_each_token(ngx_http_request_t *r,
     const char *name, ngx_tributary_ws_token_pt handler, void *data);
-static ngx_table_elt_t *ngx_tributary_ws_header(ngx_http_request_t *r,
-    const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_tributary_ws_has_token(ngx_http_request_t *r,
     const char *name, const char *token);
 static ngx_int_t ngx_tributary_ws_origin_allowed(ngx_http_request_t *r,
     ngx_array_t *origins);
-static ngx_int_t ngx_tributary_ws_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
 static ngx_int_t ngx_tributary_ws_validate(ngx_http_request_t *r,
     ngx_array_t *origins, const ngx_str_t *protocols, ngx_uint_t n,
     ngx_str_t *protocol);
@@ -445,7 +441,7 @@ ngx_tributary_ws_reject(ngx_http_request_t *r, ngx_int_t status)
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_tributary_ws_header(ngx_http_request_t *r, const char *name,
     ngx_uint_t *count)
 {
@@ -580,7 +576,7 @@ ngx_tributary_ws_has_token(ngx_http_request_t *r, const char *name,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_tributary_ws_add_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {

@@ -19,7 +19,7 @@
  * After accept the caller owns r->connection: frames are written with
  * c->send() (first finish anything still in r->out, see
  * ngx_tributary_ws_flush_response()) and read with c->recv(), using the
- * codec in ngx_tributary_ws.h.
+ * codec in tributary/ws.h (shared/ws).
  */
 
 #ifndef NGX_TRIBUTARY_WS_HANDSHAKE_H_INCLUDED_
@@ -72,6 +72,17 @@ ngx_int_t ngx_tributary_ws_flush_response(ngx_http_request_t *r);
 
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key; out has 28 bytes of room. */
 ngx_int_t ngx_tributary_ws_accept_key(ngx_str_t *key, u_char *out);
+
+/*
+ * The first request header of that name (any case), and in *count how many
+ * there are; NULL when none.
+ */
+ngx_table_elt_t *ngx_tributary_ws_header(ngx_http_request_t *r,
+    const char *name, ngx_uint_t *count);
+
+/* Adds a response header; the bytes of name and value must outlive it. */
+ngx_int_t ngx_tributary_ws_add_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
 
 /*
  * Directive handler for an origin allow-list ("*" or origins such as

@@ -2,10 +2,11 @@
  * libFuzzer target for the tributary_stream position parser (Last-Event-ID
  * and ?from= come straight from clients). Besides memory safety it checks
  * that whatever parses formats back to a position that parses to the same
- * entries. Standalone: the parser has no nginx dependency.
+ * entries. The parser (shared/stream/position.c) needs only libc:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       tests/fuzz/fuzz_stream_position.c -o fuzz_stream_position
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishared/include \
+ *       tests/fuzz/fuzz_stream_position.c shared/stream/position.c \
+ *       -o fuzz_stream_position
  */
 
 #include <stdint.h>
@@ -13,38 +14,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../nginx-module/ngx_tributary_stream_position.c"
+#include "tributary/position.h"
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static ngx_tributary_pos_entry_t  e[NGX_TRIBUTARY_POS_MAX_PARTITIONS];
-    static ngx_tributary_pos_entry_t  e2[NGX_TRIBUTARY_POS_MAX_PARTITIONS];
-    static int64_t                    next[NGX_TRIBUTARY_POS_MAX_PARTITIONS];
-    static char                       text[NGX_TRIBUTARY_POS_MAX_PARTITIONS
-                                           * NGX_TRIBUTARY_POS_ENTRY_LEN];
+    static tb_pos_entry  e[TB_POS_MAX_PARTITIONS];
+    static tb_pos_entry  e2[TB_POS_MAX_PARTITIONS];
+    static int64_t                    next[TB_POS_MAX_PARTITIONS];
+    static char                       text[TB_POS_MAX_PARTITIONS
+                                           * TB_POS_ENTRY_LEN];
     static char                       text2[sizeof(text)];
     const char                       *err = NULL;
     size_t                            n, n2, i, len;
-    ngx_tributary_pos_kind_e          kind;
+    tb_pos_kind          kind;
 
-    kind = ngx_tributary_stream_position_parse((const char *) data, size, e,
-                                               NGX_TRIBUTARY_POS_MAX_PARTITIONS,
+    kind = tb_pos_parse((const char *) data, size, e,
+                                               TB_POS_MAX_PARTITIONS,
                                                &n, &err);
 
-    if (kind == NGX_TRIBUTARY_POS_ERROR) {
+    if (kind == TB_POS_ERROR) {
         if (err == NULL || *err == '\0') {
             abort();
         }
         return 0;
     }
 
-    if (kind != NGX_TRIBUTARY_POS_OFFSETS) {
+    if (kind != TB_POS_OFFSETS) {
         return 0;
     }
 
-    if (n == 0 || n > NGX_TRIBUTARY_POS_MAX_PARTITIONS) {
+    if (n == 0 || n > TB_POS_MAX_PARTITIONS) {
         abort();
     }
 
@@ -68,15 +69,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         next[i] = e[i].offset;
     }
 
-    len = ngx_tributary_stream_position_format(text, sizeof(text), next, n);
+    len = tb_pos_format(text, sizeof(text), next, n);
     if (len == 0) {
         abort();
     }
 
-    if (ngx_tributary_stream_position_parse(text, len, e2,
-                                            NGX_TRIBUTARY_POS_MAX_PARTITIONS,
+    if (tb_pos_parse(text, len, e2,
+                                            TB_POS_MAX_PARTITIONS,
                                             &n2, &err)
-        != NGX_TRIBUTARY_POS_OFFSETS
+        != TB_POS_OFFSETS
         || n2 != n || memcmp(e, e2, n * sizeof(e[0])) != 0)
     {
         abort();
@@ -87,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         next[i] = e2[i].offset;
     }
 
-    if (ngx_tributary_stream_position_format(text2, sizeof(text2), next, n2)
+    if (tb_pos_format(text2, sizeof(text2), next, n2)
         != len || memcmp(text, text2, len) != 0)
     {
         abort();

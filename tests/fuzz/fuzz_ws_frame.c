@@ -10,23 +10,23 @@
  *   2. the input as payloads: encoded with the frame encoder (masked,
  *      fragmented) and parsed back, they come out unchanged.
  *
- * Standalone: the codec needs only libc.
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       tests/fuzz/fuzz_ws_frame.c -o fuzz_ws_frame
+ * The codec (shared/ws/ws.c) needs only libc:
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ishared/include \
+ *       tests/fuzz/fuzz_ws_frame.c shared/ws/ws.c -o fuzz_ws_frame
  */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../nginx-module/ngx_tributary_ws.c"
+#include "tributary/ws.h"
 
 
 #define FUZZ_MAX_OUT  (1u << 20)
 
 
 typedef struct {
-    ngx_tributary_ws_event_e  last;
+    tb_ws_event  last;
     unsigned                  code;
     size_t                    out_len;
     size_t                    events;
@@ -35,31 +35,31 @@ typedef struct {
 
 
 static void
-fuzz_check_event(const ngx_tributary_ws_parser_t *p,
-    ngx_tributary_ws_event_e ev)
+fuzz_check_event(const tb_ws_parser *p,
+    tb_ws_event ev)
 {
-    if (p->control_len > NGX_TRIBUTARY_WS_MAX_CONTROL) {
+    if (p->control_len > TB_WS_MAX_CONTROL) {
         abort();
     }
 
-    if (ev == NGX_TRIBUTARY_WS_ERROR) {
+    if (ev == TB_WS_ERROR) {
         if (p->error == NULL) {
             abort();
         }
         switch (p->close_code) {
-        case NGX_TRIBUTARY_WS_CLOSE_PROTOCOL_ERROR:
-        case NGX_TRIBUTARY_WS_CLOSE_UNSUPPORTED:
-        case NGX_TRIBUTARY_WS_CLOSE_INVALID_DATA:
-        case NGX_TRIBUTARY_WS_CLOSE_TOO_BIG:
+        case TB_WS_CLOSE_PROTOCOL_ERROR:
+        case TB_WS_CLOSE_UNSUPPORTED:
+        case TB_WS_CLOSE_INVALID_DATA:
+        case TB_WS_CLOSE_TOO_BIG:
             break;
         default:
             abort();
         }
     }
 
-    if (ev == NGX_TRIBUTARY_WS_CLOSE
-        && p->close_code != NGX_TRIBUTARY_WS_CLOSE_NO_STATUS
-        && !ngx_tributary_ws_close_code_valid(p->close_code))
+    if (ev == TB_WS_CLOSE
+        && p->close_code != TB_WS_CLOSE_NO_STATUS
+        && !tb_ws_close_code_valid(p->close_code))
     {
         abort();
     }
@@ -74,16 +74,16 @@ fuzz_parse(const uint8_t *in, size_t len, size_t chunk, size_t room,
     size_t                     off, n;
     uint8_t                   *out, *out_end, *o;
     const uint8_t             *pos, *end, *before;
-    ngx_tributary_ws_event_e   ev;
-    ngx_tributary_ws_parser_t  p;
+    tb_ws_event   ev;
+    tb_ws_parser  p;
 
-    ngx_tributary_ws_parser_init(&p, cfg & 1);
+    tb_ws_parser_init(&p, cfg & 1);
     p.accept_text = (cfg >> 1) & 1;
     p.max_frame_size = (cfg & 4) ? ((cfg >> 3) & 7) * 100 : 0;
     p.max_message_size = (cfg & 64) ? ((cfg >> 7) & 1 ? 300 : 1000) : 0;
 
     memset(res, 0, sizeof(*res));
-    res->last = NGX_TRIBUTARY_WS_AGAIN;
+    res->last = TB_WS_AGAIN;
     res->digest = 1469598103934665603ULL;
 
     for (off = 0; off < len; off += n) {
@@ -96,7 +96,7 @@ fuzz_parse(const uint8_t *in, size_t len, size_t chunk, size_t room,
             out_end = outbuf + room;
             before = pos;
 
-            ev = ngx_tributary_ws_parse(&p, &pos, end, &out, out_end);
+            ev = tb_ws_parse(&p, &pos, end, &out, out_end);
 
             if (pos < before || pos > end || out < outbuf || out > out_end) {
                 abort();
@@ -109,23 +109,23 @@ fuzz_parse(const uint8_t *in, size_t len, size_t chunk, size_t room,
 
             fuzz_check_event(&p, ev);
 
-            if (ev == NGX_TRIBUTARY_WS_ERROR) {
+            if (ev == TB_WS_ERROR) {
                 res->last = ev;
                 res->code = p.close_code;
                 /* a failed parser stays failed */
-                if (ngx_tributary_ws_parse(&p, &pos, end, &out, out_end)
-                    != NGX_TRIBUTARY_WS_ERROR)
+                if (tb_ws_parse(&p, &pos, end, &out, out_end)
+                    != TB_WS_ERROR)
                 {
                     abort();
                 }
                 return;
             }
 
-            if (ev != NGX_TRIBUTARY_WS_AGAIN) {
+            if (ev != TB_WS_AGAIN) {
                 res->events = res->events * 31 + ev;
                 res->digest = (res->digest ^ (ev * 977 + p.control_len))
                               * 1099511628211ULL;
-                if (ev == NGX_TRIBUTARY_WS_CLOSE) {
+                if (ev == TB_WS_CLOSE) {
                     res->last = ev;
                     res->code = p.close_code;
                     return;
@@ -156,8 +156,8 @@ fuzz_roundtrip(const uint8_t *data, size_t size, uint8_t *wire, uint8_t *out)
     uint8_t                    mask[4] = { 0x12, 0x34, 0x56, 0x78 };
     uint8_t                   *o;
     const uint8_t             *pos;
-    ngx_tributary_ws_event_e   ev;
-    ngx_tributary_ws_parser_t  p;
+    tb_ws_event   ev;
+    tb_ws_parser  p;
 
     /* one binary message in fragments of 1 + data[0] bytes, a ping between */
     frag = 1 + (size ? data[0] : 0);
@@ -166,17 +166,17 @@ fuzz_roundtrip(const uint8_t *data, size_t size, uint8_t *wire, uint8_t *out)
     for (i = 0; i == 0 || i < size; i += piece) {
         piece = size - i < frag ? size - i : frag;
 
-        w += ngx_tributary_ws_frame_header(wire + w,
-                                           i ? NGX_TRIBUTARY_WS_OP_CONT
-                                             : NGX_TRIBUTARY_WS_OP_BINARY,
+        w += tb_ws_frame_header(wire + w,
+                                           i ? TB_WS_OP_CONT
+                                             : TB_WS_OP_BINARY,
                                            i + piece >= size, piece, mask);
         memcpy(wire + w, data + i, piece);
-        ngx_tributary_ws_mask_copy(wire + w, wire + w, piece, mask, 0);
+        tb_ws_mask_copy(wire + w, wire + w, piece, mask, 0);
         w += piece;
 
         if (i == 0) {
-            w += ngx_tributary_ws_frame_header(wire + w,
-                                               NGX_TRIBUTARY_WS_OP_PING, 1, 0,
+            w += tb_ws_frame_header(wire + w,
+                                               TB_WS_OP_PING, 1, 0,
                                                mask);
         }
 
@@ -185,24 +185,24 @@ fuzz_roundtrip(const uint8_t *data, size_t size, uint8_t *wire, uint8_t *out)
         }
     }
 
-    ngx_tributary_ws_parser_init(&p, 1);
+    tb_ws_parser_init(&p, 1);
     pos = wire;
     o = out;
     messages = 0;
 
     for ( ;; ) {
-        ev = ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out + size);
+        ev = tb_ws_parse(&p, &pos, wire + w, &o, out + size);
 
-        if (ev == NGX_TRIBUTARY_WS_MESSAGE) {
+        if (ev == TB_WS_MESSAGE) {
             messages++;
             continue;
         }
 
-        if (ev == NGX_TRIBUTARY_WS_PING) {
+        if (ev == TB_WS_PING) {
             continue;
         }
 
-        if (ev != NGX_TRIBUTARY_WS_AGAIN || pos != wire + w) {
+        if (ev != TB_WS_AGAIN || pos != wire + w) {
             abort();
         }
 
@@ -216,15 +216,15 @@ fuzz_roundtrip(const uint8_t *data, size_t size, uint8_t *wire, uint8_t *out)
     }
 
     /* a close frame made by the encoder parses back to the same code */
-    w = ngx_tributary_ws_close_frame(wire, 4000 + (size % 1000),
+    w = tb_ws_close_frame(wire, 4000 + (size % 1000),
                                      (const char *) data,
-                                     ngx_tributary_ws_utf8_valid(data, size)
+                                     tb_ws_utf8_valid(data, size)
                                      ? size : 0);
-    ngx_tributary_ws_parser_init(&p, 0);
+    tb_ws_parser_init(&p, 0);
     pos = wire;
     o = out;
-    ev = ngx_tributary_ws_parse(&p, &pos, wire + w, &o, out + size);
-    if (ev != NGX_TRIBUTARY_WS_CLOSE || p.close_code != 4000 + (size % 1000)) {
+    ev = tb_ws_parse(&p, &pos, wire + w, &o, out + size);
+    if (ev != TB_WS_CLOSE || p.close_code != 4000 + (size % 1000)) {
         abort();
     }
 }
@@ -259,7 +259,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* (a failing text message may have let out a valid prefix piecewise) */
-    if (whole.last != NGX_TRIBUTARY_WS_ERROR
+    if (whole.last != TB_WS_ERROR
         && (whole.out_len != pieces.out_len || whole.digest != pieces.digest))
     {
         abort();

@@ -25,8 +25,8 @@
  * threads) except at worker exit.
  */
 
-#ifndef NGX_TRIBUTARY_STREAM_KAFKA_H_INCLUDED_
-#define NGX_TRIBUTARY_STREAM_KAFKA_H_INCLUDED_
+#ifndef NGX_TRIBUTARY_KAFKA_H_INCLUDED_
+#define NGX_TRIBUTARY_KAFKA_H_INCLUDED_
 
 #include <ngx_config.h>
 #include <ngx_core.h>
@@ -86,4 +86,4 @@ void ngx_tributary_kafka_replay_pause(ngx_tributary_replay_t *rp,
     int32_t partition);
 void ngx_tributary_kafka_replay_stop(ngx_tributary_replay_t *rp);
 
-#endif /* NGX_TRIBUTARY_STREAM_KAFKA_H_INCLUDED_ */
+#endif /* NGX_TRIBUTARY_KAFKA_H_INCLUDED_ */

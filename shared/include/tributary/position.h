@@ -16,55 +16,44 @@
  * position was made. Two words are also accepted: "beginning" (all history)
  * and "now" (live, the default).
  *
- * libc only, no nginx headers: tests/fuzz/fuzz_stream_position.c builds
- * against this file alone.
+ * libc only, no nginx headers: the stream module uses it and
+ * tests/fuzz/fuzz_stream_position.c links it from libtributary.
  */
 
-#ifndef NGX_TRIBUTARY_STREAM_POSITION_H_INCLUDED_
-#define NGX_TRIBUTARY_STREAM_POSITION_H_INCLUDED_
+#ifndef TRIBUTARY_POSITION_H
+#define TRIBUTARY_POSITION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-
 /* Bounds that keep a position's size and its parse time small. */
-#define NGX_TRIBUTARY_POS_MAX_PARTITIONS   1024
-#define NGX_TRIBUTARY_POS_MAX_LEN          (NGX_TRIBUTARY_POS_MAX_PARTITIONS * 32)
+#define TB_POS_MAX_PARTITIONS 1024
+#define TB_POS_MAX_LEN (TB_POS_MAX_PARTITIONS * 32)
 
 /* Longest text of one entry: "p" 10 digits ":o" 19 digits ",". */
-#define NGX_TRIBUTARY_POS_ENTRY_LEN        (1 + 10 + 2 + 19 + 1)
+#define TB_POS_ENTRY_LEN (1 + 10 + 2 + 19 + 1)
 
-
-typedef enum {
-    NGX_TRIBUTARY_POS_ERROR = -1,
-    NGX_TRIBUTARY_POS_NOW = 0,
-    NGX_TRIBUTARY_POS_BEGINNING,
-    NGX_TRIBUTARY_POS_OFFSETS
-} ngx_tributary_pos_kind_e;
-
+typedef enum { TB_POS_ERROR = -1, TB_POS_NOW = 0, TB_POS_BEGINNING, TB_POS_OFFSETS } tb_pos_kind;
 
 typedef struct {
-    int32_t   partition;
-    int64_t   offset;
-} ngx_tributary_pos_entry_t;
-
+	int32_t partition;
+	int64_t offset;
+} tb_pos_entry;
 
 /*
- * Parses len bytes of s. On NGX_TRIBUTARY_POS_OFFSETS, out[0 .. *n) holds
+ * Parses len bytes of s. On TB_POS_OFFSETS, out[0 .. *n) holds
  * the entries sorted by partition (out has room for max entries). On
- * NGX_TRIBUTARY_POS_ERROR, *err is a static message for the client.
+ * TB_POS_ERROR, *err is a static message for the client.
  */
-ngx_tributary_pos_kind_e ngx_tributary_stream_position_parse(const char *s,
-    size_t len, ngx_tributary_pos_entry_t *out, size_t max, size_t *n,
-    const char **err);
+tb_pos_kind tb_pos_parse(const char *s, size_t len, tb_pos_entry *out, size_t max, size_t *n,
+                         const char **err);
 
 /*
  * Writes the position "p0:o<next[0]>,p1:o<next[1]>,..." for partitions
- * 0 .. count-1 into buf (size bytes; count * NGX_TRIBUTARY_POS_ENTRY_LEN is
+ * 0 .. count-1 into buf (size bytes; count * TB_POS_ENTRY_LEN is
  * always enough) without a terminating NUL; returns its length, or 0 if it
  * does not fit. A negative next[i] is written as 0 (read from the start).
  */
-size_t ngx_tributary_stream_position_format(char *buf, size_t size,
-    const int64_t *next, size_t count);
+size_t tb_pos_format(char *buf, size_t size, const int64_t *next, size_t count);
 
-#endif /* NGX_TRIBUTARY_STREAM_POSITION_H_INCLUDED_ */
+#endif /* TRIBUTARY_POSITION_H */

@@ -1,6 +1,6 @@
 /*
  * Per-worker Kafka consumers of tributary_stream; see
- * ngx_tributary_stream_kafka.h for the design.
+ * ngx_tributary_kafka.h for the design.
  */
 
 #include <ngx_config.h>
@@ -9,7 +9,7 @@
 
 #include <pthread.h>
 
-#include "ngx_tributary_stream_kafka.h"
+#include "ngx_tributary_kafka.h"
 
 
 #define NGX_TRIBUTARY_KAFKA_META_TIMEOUT   2000     /* ms, on the thread */

@@ -19,7 +19,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_tributary_ws.h"
+#include "tributary/ws.h"
 #include "ngx_tributary_ws_handshake.h"
 
 
@@ -45,7 +45,7 @@ typedef struct {
     ngx_peer_connection_t                peer;
     ngx_connection_t                    *upstream;
 
-    ngx_tributary_ws_parser_t            parser;
+    tb_ws_parser                         parser;
 
     ngx_buf_t                           *client_in;
     ngx_buf_t                           *to_broker;
@@ -55,8 +55,8 @@ typedef struct {
     size_t                               pong_sent;
     size_t                               close_len;
     size_t                               close_sent;
-    u_char                               pong[NGX_TRIBUTARY_WS_MAX_CLOSE_FRAME];
-    u_char                               close[NGX_TRIBUTARY_WS_MAX_CLOSE_FRAME];
+    u_char                               pong[TB_WS_MAX_CONTROL_FRAME];
+    u_char                               close[TB_WS_MAX_CONTROL_FRAME];
 
     unsigned                             connected:1;
     unsigned                             client_eof:1;     /* not read */
@@ -85,8 +85,12 @@ static ngx_int_t ngx_http_tributary_mqtt_write_client(
     ngx_http_tributary_mqtt_ctx_t *ctx);
 static ngx_int_t ngx_http_tributary_mqtt_send(ngx_connection_t *c,
     u_char *data, size_t len, size_t *sent);
+static ngx_int_t ngx_http_tributary_mqtt_send_rest(ngx_connection_t *c,
+    u_char *frame, size_t len, size_t *done);
 static void ngx_http_tributary_mqtt_queue_close(
     ngx_http_tributary_mqtt_ctx_t *ctx, ngx_uint_t code, const char *reason);
+static void ngx_http_tributary_mqtt_broker_lost(
+    ngx_http_tributary_mqtt_ctx_t *ctx, const char *doing);
 static void ngx_http_tributary_mqtt_broker_failed(
     ngx_http_tributary_mqtt_ctx_t *ctx, ngx_uint_t code, const char *reason);
 static void ngx_http_tributary_mqtt_client_gone(
@@ -238,14 +242,14 @@ ngx_http_tributary_mqtt_handler(ngx_http_request_t *r)
     ctx->to_broker = ngx_create_temp_buf(r->pool, mlcf->buffer_size);
     /* frames are built in place: room for a header before the payload */
     ctx->to_client = ngx_create_temp_buf(r->pool, mlcf->buffer_size
-                                         + NGX_TRIBUTARY_WS_MAX_SERVER_HEADER);
+                                         + TB_WS_MAX_SERVER_HEADER);
     if (ctx->client_in == NULL || ctx->to_broker == NULL
         || ctx->to_client == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_tributary_ws_parser_init(&ctx->parser, 1);
+    tb_ws_parser_init(&ctx->parser, 1);
     ctx->parser.max_frame_size = mlcf->max_frame_size;
     ctx->parser.max_message_size = mlcf->max_message_size;
 
@@ -330,7 +334,7 @@ ngx_http_tributary_mqtt_connect(ngx_http_tributary_mqtt_ctx_t *ctx)
                       "tributary: cannot connect to MQTT broker %V",
                       pc->name);
         ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_TRY_AGAIN_LATER,
+                                    TB_WS_CLOSE_TRY_AGAIN_LATER,
                                     "broker unavailable");
         return;
     }
@@ -380,7 +384,7 @@ ngx_http_tributary_mqtt_downstream_handler(ngx_event_t *ev)
 
         if (!ctx->close_queued) {
             ngx_http_tributary_mqtt_queue_close(ctx,
-                                        NGX_TRIBUTARY_WS_CLOSE_GOING_AWAY,
+                                        TB_WS_CLOSE_GOING_AWAY,
                                         "server shutting down");
         }
 
@@ -397,7 +401,7 @@ ngx_http_tributary_mqtt_downstream_handler(ngx_event_t *ev)
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "tributary: WebSocket idle timeout");
             ngx_http_tributary_mqtt_queue_close(ctx,
-                                        NGX_TRIBUTARY_WS_CLOSE_NORMAL,
+                                        TB_WS_CLOSE_NORMAL,
                                         "idle timeout");
         }
     }
@@ -442,7 +446,7 @@ ngx_http_tributary_mqtt_upstream_handler(ngx_event_t *ev)
                           ctx->peer.name);
             ngx_http_tributary_mqtt_close_upstream(ctx);
             ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_TRY_AGAIN_LATER,
+                                    TB_WS_CLOSE_TRY_AGAIN_LATER,
                                     "broker unavailable");
             goto done;
         }
@@ -462,7 +466,7 @@ ngx_http_tributary_mqtt_upstream_handler(ngx_event_t *ev)
                           ctx->peer.name);
             ngx_http_tributary_mqtt_close_upstream(ctx);
             ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_INTERNAL_ERROR,
+                                    TB_WS_CLOSE_INTERNAL_ERROR,
                                     "broker timed out");
         }
     }
@@ -572,7 +576,7 @@ ngx_http_tributary_mqtt_process(ngx_http_tributary_mqtt_ctx_t *ctx)
         {
             ngx_http_tributary_mqtt_close_upstream(ctx);
             ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_INTERNAL_ERROR,
+                                    TB_WS_CLOSE_INTERNAL_ERROR,
                                     "broker connection error");
             ngx_http_tributary_mqtt_process(ctx);
             return;
@@ -632,13 +636,13 @@ ngx_http_tributary_mqtt_read_client(ngx_http_tributary_mqtt_ctx_t *ctx)
 static void
 ngx_http_tributary_mqtt_parse(ngx_http_tributary_mqtt_ctx_t *ctx)
 {
-    size_t                    len;
-    u_char                   *out;
-    ngx_buf_t                *in, *ub;
-    const uint8_t            *pos;
-    ngx_connection_t         *c;
-    ngx_tributary_ws_parser_t *p;
-    ngx_tributary_ws_event_e  ev;
+    size_t              len;
+    u_char             *out;
+    ngx_buf_t          *in, *ub;
+    tb_ws_event         ev;
+    tb_ws_parser       *p;
+    const uint8_t      *pos;
+    ngx_connection_t   *c;
 
     c = ctx->request->connection;
     in = ctx->client_in;
@@ -655,30 +659,27 @@ ngx_http_tributary_mqtt_parse(ngx_http_tributary_mqtt_ctx_t *ctx)
         pos = in->pos;
         out = ub->last;
 
-        ev = ngx_tributary_ws_parse(p, &pos, in->last, &out, ub->end);
+        ev = tb_ws_parse(p, &pos, in->last, &out, ub->end);
 
         in->pos = (u_char *) pos;
         ub->last = out;
 
         switch (ev) {
 
-        case NGX_TRIBUTARY_WS_AGAIN:
+        case TB_WS_AGAIN:
             goto done;
 
-        case NGX_TRIBUTARY_WS_MESSAGE:
-        case NGX_TRIBUTARY_WS_PONG:
+        case TB_WS_MESSAGE:
+        case TB_WS_PONG:
             break;
 
-        case NGX_TRIBUTARY_WS_PING:
-            len = ngx_tributary_ws_frame_header(ctx->pong,
-                                                NGX_TRIBUTARY_WS_OP_PONG, 1,
-                                                p->control_len, NULL);
-            ngx_memcpy(ctx->pong + len, p->control, p->control_len);
-            ctx->pong_len = len + p->control_len;
+        case TB_WS_PING:
+            ctx->pong_len = tb_ws_control_frame(ctx->pong, TB_WS_OP_PONG,
+                                                p->control, p->control_len);
             ctx->pong_sent = 0;
             break;
 
-        case NGX_TRIBUTARY_WS_CLOSE:
+        case TB_WS_CLOSE:
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                            "tributary: client close %ui",
                            (ngx_uint_t) p->close_code);
@@ -688,7 +689,7 @@ ngx_http_tributary_mqtt_parse(ngx_http_tributary_mqtt_ctx_t *ctx)
             ctx->client_done = 1;
             goto done;
 
-        case NGX_TRIBUTARY_WS_ERROR:
+        case TB_WS_ERROR:
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "tributary: WebSocket protocol error from client: "
                           "%s, closing with %ui", p->error,
@@ -733,13 +734,7 @@ ngx_http_tributary_mqtt_write_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
                                       &sent);
 
     if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "tributary: sending to MQTT broker %V failed",
-                      ctx->peer.name);
-        ngx_http_tributary_mqtt_close_upstream(ctx);
-        ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_INTERNAL_ERROR,
-                                    "broker connection lost");
+        ngx_http_tributary_mqtt_broker_lost(ctx, "sending to");
         return 1;
     }
 
@@ -778,7 +773,7 @@ ngx_http_tributary_mqtt_read_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
         return 0;
     }
 
-    payload = b->start + NGX_TRIBUTARY_WS_MAX_SERVER_HEADER;
+    payload = b->start + TB_WS_MAX_SERVER_HEADER;
 
     n = uc->recv(uc, payload, b->end - payload);
 
@@ -791,26 +786,20 @@ ngx_http_tributary_mqtt_read_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
                       "tributary: MQTT broker closed the connection");
         ngx_http_tributary_mqtt_close_upstream(ctx);
         ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_NORMAL,
+                                    TB_WS_CLOSE_NORMAL,
                                     "broker closed the connection");
         return 1;
     }
 
     if (n == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "tributary: reading from MQTT broker %V failed",
-                      ctx->peer.name);
-        ngx_http_tributary_mqtt_close_upstream(ctx);
-        ngx_http_tributary_mqtt_broker_failed(ctx,
-                                    NGX_TRIBUTARY_WS_CLOSE_INTERNAL_ERROR,
-                                    "broker connection lost");
+        ngx_http_tributary_mqtt_broker_lost(ctx, "reading from");
         return 1;
     }
 
-    h = ngx_tributary_ws_header_size(n, 0);
+    h = tb_ws_header_size(n, 0);
     b->pos = payload - h;
     b->last = payload + n;
-    (void) ngx_tributary_ws_frame_header(b->pos, NGX_TRIBUTARY_WS_OP_BINARY,
+    (void) tb_ws_frame_header(b->pos, TB_WS_OP_BINARY,
                                          1, n, NULL);
     ctx->moved = 1;
 
@@ -875,17 +864,15 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
         }
 
         if (ctx->pong_len && (ctx->close_len == 0 || ctx->pong_sent)) {
-            rc = ngx_http_tributary_mqtt_send(c, ctx->pong + ctx->pong_sent,
-                                              ctx->pong_len - ctx->pong_sent,
-                                              &sent);
+            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->pong, ctx->pong_len,
+                                                   &ctx->pong_sent);
             if (rc == NGX_ERROR) {
                 goto failed;
             }
-            if (sent == 0) {
+            if (rc == NGX_AGAIN) {
                 break;
             }
 
-            ctx->pong_sent += sent;
             progress = 1;
 
             if (ctx->pong_sent == ctx->pong_len) {
@@ -899,17 +886,16 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
         if (ctx->close_sent < ctx->close_len && ctx->broker_done) {
             ctx->pong_len = 0;
 
-            rc = ngx_http_tributary_mqtt_send(c, ctx->close + ctx->close_sent,
-                                              ctx->close_len - ctx->close_sent,
-                                              &sent);
+            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->close,
+                                                   ctx->close_len,
+                                                   &ctx->close_sent);
             if (rc == NGX_ERROR) {
                 goto failed;
             }
-            if (sent == 0) {
+            if (rc == NGX_AGAIN) {
                 break;
             }
 
-            ctx->close_sent += sent;
             progress = 1;
             continue;
         }
@@ -926,6 +912,33 @@ failed:
     ngx_http_tributary_mqtt_client_gone(ctx, 0);
 
     return 1;
+}
+
+
+/*
+ * Sends what is left of a control frame (the first *done of its len bytes
+ * went out already): NGX_OK when some more did, NGX_AGAIN when the socket
+ * takes none now, or NGX_ERROR.
+ */
+static ngx_int_t
+ngx_http_tributary_mqtt_send_rest(ngx_connection_t *c, u_char *frame,
+    size_t len, size_t *done)
+{
+    size_t  sent;
+
+    if (ngx_http_tributary_mqtt_send(c, frame + *done, len - *done, &sent)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (sent == 0) {
+        return NGX_AGAIN;
+    }
+
+    *done += sent;
+
+    return NGX_OK;
 }
 
 
@@ -969,7 +982,7 @@ ngx_http_tributary_mqtt_queue_close(ngx_http_tributary_mqtt_ctx_t *ctx,
     ctx->client_done = 1;
     ctx->broker_done = 1;
 
-    ctx->close_len = ngx_tributary_ws_close_frame(ctx->close, code, reason,
+    ctx->close_len = tb_ws_close_frame(ctx->close, code, reason,
                                                   reason ? ngx_strlen(reason)
                                                          : 0);
     ctx->close_sent = 0;
@@ -982,6 +995,19 @@ ngx_http_tributary_mqtt_broker_failed(ngx_http_tributary_mqtt_ctx_t *ctx,
 {
     ctx->broker_done = 1;
     ngx_http_tributary_mqtt_queue_close(ctx, code, reason);
+}
+
+
+/* The broker's connection failed while "sending to" or "reading from" it. */
+static void
+ngx_http_tributary_mqtt_broker_lost(ngx_http_tributary_mqtt_ctx_t *ctx,
+    const char *doing)
+{
+    ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                  "tributary: %s MQTT broker %V failed", doing, ctx->peer.name);
+    ngx_http_tributary_mqtt_close_upstream(ctx);
+    ngx_http_tributary_mqtt_broker_failed(ctx, TB_WS_CLOSE_INTERNAL_ERROR,
+                                          "broker connection lost");
 }
 
 

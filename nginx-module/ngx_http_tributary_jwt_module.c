@@ -262,11 +262,52 @@ ngx_http_tributary_jwt_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A token whose identity claim is missing or not a safe identity: the
+ * reason names the claim, its value (sanitised: the signature holds, but
+ * the value is still the client's), the problem, the algorithm and the key.
+ * NULL when memory runs out.
+ */
+static ngx_http_tributary_jwt_ctx_t *
+ngx_http_tributary_jwt_bad_identity(ngx_http_request_t *r,
+    ngx_http_tributary_jwt_ctx_t *ctx, const char *identity,
+    const char *problem, tjwt_result *res)
+{
+    u_char                             *p;
+    size_t                              len;
+    ngx_http_tributary_jwt_loc_conf_t  *conf = ctx->conf;
+
+    ctx->outcome = NGX_TRIBUTARY_JWT_INVALID;
+    ctx->description = "invalid identity";
+
+    len = sizeof("invalid token: identity claim \"\" ''  (, kid '')")
+          + conf->identity_claim.len + NGX_TRIBUTARY_JWT_LOG_VALUE_MAX
+          + ngx_strlen(problem) + 8 + sizeof(res->kid);
+    ctx->reason = ngx_pnalloc(r->pool, len);
+    if (ctx->reason == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(ctx->reason, "invalid token: identity claim \"%V\" ",
+                    &conf->identity_claim);
+    if (identity) {
+        *p++ = '\'';
+        p = ngx_http_tributary_jwt_sanitize(p, identity,
+                                            NGX_TRIBUTARY_JWT_LOG_VALUE_MAX);
+        *p++ = '\'';
+        *p++ = ' ';
+    }
+    ngx_sprintf(p, "%s (%s, kid '%s')%Z", problem, tjwt_alg_name(res->alg),
+                res->kid);
+
+    return ctx;
+}
+
+
 static ngx_http_tributary_jwt_ctx_t *
 ngx_http_tributary_jwt_verify(ngx_http_request_t *r,
     ngx_http_tributary_jwt_loc_conf_t *conf)
 {
-    u_char                        *p;
     size_t                         len;
     ngx_str_t                      token;
     tjwt_result                    res;
@@ -358,31 +399,8 @@ ngx_http_tributary_jwt_verify(ngx_http_request_t *r,
     problem = identity ? tjwt_identity_problem(identity) : "is missing";
 
     if (problem) {
-        ctx->outcome = NGX_TRIBUTARY_JWT_INVALID;
-        ctx->description = "invalid identity";
-
-        len = sizeof("invalid token: identity claim \"\" ''  (, kid '')")
-              + conf->identity_claim.len + NGX_TRIBUTARY_JWT_LOG_VALUE_MAX
-              + ngx_strlen(problem) + 8 + sizeof(res.kid);
-        ctx->reason = ngx_pnalloc(r->pool, len);
-        if (ctx->reason == NULL) {
-            tjwt_result_clear(&res);
-            return NULL;
-        }
-
-        p = ngx_sprintf(ctx->reason, "invalid token: identity claim \"%V\" ",
-                        &conf->identity_claim);
-        if (identity) {
-            *p++ = '\'';
-            /* the signature holds, but the value is still the client's */
-            p = ngx_http_tributary_jwt_sanitize(p, identity,
-                                        NGX_TRIBUTARY_JWT_LOG_VALUE_MAX);
-            *p++ = '\'';
-            *p++ = ' ';
-        }
-        ngx_sprintf(p, "%s (%s, kid '%s')%Z", problem,
-                    tjwt_alg_name(res.alg), res.kid);
-
+        ctx = ngx_http_tributary_jwt_bad_identity(r, ctx, identity, problem,
+                                                  &res);
         tjwt_result_clear(&res);
         return ctx;
     }
