@@ -371,7 +371,7 @@ static size_t auth__hash(const char *s)
 	return (size_t)tb_fnv1a(TB_FNV1A_BASIS, s, strlen(s));
 }
 
-struct auth__client *auth__find(struct tb_auth *a, const char *client_id)
+struct auth__client *auth__find(struct tbp_auth *a, const char *client_id)
 {
 	if (!a->nbuckets)
 		return NULL;
@@ -391,7 +391,7 @@ static void auth__client_free(struct auth__client *c)
 	free(c);
 }
 
-static void auth__remove(struct tb_auth *a, const char *client_id)
+static void auth__remove(struct tbp_auth *a, const char *client_id)
 {
 	struct auth__client **pp = &a->buckets[auth__hash(client_id) % a->nbuckets];
 
@@ -407,7 +407,7 @@ static void auth__remove(struct tb_auth *a, const char *client_id)
 }
 
 /* Inserts or replaces the entry for c->client_id; takes ownership of c. */
-static int auth__put(struct tb_auth *a, struct auth__client *c)
+static int auth__put(struct tbp_auth *a, struct auth__client *c)
 {
 	if (a->count + 1 > a->nbuckets) {
 		size_t nb = a->nbuckets ? a->nbuckets * 2 : 256;
@@ -436,14 +436,14 @@ static int auth__put(struct tb_auth *a, struct auth__client *c)
 	return 0;
 }
 
-static struct tb_auth *auth__state(struct tributary *tb)
+static struct tbp_auth *auth__state(struct tributary *tb)
 {
 	return tb ? tb->auth : NULL;
 }
 
 const char *auth__subject(struct tributary *tb, const struct mosquitto *client)
 {
-	struct tb_auth *a = auth__state(tb);
+	struct tbp_auth *a = auth__state(tb);
 	const char *id = client ? mosquitto_client_id(client) : NULL;
 	struct auth__client *c = a && id ? auth__find(a, id) : NULL;
 
@@ -452,7 +452,7 @@ const char *auth__subject(struct tributary *tb, const struct mosquitto *client)
 
 const json_t *auth__claims(struct tributary *tb, const struct mosquitto *client)
 {
-	struct tb_auth *a = auth__state(tb);
+	struct tbp_auth *a = auth__state(tb);
 	const char *id = client ? mosquitto_client_id(client) : NULL;
 	struct auth__client *c = a && id ? auth__find(a, id) : NULL;
 
@@ -480,7 +480,7 @@ static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
 
 static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct auth__conf *conf = a->conf;
 	struct mosquitto_evt_basic_auth *ed = event_data;
 	const char *client_id = mosquitto_client_id(ed->client), *identity, *problem, *expected;
@@ -577,7 +577,7 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 
 static int auth__on_disconnect(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct mosquitto_evt_disconnect *ed = event_data;
 	const char *id = mosquitto_client_id(ed->client);
 	struct auth__client *c = id ? auth__find(a, id) : NULL;
@@ -597,7 +597,7 @@ static int auth__on_disconnect(int event, void *event_data, void *userdata)
 /* Tokens bound the life of a connection, not only its start. */
 static int auth__on_tick(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	time_t now = time(NULL);
 	char **expired = NULL;
 	size_t n = 0, cap = 0;
@@ -637,7 +637,7 @@ kick:
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void auth__log_ready(struct tb_auth *a, const char *what)
+static void auth__log_ready(struct tbp_auth *a, const char *what)
 {
 	char keys[512];
 
@@ -648,7 +648,7 @@ static void auth__log_ready(struct tb_auth *a, const char *what)
 
 static int auth__on_reload(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct auth__conf *conf = NULL;
 	char err[1024];
 	(void)event;
@@ -684,7 +684,7 @@ static const struct {
 int auth__init(struct tributary *tb)
 {
 	struct auth__conf *conf = NULL;
-	struct tb_auth *a;
+	struct tbp_auth *a;
 	char err[1024];
 	int rc;
 
@@ -718,7 +718,7 @@ int auth__init(struct tributary *tb)
 
 void auth__cleanup(struct tributary *tb)
 {
-	struct tb_auth *a = tb->auth;
+	struct tbp_auth *a = tb->auth;
 
 	if (!a)
 		return;

@@ -41,7 +41,7 @@ int config__only(const json_t *obj, const char *where, const char *const *allowe
 	return MOSQ_ERR_SUCCESS;
 }
 
-struct tb_cluster *config__cluster(struct tributary *tb, const char *name)
+struct tbp_cluster *config__cluster(struct tributary *tb, const char *name)
 {
 	for (size_t i = 0; i < tb->nclusters; i++)
 		if (!strcmp(tb->clusters[i].name, name))
@@ -113,7 +113,7 @@ static bool config__uses(const tb_template *t, const char *name)
 
 /* "capture_pattern", and which captures it applies to: those that go into
  * a Kafka topic name (topic, mirror.topic). */
-static int config__captures(struct tb_ingest_route *r, const json_t *j, const char *where)
+static int config__captures(struct tbp_ingest_route *r, const json_t *j, const char *where)
 {
 	char err[256];
 	json_t *cp = json_object_get(j, "capture_pattern");
@@ -138,7 +138,7 @@ static int config__captures(struct tb_ingest_route *r, const json_t *j, const ch
 }
 
 /* "types": ["example.order.placed", "example.{aggregate}.*"] */
-static int config__types(struct tb_ingest_route *r, const json_t *types, const char *where)
+static int config__types(struct tbp_ingest_route *r, const json_t *types, const char *where)
 {
 	char sub[96];
 	size_t i;
@@ -202,7 +202,7 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 	if (!tb->response_topics)
 		return MOSQ_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct tb_response_topic *r = &tb->response_topics[i];
+		struct tbp_response_topic *r = &tb->response_topics[i];
 		const char *s = rt ? json_string_value(json_array_get(rt, i)) : dflt[i];
 		if (rt)
 			snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
@@ -231,7 +231,7 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int config__route(struct tributary *tb, struct tb_ingest_route *r, const json_t *j,
+static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const json_t *j,
 			 size_t idx)
 {
 	static const char *const allowed[] = {"match",       "topic",    "key",
@@ -282,9 +282,9 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 	json_t *mode = json_object_get(j, "kafka_mode");
 	const char *m = mode ? json_string_value(mode) : "binary";
 	if (m && !strcmp(m, "binary"))
-		r->mode = TB_MODE_BINARY;
+		r->mode = TBP_MODE_BINARY;
 	else if (m && !strcmp(m, "structured"))
-		r->mode = TB_MODE_STRUCTURED;
+		r->mode = TBP_MODE_STRUCTURED;
 	else
 		return config__fail("%s.kafka_mode: must be \"binary\" or \"structured\"", where);
 
@@ -323,7 +323,7 @@ static int config__clusters(struct tributary *tb, const json_t *clusters, bool j
 		return MOSQ_ERR_NOMEM;
 	json_object_foreach((json_t *)clusters, name, props)
 	{
-		struct tb_cluster *c = &tb->clusters[tb->nclusters];
+		struct tbp_cluster *c = &tb->clusters[tb->nclusters];
 		c->tb = tb;
 		c->name = strdup(name);
 		if (!c->name)

@@ -124,7 +124,7 @@ static int ingest__lookup(void *vctx, const char *name, size_t len, const char *
 /* Captures that go into a Kafka topic name must be non-empty and match the
  * route's capture_pattern: `events//x` or `events/order.secret/x` must not
  * create or reach topics `events.` or `events.order.secret`. */
-static bool ingest__captures_ok(const struct tb_ingest_route *route, const tb_captures *caps,
+static bool ingest__captures_ok(const struct tbp_ingest_route *route, const tb_captures *caps,
 				char *err, size_t errlen)
 {
 	for (int i = 0; i < caps->count; i++) {
@@ -145,14 +145,14 @@ static bool ingest__captures_ok(const struct tb_ingest_route *route, const tb_ca
 
 /* The route's "types", when it lists them: `example.order.*` or
  * `example.{aggregate}.*` keep an aggregate's topic to its own events. */
-static bool ingest__type_allowed(const struct tb_ingest_route *route, const tb_captures *caps,
+static bool ingest__type_allowed(const struct tbp_ingest_route *route, const tb_captures *caps,
 				 const char *type)
 {
 	char want[512];
 	if (!route->types)
 		return true;
 	for (size_t i = 0; i < route->ntypes; i++) {
-		const struct tb_type_rule *t = &route->types[i];
+		const struct tbp_type_rule *t = &route->types[i];
 		struct ingest__lookup_ctx lctx = {caps, NULL, NULL};
 		int n = tb_template_expand(&t->type, ingest__lookup, &lctx, NULL, want,
 					   sizeof(want), NULL);
@@ -198,7 +198,7 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 	if (strpbrk(topic, "+#"))
 		return false;
 	for (size_t i = 0; i < tb->nresponse_topics; i++) {
-		const struct tb_response_topic *r = &tb->response_topics[i];
+		const struct tbp_response_topic *r = &tb->response_topics[i];
 		bool match = false;
 		/* A value with topic syntax would widen the template: skipped. */
 		if (tb_template_expand(&r->topic, ingest__response_lookup, &ctx, "+#/", allowed,
@@ -214,16 +214,16 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 	return false;
 }
 
-static enum tb_reject_reason ingest__reason(tb_ce_status st)
+static enum tbp_reject_reason ingest__reason(tb_ce_status st)
 {
 	switch (st) {
 	case TB_CE_INVALID_UTF8: return TB_REJECT_INVALID_UTF8;
-	case TB_CE_INVALID_JSON: return TB_REJECT_INVALID_JSON;
-	case TB_CE_NOT_AN_EVENT: return TB_REJECT_NOT_AN_EVENT;
-	case TB_CE_MISSING_ATTRIBUTE: return TB_REJECT_MISSING_ATTRIBUTE;
-	case TB_CE_INVALID_ATTRIBUTE: return TB_REJECT_INVALID_ATTRIBUTE;
-	case TB_CE_INVALID_DATA: return TB_REJECT_INVALID_DATA;
-	default: return TB_REJECT_INTERNAL;
+	case TB_CE_INVALID_JSON: return TBP_REJECT_INVALID_JSON;
+	case TB_CE_NOT_AN_EVENT: return TBP_REJECT_NOT_AN_EVENT;
+	case TB_CE_MISSING_ATTRIBUTE: return TBP_REJECT_MISSING_ATTRIBUTE;
+	case TB_CE_INVALID_ATTRIBUTE: return TBP_REJECT_INVALID_ATTRIBUTE;
+	case TB_CE_INVALID_DATA: return TBP_REJECT_INVALID_DATA;
+	default: return TBP_REJECT_INTERNAL;
 	}
 }
 
@@ -259,7 +259,7 @@ static int ingest__authcontext(struct tributary *tb, struct mosquitto *client, t
 struct ingest__ctx {
 	struct tributary *tb;
 	const struct mosquitto_evt_message *msg;
-	const struct tb_ingest_route *route;
+	const struct tbp_ingest_route *route;
 	tb_captures caps;
 	struct ingest__msg m;
 	tb_event ev;
@@ -270,16 +270,16 @@ struct ingest__ctx {
 	char key[1024];
 	const char *keyp;
 	size_t keylen;
-	struct tb_origin origin;
-	struct tb_reject rej;
+	struct tbp_origin origin;
+	struct tbp_reject rej;
 	char err[1024];
 };
 
 /* Refuses the message for `reason`; the message is formatted into ctx->err
  * unless `fmt` is NULL (ctx->err already says why). */
-static bool ingest__refuse(struct ingest__ctx *ctx, enum tb_reject_reason reason, const char *fmt,
+static bool ingest__refuse(struct ingest__ctx *ctx, enum tbp_reject_reason reason, const char *fmt,
                            ...) __attribute__((format(printf, 3, 4)));
-static bool ingest__refuse(struct ingest__ctx *ctx, enum tb_reject_reason reason, const char *fmt,
+static bool ingest__refuse(struct ingest__ctx *ctx, enum tbp_reject_reason reason, const char *fmt,
                            ...)
 {
 	if (fmt) {
@@ -309,13 +309,13 @@ static bool ingest__route(struct ingest__ctx *ctx)
 	if (!ctx->route) {
 		if (!tb->reject_unmatched || msg->topic[0] == '$')
 			return false;
-		return ingest__refuse(ctx, TB_REJECT_NO_ROUTE,
+		return ingest__refuse(ctx, TBP_REJECT_NO_ROUTE,
 		                      "no ingest route matches this topic");
 	}
 	if (!ingest__captures_ok(ctx->route, &ctx->caps, ctx->err, sizeof(ctx->err)))
-		return ingest__refuse(ctx, TB_REJECT_INVALID_TOPIC, NULL);
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_TOPIC, NULL);
 	if (msg->payloadlen > ctx->route->max_payload)
-		return ingest__refuse(ctx, TB_REJECT_TOO_LARGE,
+		return ingest__refuse(ctx, TBP_REJECT_TOO_LARGE,
 		                      "payload of %u bytes exceeds the route's maximum of %u",
 		                      msg->payloadlen, ctx->route->max_payload);
 	return true;
@@ -327,7 +327,7 @@ static bool ingest__parse(struct ingest__ctx *ctx)
 	struct ingest__msg *m = &ctx->m;
 	ingest__read_properties(msg->properties, m);
 	if (m->too_many)
-		return ingest__refuse(ctx, TB_REJECT_INVALID_ATTRIBUTE,
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_ATTRIBUTE,
 		                      "more than %d user properties", INGEST_MAX_USER_PROPS);
 	tb_ce_status st;
 	if (m->binary)
@@ -353,17 +353,17 @@ static bool ingest__parse(struct ingest__ctx *ctx)
 /* target: where it goes, before what it is: the route decides both. */
 static bool ingest__target(struct ingest__ctx *ctx)
 {
-	const struct tb_ingest_route *route = ctx->route;
+	const struct tbp_ingest_route *route = ctx->route;
 	struct ingest__lookup_ctx lctx = {&ctx->caps, &ctx->ev, ctx->msg->client};
 	const char *missing = NULL;
 	int tn = tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, ctx->kafka_topic,
 	                            sizeof(ctx->kafka_topic), &missing);
 	if (tn == -1)
-		return ingest__refuse(ctx, TB_REJECT_ROUTING,
+		return ingest__refuse(ctx, TBP_REJECT_ROUTING,
 		                      "cannot make a Kafka topic from '%s' ({%s} missing)",
 		                      route->topic.text, missing ? missing : "?");
 	if (tn < 0 || !tb_kafka_topic_valid(ctx->kafka_topic))
-		return ingest__refuse(ctx, TB_REJECT_INVALID_TOPIC,
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_TOPIC,
 		                      "'%s' does not make a legal Kafka topic name%s%s%s",
 		                      route->topic.text, tn < 0 ? "" : " ('",
 		                      tn < 0 ? "" : ctx->kafka_topic,
@@ -375,8 +375,8 @@ static bool ingest__target(struct ingest__ctx *ctx)
 		if (n < 0)
 			return ingest__refuse(ctx,
 			                      missing && !strcmp(missing, "partitionkey")
-			                          ? TB_REJECT_MISSING_ATTRIBUTE
-			                          : TB_REJECT_ROUTING,
+			                          ? TBP_REJECT_MISSING_ATTRIBUTE
+			                          : TBP_REJECT_ROUTING,
 			                      "cannot make the record key from '%s' ({%s} %s)",
 			                      route->key.text, missing ? missing : "?",
 			                      n == -2 ? "too long" : "missing");
@@ -387,12 +387,12 @@ static bool ingest__target(struct ingest__ctx *ctx)
 	}
 
 	if (!ingest__type_allowed(route, &ctx->caps, ctx->type))
-		return ingest__refuse(ctx, TB_REJECT_TYPE_NOT_ALLOWED,
+		return ingest__refuse(ctx, TBP_REJECT_TYPE_NOT_ALLOWED,
 		                      "event type '%s' is not allowed on this topic", ctx->type);
 	const char *rt = ctx->m.response_topic;
 	if (rt && !ingest__response_topic_ok(ctx->tb, ctx->msg->client, rt))
 		return ingest__refuse(
-		    ctx, TB_REJECT_INVALID_RESPONSE_TOPIC,
+		    ctx, TBP_REJECT_INVALID_RESPONSE_TOPIC,
 		    "response topic '%s' is not one this client may receive replies on", rt);
 	return true;
 }
@@ -402,12 +402,12 @@ static bool ingest__validate(struct ingest__ctx *ctx)
 	const char *type = ctx->type;
 	const tjs_schema *schema = tb_catalog_find(ctx->tb->catalog, type);
 	if (!schema && ctx->route->schema_required)
-		return ingest__refuse(ctx, TB_REJECT_UNKNOWN_TYPE,
+		return ingest__refuse(ctx, TBP_REJECT_UNKNOWN_TYPE,
 		                      "event type '%s' has no schema in the catalog", type);
 	if (!schema)
 		return true;
 	if (ctx->ev.has_data && !ctx->ev.data)
-		return ingest__refuse(ctx, TB_REJECT_INVALID_DATA,
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_DATA,
 		                      "the schema of '%s' needs JSON data, not '%s'", type,
 		                      tb_ce_attr_string(&ctx->ev, "datacontenttype"));
 	/* An event without data is validated as null. */
@@ -417,10 +417,10 @@ static bool ingest__validate(struct ingest__ctx *ctx)
 		return true;
 	ctx->rej.errors = vres;
 	if (!vres->count)
-		return ingest__refuse(ctx, TB_REJECT_SCHEMA,
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA,
 		                      "data does not match the schema of '%s'", type);
 	return ingest__refuse(
-	    ctx, TB_REJECT_SCHEMA, "data does not match the schema of '%s': %s%s%s", type,
+	    ctx, TBP_REJECT_SCHEMA, "data does not match the schema of '%s': %s%s%s", type,
 	    vres->errors[0].instance_location, vres->errors[0].instance_location[0] ? ": " : "",
 	    vres->errors[0].message);
 }
@@ -431,10 +431,10 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	const struct mosquitto_evt_message *msg = ctx->msg;
 	if (ingest__authcontext(tb, msg->client, &ctx->ev))
 		/* Never on to Kafka without the sender's real identity. */
-		return ingest__refuse(ctx, TB_REJECT_INTERNAL, "out of memory");
+		return ingest__refuse(ctx, TBP_REJECT_INTERNAL, "out of memory");
 	if (topics__refuse(tb, ctx->route->cluster, ctx->kafka_topic, ctx->err, sizeof(ctx->err)))
-		return ingest__refuse(ctx, TB_REJECT_TOPIC_NOT_COMPLIANT, NULL);
-	ctx->origin = (struct tb_origin){.topic = msg->topic,
+		return ingest__refuse(ctx, TBP_REJECT_TOPIC_NOT_COMPLIANT, NULL);
+	ctx->origin = (struct tbp_origin){.topic = msg->topic,
 	                                 .client_id = mosquitto_client_id(msg->client),
 	                                 .qos = msg->qos,
 	                                 .response_topic = ctx->m.response_topic,
@@ -456,10 +456,10 @@ static bool ingest__produce(struct ingest__ctx *ctx)
  * and its failures are counted and logged, never refused. */
 static void ingest__mirror(struct ingest__ctx *ctx)
 {
-	const struct tb_ingest_route *route = ctx->route;
+	const struct tbp_ingest_route *route = ctx->route;
 	struct ingest__lookup_ctx lctx = {&ctx->caps, &ctx->ev, ctx->msg->client};
 	char mtopic[256], merr[512];
-	enum tb_reject_reason mwhy;
+	enum tbp_reject_reason mwhy;
 	if (!route->mirror_cluster)
 		return;
 	if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
