@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,10 +208,12 @@ static bool auth__reserved_match(const struct auth__conf *c, const char *client_
 }
 
 /*
- * Reads the "auth" section of the plugin's configuration file. Returns 0 with
- * *out NULL when authentication is off, 0 with a conf, or -1 with err.
+ * Checks the "auth" section of the plugin's configuration (NULL: none);
+ * relative key paths are relative to `dir`. Returns 0 with *out NULL when
+ * authentication is off, 0 with a conf, or -1 with err.
  */
-static int auth__conf_load(const char *path, struct auth__conf **out, char *err, size_t errlen)
+static int auth__conf_load(const json_t *auth, const char *dir, struct auth__conf **out, char *err,
+                           size_t errlen)
 {
 	static const char *const allowed[] = {
 		"enabled", "keys", "algorithms", "issuer", "audience", "leeway", "max_age", "required_claims",
@@ -222,19 +223,13 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	static const char *const default_publish[] = {"events/#", NULL};
 	static const char *const default_subscribe[] = {"users/{sub}/#", "clients/{client_id}/errors",
 							"clients/{client_id}/replies", NULL};
-	json_error_t jerr;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *auth, *v, *acl;
+	json_t *v, *acl;
 	struct auth__conf *c = NULL;
-	char dirbuf[PATH_MAX], keypath[PATH_MAX], kerr[512];
+	char keypath[PATH_MAX], kerr[512];
 	long n;
 	int rc = -1;
 
 	*out = NULL;
-	if (!root)
-		return snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line), -1;
-	if (tb_json_expand_env(root, err, errlen))
-		goto cleanup;
-	auth = json_object_get(root, "auth");
 	if (!auth || (json_is_object(auth) && json_is_false(json_object_get(auth, "enabled")))) {
 		rc = 0;
 		goto cleanup;
@@ -260,11 +255,10 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 		snprintf(err, errlen, "auth.keys: must be the path of a JWKS, PEM or secret file");
 		goto cleanup;
 	}
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
 	if (json_string_value(v)[0] == '/')
 		snprintf(keypath, sizeof(keypath), "%s", json_string_value(v));
 	else
-		snprintf(keypath, sizeof(keypath), "%s/%s", dirname(dirbuf), json_string_value(v));
+		snprintf(keypath, sizeof(keypath), "%s/%s", dir, json_string_value(v));
 	if (!(c->keys_path = strdup(keypath))) {
 		snprintf(err, errlen, "out of memory");
 		goto cleanup;
@@ -360,7 +354,6 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	rc = 0;
 cleanup:
 	auth__conf_free(c);
-	json_decref(root);
 	return rc;
 }
 
@@ -646,28 +639,27 @@ static void auth__log_ready(struct tbp_auth *a, const char *what)
 			     a->conf->keys_path, keys);
 }
 
-static int auth__on_reload(int event, void *event_data, void *userdata)
+/* plugin.c, on SIGHUP while authentication is on: `auth` is the section of
+ * the file read again. */
+void auth__reload(struct tributary *tb, const json_t *auth)
 {
-	struct tbp_auth *a = userdata;
+	struct tbp_auth *a = tb->auth;
 	struct auth__conf *conf = NULL;
 	char err[1024];
-	(void)event;
-	(void)event_data;
 
-	if (auth__conf_load(a->tb->config_path, &conf, err, sizeof(err))) {
+	if (auth__conf_load(auth, tb->config_dir, &conf, err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s",
 				     err);
-		return MOSQ_ERR_SUCCESS;
+		return;
 	}
 	if (!conf) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "auth: reload: turning JWT authentication off "
 								   "needs a restart; keeping it on");
-		return MOSQ_ERR_SUCCESS;
+		return;
 	}
 	auth__conf_free(a->conf);
 	a->conf = conf;
 	auth__log_ready(a, "reloaded");
-	return MOSQ_ERR_SUCCESS;
 }
 
 /* ---- life cycle -------------------------------------------------------------------- */
@@ -678,25 +670,19 @@ static const struct {
 } auth__callbacks[] = {
 	{MOSQ_EVT_BASIC_AUTH, auth__on_basic_auth}, {MOSQ_EVT_ACL_CHECK, acl__on_check},
 	{MOSQ_EVT_DISCONNECT, auth__on_disconnect}, {MOSQ_EVT_TICK, auth__on_tick},
-	{MOSQ_EVT_RELOAD, auth__on_reload},
 };
 
-int auth__init(struct tributary *tb)
+/* config.c: the "auth" section, checked; tb->auth stays NULL when off. */
+int auth__config(struct tributary *tb, const json_t *auth)
 {
 	struct auth__conf *conf = NULL;
 	struct tbp_auth *a;
 	char err[1024];
-	int rc;
 
-	if (auth__conf_load(tb->config_path, &conf, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
-		return MOSQ_ERR_INVAL;
-	}
-	if (!conf) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
-								   "authentication and ACLs apply");
+	if (auth__conf_load(auth, tb->config_dir, &conf, err, sizeof(err)))
+		return config__fail("%s", err);
+	if (!conf)
 		return MOSQ_ERR_SUCCESS;
-	}
 	if (!(a = calloc(1, sizeof(*a)))) {
 		auth__conf_free(conf);
 		return MOSQ_ERR_NOMEM;
@@ -704,6 +690,20 @@ int auth__init(struct tributary *tb)
 	a->tb = tb;
 	a->conf = conf;
 	tb->auth = a;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int auth__start(struct tributary *tb)
+{
+	struct tbp_auth *a = tb->auth;
+	int rc;
+
+	if (!a) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
+								   "authentication and ACLs apply");
+		return MOSQ_ERR_SUCCESS;
+	}
+	a->registered = true;
 	for (size_t i = 0; i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++) {
 		rc = mosquitto_callback_register(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL, a);
 		if (rc) {
@@ -722,7 +722,7 @@ void auth__cleanup(struct tributary *tb)
 
 	if (!a)
 		return;
-	for (size_t i = 0; i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
+	for (size_t i = 0; a->registered && i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
 		mosquitto_callback_unregister(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL);
 	for (size_t i = 0; i < a->nbuckets; i++) {
 		for (struct auth__client *c = a->buckets[i], *next; c; c = next) {

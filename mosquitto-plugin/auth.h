@@ -57,6 +57,7 @@ struct tbp_auth {
 	struct auth__client **buckets;
 	size_t nbuckets, count;
 	time_t next_scan;
+	bool registered; /* auth__start registered the callbacks */
 };
 
 /* auth.c */

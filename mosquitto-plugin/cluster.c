@@ -216,7 +216,9 @@ static void *cluster__poll(void *arg)
 	return NULL;
 }
 
-int cluster__start(struct tbp_cluster *c, const json_t *props, bool journaled)
+/* config.c: the producer's librdkafka configuration, checked; kept in c->conf
+ * until cluster__start. */
+int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled)
 {
 	char err[512], what[128];
 	pthread_mutex_init(&c->retry_lock, NULL);
@@ -246,15 +248,12 @@ int cluster__start(struct tbp_cluster *c, const json_t *props, bool journaled)
 		return MOSQ_ERR_INVAL;
 	}
 	if (!json_object_get(props, "bootstrap.servers")) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s.bootstrap.servers: required",
-				     what);
 		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
+		return config__fail("%s.bootstrap.servers: required", what);
 	}
 	if (tb_kafka_conf_apply(conf, props, what, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
 		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
+		return config__fail("%s", err);
 	}
 	char val[64];
 	size_t vlen = sizeof(val);
@@ -274,16 +273,25 @@ int cluster__start(struct tbp_cluster *c, const json_t *props, bool journaled)
 	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
 	rd_kafka_conf_set_error_cb(conf, cluster__on_error);
 	rd_kafka_conf_set_log_cb(conf, cluster__on_log);
+	c->conf = conf;
+	return MOSQ_ERR_SUCCESS;
+}
 
-	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+/* plugin.c: the producer and its poll thread. */
+int cluster__start(struct tbp_cluster *c)
+{
+	char err[512];
+	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c->conf, err, sizeof(err));
 	if (!c->rk) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
-		return MOSQ_ERR_INVAL; /* rd_kafka_new frees conf only on success */
+		/* rd_kafka_new frees conf only on success: cluster__stop does. */
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "clusters.%s: %s", c->name, err);
+		return MOSQ_ERR_INVAL;
 	}
+	c->conf = NULL;
 	atomic_store(&c->stop, false);
 	if (pthread_create(&c->poller, NULL, cluster__poll, c) != 0) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: cannot start poll thread",
-				     what);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "clusters.%s: cannot start poll thread", c->name);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	c->poller_started = true;
@@ -301,6 +309,9 @@ static void cluster__destroy_lock(struct tbp_cluster *c)
 
 void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms)
 {
+	if (c->conf)
+		rd_kafka_conf_destroy(c->conf);
+	c->conf = NULL;
 	if (!c->rk) {
 		cluster__destroy_lock(c);
 		return;

@@ -332,12 +332,33 @@ static int config__clusters(struct tributary *tb, const json_t *clusters, bool j
 		if (!json_is_object(props))
 			return config__fail("clusters.%s: must be an object of librdkafka properties",
 					    name);
-		if ((rc = cluster__start(c, props, journaled)))
+		if ((rc = cluster__config(c, props, journaled)))
 			return rc;
 	}
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The file, parsed and ${VAR}-expanded: the one place it is read, at start
+ * and on SIGHUP. NULL with err naming the file. */
+json_t *config__read(const char *path, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s: %s (line %d, column %d)", path, jerr.text, jerr.line,
+		         jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(root))
+		snprintf(err, errlen, "%s: must be a JSON object", path);
+	else if (!tb_json_expand_env(root, err, errlen))
+		return root;
+	json_decref(root);
+	return NULL;
+}
+
+/* Every section, checked; nothing started (plugin.c starts the producers,
+ * the journal and the consumers). */
 int config__load(struct tributary *tb, const char *path)
 {
 	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
@@ -345,26 +366,20 @@ int config__load(struct tributary *tb, const char *path)
 					  "topics",    NULL};
 	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes",
 						     "qos2_resend_clients", "response_topics", NULL};
-	json_error_t jerr;
 	char err[512], dirbuf[PATH_MAX];
 	int rc = MOSQ_ERR_INVAL;
 
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = config__read(path, err, sizeof(err));
 	if (!root)
-		return config__fail("%s: %s (line %d, column %d)", path, jerr.text, jerr.line,
-				    jerr.column);
-	if (!json_is_object(root)) {
-		rc = config__fail("%s: must be a JSON object", path);
-		goto cleanup;
-	}
-	if (tb_json_expand_env(root, err, sizeof(err))) {
-		rc = config__fail("%s", err);
-		goto cleanup;
-	}
+		return config__fail("%s", err);
 	if ((rc = config__only(root, "config", top)))
 		goto cleanup;
 	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
 	const char *dir = dirname(dirbuf);
+	if (!(tb->config_dir = strdup(dir))) {
+		rc = MOSQ_ERR_NOMEM;
+		goto cleanup;
+	}
 
 	const char *bid = json_string_value(json_object_get(root, "broker_id"));
 	tb->broker_id = strdup(bid ? bid : "tributary");
@@ -467,6 +482,9 @@ int config__load(struct tributary *tb, const char *path)
 	/* Kafka topics as wanted (topics.c) */
 	if ((rc = topics__config(tb, root)))
 		goto cleanup;
+	/* JWT authentication and ACLs (auth.c) */
+	if ((rc = auth__config(tb, json_object_get(root, "auth"))))
+		goto cleanup;
 	rc = MOSQ_ERR_SUCCESS;
 cleanup:
 	json_decref(root);
@@ -507,5 +525,6 @@ void config__free(struct tributary *tb)
 	tb->catalog = NULL;
 	free(tb->catalog_path);
 	free(tb->broker_id);
+	free(tb->config_dir);
 	free(tb->config_path);
 }

@@ -55,6 +55,10 @@ struct tbp_journal_retry {
 	pthread_cond_t cond;
 	bool stop, wanted;
 	unsigned backoff_ms, backoff_max_ms;
+	/* journal__config -> journal__open */
+	char path[4096];
+	tjournal_options opts;
+	char sync_name[16];
 	/* The hand-back of one cluster at a time: under its retry_lock. */
 	struct tbp_cluster *handoff;
 	uint64_t mark;
@@ -86,7 +90,7 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 					      "retry_backoff_max_ms",
 					      NULL};
 	tjournal_options opts = {.sync = TJOURNAL_SYNC_ALWAYS};
-	char err[512], path[4096];
+	char path[4096];
 	int rc;
 
 	if (!j)
@@ -96,20 +100,14 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	if ((rc = config__only(j, "journal", allowed)))
 		return rc;
 	const char *dir = json_string_value(json_object_get(j, "dir"));
-	if (!dir || !*dir) {
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "config: journal.dir: required (a directory)");
-		return MOSQ_ERR_INVAL;
-	}
+	if (!dir || !*dir)
+		return config__fail("journal.dir: required (a directory)");
 	snprintf(path, sizeof(path), "%s%s%s", dir[0] == '/' ? "" : base_dir,
 		 dir[0] == '/' ? "" : "/", dir);
 	json_t *sync = json_object_get(j, "sync");
 	if (sync && (!json_is_string(sync) ||
-		     tjournal_sync_from_string(json_string_value(sync), &opts.sync))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: journal.sync: must be "
-								 "\"always\", \"interval\" or \"never\"");
-		return MOSQ_ERR_INVAL;
-	}
+		     tjournal_sync_from_string(json_string_value(sync), &opts.sync)))
+		return config__fail("journal.sync: must be \"always\", \"interval\" or \"never\"");
 	static const struct {
 		const char *name;
 		long long min, max;
@@ -122,13 +120,9 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 		if (!n)
 			continue;
 		if (!json_is_integer(n) || json_integer_value(n) < nums[i].min ||
-		    json_integer_value(n) > nums[i].max) {
-			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     TB_LOG_PREFIX "config: journal.%s: must be an integer "
-							   "from %lld to %lld",
-					     nums[i].name, nums[i].min, nums[i].max);
-			return MOSQ_ERR_INVAL;
-		}
+		    json_integer_value(n) > nums[i].max)
+			return config__fail("journal.%s: must be an integer from %lld to %lld",
+			                    nums[i].name, nums[i].min, nums[i].max);
 		val[i] = json_integer_value(n);
 	}
 	opts.sync_interval_ms = (unsigned)val[0];
@@ -152,20 +146,29 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	pthread_condattr_destroy(&ca);
 	tb->retry->backoff_ms = (unsigned)val[4];
 	tb->retry->backoff_max_ms = (unsigned)val[5];
+	snprintf(tb->retry->path, sizeof(tb->retry->path), "%s", path);
+	tb->retry->opts = opts;
+	snprintf(tb->retry->sync_name, sizeof(tb->retry->sync_name), "%s",
+	         sync ? json_string_value(sync) : "always");
+	return MOSQ_ERR_SUCCESS;
+}
 
-	tb->journal = tjournal_open(path, &opts, err, sizeof(err));
-	if (!tb->journal) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: journal.dir: %s: %s", path,
-				     err);
-		return MOSQ_ERR_INVAL;
-	}
+/* plugin.c, once the producers run: opens what journal__config checked. */
+int journal__open(struct tributary *tb)
+{
+	struct tbp_journal_retry *r = tb->retry;
+	char err[512];
+	if (!r)
+		return MOSQ_ERR_SUCCESS;
+	tb->journal = tjournal_open(r->path, &r->opts, err, sizeof(err));
+	if (!tb->journal)
+		return config__fail("journal.dir: %s: %s", r->path, err);
 	tjournal_stats st;
 	tjournal_get_stats(tb->journal, &st);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     TB_LOG_PREFIX "journal %s (sync %s): %llu unconfirmed events to "
-					   "produce again",
-			     path, sync ? json_string_value(sync) : "always",
-			     (unsigned long long)st.depth);
+	                     TB_LOG_PREFIX "journal %s (sync %s): %llu unconfirmed events to "
+	                                   "produce again",
+	                     r->path, r->sync_name, (unsigned long long)st.depth);
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -332,8 +332,8 @@ static void topics__free(struct tbp_topics_state *st)
 	free(st);
 }
 
-/* config.c, once the clusters are running: the section, checked. The
- * clusters' threads start their first check as soon as it is set. */
+/* config.c: the section, checked. The clusters' threads, once plugin.c
+ * starts them, begin with their first check. */
 int topics__config(struct tributary *tb, const json_t *root)
 {
 	char err[512];

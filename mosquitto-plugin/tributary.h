@@ -82,6 +82,7 @@ struct tributary;
 
 struct tbp_cluster {
 	char *name;
+	rd_kafka_conf_t *conf; /* configured, until cluster__start makes rk */
 	rd_kafka_t *rk;
 	struct tributary *tb;
 	pthread_t poller;
@@ -137,6 +138,7 @@ struct tbp_failure_log {
 struct tributary {
 	mosquitto_plugin_id_t *pid;
 	char *config_path;
+	char *config_dir; /* relative paths in the file are relative to it */
 	char *broker_id;
 	char *catalog_path;
 	tb_catalog *catalog;
@@ -181,12 +183,14 @@ struct tributary {
 int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
 int config__only(const json_t *obj, const char *where, const char *const *allowed);
+json_t *config__read(const char *path, char *err, size_t errlen);
 int config__load(struct tributary *tb, const char *path);
 void config__free(struct tributary *tb);
 struct tbp_cluster *config__cluster(struct tributary *tb, const char *name);
 
 /* cluster.c */
-int cluster__start(struct tbp_cluster *c, const json_t *props, bool journaled);
+int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled);
+int cluster__start(struct tbp_cluster *c);
 void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms);
 void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -220,6 +224,7 @@ int produce__send(struct tbp_cluster *cluster, const char *topic, const void *ke
 
 /* journal_glue.c */
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
+int journal__open(struct tributary *tb); /* NULL journal without a "journal" section */
 int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
 		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
 		    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
@@ -299,10 +304,14 @@ void topics__cleanup(struct tributary *tb);
 
 /* auth.c (MOSQ_EVT_BASIC_AUTH: the MQTT password is a JWT) and acl.c
  * (MOSQ_EVT_ACL_CHECK: topics by identity), configured by the "auth" section.
- * auth__init reads that section from tb->config_path and registers its own
- * callbacks (basic auth, ACL, disconnect, tick, reload) when it is enabled. */
+ * auth__config checks that section (tb->auth stays NULL when JWT
+ * authentication is off); auth__start registers the callbacks (basic auth,
+ * ACL, disconnect, tick); auth__reload, from plugin.c's SIGHUP, takes the
+ * section of the file read again. */
 struct tbp_auth;
-int auth__init(struct tributary *tb);
+int auth__config(struct tributary *tb, const json_t *auth);
+int auth__start(struct tributary *tb);
+void auth__reload(struct tributary *tb, const json_t *auth);
 void auth__cleanup(struct tributary *tb);
 /* The JWT identity (the identity claim, "sub" by default) of a connected
  * client, or NULL when the plugin did not authenticate it (auth off, or an
