@@ -87,83 +87,6 @@ static void ingest__read_properties(const mosquitto_property *props, struct inge
 	}
 }
 
-struct ingest__lookup_ctx {
-	const tb_captures *caps;
-	const tb_event *ev;
-	struct mosquitto *client;
-};
-
-static int ingest__lookup(void *vctx, const char *name, size_t len, const char **value,
-			  size_t *vlen)
-{
-	struct ingest__lookup_ctx *ctx = vctx;
-	const tb_capture *c = tb_captures_get(ctx->caps, name, len);
-	const char *v = NULL;
-	char attr[32];
-	if (c) {
-		*value = c->value;
-		*vlen = c->len;
-		return 0;
-	}
-	if (len == 9 && !memcmp(name, "client_id", len))
-		v = mosquitto_client_id(ctx->client);
-	else if (len == 8 && !memcmp(name, "username", len))
-		v = mosquitto_client_username(ctx->client);
-	else if (len < sizeof(attr)) {
-		memcpy(attr, name, len);
-		attr[len] = '\0';
-		v = tb_ce_attr_string(ctx->ev, attr);
-	}
-	if (!v || !*v)
-		return -1;
-	*value = v;
-	*vlen = strlen(v);
-	return 0;
-}
-
-/* Captures that go into a Kafka topic name must be non-empty and match the
- * route's capture_pattern: `events//x` or `events/order.secret/x` must not
- * create or reach topics `events.` or `events.order.secret`. */
-static bool ingest__captures_ok(const struct tbp_ingest_route *route, const tb_captures *caps,
-				char *err, size_t errlen)
-{
-	for (int i = 0; i < caps->count; i++) {
-		const tb_capture *c = &caps->cap[i];
-		if (!(route->topic_captures & (1u << i)) ||
-		    tb_capture_rule_ok(route->capture_rule, c->value, c->len))
-			continue;
-		if (c->len == 0)
-			snprintf(err, errlen, "the topic level {%s} is empty", c->name);
-		else
-			snprintf(err, errlen, "the topic level {%s} does not match the route's "
-					      "capture_pattern %s",
-				 c->name, tb_capture_rule_text(route->capture_rule));
-		return false;
-	}
-	return true;
-}
-
-/* The route's "types", when it lists them: `example.order.*` or
- * `example.{aggregate}.*` keep an aggregate's topic to its own events. */
-static bool ingest__type_allowed(const struct tbp_ingest_route *route, const tb_captures *caps,
-				 const char *type)
-{
-	char want[512];
-	if (!route->types)
-		return true;
-	for (size_t i = 0; i < route->ntypes; i++) {
-		const struct tbp_type_rule *t = &route->types[i];
-		struct ingest__lookup_ctx lctx = {caps, NULL, NULL};
-		int n = tb_template_expand(&t->type, ingest__lookup, &lctx, NULL, want,
-					   sizeof(want), NULL);
-		if (n < 0)
-			continue;
-		if (t->prefix ? !strncmp(type, want, (size_t)n) : !strcmp(type, want))
-			return true;
-	}
-	return false;
-}
-
 struct ingest__response_ctx {
 	struct tributary *tb;
 	struct mosquitto *client;
@@ -259,17 +182,12 @@ static int ingest__authcontext(struct tributary *tb, struct mosquitto *client, t
 struct ingest__ctx {
 	struct tributary *tb;
 	const struct mosquitto_evt_message *msg;
-	const struct tbp_ingest_route *route;
-	tb_captures caps;
+	struct ingest__target t; /* the route, and where the event goes */
 	struct ingest__msg m;
 	tb_event ev;
 	tjs_result vres;
 	struct resend__check resend;
 	const char *type;
-	char kafka_topic[256];
-	char key[1024];
-	const char *keyp;
-	size_t keylen;
 	struct tbp_origin origin;
 	struct tbp_reject rej;
 	char err[1024];
@@ -300,24 +218,15 @@ static bool ingest__route(struct ingest__ctx *ctx)
 {
 	struct tributary *tb = ctx->tb;
 	const struct mosquitto_evt_message *msg = ctx->msg;
-	for (size_t i = 0; i < tb->nroutes; i++) {
-		if (tb_pattern_match(&tb->routes[i].match, msg->topic, &ctx->caps)) {
-			ctx->route = &tb->routes[i];
-			break;
-		}
-	}
-	if (!ctx->route) {
+	enum tbp_reject_reason why;
+	if (!ingest__match(tb, msg->topic, &ctx->t)) {
 		if (!tb->reject_unmatched || msg->topic[0] == '$')
 			return false;
 		return ingest__refuse(ctx, TBP_REJECT_NO_ROUTE,
 		                      "no ingest route matches this topic");
 	}
-	if (!ingest__captures_ok(ctx->route, &ctx->caps, ctx->err, sizeof(ctx->err)))
-		return ingest__refuse(ctx, TBP_REJECT_INVALID_TOPIC, NULL);
-	if (msg->payloadlen > ctx->route->max_payload)
-		return ingest__refuse(ctx, TBP_REJECT_TOO_LARGE,
-		                      "payload of %u bytes exceeds the route's maximum of %u",
-		                      msg->payloadlen, ctx->route->max_payload);
+	if (!ingest__route_accepts(&ctx->t, msg->payloadlen, &why, ctx->err, sizeof(ctx->err)))
+		return ingest__refuse(ctx, why, NULL);
 	return true;
 }
 
@@ -353,42 +262,9 @@ static bool ingest__parse(struct ingest__ctx *ctx)
 /* target: where it goes, before what it is: the route decides both. */
 static bool ingest__target(struct ingest__ctx *ctx)
 {
-	const struct tbp_ingest_route *route = ctx->route;
-	struct ingest__lookup_ctx lctx = {&ctx->caps, &ctx->ev, ctx->msg->client};
-	const char *missing = NULL;
-	int tn = tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, ctx->kafka_topic,
-	                            sizeof(ctx->kafka_topic), &missing);
-	if (tn == -1)
-		return ingest__refuse(ctx, TBP_REJECT_ROUTING,
-		                      "cannot make a Kafka topic from '%s' ({%s} missing)",
-		                      route->topic.text, missing ? missing : "?");
-	if (tn < 0 || !tb_kafka_topic_valid(ctx->kafka_topic))
-		return ingest__refuse(ctx, TBP_REJECT_INVALID_TOPIC,
-		                      "'%s' does not make a legal Kafka topic name%s%s%s",
-		                      route->topic.text, tn < 0 ? "" : " ('",
-		                      tn < 0 ? "" : ctx->kafka_topic,
-		                      tn < 0 ? " (too long)" : "')");
-	if (route->key.text) {
-		missing = NULL;
-		int n = tb_template_expand(&route->key, ingest__lookup, &lctx, NULL, ctx->key,
-		                           sizeof(ctx->key), &missing);
-		if (n < 0)
-			return ingest__refuse(ctx,
-			                      missing && !strcmp(missing, "partitionkey")
-			                          ? TBP_REJECT_MISSING_ATTRIBUTE
-			                          : TBP_REJECT_ROUTING,
-			                      "cannot make the record key from '%s' ({%s} %s)",
-			                      route->key.text, missing ? missing : "?",
-			                      n == -2 ? "too long" : "missing");
-		ctx->keyp = ctx->key;
-		ctx->keylen = (size_t)n;
-	} else if ((ctx->keyp = tb_ce_attr_string(&ctx->ev, "partitionkey"))) {
-		ctx->keylen = strlen(ctx->keyp);
-	}
-
-	if (!ingest__type_allowed(route, &ctx->caps, ctx->type))
-		return ingest__refuse(ctx, TBP_REJECT_TYPE_NOT_ALLOWED,
-		                      "event type '%s' is not allowed on this topic", ctx->type);
+	enum tbp_reject_reason why;
+	if (!ingest__locate(&ctx->t, &ctx->ev, &why, ctx->err, sizeof(ctx->err)))
+		return ingest__refuse(ctx, why, NULL);
 	const char *rt = ctx->m.response_topic;
 	if (rt && !ingest__response_topic_ok(ctx->tb, ctx->msg->client, rt))
 		return ingest__refuse(
@@ -401,7 +277,7 @@ static bool ingest__validate(struct ingest__ctx *ctx)
 {
 	const char *type = ctx->type;
 	const tjs_schema *schema = tb_catalog_find(ctx->tb->catalog, type);
-	if (!schema && ctx->route->schema_required)
+	if (!schema && ctx->t.route->schema_required)
 		return ingest__refuse(ctx, TBP_REJECT_UNKNOWN_TYPE,
 		                      "event type '%s' has no schema in the catalog", type);
 	if (!schema)
@@ -432,7 +308,8 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	if (ingest__authcontext(tb, msg->client, &ctx->ev))
 		/* Never on to Kafka without the sender's real identity. */
 		return ingest__refuse(ctx, TBP_REJECT_INTERNAL, "out of memory");
-	if (topics__refuse(tb, ctx->route->cluster, ctx->kafka_topic, ctx->err, sizeof(ctx->err)))
+	if (topics__refuse(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->err,
+	                   sizeof(ctx->err)))
 		return ingest__refuse(ctx, TBP_REJECT_TOPIC_NOT_COMPLIANT, NULL);
 	ctx->origin = (struct tbp_origin){.topic = msg->topic,
 	                                 .client_id = mosquitto_client_id(msg->client),
@@ -440,9 +317,9 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	                                 .response_topic = ctx->m.response_topic,
 	                                 .correlation_data = ctx->m.correlation_data,
 	                                 .correlation_len = ctx->m.correlation_len};
-	if (produce__event(tb, ctx->route->cluster, ctx->kafka_topic, ctx->keyp, ctx->keylen,
-	                   ctx->route->mode, &ctx->ev, &ctx->origin, true, &ctx->rej.reason,
-	                   ctx->err, sizeof(ctx->err))) {
+	if (produce__event(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->t.keyp,
+	                   ctx->t.keylen, ctx->t.route->mode, &ctx->ev, &ctx->origin, true,
+	                   &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
 		ctx->rej.message = ctx->err;
 		return false;
 	}
@@ -456,30 +333,30 @@ static bool ingest__produce(struct ingest__ctx *ctx)
  * and its failures are counted and logged, never refused. */
 static void ingest__mirror(struct ingest__ctx *ctx)
 {
-	const struct tbp_ingest_route *route = ctx->route;
-	struct ingest__lookup_ctx lctx = {&ctx->caps, &ctx->ev, ctx->msg->client};
+	const struct tbp_ingest_route *route = ctx->t.route;
 	char mtopic[256], merr[512];
 	enum tbp_reject_reason mwhy;
 	if (!route->mirror_cluster)
 		return;
-	if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
-	                       sizeof(mtopic), NULL) >= 0 &&
-	    tb_kafka_topic_valid(mtopic) &&
+	if (ingest__mirror_topic(&ctx->t, &ctx->ev, mtopic, sizeof(mtopic)) &&
 	    !topics__refuse(ctx->tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) &&
-	    !produce__event(ctx->tb, route->mirror_cluster, mtopic, ctx->keyp, ctx->keylen,
+	    !produce__event(ctx->tb, route->mirror_cluster, mtopic, ctx->t.keyp, ctx->t.keylen,
 	                    route->mode, &ctx->ev, &ctx->origin, false, &mwhy, merr, sizeof(merr)))
 		return;
 	atomic_fetch_add(&ctx->tb->stats.mirror_failed, 1);
 	char qid[TB_LOG_ESCAPE_LEN];
-	mosquitto_log_printf(MOSQ_LOG_ERR,
-	                     TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
+	mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
 	                     tb_log_escape(qid, sizeof(qid), tb_ce_attr_string(&ctx->ev, "id")),
 	                     route->mirror_cluster->name);
 }
 
 int ingest__on_message(int event, void *event_data, void *userdata)
 {
-	struct ingest__ctx ctx = {.tb = userdata, .msg = event_data};
+	const struct mosquitto_evt_message *msg = event_data;
+	struct ingest__ctx ctx = {.tb = userdata,
+	                          .msg = msg,
+	                          .t = {.client_id = mosquitto_client_id(msg->client),
+	                                .username = mosquitto_client_username(msg->client)}};
 	int rc = MOSQ_ERR_SUCCESS;
 	(void)event;
 

@@ -3,9 +3,12 @@
  *
  * Areas, one file each:
  *   plugin.c   entry points, callback registration, reload
- *   config.c   the JSON configuration (plugin_opt_config), checked at start
+ *   config.c   the JSON configuration (plugin_opt_config): read once, the
+ *              error style, the "ingest" section
+ *   config_load.c  each area handed its section, checked at start
  *   cluster.c  Kafka producers: one per named cluster, delivery reports
- *   ingest.c   MOSQ_EVT_MESSAGE: route, identify, validate, produce
+ *   ingest.c   MOSQ_EVT_MESSAGE: route, parse, target, validate, produce, mirror
+ *   ingest_route.c  which route, and where in Kafka (no broker calls)
  *   produce.c  CloudEvents -> Kafka record (binary or structured mode)
  *   reject.c   error events on clients/{client_id}/errors
  *   stats.c    counters, published under $SYS/tributary/
@@ -184,6 +187,9 @@ int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
 int config__only(const json_t *obj, const char *where, const char *const *allowed);
 json_t *config__read(const char *path, char *err, size_t errlen);
+int config__ingest(struct tributary *tb, const json_t *ingest);
+void config__ingest_free(struct tributary *tb);
+/* config_load.c: each area's section checked, nothing started */
 int config__load(struct tributary *tb, const char *path);
 void config__free(struct tributary *tb);
 struct tbp_cluster *config__cluster(struct tributary *tb, const char *name);
@@ -198,6 +204,31 @@ void cluster__log_failures(struct tributary *tb);
 
 /* ingest.c */
 int ingest__on_message(int event, void *event_data, void *userdata);
+
+/* ingest_route.c: which route a message takes and where its event goes, for
+ * ingest.c's route and target steps; no broker calls. */
+struct ingest__target {
+	const char *client_id, *username; /* the sender: {client_id}, {username} */
+	const struct tbp_ingest_route *route;
+	tb_captures caps; /* of the route's match pattern */
+	char kafka_topic[256];
+	char key[1024];
+	const char *keyp; /* the record key (key, or the partitionkey), or NULL */
+	size_t keylen;
+};
+/* The first route whose pattern matches `topic`; false when none does. */
+bool ingest__match(const struct tributary *tb, const char *topic, struct ingest__target *t);
+/* The matched route's capture_pattern and max_payload: false with *why and
+ * err when the message breaks them. */
+bool ingest__route_accepts(const struct ingest__target *t, uint32_t payloadlen,
+                           enum tbp_reject_reason *why, char *err, size_t errlen);
+/* The Kafka topic and record key of `ev`, and whether the route allows its
+ * type: false with *why and err when not. */
+bool ingest__locate(struct ingest__target *t, const tb_event *ev, enum tbp_reject_reason *why,
+                    char *err, size_t errlen);
+/* The route's mirror.topic for `ev`; false when it makes no legal name. */
+bool ingest__mirror_topic(const struct ingest__target *t, const tb_event *ev, char *out,
+                          size_t outlen);
 
 /* produce.c */
 struct tbp_origin {
