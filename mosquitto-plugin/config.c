@@ -44,6 +44,21 @@ int config__only(const json_t *obj, const char *where, const char *const *allowe
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The integer option `name` of `obj` (which may be NULL), from min to max;
+ * `dflt` when absent. A bad value fails with `msg`, which names the option. */
+int config__int(const json_t *obj, const char *name, long long min, long long max,
+                long long dflt, long long *out, const char *msg)
+{
+	json_t *v = obj ? json_object_get(obj, name) : NULL;
+	*out = dflt;
+	if (!v)
+		return MOSQ_ERR_SUCCESS;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return config__fail("%s", msg);
+	*out = json_integer_value(v);
+	return MOSQ_ERR_SUCCESS;
+}
+
 struct tbp_cluster *config__cluster(struct tributary *tb, const char *name)
 {
 	for (size_t i = 0; i < tb->nclusters; i++)
@@ -267,11 +282,12 @@ static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const
 		return config__fail("%s.schema_required: must be true or false", where);
 	r->schema_required = sr ? json_is_true(sr) : true;
 
-	json_t *mp = json_object_get(j, "max_payload");
-	if (mp && (!json_is_integer(mp) || json_integer_value(mp) < 1 ||
-		   json_integer_value(mp) > 268435455))
-		return config__fail("%s.max_payload: must be 1 to 268435455 bytes", where);
-	r->max_payload = mp ? (uint32_t)json_integer_value(mp) : 256 * 1024;
+	long long n;
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%s.max_payload: must be 1 to 268435455 bytes", where);
+	if ((rc = config__int(j, "max_payload", 1, 268435455, 256 * 1024, &n, msg)))
+		return rc;
+	r->max_payload = (uint32_t)n;
 
 	json_t *mode = json_object_get(j, "kafka_mode");
 	const char *m = mode ? json_string_value(mode) : "binary";
@@ -341,11 +357,11 @@ int config__ingest(struct tributary *tb, const json_t *ingest)
 		return config__fail("ingest.unmatched: must be \"pass\" or \"reject\"");
 	tb->reject_unmatched = unmatched && !strcmp(unmatched, "reject");
 
-	json_t *rsc = json_object_get(ingest, "qos2_resend_clients");
-	if (rsc && (!json_is_integer(rsc) || json_integer_value(rsc) < 0 ||
-		    json_integer_value(rsc) > 10000000))
-		return config__fail("ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients");
-	tb->resend_clients = rsc ? (size_t)json_integer_value(rsc) : 0;
+	long long n;
+	if ((rc = config__int(ingest, "qos2_resend_clients", 0, 10000000, 0, &n,
+	                      "ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients")))
+		return rc;
+	tb->resend_clients = (size_t)n;
 
 	json_t *et = json_object_get(ingest, "error_topic");
 	const char *ets = et ? json_string_value(et) : "clients/{client_id}/errors";

@@ -89,23 +89,15 @@ int config__load(struct tributary *tb, const char *path)
 		goto cleanup;
 	}
 
-	json_t *stats = json_object_get(root, "stats");
-	json_t *si = stats ? json_object_get(stats, "sys_interval") : NULL;
-	if (si && (!json_is_integer(si) || json_integer_value(si) < 0 ||
-		   json_integer_value(si) > 86400)) {
-		rc = config__fail("stats.sys_interval: must be 0 (off) to 86400 seconds");
+	long long n;
+	if ((rc = config__int(json_object_get(root, "stats"), "sys_interval", 0, 86400, 10, &n,
+	                      "stats.sys_interval: must be 0 (off) to 86400 seconds")))
 		goto cleanup;
-	}
-	tb->sys_interval_s = si ? (int)json_integer_value(si) : 10;
-
-	json_t *sd = json_object_get(root, "shutdown");
-	json_t *ft = sd ? json_object_get(sd, "flush_timeout_ms") : NULL;
-	if (ft && (!json_is_integer(ft) || json_integer_value(ft) < 0 ||
-		   json_integer_value(ft) > 600000)) {
-		rc = config__fail("shutdown.flush_timeout_ms: must be 0 to 600000");
+	tb->sys_interval_s = (int)n;
+	if ((rc = config__int(json_object_get(root, "shutdown"), "flush_timeout_ms", 0, 600000,
+	                      10000, &n, "shutdown.flush_timeout_ms: must be 0 to 600000")))
 		goto cleanup;
-	}
-	tb->flush_timeout_ms = ft ? (int)json_integer_value(ft) : 10000;
+	tb->flush_timeout_ms = (int)n;
 
 	if ((rc = config__clusters(tb, json_object_get(root, "clusters"),
 				   json_object_get(root, "journal") != NULL)))

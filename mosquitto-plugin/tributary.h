@@ -187,6 +187,8 @@ int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
 int config__only(const json_t *obj, const char *where, const char *const *allowed);
 json_t *config__read(const char *path, char *err, size_t errlen);
+int config__int(const json_t *obj, const char *name, long long min, long long max,
+                long long dflt, long long *out, const char *msg);
 int config__ingest(struct tributary *tb, const json_t *ingest);
 void config__ingest_free(struct tributary *tb);
 /* config_load.c: each area's section checked, nothing started */
