@@ -140,7 +140,7 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 static enum tbp_reject_reason ingest__reason(tb_ce_status st)
 {
 	switch (st) {
-	case TB_CE_INVALID_UTF8: return TB_REJECT_INVALID_UTF8;
+	case TB_CE_INVALID_UTF8: return TBP_REJECT_INVALID_UTF8;
 	case TB_CE_INVALID_JSON: return TBP_REJECT_INVALID_JSON;
 	case TB_CE_NOT_AN_EVENT: return TBP_REJECT_NOT_AN_EVENT;
 	case TB_CE_MISSING_ATTRIBUTE: return TBP_REJECT_MISSING_ATTRIBUTE;

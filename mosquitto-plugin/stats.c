@@ -8,7 +8,7 @@
 static const char *const stats__reasons[TBP_REJECT__COUNT] = {
     [TBP_REJECT_NO_ROUTE] = "no_route",
     [TBP_REJECT_TOO_LARGE] = "payload_too_large",
-    [TB_REJECT_INVALID_UTF8] = "invalid_utf8",
+    [TBP_REJECT_INVALID_UTF8] = "invalid_utf8",
     [TBP_REJECT_INVALID_JSON] = "invalid_json",
     [TBP_REJECT_NOT_AN_EVENT] = "not_an_event",
     [TBP_REJECT_MISSING_ATTRIBUTE] = "missing_attribute",
