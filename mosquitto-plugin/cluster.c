@@ -290,13 +290,13 @@ int cluster__start(struct tbp_cluster *c)
 	c->conf = NULL;
 	atomic_store(&c->stop, false);
 	if (pthread_create(&c->poller, NULL, cluster__poll, c) != 0) {
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-		                     TB_LOG_PREFIX "clusters.%s: cannot start poll thread", c->name);
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR, TB_LOG_PREFIX "clusters.%s: cannot start poll thread", c->name);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	c->poller_started = true;
 	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "cluster %s: producer %s started",
-			     c->name, rd_kafka_name(c->rk));
+	                     c->name, rd_kafka_name(c->rk));
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -46,8 +46,8 @@ int config__only(const json_t *obj, const char *where, const char *const *allowe
 
 /* The integer option `name` of `obj` (which may be NULL), from min to max;
  * `dflt` when absent. A bad value fails with `msg`, which names the option. */
-int config__int(const json_t *obj, const char *name, long long min, long long max,
-                long long dflt, long long *out, const char *msg)
+int config__int(const json_t *obj, const char *name, long long min, long long max, long long dflt,
+                long long *out, const char *msg)
 {
 	json_t *v = obj ? json_object_get(obj, name) : NULL;
 	*out = dflt;
@@ -343,7 +343,7 @@ json_t *config__read(const char *path, char *err, size_t errlen)
  * the routes name must be known). */
 int config__ingest(struct tributary *tb, const json_t *ingest)
 {
-	static const char *const allowed[] = {"unmatched", "error_topic", "routes",
+	static const char *const allowed[] = {"unmatched",           "error_topic",     "routes",
 	                                      "qos2_resend_clients", "response_topics", NULL};
 	char err[512];
 	int rc;

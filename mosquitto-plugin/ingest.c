@@ -312,11 +312,11 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	                   sizeof(ctx->err)))
 		return ingest__refuse(ctx, TBP_REJECT_TOPIC_NOT_COMPLIANT, NULL);
 	ctx->origin = (struct tbp_origin){.topic = msg->topic,
-	                                 .client_id = mosquitto_client_id(msg->client),
-	                                 .qos = msg->qos,
-	                                 .response_topic = ctx->m.response_topic,
-	                                 .correlation_data = ctx->m.correlation_data,
-	                                 .correlation_len = ctx->m.correlation_len};
+	                                  .client_id = mosquitto_client_id(msg->client),
+	                                  .qos = msg->qos,
+	                                  .response_topic = ctx->m.response_topic,
+	                                  .correlation_data = ctx->m.correlation_data,
+	                                  .correlation_len = ctx->m.correlation_len};
 	if (produce__event(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->t.keyp,
 	                   ctx->t.keylen, ctx->t.route->mode, &ctx->ev, &ctx->origin, true,
 	                   &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
@@ -345,7 +345,8 @@ static void ingest__mirror(struct ingest__ctx *ctx)
 		return;
 	atomic_fetch_add(&ctx->tb->stats.mirror_failed, 1);
 	char qid[TB_LOG_ESCAPE_LEN];
-	mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
+	mosquitto_log_printf(MOSQ_LOG_ERR,
+	                     TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
 	                     tb_log_escape(qid, sizeof(qid), tb_ce_attr_string(&ctx->ev, "id")),
 	                     route->mirror_cluster->name);
 }

@@ -44,9 +44,9 @@ static int plugin__on_reload(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS; /* turning it on needs a restart */
 	json_t *root = config__read(tb->config_path, err, sizeof(err));
 	if (!root) {
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-		                     TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s",
-		                     err);
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR,
+		    TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s", err);
 		return MOSQ_ERR_SUCCESS;
 	}
 	auth__reload(tb, json_object_get(root, "auth"));
