@@ -151,7 +151,7 @@ static const char *acl__access_name(int access)
 
 int acl__on_check(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct mosquitto_evt_acl_check *ed = event_data;
 	const char *id = mosquitto_client_id(ed->client);
 	struct auth__client *c = id ? auth__find(a, id) : NULL;

@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,10 +208,12 @@ static bool auth__reserved_match(const struct auth__conf *c, const char *client_
 }
 
 /*
- * Reads the "auth" section of the plugin's configuration file. Returns 0 with
- * *out NULL when authentication is off, 0 with a conf, or -1 with err.
+ * Checks the "auth" section of the plugin's configuration (NULL: none);
+ * relative key paths are relative to `dir`. Returns 0 with *out NULL when
+ * authentication is off, 0 with a conf, or -1 with err.
  */
-static int auth__conf_load(const char *path, struct auth__conf **out, char *err, size_t errlen)
+static int auth__conf_load(const json_t *auth, const char *dir, struct auth__conf **out, char *err,
+                           size_t errlen)
 {
 	static const char *const allowed[] = {
 		"enabled", "keys", "algorithms", "issuer", "audience", "leeway", "max_age", "required_claims",
@@ -222,19 +223,13 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	static const char *const default_publish[] = {"events/#", NULL};
 	static const char *const default_subscribe[] = {"users/{sub}/#", "clients/{client_id}/errors",
 							"clients/{client_id}/replies", NULL};
-	json_error_t jerr;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *auth, *v, *acl;
+	json_t *v, *acl;
 	struct auth__conf *c = NULL;
-	char dirbuf[PATH_MAX], keypath[PATH_MAX], kerr[512];
+	char keypath[PATH_MAX], kerr[512];
 	long n;
 	int rc = -1;
 
 	*out = NULL;
-	if (!root)
-		return snprintf(err, errlen, "%s: %s (line %d)", path, jerr.text, jerr.line), -1;
-	if (tb_json_expand_env(root, err, errlen))
-		goto cleanup;
-	auth = json_object_get(root, "auth");
 	if (!auth || (json_is_object(auth) && json_is_false(json_object_get(auth, "enabled")))) {
 		rc = 0;
 		goto cleanup;
@@ -260,11 +255,10 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 		snprintf(err, errlen, "auth.keys: must be the path of a JWKS, PEM or secret file");
 		goto cleanup;
 	}
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
 	if (json_string_value(v)[0] == '/')
 		snprintf(keypath, sizeof(keypath), "%s", json_string_value(v));
 	else
-		snprintf(keypath, sizeof(keypath), "%s/%s", dirname(dirbuf), json_string_value(v));
+		snprintf(keypath, sizeof(keypath), "%s/%s", dir, json_string_value(v));
 	if (!(c->keys_path = strdup(keypath))) {
 		snprintf(err, errlen, "out of memory");
 		goto cleanup;
@@ -360,7 +354,6 @@ static int auth__conf_load(const char *path, struct auth__conf **out, char *err,
 	rc = 0;
 cleanup:
 	auth__conf_free(c);
-	json_decref(root);
 	return rc;
 }
 
@@ -371,7 +364,7 @@ static size_t auth__hash(const char *s)
 	return (size_t)tb_fnv1a(TB_FNV1A_BASIS, s, strlen(s));
 }
 
-struct auth__client *auth__find(struct tb_auth *a, const char *client_id)
+struct auth__client *auth__find(struct tbp_auth *a, const char *client_id)
 {
 	if (!a->nbuckets)
 		return NULL;
@@ -391,7 +384,7 @@ static void auth__client_free(struct auth__client *c)
 	free(c);
 }
 
-static void auth__remove(struct tb_auth *a, const char *client_id)
+static void auth__remove(struct tbp_auth *a, const char *client_id)
 {
 	struct auth__client **pp = &a->buckets[auth__hash(client_id) % a->nbuckets];
 
@@ -407,7 +400,7 @@ static void auth__remove(struct tb_auth *a, const char *client_id)
 }
 
 /* Inserts or replaces the entry for c->client_id; takes ownership of c. */
-static int auth__put(struct tb_auth *a, struct auth__client *c)
+static int auth__put(struct tbp_auth *a, struct auth__client *c)
 {
 	if (a->count + 1 > a->nbuckets) {
 		size_t nb = a->nbuckets ? a->nbuckets * 2 : 256;
@@ -436,14 +429,14 @@ static int auth__put(struct tb_auth *a, struct auth__client *c)
 	return 0;
 }
 
-static struct tb_auth *auth__state(struct tributary *tb)
+static struct tbp_auth *auth__state(struct tributary *tb)
 {
 	return tb ? tb->auth : NULL;
 }
 
 const char *auth__subject(struct tributary *tb, const struct mosquitto *client)
 {
-	struct tb_auth *a = auth__state(tb);
+	struct tbp_auth *a = auth__state(tb);
 	const char *id = client ? mosquitto_client_id(client) : NULL;
 	struct auth__client *c = a && id ? auth__find(a, id) : NULL;
 
@@ -452,7 +445,7 @@ const char *auth__subject(struct tributary *tb, const struct mosquitto *client)
 
 const json_t *auth__claims(struct tributary *tb, const struct mosquitto *client)
 {
-	struct tb_auth *a = auth__state(tb);
+	struct tbp_auth *a = auth__state(tb);
 	const char *id = client ? mosquitto_client_id(client) : NULL;
 	struct auth__client *c = a && id ? auth__find(a, id) : NULL;
 
@@ -480,7 +473,7 @@ static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
 
 static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct auth__conf *conf = a->conf;
 	struct mosquitto_evt_basic_auth *ed = event_data;
 	const char *client_id = mosquitto_client_id(ed->client), *identity, *problem, *expected;
@@ -577,7 +570,7 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 
 static int auth__on_disconnect(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	struct mosquitto_evt_disconnect *ed = event_data;
 	const char *id = mosquitto_client_id(ed->client);
 	struct auth__client *c = id ? auth__find(a, id) : NULL;
@@ -597,7 +590,7 @@ static int auth__on_disconnect(int event, void *event_data, void *userdata)
 /* Tokens bound the life of a connection, not only its start. */
 static int auth__on_tick(int event, void *event_data, void *userdata)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = userdata;
 	time_t now = time(NULL);
 	char **expired = NULL;
 	size_t n = 0, cap = 0;
@@ -637,7 +630,7 @@ kick:
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void auth__log_ready(struct tb_auth *a, const char *what)
+static void auth__log_ready(struct tbp_auth *a, const char *what)
 {
 	char keys[512];
 
@@ -646,28 +639,27 @@ static void auth__log_ready(struct tb_auth *a, const char *what)
 			     a->conf->keys_path, keys);
 }
 
-static int auth__on_reload(int event, void *event_data, void *userdata)
+/* plugin.c, on SIGHUP while authentication is on: `auth` is the section of
+ * the file read again. */
+void auth__reload(struct tributary *tb, const json_t *auth)
 {
-	struct tb_auth *a = userdata;
+	struct tbp_auth *a = tb->auth;
 	struct auth__conf *conf = NULL;
 	char err[1024];
-	(void)event;
-	(void)event_data;
 
-	if (auth__conf_load(a->tb->config_path, &conf, err, sizeof(err))) {
+	if (auth__conf_load(auth, tb->config_dir, &conf, err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s",
 				     err);
-		return MOSQ_ERR_SUCCESS;
+		return;
 	}
 	if (!conf) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "auth: reload: turning JWT authentication off "
 								   "needs a restart; keeping it on");
-		return MOSQ_ERR_SUCCESS;
+		return;
 	}
 	auth__conf_free(a->conf);
 	a->conf = conf;
 	auth__log_ready(a, "reloaded");
-	return MOSQ_ERR_SUCCESS;
 }
 
 /* ---- life cycle -------------------------------------------------------------------- */
@@ -678,25 +670,19 @@ static const struct {
 } auth__callbacks[] = {
 	{MOSQ_EVT_BASIC_AUTH, auth__on_basic_auth}, {MOSQ_EVT_ACL_CHECK, acl__on_check},
 	{MOSQ_EVT_DISCONNECT, auth__on_disconnect}, {MOSQ_EVT_TICK, auth__on_tick},
-	{MOSQ_EVT_RELOAD, auth__on_reload},
 };
 
-int auth__init(struct tributary *tb)
+/* config.c: the "auth" section, checked; tb->auth stays NULL when off. */
+int auth__config(struct tributary *tb, const json_t *auth)
 {
 	struct auth__conf *conf = NULL;
-	struct tb_auth *a;
+	struct tbp_auth *a;
 	char err[1024];
-	int rc;
 
-	if (auth__conf_load(tb->config_path, &conf, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
-		return MOSQ_ERR_INVAL;
-	}
-	if (!conf) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
-								   "authentication and ACLs apply");
+	if (auth__conf_load(auth, tb->config_dir, &conf, err, sizeof(err)))
+		return config__fail("%s", err);
+	if (!conf)
 		return MOSQ_ERR_SUCCESS;
-	}
 	if (!(a = calloc(1, sizeof(*a)))) {
 		auth__conf_free(conf);
 		return MOSQ_ERR_NOMEM;
@@ -704,6 +690,20 @@ int auth__init(struct tributary *tb)
 	a->tb = tb;
 	a->conf = conf;
 	tb->auth = a;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int auth__start(struct tributary *tb)
+{
+	struct tbp_auth *a = tb->auth;
+	int rc;
+
+	if (!a) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
+								   "authentication and ACLs apply");
+		return MOSQ_ERR_SUCCESS;
+	}
+	a->registered = true;
 	for (size_t i = 0; i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++) {
 		rc = mosquitto_callback_register(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL, a);
 		if (rc) {
@@ -718,11 +718,11 @@ int auth__init(struct tributary *tb)
 
 void auth__cleanup(struct tributary *tb)
 {
-	struct tb_auth *a = tb->auth;
+	struct tbp_auth *a = tb->auth;
 
 	if (!a)
 		return;
-	for (size_t i = 0; i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
+	for (size_t i = 0; a->registered && i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
 		mosquitto_callback_unregister(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL);
 	for (size_t i = 0; i < a->nbuckets; i++) {
 		for (struct auth__client *c = a->buckets[i], *next; c; c = next) {

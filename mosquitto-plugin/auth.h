@@ -51,16 +51,17 @@ struct auth__client {
 	char **subscribe;
 };
 
-struct tb_auth {
+struct tbp_auth {
 	struct tributary *tb;
 	struct auth__conf *conf;
 	struct auth__client **buckets;
 	size_t nbuckets, count;
 	time_t next_scan;
+	bool registered; /* auth__start registered the callbacks */
 };
 
 /* auth.c */
-struct auth__client *auth__find(struct tb_auth *a, const char *client_id);
+struct auth__client *auth__find(struct tbp_auth *a, const char *client_id);
 void auth__strv_free(char **v);
 
 /* acl.c */

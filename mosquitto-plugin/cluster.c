@@ -15,7 +15,7 @@
 
 void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
 {
-	struct tb_failure_log *fl = &tb->failures;
+	struct tbp_failure_log *fl = &tb->failures;
 	va_list ap;
 	pthread_mutex_lock(&fl->lock);
 	if (fl->count < TB_FAILURE_LOG) {
@@ -31,7 +31,7 @@ void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
 /* Main thread: the broker's log is not ours to call from other threads. */
 void cluster__log_failures(struct tributary *tb)
 {
-	struct tb_failure_log *fl = &tb->failures;
+	struct tbp_failure_log *fl = &tb->failures;
 	char lines[TB_FAILURE_LOG][256];
 	unsigned n, dropped;
 	pthread_mutex_lock(&fl->lock);
@@ -51,7 +51,7 @@ void cluster__log_failures(struct tributary *tb)
 
 /* A message taken back by journal__delivery_failed's purge that is not in
  * the journal (a mirror copy): produced again from its delivery report. */
-static void cluster__produce_again(struct tb_cluster *c, const rd_kafka_message_t *m)
+static void cluster__produce_again(struct tbp_cluster *c, const rd_kafka_message_t *m)
 {
 	rd_kafka_headers_t *h = NULL, *copy = NULL;
 	if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h &&
@@ -74,7 +74,7 @@ static void cluster__produce_again(struct tb_cluster *c, const rd_kafka_message_
 
 static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	struct tb_cluster *c = opaque;
+	struct tbp_cluster *c = opaque;
 	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
 	(void)rk;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -108,7 +108,7 @@ static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, vo
  * here too, on the thread that called it, which produce.c handles). */
 static rd_kafka_resp_err_t cluster__on_ack(rd_kafka_t *rk, rd_kafka_message_t *m, void *opaque)
 {
-	struct tb_cluster *c = rd_kafka_opaque(rk);
+	struct tbp_cluster *c = rd_kafka_opaque(rk);
 	(void)opaque;
 	if (c && c->tb->journal && m->_private && !produce__sending && m->err &&
 	    m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
@@ -118,7 +118,7 @@ static rd_kafka_resp_err_t cluster__on_ack(rd_kafka_t *rk, rd_kafka_message_t *m
 
 static void cluster__on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	struct tb_cluster *c = opaque;
+	struct tbp_cluster *c = opaque;
 	(void)rk;
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		char fatal[256];
@@ -135,7 +135,7 @@ static void cluster__on_error(rd_kafka_t *rk, int err, const char *reason, void 
  * them by default: too many for that queue, and stdio is thread-safe. */
 static void cluster__on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	struct tb_cluster *c = rd_kafka_opaque(rk);
+	struct tbp_cluster *c = rd_kafka_opaque(rk);
 	if (!c)
 		return;
 	if (level <= 4)
@@ -191,7 +191,7 @@ static rd_kafka_resp_err_t cluster__on_new(rd_kafka_t *rk, const rd_kafka_conf_t
 #define CLUSTER_WARM_INTERVAL_S 300
 #define CLUSTER_WARM_TIMEOUT_MS 1000
 
-static void cluster__warm_metadata(struct tb_cluster *c)
+static void cluster__warm_metadata(struct tbp_cluster *c)
 {
 	const struct rd_kafka_metadata *md;
 	if (rd_kafka_metadata(c->rk, 1, NULL, &md, CLUSTER_WARM_TIMEOUT_MS) ==
@@ -201,7 +201,7 @@ static void cluster__warm_metadata(struct tb_cluster *c)
 
 static void *cluster__poll(void *arg)
 {
-	struct tb_cluster *c = arg;
+	struct tbp_cluster *c = arg;
 	cluster__sched_batch();
 	time_t warmed = 0;
 	while (!atomic_load(&c->stop)) {
@@ -216,7 +216,9 @@ static void *cluster__poll(void *arg)
 	return NULL;
 }
 
-int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
+/* config.c: the producer's librdkafka configuration, checked; kept in c->conf
+ * until cluster__start. */
+int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled)
 {
 	char err[512], what[128];
 	pthread_mutex_init(&c->retry_lock, NULL);
@@ -246,15 +248,12 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 		return MOSQ_ERR_INVAL;
 	}
 	if (!json_object_get(props, "bootstrap.servers")) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s.bootstrap.servers: required",
-				     what);
 		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
+		return config__fail("%s.bootstrap.servers: required", what);
 	}
 	if (tb_kafka_conf_apply(conf, props, what, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
 		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
+		return config__fail("%s", err);
 	}
 	char val[64];
 	size_t vlen = sizeof(val);
@@ -274,33 +273,45 @@ int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled)
 	rd_kafka_conf_set_dr_msg_cb(conf, cluster__on_delivery);
 	rd_kafka_conf_set_error_cb(conf, cluster__on_error);
 	rd_kafka_conf_set_log_cb(conf, cluster__on_log);
+	c->conf = conf;
+	return MOSQ_ERR_SUCCESS;
+}
 
-	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+/* plugin.c: the producer and its poll thread. */
+int cluster__start(struct tbp_cluster *c)
+{
+	char err[512];
+	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c->conf, err, sizeof(err));
 	if (!c->rk) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: %s", what, err);
-		return MOSQ_ERR_INVAL; /* rd_kafka_new frees conf only on success */
+		/* rd_kafka_new frees conf only on success: cluster__stop does. */
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "clusters.%s: %s", c->name, err);
+		return MOSQ_ERR_INVAL;
 	}
+	c->conf = NULL;
 	atomic_store(&c->stop, false);
 	if (pthread_create(&c->poller, NULL, cluster__poll, c) != 0) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: cannot start poll thread",
-				     what);
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR, TB_LOG_PREFIX "clusters.%s: cannot start poll thread", c->name);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	c->poller_started = true;
 	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "cluster %s: producer %s started",
-			     c->name, rd_kafka_name(c->rk));
+	                     c->name, rd_kafka_name(c->rk));
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void cluster__destroy_lock(struct tb_cluster *c)
+static void cluster__destroy_lock(struct tbp_cluster *c)
 {
 	if (c->retry_lock_init)
 		pthread_mutex_destroy(&c->retry_lock);
 	c->retry_lock_init = false;
 }
 
-void cluster__stop(struct tb_cluster *c, int flush_timeout_ms)
+void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms)
 {
+	if (c->conf)
+		rd_kafka_conf_destroy(c->conf);
+	c->conf = NULL;
 	if (!c->rk) {
 		cluster__destroy_lock(c);
 		return;

@@ -3,9 +3,12 @@
  * Everything is checked at start: a bad value stops the broker with a log
  * line naming the option. ${VAR} / ${VAR:-default} expand from the
  * environment; relative paths are relative to the configuration file.
+ *
+ * This file: the layer every area uses (the file read once, config__fail,
+ * config__only, clusters by name) and the "ingest" section; no broker calls
+ * but the log (unit-tested by tests/unit/test_plugin_ingest.c).
+ * config_load.c hands each area its section.
  */
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,21 +44,27 @@ int config__only(const json_t *obj, const char *where, const char *const *allowe
 	return MOSQ_ERR_SUCCESS;
 }
 
-struct tb_cluster *config__cluster(struct tributary *tb, const char *name)
+/* The integer option `name` of `obj` (which may be NULL), from min to max;
+ * `dflt` when absent. A bad value fails with `msg`, which names the option. */
+int config__int(const json_t *obj, const char *name, long long min, long long max, long long dflt,
+                long long *out, const char *msg)
+{
+	json_t *v = obj ? json_object_get(obj, name) : NULL;
+	*out = dflt;
+	if (!v)
+		return MOSQ_ERR_SUCCESS;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return config__fail("%s", msg);
+	*out = json_integer_value(v);
+	return MOSQ_ERR_SUCCESS;
+}
+
+struct tbp_cluster *config__cluster(struct tributary *tb, const char *name)
 {
 	for (size_t i = 0; i < tb->nclusters; i++)
 		if (!strcmp(tb->clusters[i].name, name))
 			return &tb->clusters[i];
 	return NULL;
-}
-
-static char *config__path(const char *base_dir, const char *p)
-{
-	char buf[PATH_MAX];
-	if (p[0] == '/')
-		return strdup(p);
-	snprintf(buf, sizeof(buf), "%s/%s", base_dir, p);
-	return strdup(buf);
 }
 
 /* Placeholders a route template may use besides the pattern's captures. */
@@ -113,7 +122,7 @@ static bool config__uses(const tb_template *t, const char *name)
 
 /* "capture_pattern", and which captures it applies to: those that go into
  * a Kafka topic name (topic, mirror.topic). */
-static int config__captures(struct tb_ingest_route *r, const json_t *j, const char *where)
+static int config__captures(struct tbp_ingest_route *r, const json_t *j, const char *where)
 {
 	char err[256];
 	json_t *cp = json_object_get(j, "capture_pattern");
@@ -138,7 +147,7 @@ static int config__captures(struct tb_ingest_route *r, const json_t *j, const ch
 }
 
 /* "types": ["example.order.placed", "example.{aggregate}.*"] */
-static int config__types(struct tb_ingest_route *r, const json_t *types, const char *where)
+static int config__types(struct tbp_ingest_route *r, const json_t *types, const char *where)
 {
 	char sub[96];
 	size_t i;
@@ -202,7 +211,7 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 	if (!tb->response_topics)
 		return MOSQ_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct tb_response_topic *r = &tb->response_topics[i];
+		struct tbp_response_topic *r = &tb->response_topics[i];
 		const char *s = rt ? json_string_value(json_array_get(rt, i)) : dflt[i];
 		if (rt)
 			snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
@@ -231,7 +240,7 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int config__route(struct tributary *tb, struct tb_ingest_route *r, const json_t *j,
+static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const json_t *j,
 			 size_t idx)
 {
 	static const char *const allowed[] = {"match",       "topic",    "key",
@@ -273,18 +282,19 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 		return config__fail("%s.schema_required: must be true or false", where);
 	r->schema_required = sr ? json_is_true(sr) : true;
 
-	json_t *mp = json_object_get(j, "max_payload");
-	if (mp && (!json_is_integer(mp) || json_integer_value(mp) < 1 ||
-		   json_integer_value(mp) > 268435455))
-		return config__fail("%s.max_payload: must be 1 to 268435455 bytes", where);
-	r->max_payload = mp ? (uint32_t)json_integer_value(mp) : 256 * 1024;
+	long long n;
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%s.max_payload: must be 1 to 268435455 bytes", where);
+	if ((rc = config__int(j, "max_payload", 1, 268435455, 256 * 1024, &n, msg)))
+		return rc;
+	r->max_payload = (uint32_t)n;
 
 	json_t *mode = json_object_get(j, "kafka_mode");
 	const char *m = mode ? json_string_value(mode) : "binary";
 	if (m && !strcmp(m, "binary"))
-		r->mode = TB_MODE_BINARY;
+		r->mode = TBP_MODE_BINARY;
 	else if (m && !strcmp(m, "structured"))
-		r->mode = TB_MODE_STRUCTURED;
+		r->mode = TBP_MODE_STRUCTURED;
 	else
 		return config__fail("%s.kafka_mode: must be \"binary\" or \"structured\"", where);
 
@@ -310,170 +320,75 @@ static int config__route(struct tributary *tb, struct tb_ingest_route *r, const 
 	return config__types(r, json_object_get(j, "types"), where);
 }
 
-static int config__clusters(struct tributary *tb, const json_t *clusters, bool journaled)
+/* The file, parsed and ${VAR}-expanded: the one place it is read, at start
+ * and on SIGHUP. NULL with err naming the file. */
+json_t *config__read(const char *path, char *err, size_t errlen)
 {
-	const char *name;
-	json_t *props;
-	int rc;
-	if (!json_is_object(clusters) || json_object_size(clusters) == 0)
-		return config__fail("clusters: must name at least one Kafka cluster, e.g. "
-				    "{\"main\": {\"bootstrap.servers\": \"host:9092\"}}");
-	tb->clusters = calloc(json_object_size(clusters), sizeof(*tb->clusters));
-	if (!tb->clusters)
-		return MOSQ_ERR_NOMEM;
-	json_object_foreach((json_t *)clusters, name, props)
-	{
-		struct tb_cluster *c = &tb->clusters[tb->nclusters];
-		c->tb = tb;
-		c->name = strdup(name);
-		if (!c->name)
-			return MOSQ_ERR_NOMEM;
-		tb->nclusters++;
-		if (!json_is_object(props))
-			return config__fail("clusters.%s: must be an object of librdkafka properties",
-					    name);
-		if ((rc = cluster__start(c, props, journaled)))
-			return rc;
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s: %s (line %d, column %d)", path, jerr.text, jerr.line,
+		         jerr.column);
+		return NULL;
 	}
-	return MOSQ_ERR_SUCCESS;
+	if (!json_is_object(root))
+		snprintf(err, errlen, "%s: must be a JSON object", path);
+	else if (!tb_json_expand_env(root, err, errlen))
+		return root;
+	json_decref(root);
+	return NULL;
 }
 
-int config__load(struct tributary *tb, const char *path)
+/* The "ingest" section: routes, error and response topics (the clusters
+ * the routes name must be known). */
+int config__ingest(struct tributary *tb, const json_t *ingest)
 {
-	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
-					  "journal",   "auth",     "stats",   "shutdown", "comment",
-					  "topics",    NULL};
-	static const char *const ingest_allowed[] = {"unmatched", "error_topic", "routes",
-						     "qos2_resend_clients", "response_topics", NULL};
-	json_error_t jerr;
-	char err[512], dirbuf[PATH_MAX];
-	int rc = MOSQ_ERR_INVAL;
+	static const char *const allowed[] = {"unmatched",           "error_topic",     "routes",
+	                                      "qos2_resend_clients", "response_topics", NULL};
+	char err[512];
+	int rc;
 
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return config__fail("%s: %s (line %d, column %d)", path, jerr.text, jerr.line,
-				    jerr.column);
-	if (!json_is_object(root)) {
-		rc = config__fail("%s: must be a JSON object", path);
-		goto cleanup;
-	}
-	if (tb_json_expand_env(root, err, sizeof(err))) {
-		rc = config__fail("%s", err);
-		goto cleanup;
-	}
-	if ((rc = config__only(root, "config", top)))
-		goto cleanup;
-	snprintf(dirbuf, sizeof(dirbuf), "%s", path);
-	const char *dir = dirname(dirbuf);
-
-	const char *bid = json_string_value(json_object_get(root, "broker_id"));
-	tb->broker_id = strdup(bid ? bid : "tributary");
-	if (!tb->broker_id) {
-		rc = MOSQ_ERR_NOMEM;
-		goto cleanup;
-	}
-
-	json_t *catalog = json_object_get(root, "catalog");
-	if (!json_is_string(catalog)) {
-		rc = config__fail("catalog: must be the path of the schema catalog (catalog.json)");
-		goto cleanup;
-	}
-	tb->catalog_path = config__path(dir, json_string_value(catalog));
-	tb->catalog = tb->catalog_path ? tb_catalog_load(tb->catalog_path, err, sizeof(err)) : NULL;
-	if (!tb->catalog) {
-		rc = config__fail("catalog: %s", err);
-		goto cleanup;
-	}
-
-	json_t *stats = json_object_get(root, "stats");
-	json_t *si = stats ? json_object_get(stats, "sys_interval") : NULL;
-	if (si && (!json_is_integer(si) || json_integer_value(si) < 0 ||
-		   json_integer_value(si) > 86400)) {
-		rc = config__fail("stats.sys_interval: must be 0 (off) to 86400 seconds");
-		goto cleanup;
-	}
-	tb->sys_interval_s = si ? (int)json_integer_value(si) : 10;
-
-	json_t *sd = json_object_get(root, "shutdown");
-	json_t *ft = sd ? json_object_get(sd, "flush_timeout_ms") : NULL;
-	if (ft && (!json_is_integer(ft) || json_integer_value(ft) < 0 ||
-		   json_integer_value(ft) > 600000)) {
-		rc = config__fail("shutdown.flush_timeout_ms: must be 0 to 600000");
-		goto cleanup;
-	}
-	tb->flush_timeout_ms = ft ? (int)json_integer_value(ft) : 10000;
-
-	if ((rc = config__clusters(tb, json_object_get(root, "clusters"),
-				   json_object_get(root, "journal") != NULL)))
-		goto cleanup;
-	if ((rc = journal__config(tb, json_object_get(root, "journal"), dir)))
-		goto cleanup;
-
-	json_t *ingest = json_object_get(root, "ingest");
-	if (!json_is_object(ingest)) {
-		rc = config__fail("ingest: must be an object with \"routes\"");
-		goto cleanup;
-	}
-	if ((rc = config__only(ingest, "ingest", ingest_allowed)))
-		goto cleanup;
+	if (!json_is_object(ingest))
+		return config__fail("ingest: must be an object with \"routes\"");
+	if ((rc = config__only(ingest, "ingest", allowed)))
+		return rc;
 	const char *unmatched = json_string_value(json_object_get(ingest, "unmatched"));
-	if (unmatched && strcmp(unmatched, "pass") && strcmp(unmatched, "reject")) {
-		rc = config__fail("ingest.unmatched: must be \"pass\" or \"reject\"");
-		goto cleanup;
-	}
+	if (unmatched && strcmp(unmatched, "pass") && strcmp(unmatched, "reject"))
+		return config__fail("ingest.unmatched: must be \"pass\" or \"reject\"");
 	tb->reject_unmatched = unmatched && !strcmp(unmatched, "reject");
 
-	json_t *rsc = json_object_get(ingest, "qos2_resend_clients");
-	if (rsc && (!json_is_integer(rsc) || json_integer_value(rsc) < 0 ||
-		    json_integer_value(rsc) > 10000000)) {
-		rc = config__fail("ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients");
-		goto cleanup;
-	}
-	tb->resend_clients = rsc ? (size_t)json_integer_value(rsc) : 0;
+	long long n;
+	if ((rc = config__int(ingest, "qos2_resend_clients", 0, 10000000, 0, &n,
+	                      "ingest.qos2_resend_clients: must be 0 (off) to 10000000 clients")))
+		return rc;
+	tb->resend_clients = (size_t)n;
 
 	json_t *et = json_object_get(ingest, "error_topic");
 	const char *ets = et ? json_string_value(et) : "clients/{client_id}/errors";
-	if (!ets || tb_template_compile(&tb->error_topic, ets, err, sizeof(err))) {
-		rc = config__fail("ingest.error_topic: %s", ets ? err : "must be a string");
-		goto cleanup;
-	}
+	if (!ets || tb_template_compile(&tb->error_topic, ets, err, sizeof(err)))
+		return config__fail("ingest.error_topic: %s", ets ? err : "must be a string");
 
 	if ((rc = config__response_topics(tb, json_object_get(ingest, "response_topics"), ets)))
-		goto cleanup;
+		return rc;
 
 	json_t *routes = json_object_get(ingest, "routes");
-	if (!json_is_array(routes)) {
-		rc = config__fail("ingest.routes: must be an array");
-		goto cleanup;
-	}
+	if (!json_is_array(routes))
+		return config__fail("ingest.routes: must be an array");
 	tb->routes = calloc(json_array_size(routes) + 1, sizeof(*tb->routes));
-	if (!tb->routes) {
-		rc = MOSQ_ERR_NOMEM;
-		goto cleanup;
-	}
+	if (!tb->routes)
+		return MOSQ_ERR_NOMEM;
 	size_t i;
 	json_t *r;
 	json_array_foreach(routes, i, r)
 	{
 		tb->nroutes++;
 		if ((rc = config__route(tb, &tb->routes[i], r, i)))
-			goto cleanup;
+			return rc;
 	}
-
-	/* Kafka -> MQTT (outbound_config.c) */
-	if ((rc = outbound__config(tb, json_object_get(root, "outbound"),
-				   json_object_get(root, "clusters"))))
-		goto cleanup;
-	/* Kafka topics as wanted (topics.c) */
-	if ((rc = topics__config(tb, root)))
-		goto cleanup;
-	rc = MOSQ_ERR_SUCCESS;
-cleanup:
-	json_decref(root);
-	return rc;
+	return MOSQ_ERR_SUCCESS;
 }
 
-void config__free(struct tributary *tb)
+void config__ingest_free(struct tributary *tb)
 {
 	for (size_t i = 0; i < tb->nroutes; i++) {
 		tb_pattern_free(&tb->routes[i].match);
@@ -488,24 +403,10 @@ void config__free(struct tributary *tb)
 	free(tb->routes);
 	tb->routes = NULL;
 	tb->nroutes = 0;
-	for (size_t i = 0; i < tb->nclusters; i++) {
-		cluster__stop(&tb->clusters[i], tb->flush_timeout_ms);
-		free(tb->clusters[i].name);
-	}
-	/* After the producers: their last delivery reports release entries. */
-	journal__close(tb);
-	free(tb->clusters);
-	tb->clusters = NULL;
-	tb->nclusters = 0;
 	tb_template_free(&tb->error_topic);
 	for (size_t i = 0; i < tb->nresponse_topics; i++)
 		tb_template_free(&tb->response_topics[i].topic);
 	free(tb->response_topics);
 	tb->response_topics = NULL;
 	tb->nresponse_topics = 0;
-	tb_catalog_free(tb->catalog);
-	tb->catalog = NULL;
-	free(tb->catalog_path);
-	free(tb->broker_id);
-	free(tb->config_path);
 }

@@ -7,6 +7,7 @@
  * answers v5 clients with 0x87; any other error would disconnect the client,
  * so every failure here maps to ACL_DENIED or SUCCESS.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,83 +87,6 @@ static void ingest__read_properties(const mosquitto_property *props, struct inge
 	}
 }
 
-struct ingest__lookup_ctx {
-	const tb_captures *caps;
-	const tb_event *ev;
-	struct mosquitto *client;
-};
-
-static int ingest__lookup(void *vctx, const char *name, size_t len, const char **value,
-			  size_t *vlen)
-{
-	struct ingest__lookup_ctx *ctx = vctx;
-	const tb_capture *c = tb_captures_get(ctx->caps, name, len);
-	const char *v = NULL;
-	char attr[32];
-	if (c) {
-		*value = c->value;
-		*vlen = c->len;
-		return 0;
-	}
-	if (len == 9 && !memcmp(name, "client_id", len))
-		v = mosquitto_client_id(ctx->client);
-	else if (len == 8 && !memcmp(name, "username", len))
-		v = mosquitto_client_username(ctx->client);
-	else if (len < sizeof(attr)) {
-		memcpy(attr, name, len);
-		attr[len] = '\0';
-		v = tb_ce_attr_string(ctx->ev, attr);
-	}
-	if (!v || !*v)
-		return -1;
-	*value = v;
-	*vlen = strlen(v);
-	return 0;
-}
-
-/* Captures that go into a Kafka topic name must be non-empty and match the
- * route's capture_pattern: `events//x` or `events/order.secret/x` must not
- * create or reach topics `events.` or `events.order.secret`. */
-static bool ingest__captures_ok(const struct tb_ingest_route *route, const tb_captures *caps,
-				char *err, size_t errlen)
-{
-	for (int i = 0; i < caps->count; i++) {
-		const tb_capture *c = &caps->cap[i];
-		if (!(route->topic_captures & (1u << i)) ||
-		    tb_capture_rule_ok(route->capture_rule, c->value, c->len))
-			continue;
-		if (c->len == 0)
-			snprintf(err, errlen, "the topic level {%s} is empty", c->name);
-		else
-			snprintf(err, errlen, "the topic level {%s} does not match the route's "
-					      "capture_pattern %s",
-				 c->name, tb_capture_rule_text(route->capture_rule));
-		return false;
-	}
-	return true;
-}
-
-/* The route's "types", when it lists them: `example.order.*` or
- * `example.{aggregate}.*` keep an aggregate's topic to its own events. */
-static bool ingest__type_allowed(const struct tb_ingest_route *route, const tb_captures *caps,
-				 const char *type)
-{
-	char want[512];
-	if (!route->types)
-		return true;
-	for (size_t i = 0; i < route->ntypes; i++) {
-		const struct tb_type_rule *t = &route->types[i];
-		struct ingest__lookup_ctx lctx = {caps, NULL, NULL};
-		int n = tb_template_expand(&t->type, ingest__lookup, &lctx, NULL, want,
-					   sizeof(want), NULL);
-		if (n < 0)
-			continue;
-		if (t->prefix ? !strncmp(type, want, (size_t)n) : !strcmp(type, want))
-			return true;
-	}
-	return false;
-}
-
 struct ingest__response_ctx {
 	struct tributary *tb;
 	struct mosquitto *client;
@@ -197,7 +121,7 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 	if (strpbrk(topic, "+#"))
 		return false;
 	for (size_t i = 0; i < tb->nresponse_topics; i++) {
-		const struct tb_response_topic *r = &tb->response_topics[i];
+		const struct tbp_response_topic *r = &tb->response_topics[i];
 		bool match = false;
 		/* A value with topic syntax would widen the template: skipped. */
 		if (tb_template_expand(&r->topic, ingest__response_lookup, &ctx, "+#/", allowed,
@@ -213,16 +137,16 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 	return false;
 }
 
-static enum tb_reject_reason ingest__reason(tb_ce_status st)
+static enum tbp_reject_reason ingest__reason(tb_ce_status st)
 {
 	switch (st) {
-	case TB_CE_INVALID_UTF8: return TB_REJECT_INVALID_UTF8;
-	case TB_CE_INVALID_JSON: return TB_REJECT_INVALID_JSON;
-	case TB_CE_NOT_AN_EVENT: return TB_REJECT_NOT_AN_EVENT;
-	case TB_CE_MISSING_ATTRIBUTE: return TB_REJECT_MISSING_ATTRIBUTE;
-	case TB_CE_INVALID_ATTRIBUTE: return TB_REJECT_INVALID_ATTRIBUTE;
-	case TB_CE_INVALID_DATA: return TB_REJECT_INVALID_DATA;
-	default: return TB_REJECT_INTERNAL;
+	case TB_CE_INVALID_UTF8: return TBP_REJECT_INVALID_UTF8;
+	case TB_CE_INVALID_JSON: return TBP_REJECT_INVALID_JSON;
+	case TB_CE_NOT_AN_EVENT: return TBP_REJECT_NOT_AN_EVENT;
+	case TB_CE_MISSING_ATTRIBUTE: return TBP_REJECT_MISSING_ATTRIBUTE;
+	case TB_CE_INVALID_ATTRIBUTE: return TBP_REJECT_INVALID_ATTRIBUTE;
+	case TB_CE_INVALID_DATA: return TBP_REJECT_INVALID_DATA;
+	default: return TBP_REJECT_INTERNAL;
 	}
 }
 
@@ -240,222 +164,221 @@ static int ingest__authcontext(struct tributary *tb, struct mosquitto *client, t
 	return tb_ce_set_authcontext(ev, "unauthenticated", mosquitto_client_id(client));
 }
 
+/*
+ * The publish path, one named step each, sharing one context:
+ *
+ *   route     which ingest route the MQTT topic matches, and its limits
+ *   parse     the MQTT message as a CloudEvent (v5 properties, resend, ids)
+ *   target    where it goes: Kafka topic, record key, allowed types, and
+ *             the v5 Response Topic
+ *   validate  what it is: the data against its type's schema
+ *   produce   who sent it (authcontext), then journal and Kafka
+ *   mirror    the route's copy to a second cluster, best effort
+ *
+ * Target comes before validate: the route decides both, and an event that
+ * fails both is refused for where it goes. A step that refuses the message
+ * returns false with ctx->rej set; the first refusal is the one reported.
+ */
+struct ingest__ctx {
+	struct tributary *tb;
+	const struct mosquitto_evt_message *msg;
+	struct ingest__target t; /* the route, and where the event goes */
+	struct ingest__msg m;
+	tb_event ev;
+	tjs_result vres;
+	struct resend__check resend;
+	const char *type;
+	struct tbp_origin origin;
+	struct tbp_reject rej;
+	char err[1024];
+};
+
+/* Refuses the message for `reason`; the message is formatted into ctx->err
+ * unless `fmt` is NULL (ctx->err already says why). */
+static bool ingest__refuse(struct ingest__ctx *ctx, enum tbp_reject_reason reason, const char *fmt,
+                           ...) __attribute__((format(printf, 3, 4)));
+static bool ingest__refuse(struct ingest__ctx *ctx, enum tbp_reject_reason reason, const char *fmt,
+                           ...)
+{
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+		va_end(ap);
+	}
+	ctx->rej.reason = reason;
+	ctx->rej.message = ctx->err;
+	return false;
+}
+
+/* route: false without a refusal (ctx->rej.message NULL) when the message
+ * is left to the broker: no route matches and unmatched is "pass", or a $
+ * topic. */
+static bool ingest__route(struct ingest__ctx *ctx)
+{
+	struct tributary *tb = ctx->tb;
+	const struct mosquitto_evt_message *msg = ctx->msg;
+	enum tbp_reject_reason why;
+	if (!ingest__match(tb, msg->topic, &ctx->t)) {
+		if (!tb->reject_unmatched || msg->topic[0] == '$')
+			return false;
+		return ingest__refuse(ctx, TBP_REJECT_NO_ROUTE,
+		                      "no ingest route matches this topic");
+	}
+	if (!ingest__route_accepts(&ctx->t, msg->payloadlen, &why, ctx->err, sizeof(ctx->err)))
+		return ingest__refuse(ctx, why, NULL);
+	return true;
+}
+
+static bool ingest__parse(struct ingest__ctx *ctx)
+{
+	const struct mosquitto_evt_message *msg = ctx->msg;
+	struct ingest__msg *m = &ctx->m;
+	ingest__read_properties(msg->properties, m);
+	if (m->too_many)
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_ATTRIBUTE,
+		                      "more than %d user properties", INGEST_MAX_USER_PROPS);
+	tb_ce_status st;
+	if (m->binary)
+		st = tb_ce_parse_binary(m->attrs, m->nattrs, m->content_type, msg->payload,
+		                        msg->payloadlen, &ctx->ev, ctx->err, sizeof(ctx->err));
+	else
+		st = tb_ce_parse_structured(msg->payload, msg->payloadlen, &ctx->ev, ctx->err,
+		                            sizeof(ctx->err));
+	/* A QoS 2 event whose id the broker generates may be a retransmission
+	 * (resend.c). */
+	if (st == TB_CE_OK && msg->qos == 2 && ctx->tb->resend)
+		resend__check(ctx->tb, msg, m->attrs, m->nattrs, m->content_type, &ctx->ev,
+		              &ctx->resend);
+	if (st == TB_CE_OK)
+		st = tb_ce_complete(&ctx->ev, ctx->err, sizeof(ctx->err));
+	ctx->rej.event = &ctx->ev;
+	if (st != TB_CE_OK)
+		return ingest__refuse(ctx, ingest__reason(st), NULL);
+	ctx->type = tb_ce_attr_string(&ctx->ev, "type");
+	return true;
+}
+
+/* target: where it goes, before what it is: the route decides both. */
+static bool ingest__target(struct ingest__ctx *ctx)
+{
+	enum tbp_reject_reason why;
+	if (!ingest__locate(&ctx->t, &ctx->ev, &why, ctx->err, sizeof(ctx->err)))
+		return ingest__refuse(ctx, why, NULL);
+	const char *rt = ctx->m.response_topic;
+	if (rt && !ingest__response_topic_ok(ctx->tb, ctx->msg->client, rt))
+		return ingest__refuse(
+		    ctx, TBP_REJECT_INVALID_RESPONSE_TOPIC,
+		    "response topic '%s' is not one this client may receive replies on", rt);
+	return true;
+}
+
+static bool ingest__validate(struct ingest__ctx *ctx)
+{
+	const char *type = ctx->type;
+	const tjs_schema *schema = tb_catalog_find(ctx->tb->catalog, type);
+	if (!schema && ctx->t.route->schema_required)
+		return ingest__refuse(ctx, TBP_REJECT_UNKNOWN_TYPE,
+		                      "event type '%s' has no schema in the catalog", type);
+	if (!schema)
+		return true;
+	if (ctx->ev.has_data && !ctx->ev.data)
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_DATA,
+		                      "the schema of '%s' needs JSON data, not '%s'", type,
+		                      tb_ce_attr_string(&ctx->ev, "datacontenttype"));
+	/* An event without data is validated as null. */
+	tjs_result *vres = &ctx->vres;
+	if (ctx->ev.data ? tjs_validate_value(schema, ctx->ev.data, vres, INGEST_MAX_ERRORS)
+	                 : tjs_validate(schema, json_null(), vres, INGEST_MAX_ERRORS))
+		return true;
+	ctx->rej.errors = vres;
+	if (!vres->count)
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA,
+		                      "data does not match the schema of '%s'", type);
+	return ingest__refuse(
+	    ctx, TBP_REJECT_SCHEMA, "data does not match the schema of '%s': %s%s%s", type,
+	    vres->errors[0].instance_location, vres->errors[0].instance_location[0] ? ": " : "",
+	    vres->errors[0].message);
+}
+
+static bool ingest__produce(struct ingest__ctx *ctx)
+{
+	struct tributary *tb = ctx->tb;
+	const struct mosquitto_evt_message *msg = ctx->msg;
+	if (ingest__authcontext(tb, msg->client, &ctx->ev))
+		/* Never on to Kafka without the sender's real identity. */
+		return ingest__refuse(ctx, TBP_REJECT_INTERNAL, "out of memory");
+	if (topics__refuse(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->err,
+	                   sizeof(ctx->err)))
+		return ingest__refuse(ctx, TBP_REJECT_TOPIC_NOT_COMPLIANT, NULL);
+	ctx->origin = (struct tbp_origin){.topic = msg->topic,
+	                                  .client_id = mosquitto_client_id(msg->client),
+	                                  .qos = msg->qos,
+	                                  .response_topic = ctx->m.response_topic,
+	                                  .correlation_data = ctx->m.correlation_data,
+	                                  .correlation_len = ctx->m.correlation_len};
+	if (produce__event(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->t.keyp,
+	                   ctx->t.keylen, ctx->t.route->mode, &ctx->ev, &ctx->origin, true,
+	                   &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
+		ctx->rej.message = ctx->err;
+		return false;
+	}
+	atomic_fetch_add(&tb->stats.accepted, 1);
+	if (ctx->resend.active)
+		resend__accepted(tb, msg->client, &ctx->resend, &ctx->ev);
+	return true;
+}
+
+/* mirror: the copy (e.g. a finite-retention audit stream) is not journaled,
+ * and its failures are counted and logged, never refused. */
+static void ingest__mirror(struct ingest__ctx *ctx)
+{
+	const struct tbp_ingest_route *route = ctx->t.route;
+	char mtopic[256], merr[512];
+	enum tbp_reject_reason mwhy;
+	if (!route->mirror_cluster)
+		return;
+	if (ingest__mirror_topic(&ctx->t, &ctx->ev, mtopic, sizeof(mtopic)) &&
+	    !topics__refuse(ctx->tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) &&
+	    !produce__event(ctx->tb, route->mirror_cluster, mtopic, ctx->t.keyp, ctx->t.keylen,
+	                    route->mode, &ctx->ev, &ctx->origin, false, &mwhy, merr, sizeof(merr)))
+		return;
+	atomic_fetch_add(&ctx->tb->stats.mirror_failed, 1);
+	char qid[TB_LOG_ESCAPE_LEN];
+	mosquitto_log_printf(MOSQ_LOG_ERR,
+	                     TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
+	                     tb_log_escape(qid, sizeof(qid), tb_ce_attr_string(&ctx->ev, "id")),
+	                     route->mirror_cluster->name);
+}
+
 int ingest__on_message(int event, void *event_data, void *userdata)
 {
-	struct tributary *tb = userdata;
-	struct mosquitto_evt_message *msg = event_data;
-	struct ingest__msg m = {0};
-	tb_event ev = {0};
-	tjs_result vres = {0};
-	tb_captures caps;
-	struct tb_ingest_route *route = NULL;
-	char err[1024], kafka_topic[256], key[1024];
-	struct tb_reject rej = {.event = NULL};
-	struct resend__check resend = {.active = false};
+	const struct mosquitto_evt_message *msg = event_data;
+	struct ingest__ctx ctx = {.tb = userdata,
+	                          .msg = msg,
+	                          .t = {.client_id = mosquitto_client_id(msg->client),
+	                                .username = mosquitto_client_username(msg->client)}};
 	int rc = MOSQ_ERR_SUCCESS;
 	(void)event;
 
-	for (size_t i = 0; i < tb->nroutes; i++) {
-		if (tb_pattern_match(&tb->routes[i].match, msg->topic, &caps)) {
-			route = &tb->routes[i];
-			break;
-		}
-	}
-	if (!route) {
-		if (!tb->reject_unmatched || msg->topic[0] == '$') {
-			atomic_fetch_add(&tb->stats.passed, 1);
-			return MOSQ_ERR_SUCCESS;
-		}
-		rej.reason = TB_REJECT_NO_ROUTE;
-		rej.message = "no ingest route matches this topic";
-		goto reject;
-	}
-	if (!ingest__captures_ok(route, &caps, err, sizeof(err))) {
-		rej.reason = TB_REJECT_INVALID_TOPIC;
-		rej.message = err;
-		goto reject;
-	}
-
-	if (msg->payloadlen > route->max_payload) {
-		snprintf(err, sizeof(err), "payload of %u bytes exceeds the route's maximum of %u",
-			 msg->payloadlen, route->max_payload);
-		rej.reason = TB_REJECT_TOO_LARGE;
-		rej.message = err;
-		goto reject;
-	}
-
-	ingest__read_properties(msg->properties, &m);
-	if (m.too_many) {
-		snprintf(err, sizeof(err), "more than %d user properties", INGEST_MAX_USER_PROPS);
-		rej.reason = TB_REJECT_INVALID_ATTRIBUTE;
-		rej.message = err;
-		goto reject;
-	}
-	tb_ce_status st;
-	if (m.binary)
-		st = tb_ce_parse_binary(m.attrs, m.nattrs, m.content_type, msg->payload,
-					msg->payloadlen, &ev, err, sizeof(err));
-	else
-		st = tb_ce_parse_structured(msg->payload, msg->payloadlen, &ev, err, sizeof(err));
-	/* A QoS 2 event whose id the broker generates may be a retransmission
-	 * (resend.c). */
-	if (st == TB_CE_OK && msg->qos == 2 && tb->resend)
-		resend__check(tb, msg, m.attrs, m.nattrs, m.content_type, &ev, &resend);
-	if (st == TB_CE_OK)
-		st = tb_ce_complete(&ev, err, sizeof(err));
-	rej.event = &ev;
-	if (st != TB_CE_OK) {
-		rej.reason = ingest__reason(st);
-		rej.message = err;
-		goto reject;
-	}
-
-	/* Where it goes, before what it is: the route decides both. */
-	struct ingest__lookup_ctx lctx = {&caps, &ev, msg->client};
-	const char *missing = NULL;
-	int tn = tb_template_expand(&route->topic, ingest__lookup, &lctx, NULL, kafka_topic,
-				    sizeof(kafka_topic), &missing);
-	if (tn == -1) {
-		snprintf(err, sizeof(err), "cannot make a Kafka topic from '%s' ({%s} missing)",
-			 route->topic.text, missing ? missing : "?");
-		rej.reason = TB_REJECT_ROUTING;
-		rej.message = err;
-		goto reject;
-	}
-	if (tn < 0 || !tb_kafka_topic_valid(kafka_topic)) {
-		snprintf(err, sizeof(err), "'%s' does not make a legal Kafka topic name%s%s%s",
-			 route->topic.text, tn < 0 ? "" : " ('", tn < 0 ? "" : kafka_topic,
-			 tn < 0 ? " (too long)" : "')");
-		rej.reason = TB_REJECT_INVALID_TOPIC;
-		rej.message = err;
-		goto reject;
-	}
-	const char *keyp = NULL;
-	size_t keylen = 0;
-	if (route->key.text) {
-		missing = NULL;
-		int n = tb_template_expand(&route->key, ingest__lookup, &lctx, NULL, key,
-					   sizeof(key), &missing);
-		if (n < 0) {
-			snprintf(err, sizeof(err), "cannot make the record key from '%s' ({%s} %s)",
-				 route->key.text, missing ? missing : "?",
-				 n == -2 ? "too long" : "missing");
-			rej.reason = missing && !strcmp(missing, "partitionkey")
-					 ? TB_REJECT_MISSING_ATTRIBUTE
-					 : TB_REJECT_ROUTING;
-			rej.message = err;
+	if (!ingest__route(&ctx)) {
+		if (ctx.rej.message)
 			goto reject;
-		}
-		keyp = key;
-		keylen = (size_t)n;
-	} else if ((keyp = tb_ce_attr_string(&ev, "partitionkey"))) {
-		keylen = strlen(keyp);
+		atomic_fetch_add(&ctx.tb->stats.passed, 1);
+		return MOSQ_ERR_SUCCESS;
 	}
-
-	const char *type = tb_ce_attr_string(&ev, "type");
-	if (!ingest__type_allowed(route, &caps, type)) {
-		snprintf(err, sizeof(err), "event type '%s' is not allowed on this topic", type);
-		rej.reason = TB_REJECT_TYPE_NOT_ALLOWED;
-		rej.message = err;
+	if (!ingest__parse(&ctx) || !ingest__target(&ctx) || !ingest__validate(&ctx) ||
+	    !ingest__produce(&ctx))
 		goto reject;
-	}
-	if (m.response_topic && !ingest__response_topic_ok(tb, msg->client, m.response_topic)) {
-		snprintf(err, sizeof(err),
-			 "response topic '%s' is not one this client may receive replies on",
-			 m.response_topic);
-		rej.reason = TB_REJECT_INVALID_RESPONSE_TOPIC;
-		rej.message = err;
-		goto reject;
-	}
-	const tjs_schema *schema = tb_catalog_find(tb->catalog, type);
-	if (!schema && route->schema_required) {
-		snprintf(err, sizeof(err), "event type '%s' has no schema in the catalog", type);
-		rej.reason = TB_REJECT_UNKNOWN_TYPE;
-		rej.message = err;
-		goto reject;
-	}
-	if (schema) {
-		if (ev.has_data && !ev.data) {
-			snprintf(err, sizeof(err),
-				 "the schema of '%s' needs JSON data, not '%s'", type,
-				 tb_ce_attr_string(&ev, "datacontenttype"));
-			rej.reason = TB_REJECT_INVALID_DATA;
-			rej.message = err;
-			goto reject;
-		}
-		/* An event without data is validated as null. */
-		bool ok = ev.data ? tjs_validate_value(schema, ev.data, &vres, INGEST_MAX_ERRORS)
-				  : tjs_validate(schema, json_null(), &vres, INGEST_MAX_ERRORS);
-		if (!ok) {
-			if (vres.count)
-				snprintf(err, sizeof(err), "data does not match the schema of '%s': %s%s%s",
-					 type, vres.errors[0].instance_location,
-					 vres.errors[0].instance_location[0] ? ": " : "",
-					 vres.errors[0].message);
-			else
-				snprintf(err, sizeof(err), "data does not match the schema of '%s'",
-					 type);
-			rej.reason = TB_REJECT_SCHEMA;
-			rej.message = err;
-			rej.errors = &vres;
-			goto reject;
-		}
-	}
-
-	if (ingest__authcontext(tb, msg->client, &ev)) {
-		/* Never on to Kafka without the sender's real identity. */
-		rej.reason = TB_REJECT_INTERNAL;
-		rej.message = "out of memory";
-		goto reject;
-	}
-
-	if (topics__refuse(tb, route->cluster, kafka_topic, err, sizeof(err))) {
-		rej.reason = TB_REJECT_TOPIC_NOT_COMPLIANT;
-		rej.message = err;
-		goto reject;
-	}
-	struct tb_origin origin = {.topic = msg->topic,
-				   .client_id = mosquitto_client_id(msg->client),
-				   .qos = msg->qos,
-				   .response_topic = m.response_topic,
-				   .correlation_data = m.correlation_data,
-				   .correlation_len = m.correlation_len};
-	if (produce__event(tb, route->cluster, kafka_topic, keyp, keylen, route->mode, &ev,
-			   &origin, true, &rej.reason, err, sizeof(err))) {
-		rej.message = err;
-		goto reject;
-	}
-	atomic_fetch_add(&tb->stats.accepted, 1);
-	if (resend.active)
-		resend__accepted(tb, msg->client, &resend, &ev);
-
-	if (route->mirror_cluster) {
-		/* The mirror is a copy (e.g. a finite-retention audit stream): it
-		 * is not journaled, and its failures are counted and logged. */
-		char mtopic[256], merr[512];
-		enum tb_reject_reason mwhy;
-		if (tb_template_expand(&route->mirror_topic, ingest__lookup, &lctx, NULL, mtopic,
-				       sizeof(mtopic), NULL) < 0 ||
-		    !tb_kafka_topic_valid(mtopic) ||
-		    topics__refuse(tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) ||
-		    produce__event(tb, route->mirror_cluster, mtopic, keyp, keylen, route->mode,
-				   &ev, &origin, false, &mwhy, merr, sizeof(merr))) {
-			atomic_fetch_add(&tb->stats.mirror_failed, 1);
-			char qid[TB_LOG_ESCAPE_LEN];
-			mosquitto_log_printf(
-			    MOSQ_LOG_ERR, TB_LOG_PREFIX "mirror of event '%s' to cluster %s failed",
-			    tb_log_escape(qid, sizeof(qid), tb_ce_attr_string(&ev, "id")),
-			    route->mirror_cluster->name);
-		}
-	}
+	ingest__mirror(&ctx);
 	goto cleanup;
 
 reject:
-	reject__publish(tb, msg->client, msg->topic, msg->qos, &rej);
+	reject__publish(ctx.tb, ctx.msg->client, ctx.msg->topic, ctx.msg->qos, &ctx.rej);
 	rc = MOSQ_ERR_ACL_DENIED;
 cleanup:
-	tjs_result_clear(&vres);
-	tb_event_clear(&ev);
-	ingest__msg_clear(&m);
+	tjs_result_clear(&ctx.vres);
+	tb_event_clear(&ctx.ev);
+	ingest__msg_clear(&ctx.m);
 	return rc;
 }

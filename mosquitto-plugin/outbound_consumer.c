@@ -298,9 +298,8 @@ int outbound__consumer_start(struct tb_outbound *ob)
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "true", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "auto.offset.reset", ob->start, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: %s", err);
 		rd_kafka_conf_destroy(conf);
-		return MOSQ_ERR_INVAL;
+		return config__fail("%s", err);
 	}
 	rd_kafka_conf_set_opaque(conf, ob);
 	rd_kafka_conf_set_log_cb(conf, consumer__on_log);

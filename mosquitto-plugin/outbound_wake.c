@@ -51,8 +51,7 @@
 
 static int wake__fail(const char *msg)
 {
-	mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: outbound.wake: %s", msg);
-	return MOSQ_ERR_INVAL;
+	return config__fail("outbound.wake: %s", msg);
 }
 
 void outbound__wake_init(struct ob_wake *w)
@@ -92,14 +91,8 @@ int outbound__wake_config(struct ob_wake *w, const json_t *v, const char *broker
 		{
 			if (strcmp(key, "address") && strcmp(key, "username") &&
 			    strcmp(key, "password") && strcmp(key, "client_id") &&
-			    strcmp(key, "after_publish")) {
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-				                     TB_LOG_PREFIX
-				                     "config: outbound.wake.%s: unknown "
-				                     "option",
-				                     key);
-				return MOSQ_ERR_INVAL;
-			}
+			    strcmp(key, "after_publish"))
+				return config__fail("outbound.wake.%s: unknown option", key);
 		}
 		addr = json_string_value(json_object_get(v, "address"));
 		cid = json_string_value(json_object_get(v, "client_id"));

@@ -20,7 +20,9 @@ __attribute__((visibility("default"))) int mosquitto_plugin_version(int supporte
 	return -1;
 }
 
-/* SIGHUP: recompile the schema catalog; on error keep serving the old one. */
+/* SIGHUP, the one reload of everything reloadable: the schema catalog is
+ * compiled again, and the "auth" section (keys, rules) of the configuration
+ * file read again; whatever fails keeps serving its previous version. */
 static int plugin__on_reload(int event, void *event_data, void *userdata)
 {
 	struct tributary *tb = userdata;
@@ -30,13 +32,39 @@ static int plugin__on_reload(int event, void *event_data, void *userdata)
 	tb_catalog *cat = tb_catalog_load(tb->catalog_path, err, sizeof(err));
 	if (!cat) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "reload: keeping the previous catalog: %s", err);
+		                     TB_LOG_PREFIX "reload: keeping the previous catalog: %s", err);
+	} else {
+		tb_catalog_free(tb->catalog);
+		tb->catalog = cat;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+		                     TB_LOG_PREFIX "reload: catalog %s, %zu event types",
+		                     tb->catalog_path, tb_catalog_count(cat));
+	}
+	if (!tb->auth)
+		return MOSQ_ERR_SUCCESS; /* turning it on needs a restart */
+	json_t *root = config__read(tb->config_path, err, sizeof(err));
+	if (!root) {
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR,
+		    TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s", err);
 		return MOSQ_ERR_SUCCESS;
 	}
-	tb_catalog_free(tb->catalog);
-	tb->catalog = cat;
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "reload: catalog %s, %zu event types",
-			     tb->catalog_path, tb_catalog_count(cat));
+	auth__reload(tb, json_object_get(root, "auth"));
+	json_decref(root);
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* What the configuration describes, started: the producers, the journal
+ * (then what it still holds, produced again) and the consumers. */
+static int plugin__start(struct tributary *tb)
+{
+	int rc;
+	for (size_t i = 0; i < tb->nclusters; i++)
+		if ((rc = cluster__start(&tb->clusters[i])))
+			return rc;
+	if ((rc = journal__open(tb)) || (rc = topics__start(tb)) || (rc = auth__start(tb)) ||
+	    (rc = resend__init(tb)) || (rc = journal__replay(tb)) || (rc = outbound__start(tb)))
+		return rc;
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -94,17 +122,7 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 		rc = MOSQ_ERR_NOMEM;
 		goto error;
 	}
-	if ((rc = config__load(tb, config)))
-		goto error;
-	if ((rc = topics__start(tb)))
-		goto error;
-	if ((rc = auth__init(tb)))
-		goto error;
-	if ((rc = resend__init(tb)))
-		goto error;
-	if ((rc = journal__replay(tb)))
-		goto error;
-	if ((rc = outbound__start(tb)))
+	if ((rc = config__load(tb, config)) || (rc = plugin__start(tb)))
 		goto error;
 
 	if ((rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, ingest__on_message, NULL,

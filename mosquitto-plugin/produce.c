@@ -19,12 +19,12 @@ static int produce__add_header(void *ctx, const char *name, const char *value, s
 	return rd_kafka_header_add(ctx, name, -1, value, (ssize_t)len) ? -1 : 0;
 }
 
-static rd_kafka_headers_t *produce__headers(const tb_event *ev, enum tb_kafka_mode mode,
-					    const struct tb_origin *o)
+static rd_kafka_headers_t *produce__headers(const tb_event *ev, enum tbp_kafka_mode mode,
+					    const struct tbp_origin *o)
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(16);
 	char qos[4];
-	if (mode == TB_MODE_BINARY) {
+	if (mode == TBP_MODE_BINARY) {
 		if (tb_ce_each_kafka_header(ev, produce__add_header, h))
 			goto error;
 	} else if (rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json",
@@ -51,7 +51,7 @@ error:
 
 _Thread_local bool produce__sending;
 
-int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
+int produce__send(struct tbp_cluster *cluster, const char *topic, const void *key, size_t keylen,
 		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
 		  char *err, size_t errlen)
 {
@@ -73,17 +73,17 @@ int produce__send(struct tb_cluster *cluster, const char *topic, const void *key
 	return 0;
 }
 
-int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
-		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
-		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
+int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
+		   const char *key, size_t keylen, enum tbp_kafka_mode mode, const tb_event *ev,
+		   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
 		   char *err, size_t errlen)
 {
 	char *json = NULL;
 	const void *value;
 	size_t vlen;
 	uint64_t seq = 0;
-	*why = TB_REJECT_INTERNAL;
-	if (mode == TB_MODE_STRUCTURED) {
+	*why = TBP_REJECT_INTERNAL;
+	if (mode == TBP_MODE_STRUCTURED) {
 		json = tb_ce_to_json(ev, &vlen);
 		if (!json) {
 			snprintf(err, errlen, "out of memory");
@@ -109,7 +109,7 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 			free(json);
 			rd_kafka_headers_destroy(hdrs);
 			if (jrc == TJOURNAL_FULL || jrc == TJOURNAL_NOSPACE) {
-				*why = TB_REJECT_STORE_FULL;
+				*why = TBP_REJECT_STORE_FULL;
 				snprintf(err, errlen, "the broker's event store is full (%s): try "
 						      "again later",
 					 tjournal_strerror(jrc));
@@ -122,7 +122,7 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 		}
 	}
 	/* A cluster retrying failed deliveries produces new events after them,
-	 * from the journal (journal.c): they are accepted, not produced here. */
+	 * from the journal (journal_glue.c): they are accepted, not produced here. */
 	int rc = 0;
 	if (seq && journal__produce_begin(cluster, seq, blob, bloblen))
 		rd_kafka_headers_destroy(hdrs);
@@ -135,7 +135,7 @@ int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char 
 	if (rc) {
 		/* Refused now, so the client hears of it: nothing to keep. */
 		journal__release(tb, seq);
-		*why = TB_REJECT_KAFKA;
+		*why = TBP_REJECT_KAFKA;
 	}
 	return rc;
 }

@@ -44,7 +44,7 @@ static json_t *reject__errors(const tjs_result *res)
 }
 
 void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
-		     int qos, const struct tb_reject *rej)
+		     int qos, const struct tbp_reject *rej)
 {
 	const char *client_id = mosquitto_client_id(client);
 	char topic[512], id[TB_UUID_LEN + 1], now[TB_TIME_LEN + 1];

@@ -56,7 +56,7 @@ struct resend__client {
 	char client_id[];
 };
 
-struct tb_resend {
+struct tbp_resend {
 	size_t max_clients, nclients;
 	struct resend__client *newest, *oldest;
 	size_t nbuckets; /* a power of two */
@@ -68,7 +68,7 @@ static uint64_t resend__id_hash(const char *client_id)
 	return tb_fnv1a(TB_FNV1A_BASIS, client_id, strlen(client_id));
 }
 
-static struct resend__client *resend__find(struct tb_resend *r, const char *client_id, uint64_t h)
+static struct resend__client *resend__find(struct tbp_resend *r, const char *client_id, uint64_t h)
 {
 	for (struct resend__client *c = r->buckets[h & (r->nbuckets - 1)]; c; c = c->hnext)
 		if (c->hash == h && !strcmp(c->client_id, client_id))
@@ -76,7 +76,7 @@ static struct resend__client *resend__find(struct tb_resend *r, const char *clie
 	return NULL;
 }
 
-static void resend__unlink(struct tb_resend *r, struct resend__client *c)
+static void resend__unlink(struct tbp_resend *r, struct resend__client *c)
 {
 	if (c->newer)
 		c->newer->older = c->older;
@@ -90,7 +90,7 @@ static void resend__unlink(struct tb_resend *r, struct resend__client *c)
 }
 
 /* Makes `c` the newest; `linked`: it is in the list already. */
-static void resend__touch(struct tb_resend *r, struct resend__client *c, bool linked)
+static void resend__touch(struct tbp_resend *r, struct resend__client *c, bool linked)
 {
 	if (r->newest == c)
 		return;
@@ -104,7 +104,7 @@ static void resend__touch(struct tb_resend *r, struct resend__client *c, bool li
 		r->oldest = c;
 }
 
-static void resend__forget_oldest(struct tb_resend *r)
+static void resend__forget_oldest(struct tbp_resend *r)
 {
 	struct resend__client *c = r->oldest, **pp;
 	resend__unlink(r, c);
@@ -121,7 +121,7 @@ static void resend__forget_oldest(struct tb_resend *r)
  * that sent nothing in between does not count: its successor resends. */
 static int resend__on_disconnect(int event, void *event_data, void *userdata)
 {
-	struct tb_resend *r = userdata;
+	struct tbp_resend *r = userdata;
 	struct mosquitto_evt_disconnect *ed = event_data;
 	const char *id = mosquitto_client_id(ed->client);
 	(void)event;
@@ -142,7 +142,7 @@ int resend__init(struct tributary *tb)
 	size_t nbuckets = 16;
 	while (nbuckets < tb->resend_clients && nbuckets < ((size_t)1 << 22))
 		nbuckets *= 2;
-	struct tb_resend *r = calloc(1, sizeof(*r) + nbuckets * sizeof(r->buckets[0]));
+	struct tbp_resend *r = calloc(1, sizeof(*r) + nbuckets * sizeof(r->buckets[0]));
 	if (!r)
 		return MOSQ_ERR_NOMEM;
 	r->max_clients = tb->resend_clients;
@@ -161,7 +161,7 @@ int resend__init(struct tributary *tb)
 
 void resend__cleanup(struct tributary *tb)
 {
-	struct tb_resend *r = tb->resend;
+	struct tbp_resend *r = tb->resend;
 	if (!r)
 		return;
 	mosquitto_callback_unregister(tb->pid, MOSQ_EVT_DISCONNECT, resend__on_disconnect, NULL);
@@ -183,7 +183,7 @@ void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg
                    const tb_ce_attr *attrs, size_t nattrs, const char *content_type, tb_event *ev,
                    struct resend__check *chk)
 {
-	struct tb_resend *r = tb->resend;
+	struct tbp_resend *r = tb->resend;
 	const char *id = mosquitto_client_id(msg->client);
 	bool clean = mosquitto_client_clean_session(msg->client);
 	*chk = (struct resend__check){.matched = -1};
@@ -228,7 +228,7 @@ void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg
 void resend__accepted(struct tributary *tb, struct mosquitto *client,
                       const struct resend__check *chk, const tb_event *ev)
 {
-	struct tb_resend *r = tb->resend; /* chk->active: on, and the client has an id */
+	struct tbp_resend *r = tb->resend; /* chk->active: on, and the client has an id */
 	const char *id = mosquitto_client_id(client);
 	size_t idlen = strlen(id);
 	uint64_t h = resend__id_hash(id);

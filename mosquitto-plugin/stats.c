@@ -5,30 +5,30 @@
 
 #include "tributary.h"
 
-static const char *const stats__reasons[TB_REJECT__COUNT] = {
-    [TB_REJECT_NO_ROUTE] = "no_route",
-    [TB_REJECT_TOO_LARGE] = "payload_too_large",
-    [TB_REJECT_INVALID_UTF8] = "invalid_utf8",
-    [TB_REJECT_INVALID_JSON] = "invalid_json",
-    [TB_REJECT_NOT_AN_EVENT] = "not_an_event",
-    [TB_REJECT_MISSING_ATTRIBUTE] = "missing_attribute",
-    [TB_REJECT_INVALID_ATTRIBUTE] = "invalid_attribute",
-    [TB_REJECT_INVALID_DATA] = "invalid_data",
-    [TB_REJECT_UNKNOWN_TYPE] = "unknown_type",
-    [TB_REJECT_SCHEMA] = "schema_validation_failed",
-    [TB_REJECT_ROUTING] = "routing_failed",
-    [TB_REJECT_INVALID_TOPIC] = "invalid_topic",
-    [TB_REJECT_TYPE_NOT_ALLOWED] = "type_not_allowed",
-    [TB_REJECT_INVALID_RESPONSE_TOPIC] = "invalid_response_topic",
-    [TB_REJECT_KAFKA] = "kafka_unavailable",
-    [TB_REJECT_STORE_FULL] = "store_full",
-    [TB_REJECT_TOPIC_NOT_COMPLIANT] = "topic_not_compliant",
-    [TB_REJECT_INTERNAL] = "internal_error",
+static const char *const stats__reasons[TBP_REJECT__COUNT] = {
+    [TBP_REJECT_NO_ROUTE] = "no_route",
+    [TBP_REJECT_TOO_LARGE] = "payload_too_large",
+    [TBP_REJECT_INVALID_UTF8] = "invalid_utf8",
+    [TBP_REJECT_INVALID_JSON] = "invalid_json",
+    [TBP_REJECT_NOT_AN_EVENT] = "not_an_event",
+    [TBP_REJECT_MISSING_ATTRIBUTE] = "missing_attribute",
+    [TBP_REJECT_INVALID_ATTRIBUTE] = "invalid_attribute",
+    [TBP_REJECT_INVALID_DATA] = "invalid_data",
+    [TBP_REJECT_UNKNOWN_TYPE] = "unknown_type",
+    [TBP_REJECT_SCHEMA] = "schema_validation_failed",
+    [TBP_REJECT_ROUTING] = "routing_failed",
+    [TBP_REJECT_INVALID_TOPIC] = "invalid_topic",
+    [TBP_REJECT_TYPE_NOT_ALLOWED] = "type_not_allowed",
+    [TBP_REJECT_INVALID_RESPONSE_TOPIC] = "invalid_response_topic",
+    [TBP_REJECT_KAFKA] = "kafka_unavailable",
+    [TBP_REJECT_STORE_FULL] = "store_full",
+    [TBP_REJECT_TOPIC_NOT_COMPLIANT] = "topic_not_compliant",
+    [TBP_REJECT_INTERNAL] = "internal_error",
 };
 
-const char *stats__reason_name(enum tb_reject_reason r)
+const char *stats__reason_name(enum tbp_reject_reason r)
 {
-	return r < TB_REJECT__COUNT ? stats__reasons[r] : "unknown";
+	return r < TBP_REJECT__COUNT ? stats__reasons[r] : "unknown";
 }
 
 /* A retained $SYS counter; the broker takes a payload from its allocator. */
@@ -46,10 +46,10 @@ void stats__put(const char *topic, unsigned long long value)
 
 void stats__publish(struct tributary *tb)
 {
-	struct tb_stats *s = &tb->stats;
+	struct tbp_stats *s = &tb->stats;
 	char topic[128];
 	unsigned long long rejected = 0;
-	for (int r = 0; r < TB_REJECT__COUNT; r++) {
+	for (int r = 0; r < TBP_REJECT__COUNT; r++) {
 		unsigned long long n = atomic_load(&s->rejected[r]);
 		rejected += n;
 		snprintf(topic, sizeof(topic), "$SYS/tributary/rejected/%s", stats__reasons[r]);

@@ -47,7 +47,7 @@ struct topics__cluster {
 	unsigned count[TB_TOPIC_UNKNOWN + 1]; /* verdicts of the last check */
 };
 
-struct tb_topics_state {
+struct tbp_topics_state {
 	tb_topics spec;
 	pthread_mutex_t lock; /* the tables, the log, `started` */
 	pthread_cond_t started;
@@ -63,11 +63,11 @@ struct tb_topics_state {
 	bool tick_registered;
 };
 
-static void topics__note(struct tb_topics_state *st, int level, const char *fmt, ...)
+static void topics__note(struct tbp_topics_state *st, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Under st->lock. */
-static void topics__note(struct tb_topics_state *st, int level, const char *fmt, ...)
+static void topics__note(struct tbp_topics_state *st, int level, const char *fmt, ...)
 {
 	va_list ap;
 	if (st->nlog == TOPICS_LOG) {
@@ -82,7 +82,7 @@ static void topics__note(struct tb_topics_state *st, int level, const char *fmt,
 }
 
 /* Main thread. */
-static void topics__drain(struct tb_topics_state *st)
+static void topics__drain(struct tbp_topics_state *st)
 {
 	pthread_mutex_lock(&st->lock);
 	for (unsigned i = 0; i < st->nlog; i++)
@@ -96,7 +96,7 @@ static void topics__drain(struct tb_topics_state *st)
 	pthread_mutex_unlock(&st->lock);
 }
 
-static struct tb_topics_state *topics__state(struct tributary *tb)
+static struct tbp_topics_state *topics__state(struct tributary *tb)
 {
 	return atomic_load(&tb->topics);
 }
@@ -134,7 +134,7 @@ static int topics__level(enum tb_topic_verdict v)
 
 /* Under st->lock: the check's verdicts into the table; a line for each
  * topic whose verdict or retention is new or changed, or that was created. */
-static void topics__record(struct tb_topics_state *st, struct topics__cluster *tc,
+static void topics__record(struct tbp_topics_state *st, struct topics__cluster *tc,
                            tb_topic_report *r, size_t n, const char *policy)
 {
 	char line[480];
@@ -175,10 +175,10 @@ static const char **topics__tracked(struct topics__cluster *tc, size_t *n)
 
 /* Poll thread: a check when one is due (start, topics.check_interval_s,
  * or a topic seen in use for the first time). */
-void topics__poll(struct tb_cluster *c)
+void topics__poll(struct tbp_cluster *c)
 {
 	struct tributary *tb = c->tb;
-	struct tb_topics_state *st = topics__state(tb);
+	struct tbp_topics_state *st = topics__state(tb);
 	if (!st)
 		return;
 	struct topics__cluster *tc = &st->clusters[c - tb->clusters];
@@ -238,10 +238,10 @@ void topics__poll(struct tb_cluster *c)
  * (with the reason in `err`) when policy enforce refuses the topic. A topic
  * seen for the first time is checked on the cluster's thread; until its
  * verdict is known its events go on. */
-bool topics__refuse(struct tributary *tb, struct tb_cluster *c, const char *topic, char *err,
+bool topics__refuse(struct tributary *tb, struct tbp_cluster *c, const char *topic, char *err,
                     size_t errlen)
 {
-	struct tb_topics_state *st = topics__state(tb);
+	struct tbp_topics_state *st = topics__state(tb);
 	if (!st)
 		return false;
 	struct topics__cluster *tc = &st->clusters[c - tb->clusters];
@@ -275,7 +275,7 @@ static void topics__put(const char *name, unsigned long long v)
 	stats__put(topic, v);
 }
 
-static void topics__publish_stats(struct tributary *tb, struct tb_topics_state *st)
+static void topics__publish_stats(struct tributary *tb, struct tbp_topics_state *st)
 {
 	unsigned long long count[TB_TOPIC_UNKNOWN + 1] = {0};
 	pthread_mutex_lock(&st->lock);
@@ -298,7 +298,7 @@ static void topics__publish_stats(struct tributary *tb, struct tb_topics_state *
 static int topics__on_tick(int event, void *event_data, void *userdata)
 {
 	struct tributary *tb = userdata;
-	struct tb_topics_state *st = topics__state(tb);
+	struct tbp_topics_state *st = topics__state(tb);
 	(void)event;
 	(void)event_data;
 	if (!st)
@@ -314,7 +314,7 @@ static int topics__on_tick(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void topics__free(struct tb_topics_state *st)
+static void topics__free(struct tbp_topics_state *st)
 {
 	if (!st)
 		return;
@@ -332,12 +332,12 @@ static void topics__free(struct tb_topics_state *st)
 	free(st);
 }
 
-/* config.c, once the clusters are running: the section, checked. The
- * clusters' threads start their first check as soon as it is set. */
+/* config.c: the section, checked. The clusters' threads, once plugin.c
+ * starts them, begin with their first check. */
 int topics__config(struct tributary *tb, const json_t *root)
 {
 	char err[512];
-	struct tb_topics_state *st = calloc(1, sizeof(*st));
+	struct tbp_topics_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return MOSQ_ERR_NOMEM;
 	pthread_mutex_init(&st->lock, NULL);
@@ -366,7 +366,7 @@ int topics__config(struct tributary *tb, const json_t *root)
  * refuses to start when a topic has finite retention. */
 int topics__start(struct tributary *tb)
 {
-	struct tb_topics_state *st = topics__state(tb);
+	struct tbp_topics_state *st = topics__state(tb);
 	struct timespec deadline;
 	int rc;
 	if (!st)
@@ -434,7 +434,7 @@ int topics__start(struct tributary *tb)
 /* After config__free: the clusters' threads have stopped. */
 void topics__cleanup(struct tributary *tb)
 {
-	struct tb_topics_state *st = topics__state(tb);
+	struct tbp_topics_state *st = topics__state(tb);
 	if (!st)
 		return;
 	if (st->tick_registered)

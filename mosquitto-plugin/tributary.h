@@ -3,16 +3,22 @@
  *
  * Areas, one file each:
  *   plugin.c   entry points, callback registration, reload
- *   config.c   the JSON configuration (plugin_opt_config), checked at start
+ *   config.c   the JSON configuration (plugin_opt_config): read once, the
+ *              error style, the "ingest" section
+ *   config_load.c  each area handed its section, checked at start
  *   cluster.c  Kafka producers: one per named cluster, delivery reports
- *   ingest.c   MOSQ_EVT_MESSAGE: route, identify, validate, produce
+ *   ingest.c   MOSQ_EVT_MESSAGE: route, parse, target, validate, produce, mirror
+ *   ingest_route.c  which route, and where in Kafka (no broker calls)
  *   produce.c  CloudEvents -> Kafka record (binary or structured mode)
  *   reject.c   error events on clients/{client_id}/errors
  *   stats.c    counters, published under $SYS/tributary/
- *   journal.c  the durable journal in front of Kafka (shared/journal)
+ *   journal_glue.c  the durable journal in front of Kafka (shared/journal)
  *   resend.c   QoS 2 retransmissions keep their generated id
  *   outbound*.c  Kafka -> MQTT: notifications and replies (outbound.h)
  *   topics.c   the "topics" section: topics checked, created, enforced
+ *
+ * Names: functions area__verb (Mosquitto's plugin style); types private to
+ * the plugin tbp_ (outbound's ob_), while tb_ and tjs_ belong to shared/.
  *
  * Threads: every Mosquitto callback and broker function runs on the main
  * thread. Each cluster has one poll thread that serves librdkafka's delivery
@@ -40,33 +46,33 @@
 #define TB_LOG_PREFIX "tributary: "
 
 /* Why an event was refused; the names appear in error events and $SYS. */
-enum tb_reject_reason {
-	TB_REJECT_NO_ROUTE,
-	TB_REJECT_TOO_LARGE,
-	TB_REJECT_INVALID_UTF8,
-	TB_REJECT_INVALID_JSON,
-	TB_REJECT_NOT_AN_EVENT,
-	TB_REJECT_MISSING_ATTRIBUTE,
-	TB_REJECT_INVALID_ATTRIBUTE,
-	TB_REJECT_INVALID_DATA,
-	TB_REJECT_UNKNOWN_TYPE,
-	TB_REJECT_SCHEMA,
-	TB_REJECT_ROUTING,
-	TB_REJECT_INVALID_TOPIC,
-	TB_REJECT_TYPE_NOT_ALLOWED,
-	TB_REJECT_INVALID_RESPONSE_TOPIC,
-	TB_REJECT_KAFKA,
-	TB_REJECT_STORE_FULL,
-	TB_REJECT_TOPIC_NOT_COMPLIANT,
-	TB_REJECT_INTERNAL,
-	TB_REJECT__COUNT
+enum tbp_reject_reason {
+	TBP_REJECT_NO_ROUTE,
+	TBP_REJECT_TOO_LARGE,
+	TBP_REJECT_INVALID_UTF8,
+	TBP_REJECT_INVALID_JSON,
+	TBP_REJECT_NOT_AN_EVENT,
+	TBP_REJECT_MISSING_ATTRIBUTE,
+	TBP_REJECT_INVALID_ATTRIBUTE,
+	TBP_REJECT_INVALID_DATA,
+	TBP_REJECT_UNKNOWN_TYPE,
+	TBP_REJECT_SCHEMA,
+	TBP_REJECT_ROUTING,
+	TBP_REJECT_INVALID_TOPIC,
+	TBP_REJECT_TYPE_NOT_ALLOWED,
+	TBP_REJECT_INVALID_RESPONSE_TOPIC,
+	TBP_REJECT_KAFKA,
+	TBP_REJECT_STORE_FULL,
+	TBP_REJECT_TOPIC_NOT_COMPLIANT,
+	TBP_REJECT_INTERNAL,
+	TBP_REJECT__COUNT
 };
-const char *stats__reason_name(enum tb_reject_reason r);
+const char *stats__reason_name(enum tbp_reject_reason r);
 
-struct tb_stats {
+struct tbp_stats {
 	atomic_uint_fast64_t accepted;
 	atomic_uint_fast64_t passed; /* matched no route, left to the broker */
-	atomic_uint_fast64_t rejected[TB_REJECT__COUNT];
+	atomic_uint_fast64_t rejected[TBP_REJECT__COUNT];
 	atomic_uint_fast64_t produced; /* delivery confirmed by Kafka */
 	atomic_uint_fast64_t delivery_failed;
 	atomic_uint_fast64_t mirror_failed;
@@ -77,14 +83,15 @@ struct tb_stats {
 
 struct tributary;
 
-struct tb_cluster {
+struct tbp_cluster {
 	char *name;
+	rd_kafka_conf_t *conf; /* configured, until cluster__start makes rk */
 	rd_kafka_t *rk;
 	struct tributary *tb;
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool stop;
-	/* journal.c: failed deliveries produced again while running. While
+	/* journal_glue.c: failed deliveries produced again while running. While
 	 * `retrying`, new events stay in the journal and the retry thread
 	 * produces them in order. Set by any thread that sees a failure; read
 	 * by the main thread and cleared by the retry thread under retry_lock,
@@ -98,34 +105,34 @@ struct tb_cluster {
 	atomic_bool retry_fatal_told; /* the producer's fatal error was logged */
 };
 
-enum tb_kafka_mode { TB_MODE_BINARY, TB_MODE_STRUCTURED };
+enum tbp_kafka_mode { TBP_MODE_BINARY, TBP_MODE_STRUCTURED };
 
 /* An entry of a route's "types": a type, or a prefix (written with a final
  * `*`); may use the match pattern's captures. */
-struct tb_type_rule {
+struct tbp_type_rule {
 	tb_template type; /* without the `*` */
 	bool prefix;
 };
 
-struct tb_ingest_route {
+struct tbp_ingest_route {
 	tb_pattern match;
 	tb_template topic;
 	tb_capture_rule *capture_rule; /* "capture_pattern" */
 	uint32_t topic_captures;       /* bit i: capture i is in topic or mirror.topic */
-	struct tb_type_rule *types;    /* "types"; NULL: any type */
+	struct tbp_type_rule *types;    /* "types"; NULL: any type */
 	size_t ntypes;
 	tb_template key; /* text NULL: the partitionkey extension, else no key */
-	struct tb_cluster *cluster;
+	struct tbp_cluster *cluster;
 	bool schema_required;
 	uint32_t max_payload;
-	enum tb_kafka_mode mode;
-	struct tb_cluster *mirror_cluster; /* NULL: no mirror */
+	enum tbp_kafka_mode mode;
+	struct tbp_cluster *mirror_cluster; /* NULL: no mirror */
 	tb_template mirror_topic;
 };
 
 /* A delivery failure crossing from a poll thread to the main thread's log. */
 #define TB_FAILURE_LOG 32
-struct tb_failure_log {
+struct tbp_failure_log {
 	pthread_mutex_t lock;
 	unsigned count, dropped;
 	char lines[TB_FAILURE_LOG][256];
@@ -134,42 +141,44 @@ struct tb_failure_log {
 struct tributary {
 	mosquitto_plugin_id_t *pid;
 	char *config_path;
+	char *config_dir; /* relative paths in the file are relative to it */
 	char *broker_id;
 	char *catalog_path;
 	tb_catalog *catalog;
 
-	struct tb_cluster *clusters;
+	struct tbp_cluster *clusters;
 	size_t nclusters;
-	struct tb_ingest_route *routes;
+	struct tbp_ingest_route *routes;
 	size_t nroutes;
 	bool reject_unmatched;
 	tb_template error_topic;
 	/* ingest.response_topics: where a v5 request may ask for its reply */
-	struct tb_response_topic {
+	struct tbp_response_topic {
 		tb_template topic;
 		bool wildcard; /* an MQTT filter: `+` or `#` levels */
 	} *response_topics;
 	size_t nresponse_topics;
 	size_t resend_clients;     /* ingest.qos2_resend_clients */
-	struct tb_resend *resend; /* resend.c: NULL when off */
+	struct tbp_resend *resend; /* resend.c: NULL when off */
 
 	int sys_interval_s;
 	time_t next_sys;
 	int flush_timeout_ms;
 
-	struct tb_stats stats;
-	struct tb_failure_log failures;
+	struct tbp_stats stats;
+	struct tbp_failure_log failures;
 
 	struct tjournal *journal; /* NULL: no "journal" section */
 	time_t journal_warned_at;
-	struct tb_journal_retry *retry; /* journal.c: the retry thread, NULL without a journal */
+	/* journal_glue.c: the retry thread, NULL without a journal */
+	struct tbp_journal_retry *retry;
 
 	struct tb_outbound *outbound; /* NULL: no "outbound" section */
 
-	struct tb_auth *auth; /* auth.c: NULL when JWT authentication is off */
+	struct tbp_auth *auth; /* auth.c: NULL when JWT authentication is off */
 
 	/* topics.c: NULL without a "topics" section; read by the poll threads */
-	_Atomic(struct tb_topics_state *) topics;
+	_Atomic(struct tbp_topics_state *) topics;
 };
 
 /* config.c */
@@ -177,13 +186,20 @@ struct tributary {
 int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
 int config__only(const json_t *obj, const char *where, const char *const *allowed);
+json_t *config__read(const char *path, char *err, size_t errlen);
+int config__int(const json_t *obj, const char *name, long long min, long long max,
+                long long dflt, long long *out, const char *msg);
+int config__ingest(struct tributary *tb, const json_t *ingest);
+void config__ingest_free(struct tributary *tb);
+/* config_load.c: each area's section checked, nothing started */
 int config__load(struct tributary *tb, const char *path);
 void config__free(struct tributary *tb);
-struct tb_cluster *config__cluster(struct tributary *tb, const char *name);
+struct tbp_cluster *config__cluster(struct tributary *tb, const char *name);
 
 /* cluster.c */
-int cluster__start(struct tb_cluster *c, const json_t *props, bool journaled);
-void cluster__stop(struct tb_cluster *c, int flush_timeout_ms);
+int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled);
+int cluster__start(struct tbp_cluster *c);
+void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms);
 void cluster__note_failure(struct tributary *tb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cluster__log_failures(struct tributary *tb);
@@ -191,8 +207,33 @@ void cluster__log_failures(struct tributary *tb);
 /* ingest.c */
 int ingest__on_message(int event, void *event_data, void *userdata);
 
+/* ingest_route.c: which route a message takes and where its event goes, for
+ * ingest.c's route and target steps; no broker calls. */
+struct ingest__target {
+	const char *client_id, *username; /* the sender: {client_id}, {username} */
+	const struct tbp_ingest_route *route;
+	tb_captures caps; /* of the route's match pattern */
+	char kafka_topic[256];
+	char key[1024];
+	const char *keyp; /* the record key (key, or the partitionkey), or NULL */
+	size_t keylen;
+};
+/* The first route whose pattern matches `topic`; false when none does. */
+bool ingest__match(const struct tributary *tb, const char *topic, struct ingest__target *t);
+/* The matched route's capture_pattern and max_payload: false with *why and
+ * err when the message breaks them. */
+bool ingest__route_accepts(const struct ingest__target *t, uint32_t payloadlen,
+                           enum tbp_reject_reason *why, char *err, size_t errlen);
+/* The Kafka topic and record key of `ev`, and whether the route allows its
+ * type: false with *why and err when not. */
+bool ingest__locate(struct ingest__target *t, const tb_event *ev, enum tbp_reject_reason *why,
+                    char *err, size_t errlen);
+/* The route's mirror.topic for `ev`; false when it makes no legal name. */
+bool ingest__mirror_topic(const struct ingest__target *t, const tb_event *ev, char *out,
+                          size_t outlen);
+
 /* produce.c */
-struct tb_origin {
+struct tbp_origin {
 	const char *topic;
 	const char *client_id;
 	uint8_t qos;
@@ -202,21 +243,22 @@ struct tb_origin {
 };
 /* Journals (when `journal` and a journal is configured) and produces; on
  * failure *why says which refusal it is. */
-int produce__event(struct tributary *tb, struct tb_cluster *cluster, const char *kafka_topic,
-		   const char *key, size_t keylen, enum tb_kafka_mode mode, const tb_event *ev,
-		   const struct tb_origin *origin, bool journal, enum tb_reject_reason *why,
+int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
+		   const char *key, size_t keylen, enum tbp_kafka_mode mode, const tb_event *ev,
+		   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
 		   char *err, size_t errlen);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;
 /* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
-int produce__send(struct tb_cluster *cluster, const char *topic, const void *key, size_t keylen,
+int produce__send(struct tbp_cluster *cluster, const char *topic, const void *key, size_t keylen,
 		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
 		  char *err, size_t errlen);
 
-/* journal.c */
+/* journal_glue.c */
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
-int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
+int journal__open(struct tributary *tb); /* NULL journal without a "journal" section */
+int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
 		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
 		    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
@@ -224,25 +266,25 @@ void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
  * starts the thread that produces failed deliveries again. */
 int journal__replay(struct tributary *tb);
 /* Any thread: a journaled event of cluster `c` was not delivered: the
- * cluster retries (see journal.c) and, once per round, what librdkafka still
+ * cluster retries (see journal_glue.c) and, once per round, what librdkafka still
  * queues is taken back (`purge`: not for an event that a purge took back).
  * journal__delivery_failed, from the delivery report, also wakes the retry
  * thread. */
-void journal__failing(struct tb_cluster *c, bool purge);
-void journal__delivery_failed(struct tb_cluster *c, bool purge);
+void journal__failing(struct tbp_cluster *c, bool purge);
+void journal__delivery_failed(struct tbp_cluster *c, bool purge);
 /* Main thread, after journal__append: locks the cluster's retry_lock and
  * returns true when the cluster is retrying, so that the retry thread
  * produces the event (the caller must not). Takes `blob` (free()d or kept).
  * journal__produce_end unlocks, after the caller produced the event. */
-bool journal__produce_begin(struct tb_cluster *c, uint64_t seq, void *blob, size_t len);
-void journal__produce_end(struct tb_cluster *c);
+bool journal__produce_begin(struct tbp_cluster *c, uint64_t seq, void *blob, size_t len);
+void journal__produce_end(struct tbp_cluster *c);
 void journal__stop_retry(struct tributary *tb); /* before the producers stop */
 void journal__note_refusal(struct tributary *tb, int code);
 void journal__publish_stats(struct tributary *tb);
 void journal__close(struct tributary *tb);
 
 /* resend.c: QoS 2 retransmissions keep their generated id (opt-in) */
-struct tb_resend;
+struct tbp_resend;
 struct resend__check {
 	bool active;         /* a QoS 2 event whose id the broker generates */
 	bool time_generated; /* and its time */
@@ -263,14 +305,14 @@ void resend__accepted(struct tributary *tb, struct mosquitto *client,
 		      const struct resend__check *chk, const tb_event *ev);
 
 /* reject.c */
-struct tb_reject {
-	enum tb_reject_reason reason;
+struct tbp_reject {
+	enum tbp_reject_reason reason;
 	const char *message;
 	const tb_event *event;     /* may be NULL or partial */
 	const tjs_result *errors;  /* validator errors, may be NULL */
 };
 void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
-		     int qos, const struct tb_reject *rej);
+		     int qos, const struct tbp_reject *rej);
 
 /* stats.c */
 int stats__on_tick(int event, void *event_data, void *userdata);
@@ -285,20 +327,24 @@ void outbound__stop(struct tributary *tb);
 void outbound__publish_stats(struct tributary *tb);
 
 /* topics.c: the "topics" section (docs/topics.md) */
-struct tb_topics_state;
+struct tbp_topics_state;
 int topics__config(struct tributary *tb, const json_t *root);
 int topics__start(struct tributary *tb);
-void topics__poll(struct tb_cluster *c); /* the cluster's poll thread */
-bool topics__refuse(struct tributary *tb, struct tb_cluster *c, const char *topic, char *err,
+void topics__poll(struct tbp_cluster *c); /* the cluster's poll thread */
+bool topics__refuse(struct tributary *tb, struct tbp_cluster *c, const char *topic, char *err,
 		    size_t errlen);
 void topics__cleanup(struct tributary *tb);
 
 /* auth.c (MOSQ_EVT_BASIC_AUTH: the MQTT password is a JWT) and acl.c
  * (MOSQ_EVT_ACL_CHECK: topics by identity), configured by the "auth" section.
- * auth__init reads that section from tb->config_path and registers its own
- * callbacks (basic auth, ACL, disconnect, tick, reload) when it is enabled. */
-struct tb_auth;
-int auth__init(struct tributary *tb);
+ * auth__config checks that section (tb->auth stays NULL when JWT
+ * authentication is off); auth__start registers the callbacks (basic auth,
+ * ACL, disconnect, tick); auth__reload, from plugin.c's SIGHUP, takes the
+ * section of the file read again. */
+struct tbp_auth;
+int auth__config(struct tributary *tb, const json_t *auth);
+int auth__start(struct tributary *tb);
+void auth__reload(struct tributary *tb, const json_t *auth);
 void auth__cleanup(struct tributary *tb);
 /* The JWT identity (the identity claim, "sub" by default) of a connected
  * client, or NULL when the plugin did not authenticate it (auth off, or an

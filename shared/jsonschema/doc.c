@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "tributary/json_encode.h"
+#include "tributary/util.h"
 
 #define MAX_DEPTH JSON_PARSER_MAX_DEPTH
 #define ONES 0x0101010101010101ull
@@ -95,55 +97,13 @@ static inline bool tmp_push(parser *ps, const char *key, size_t keylen)
 	return true;
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF);
- * returns the sequence length, 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - s) < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
-	return len;
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool read_hex4(parser *ps, const unsigned char *p, uint32_t *out)
 {
 	if (ps->end - p < 4)
 		return fail(ps, "invalid escape", p);
 	uint32_t v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
+		int h = tjs_hexval(p[i]);
 		if (h < 0)
 			return fail(ps, "invalid escape", p);
 		v = (v << 4) | (uint32_t)h;
@@ -213,7 +173,9 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 		if (c < 0x20)
 			return fail(ps, "control character in string", p);
 		if (c >= 0x80) {
-			size_t n = utf8_seq(p, end);
+			/* strict: no overlongs, surrogates or code points past U+10FFFF */
+			uint32_t cp;
+			size_t n = tb_utf8_decode((const char *)p, (size_t)(end - p), &cp);
 			if (!n)
 				return fail(ps, "invalid UTF-8 in string", p);
 			memcpy(o, p, n);
@@ -930,19 +892,8 @@ static void dump_string(tjs_buf *b, const char *s, size_t n)
 
 static void dump_real(tjs_buf *b, double d)
 {
-	char tmp[40];
-	if (!isfinite(d)) {
-		tjs_buf_add(b, "null", 4);
-		return;
-	}
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-		if (strtod(tmp, NULL) == d)
-			break;
-	}
-	if (!strpbrk(tmp, ".eEn"))
-		strcat(tmp, ".0");
-	tjs_buf_puts(b, tmp);
+	char tmp[TB_JSON_REAL_LEN];
+	tjs_buf_puts(b, tb_json_real(tmp, d));
 }
 
 static void dump_value(tjs_buf *b, const tjs_value *v)

@@ -89,6 +89,8 @@ void tjs_pmap_free(tjs_pmap *m);
 
 size_t tjs_utf8_length(const char *s, size_t n);
 /* Decodes one code point; returns bytes used (>=1), *cp = 0xFFFD on bad input. */
+/* The value of a hex digit, or -1. */
+int tjs_hexval(int c);
 size_t tjs_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 void tjs_utf8_encode(tjs_buf *b, uint32_t cp);
 /* Deep equality with JSON Schema number semantics (1 == 1.0). */

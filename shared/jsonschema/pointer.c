@@ -5,17 +5,6 @@
 
 #include "internal.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *tjs_percent_decode(const char *s, size_t n)
 {
 	char *out = malloc(n + 1);
@@ -24,8 +13,8 @@ char *tjs_percent_decode(const char *s, size_t n)
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? tjs_hexval(s[i + 1]) : -1;
+			int lo = i + 2 < n ? tjs_hexval(s[i + 2]) : -1;
 			/* a decoded NUL would silently truncate the pointer */
 			if (hi < 0 || lo < 0 || ((hi << 4) | lo) == 0) {
 				free(out);

@@ -52,17 +52,6 @@ static void rx_fail(rx *r, const char *msg)
 	r->failed = true;
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static const char *gc_short(const char *name, size_t n)
 {
 	for (size_t k = 0; k < sizeof(gc_names) / sizeof(gc_names[0]); k++)
@@ -138,7 +127,7 @@ static long rx_unicode(rx *r)
 		long v = 0;
 		size_t j = i + 1;
 		while (j < r->n && s[j] != '}') {
-			int h = hexv(s[j]);
+			int h = tjs_hexval(s[j]);
 			if (h < 0 || v > 0x10FFFF)
 				return -1;
 			v = v * 16 + h;
@@ -153,7 +142,7 @@ static long rx_unicode(rx *r)
 		return -1;
 	long v = 0;
 	for (size_t k = 0; k < 4; k++) {
-		int h = hexv(s[i + k]);
+		int h = tjs_hexval(s[i + k]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;
@@ -164,7 +153,7 @@ static long rx_unicode(rx *r)
 		long lo = 0;
 		bool ok = true;
 		for (size_t k = 0; k < 4; k++) {
-			int h = hexv(s[r->i + 3 + k]);
+			int h = tjs_hexval(s[r->i + 3 + k]);
 			if (h < 0) {
 				ok = false;
 				break;
@@ -228,8 +217,8 @@ static void rx_escape(rx *r, bool in_class)
 		return;
 	}
 	case 'x':
-		if (r->i + 2 < r->n && hexv(r->s[r->i + 1]) >= 0 && hexv(r->s[r->i + 2]) >= 0) {
-			put_cp(r, (uint32_t)(hexv(r->s[r->i + 1]) * 16 + hexv(r->s[r->i + 2])));
+		if (r->i + 2 < r->n && tjs_hexval(r->s[r->i + 1]) >= 0 && tjs_hexval(r->s[r->i + 2]) >= 0) {
+			put_cp(r, (uint32_t)(tjs_hexval(r->s[r->i + 1]) * 16 + tjs_hexval(r->s[r->i + 2])));
 			r->i += 2;
 		} else {
 			rx_fail(r, "bad \\x escape");

@@ -334,6 +334,17 @@ size_t tjs_utf8_length(const char *s, size_t n)
 	return count;
 }
 
+int tjs_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 size_t tjs_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	size_t len = tb_utf8_decode((const char *)s, n, cp);

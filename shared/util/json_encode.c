@@ -75,22 +75,26 @@ static void enc__string(enc_buf *b, const char *s, size_t n)
 	enc__put(b, "\"", 1);
 }
 
-static void enc__real(enc_buf *b, double d)
+const char *tb_json_real(char buf[TB_JSON_REAL_LEN], double d)
 {
-	char tmp[40];
-	if (!isfinite(d)) {
-		enc__put(b, "null", 4);
-		return;
-	}
+	if (!isfinite(d))
+		return "null";
 	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-		if (strtod(tmp, NULL) == d)
+		snprintf(buf, TB_JSON_REAL_LEN, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
 			break;
 	}
 	/* Keep it a JSON real so that consumers see the same type. */
-	if (!strpbrk(tmp, ".eEn"))
-		strcat(tmp, ".0");
-	enc__put(b, tmp, strlen(tmp));
+	if (!strpbrk(buf, ".eEn"))
+		strcat(buf, ".0");
+	return buf;
+}
+
+static void enc__real(enc_buf *b, double d)
+{
+	char tmp[TB_JSON_REAL_LEN];
+	const char *text = tb_json_real(tmp, d);
+	enc__put(b, text, strlen(text));
 }
 
 static void enc__value(enc_buf *b, const json_t *j)

@@ -48,15 +48,19 @@ struct journal_held {
 	size_t len;
 };
 
-struct tb_journal_retry {
+struct tbp_journal_retry {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t cond;
 	bool stop, wanted;
 	unsigned backoff_ms, backoff_max_ms;
+	/* journal__config -> journal__open */
+	char path[4096];
+	tjournal_options opts;
+	char sync_name[16];
 	/* The hand-back of one cluster at a time: under its retry_lock. */
-	struct tb_cluster *handoff;
+	struct tbp_cluster *handoff;
 	uint64_t mark;
 	struct journal_held *tail;
 	size_t ntail, captail;
@@ -86,7 +90,7 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 					      "retry_backoff_max_ms",
 					      NULL};
 	tjournal_options opts = {.sync = TJOURNAL_SYNC_ALWAYS};
-	char err[512], path[4096];
+	char path[4096];
 	int rc;
 
 	if (!j)
@@ -96,20 +100,14 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	if ((rc = config__only(j, "journal", allowed)))
 		return rc;
 	const char *dir = json_string_value(json_object_get(j, "dir"));
-	if (!dir || !*dir) {
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "config: journal.dir: required (a directory)");
-		return MOSQ_ERR_INVAL;
-	}
+	if (!dir || !*dir)
+		return config__fail("journal.dir: required (a directory)");
 	snprintf(path, sizeof(path), "%s%s%s", dir[0] == '/' ? "" : base_dir,
 		 dir[0] == '/' ? "" : "/", dir);
 	json_t *sync = json_object_get(j, "sync");
 	if (sync && (!json_is_string(sync) ||
-		     tjournal_sync_from_string(json_string_value(sync), &opts.sync))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: journal.sync: must be "
-								 "\"always\", \"interval\" or \"never\"");
-		return MOSQ_ERR_INVAL;
-	}
+		     tjournal_sync_from_string(json_string_value(sync), &opts.sync)))
+		return config__fail("journal.sync: must be \"always\", \"interval\" or \"never\"");
 	static const struct {
 		const char *name;
 		long long min, max;
@@ -122,13 +120,9 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 		if (!n)
 			continue;
 		if (!json_is_integer(n) || json_integer_value(n) < nums[i].min ||
-		    json_integer_value(n) > nums[i].max) {
-			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     TB_LOG_PREFIX "config: journal.%s: must be an integer "
-							   "from %lld to %lld",
-					     nums[i].name, nums[i].min, nums[i].max);
-			return MOSQ_ERR_INVAL;
-		}
+		    json_integer_value(n) > nums[i].max)
+			return config__fail("journal.%s: must be an integer from %lld to %lld",
+			                    nums[i].name, nums[i].min, nums[i].max);
 		val[i] = json_integer_value(n);
 	}
 	opts.sync_interval_ms = (unsigned)val[0];
@@ -152,24 +146,33 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	pthread_condattr_destroy(&ca);
 	tb->retry->backoff_ms = (unsigned)val[4];
 	tb->retry->backoff_max_ms = (unsigned)val[5];
-
-	tb->journal = tjournal_open(path, &opts, err, sizeof(err));
-	if (!tb->journal) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "config: journal.dir: %s: %s", path,
-				     err);
-		return MOSQ_ERR_INVAL;
-	}
-	tjournal_stats st;
-	tjournal_get_stats(tb->journal, &st);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     TB_LOG_PREFIX "journal %s (sync %s): %llu unconfirmed events to "
-					   "produce again",
-			     path, sync ? json_string_value(sync) : "always",
-			     (unsigned long long)st.depth);
+	snprintf(tb->retry->path, sizeof(tb->retry->path), "%s", path);
+	tb->retry->opts = opts;
+	snprintf(tb->retry->sync_name, sizeof(tb->retry->sync_name), "%s",
+	         sync ? json_string_value(sync) : "always");
 	return MOSQ_ERR_SUCCESS;
 }
 
-int journal__append(struct tributary *tb, const struct tb_cluster *cluster, const char *topic,
+/* plugin.c, once the producers run: opens what journal__config checked. */
+int journal__open(struct tributary *tb)
+{
+	struct tbp_journal_retry *r = tb->retry;
+	char err[512];
+	if (!r)
+		return MOSQ_ERR_SUCCESS;
+	tb->journal = tjournal_open(r->path, &r->opts, err, sizeof(err));
+	if (!tb->journal)
+		return config__fail("journal.dir: %s: %s", r->path, err);
+	tjournal_stats st;
+	tjournal_get_stats(tb->journal, &st);
+	mosquitto_log_printf(MOSQ_LOG_NOTICE,
+	                     TB_LOG_PREFIX "journal %s (sync %s): %llu unconfirmed events to "
+	                                   "produce again",
+	                     r->path, r->sync_name, (unsigned long long)st.depth);
+	return MOSQ_ERR_SUCCESS;
+}
+
+int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
 		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
 		    size_t valuelen, uint64_t *seq, void **blobp, size_t *blob_len)
 {
@@ -219,9 +222,9 @@ int journal__append(struct tributary *tb, const struct tb_cluster *cluster, cons
 	return rc;
 }
 
-bool journal__produce_begin(struct tb_cluster *c, uint64_t seq, void *blob, size_t len)
+bool journal__produce_begin(struct tbp_cluster *c, uint64_t seq, void *blob, size_t len)
 {
-	struct tb_journal_retry *r = c->tb->retry;
+	struct tbp_journal_retry *r = c->tb->retry;
 	pthread_mutex_lock(&c->retry_lock);
 	if (!atomic_load(&c->retrying)) {
 		free(blob);
@@ -247,7 +250,7 @@ bool journal__produce_begin(struct tb_cluster *c, uint64_t seq, void *blob, size
 	return true;
 }
 
-void journal__produce_end(struct tb_cluster *c)
+void journal__produce_end(struct tbp_cluster *c)
 {
 	pthread_mutex_unlock(&c->retry_lock);
 }
@@ -259,7 +262,7 @@ void journal__release(struct tributary *tb, uint64_t seq)
 }
 
 /* The cluster an entry names, or NULL. */
-static struct tb_cluster *journal__entry_cluster(struct tributary *tb, const tjournal_record *r)
+static struct tbp_cluster *journal__entry_cluster(struct tributary *tb, const tjournal_record *r)
 {
 	for (size_t i = 0; i < r->header_count; i++) {
 		const tjournal_header *h = &r->headers[i];
@@ -281,7 +284,7 @@ enum journal_sent { JOURNAL_SENT, JOURNAL_SKIPPED, JOURNAL_REFUSED, JOURNAL_UNUS
  * clusters are skipped. A refusal is logged in `err`. */
 static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t seq,
 						const void *data, size_t len,
-						const struct tb_cluster *only, char *err,
+						const struct tbp_cluster *only, char *err,
 						size_t errlen)
 {
 	tjournal_record *r = NULL;
@@ -293,7 +296,7 @@ static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t s
 			 (unsigned long long)seq);
 		return JOURNAL_UNUSABLE;
 	}
-	struct tb_cluster *cluster = journal__entry_cluster(tb, r);
+	struct tbp_cluster *cluster = journal__entry_cluster(tb, r);
 	if (!cluster) {
 		snprintf(err, errlen,
 			 "journal: entry %llu names a cluster that is no longer configured; left "
@@ -371,7 +374,7 @@ int journal__replay(struct tributary *tb)
 
 /* ---- retrying failed deliveries while running (see the top of the file) ---- */
 
-void journal__failing(struct tb_cluster *c, bool purge)
+void journal__failing(struct tbp_cluster *c, bool purge)
 {
 	atomic_store(&c->retrying, true);
 	atomic_store(&c->retry_again, true);
@@ -390,9 +393,9 @@ void journal__failing(struct tb_cluster *c, bool purge)
 	}
 }
 
-void journal__delivery_failed(struct tb_cluster *c, bool purge)
+void journal__delivery_failed(struct tbp_cluster *c, bool purge)
 {
-	struct tb_journal_retry *r = c->tb->retry;
+	struct tbp_journal_retry *r = c->tb->retry;
 	journal__failing(c, purge);
 	pthread_mutex_lock(&r->lock);
 	r->wanted = true;
@@ -402,7 +405,7 @@ void journal__delivery_failed(struct tb_cluster *c, bool purge)
 
 struct journal_round {
 	struct tributary *tb;
-	struct tb_cluster *c;
+	struct tbp_cluster *c;
 	uint64_t below; /* 0: no bound */
 	uint64_t next;  /* one past the last entry passed */
 	bool failed;
@@ -444,7 +447,7 @@ static int journal__retry_one(uint64_t seq, const void *data, size_t len, void *
 	}
 }
 
-static void journal__tail_clear(struct tb_journal_retry *r)
+static void journal__tail_clear(struct tbp_journal_retry *r)
 {
 	for (size_t i = 0; i < r->ntail; i++)
 		free(r->tail[i].blob);
@@ -454,9 +457,9 @@ static void journal__tail_clear(struct tb_journal_retry *r)
 }
 
 /* One round for cluster c: true when it is done (no longer retrying). */
-static bool journal__retry_cluster(struct tributary *tb, struct tb_cluster *c)
+static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 {
-	struct tb_journal_retry *r = tb->retry;
+	struct tbp_journal_retry *r = tb->retry;
 	char fatal[256];
 	if (rd_kafka_fatal_error(c->rk, fatal, sizeof(fatal))) {
 		/* The producer will never deliver again: the events stay in the
@@ -539,7 +542,7 @@ static bool journal__retry_cluster(struct tributary *tb, struct tb_cluster *c)
 static void *journal__retry_main(void *arg)
 {
 	struct tributary *tb = arg;
-	struct tb_journal_retry *r = tb->retry;
+	struct tbp_journal_retry *r = tb->retry;
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		if (!r->wanted) {
@@ -573,7 +576,7 @@ static void *journal__retry_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		bool again = false;
 		for (size_t i = 0; i < tb->nclusters; i++) {
-			struct tb_cluster *c = &tb->clusters[i];
+			struct tbp_cluster *c = &tb->clusters[i];
 			if (atomic_load(&c->retrying) && !journal__retry_cluster(tb, c))
 				again = true;
 		}
@@ -587,7 +590,7 @@ static void *journal__retry_main(void *arg)
 
 void journal__stop_retry(struct tributary *tb)
 {
-	struct tb_journal_retry *r = tb->retry;
+	struct tbp_journal_retry *r = tb->retry;
 	if (!r || !r->started)
 		return;
 	pthread_mutex_lock(&r->lock);
