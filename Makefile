@@ -138,7 +138,7 @@ NGX_SRC := /usr/share/nginx/src
 NGX_DIR := $(BUILD)/nginx
 NGX_MODULE_SRC := nginx-module/config $(wildcard nginx-module/*.c nginx-module/*.h)
 $(NGX_MODULE): $(NGX_MODULE_SRC) $(LIB) tools/build-nginx-module.sh
-	tools/build-nginx-module.sh "$(NGX_SRC)" "$(NGX_DIR)" "$(abspath $(LIB))" \
+	+tools/build-nginx-module.sh "$(NGX_SRC)" "$(NGX_DIR)" "$(abspath $(LIB))" \
 		"$(CFLAGS) -Wno-unused-parameter -Wno-sign-compare" "$(LDFLAGS) $(PKG_LIBS)" "$@"
 
 web:
