@@ -94,8 +94,11 @@ admin leaders events.order >"$T/leaders.kill" || fail "no leaders for events.ord
 victim=$(awk '{ n[$3]++ } END { for (l in n) print n[l], l }' "$T/leaders.kill" | sort -k1,1nr -k2,2n | awk 'NR == 1 { print $2 }')
 [[ "$victim" =~ ^[1-3]$ ]] || fail "no leader to kill: $(cat "$T/leaders.kill")"
 victim_parts=$(awk -v v="$victim" '$3 == v { printf "%s%s", sep, $2; sep = "," }' "$T/leaders.kill")
+# The time is taken once the signal is sent: the dead leader appends
+# nothing after it (a record stamped later is a new leader's).
+victim_jvm=$(cat "$T/kafka$victim/kafka.pid") || fail "no JVM for node $victim"
+kill -KILL "$victim_jvm" || fail "could not kill node $victim"
 kill_ms=$(now_ms)
-kill -KILL "$(cat "$T/kafka$victim/kafka.pid")" || fail "no JVM for node $victim"
 echo "cluster: SIGKILL node $victim (leader of partition(s) $victim_parts) at $(date -d "@${kill_ms:0:10}" +%T).${kill_ms:10}"
 wait_until 10 eval '! kill -0 "${node_pid[$victim]}" 2>/dev/null' || fail "node $victim's script did not exit"
 
