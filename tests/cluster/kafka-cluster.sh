@@ -35,8 +35,12 @@ start=$SECONDS
 CLUSTER_PORT=${CLUSTER_PORT:-$((TEST_PORT_BASE + 9101))}
 node_port() { echo $((CLUSTER_PORT + 10 * ($1 - 1))); }
 node_cport() { echo $((CLUSTER_PORT + 10 * ($1 - 1) + 2)); }
-# A port is taken by any local socket on it, also a client's.
-port_unused() { [[ -z "$(ss -Htan exclude time-wait "sport = :$1")" ]]; }
+# A port is taken by any local socket on it, also a client's (ss, from
+# iproute2, sees those; without it only a listener is noticed).
+port_unused() {
+	command -v ss >/dev/null || { port_free "$1"; return; }
+	[[ -z "$(ss -Htan exclude time-wait "sport = :$1")" ]]
+}
 voters="" bootstrap=""
 for n in "${NODES[@]}"; do
 	port_unused "$(node_port "$n")" && port_unused "$(node_cport "$n")" ||
