@@ -61,7 +61,7 @@ done
 voters=${voters:-$node@127.0.0.1:$cport}
 [[ "$voters" =~ ^[0-9]+@[^,@]+:[0-9]+(,[0-9]+@[^,@]+:[0-9]+)*$ ]] ||
 	{ echo "tributary-kafka: --voters takes ID@HOST:PORT,...: $voters" >&2; exit 2; }
-[[ ",$voters" == *",$node@127.0.0.1:$cport"* ]] ||
+[[ ",$voters," == *",$node@127.0.0.1:$cport,"* ]] ||
 	{ echo "tributary-kafka: --voters must name this node as $node@127.0.0.1:$cport: $voters" >&2; exit 2; }
 ((min_insync >= 1 && min_insync <= replication)) ||
 	{ echo "tributary-kafka: --min-insync must be between 1 and --replication ($replication)" >&2; exit 2; }
