@@ -3,6 +3,7 @@
 #   make            plugin, nginx module, tools (build/)
 #   make test       deps, unit + integration tests, then the same under ASan+UBSan
 #   make valgrind   integration tests with the servers under Valgrind memcheck
+#   make test-cluster  a 3-node Apache Kafka, its partition leader killed under load
 #   make run        the whole dev stack on loopback, in the foreground
 #   make clean-data wipes what `make run` keeps across runs (Apache Kafka's var/kafka,
 #                   the broker's journal var/journal)
@@ -52,7 +53,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC)) \
 	$(addprefix $(BUILD)/tests/replay_,$(FUZZ_TARGETS))
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 
-.PHONY: all deps test unit integration test-san valgrind run bench fuzz clean format web
+.PHONY: all deps test unit integration test-san test-cluster valgrind run bench fuzz clean format web
 .DELETE_ON_ERROR:
 
 all: $(PLUGIN) $(NGX_MODULE) $(TOOL_BINS) $(UNIT_BINS) web
@@ -160,6 +161,12 @@ test-san:
 	$(MAKE) SAN=1 OPT=-O1 all
 	$(MAKE) SAN=1 OPT=-O1 unit
 	$(MAKE) SAN=1 OPT=-O1 integration
+
+# Three Kafka nodes (3 JVMs), the leader of the written partitions killed
+# while clients publish (tests/cluster/kafka-cluster.sh, about a minute):
+# apart from `make test`, which has no time left for it; CI runs both.
+test-cluster: all
+	BUILD=$(BUILD) tests/cluster/kafka-cluster.sh || test $$? -eq 77
 
 # The integration tests with Mosquitto, nginx (master and workers) and the
 # tools they start under Valgrind's memcheck (VALGRIND=1 in

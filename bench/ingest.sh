@@ -5,10 +5,14 @@
 #   publish-to-Kafka latency p50/p99 at a fixed 10k msg/s (plugin) and
 #   publish-to-subscriber latency at the same rate (bare Mosquitto);
 #   the same 10k msg/s from a freshly started broker (its first seconds);
-#   then the journal: QoS 1 msg/s and p99 at 2k msg/s with sync always,
+#   the plugin's QoS 1 max rate and 10k msg/s p99 again on Apache Kafka
+#   (one KRaft node, tools/kafka; BENCH_REAL_KAFKA=0 or no Java skips it),
+#   beside bare Mosquitto again; then the journal: QoS 1 msg/s and p99 at 2k msg/s with sync always,
 #   interval and never, beside no journal (BENCH_JOURNAL=0 skips it).
-# Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms;
-# journal `interval` within 10% of no journal.
+# Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms
+# (on the dev Kafka and on Apache Kafka); journal `interval` within 10% of
+# no journal. Each plugin row of a pair is followed by its ratio to the
+# bare row measured beside it.
 # Each row also prints the broker's CPU per acknowledged message (all of
 # Mosquitto's threads, librdkafka's included, and its main thread alone):
 # the load generator, the broker and the dev Kafka share this machine's
@@ -85,6 +89,13 @@ pair() {
 	done
 	print_row "$1"
 	print_row "$3"
+	ratio "$3" "$1"
+}
+ratio() { # label baseline_label: msg/s of the one as a percentage of the other
+	local a b
+	a=$(column msgs_per_s "$(row_file "$1")") b=$(column msgs_per_s "$(row_file "$2")")
+	[[ "$a" =~ ^[0-9.]+$ && "$b" =~ ^[0-9.]+$ ]] || return 0
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%52s %9.0f%% of bare msg/s\n", "", 100 * a / b }'
 }
 echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians; bare and plugin take turns)"
 for qos in 0 1; do
@@ -105,6 +116,30 @@ for _ in $(seq 1 "$REPS"); do
 	run_lg "$MQTT_PORT" 1 --rate 10000 --kafka "$KAFKA_BOOTSTRAP" >>"$(row_file "$label")"
 done
 print_row "$label"
+
+# The same plugin on Apache Kafka (one KRaft node on this machine, beside
+# the dev Kafka): a real broker's acks=all produce path, its log on disk.
+# It has ports of its own: odd ones, as Linux gives outgoing connections
+# even ports first (a TEST_PORT_BASE above 22000 puts these in its
+# ephemeral range). The dev Kafka's rows come first, as before.
+if [[ "${BENCH_REAL_KAFKA:-1}" == 1 ]] && command -v java >/dev/null; then
+	echo
+	echo "Apache Kafka (one KRaft node): the plugin beside bare mosquitto again"
+	mock=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_BOOTSTRAP")
+	export KAFKA_PORT=$((TEST_PORT_BASE + 9111)) KAFKA_CONTROLLER_PORT=$((TEST_PORT_BASE + 9113))
+	export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+	# (called in a list: its own checks, not errexit, stop it)
+	start_real_kafka --topic events.order:3 >/dev/null || fail "Apache Kafka did not start"
+	stop_mosquitto
+	start_mosquitto "$ROOT/bench/ingest-journal.json.in"
+	broker_pid[$MQTT_PORT]=$MOSQUITTO_PID
+	pair "bare mosquitto, QoS 1 (max rate), again" "$bare_port 1" \
+		"tributary on Apache Kafka, QoS 1 (max rate)" "$MQTT_PORT 1"
+	pair "bare, QoS 1 @10k msg/s (to subscriber), again" "$bare_port 1 --rate 10000 --sub" \
+		"tributary, QoS 1 @10k msg/s (to Apache Kafka)" "$MQTT_PORT 1 --rate 10000 --kafka $KAFKA_BOOTSTRAP"
+	kafka_stop
+	export KAFKA_PORT=${mock[0]} KAFKA_CONTROLLER_PORT=${mock[1]} KAFKA_BOOTSTRAP=${mock[2]}
+fi
 
 [[ "${BENCH_JOURNAL:-1}" == 1 ]] || exit 0
 # The modes take turns within each repetition (a fresh broker and journal

@@ -120,8 +120,9 @@ stack_valgrind_clean() {
 
 stack_cleanup() {
 	local pid sig
-	# A paused Kafka would not see the TERM that stops it.
-	[[ -n "${KAFKA_JVM_PID:-}" ]] && kill -CONT "$KAFKA_JVM_PID" 2>/dev/null
+	# A paused Kafka would not see the TERM that stops it. (`|| true`: a
+	# script under set -e, bench/ingest.sh, would end here if it is dead.)
+	[[ -n "${KAFKA_JVM_PID:-}" ]] && { kill -CONT "$KAFKA_JVM_PID" 2>/dev/null || true; }
 	for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${STACK_PIDS[i]}
 		# Under Valgrind nginx stops gracefully: on TERM its master SIGKILLs
@@ -135,7 +136,7 @@ stack_cleanup() {
 		for _ in $(seq 1 $((100 * STACK_SLOW))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	[[ -n "${KAFKA_JVM_PID:-}" ]] && kill -KILL "$KAFKA_JVM_PID" 2>/dev/null
+	[[ -n "${KAFKA_JVM_PID:-}" ]] && { kill -KILL "$KAFKA_JVM_PID" 2>/dev/null || true; }
 	# Sanitizer reports from the servers fail the test that started them.
 	if compgen -G "$T/san/asan*" >/dev/null || compgen -G "$T/san/ubsan*" >/dev/null; then
 		echo "sanitizer reports:" >&2

@@ -3,13 +3,20 @@
  * make to a real Kafka, through librdkafka's admin API (a JVM command-line
  * tool costs seconds per call on a small machine).
  *
- *   tributary-kafka-admin [--brokers 127.0.0.1:9092] [--timeout SECONDS] COMMAND [ARGS...]
+ *   tributary-kafka-admin [--brokers 127.0.0.1:9092] [--timeout SECONDS]
+ *                         [--replication N] [--config KEY=VALUE]... COMMAND [ARGS...]
  *     ready                        until the cluster's metadata names a broker
- *     create TOPIC[:PARTITIONS]... creates the missing ones (default partitions: 3)
- *                                  and waits until every partition has a leader
+ *     create TOPIC[:PARTITIONS]... creates the missing ones (default partitions: 3;
+ *                                  replicas: --replication, else the broker's
+ *                                  default.replication.factor; topic configs:
+ *                                  --config) and waits until every partition
+ *                                  has a leader and all its replicas in sync
  *     delete TOPIC...              deletes those that exist
  *     delete-all                   deletes every topic but the internal ones (__*)
  *     list                         one line per topic: NAME PARTITIONS
+ *     leaders TOPIC...             one line per partition, as the cluster sees it now:
+ *                                  TOPIC PARTITION LEADER REPLICAS ISR
+ *                                  (node ids; lists comma-separated, LEADER -1: none)
  *
  * Exit status: 0 done, 1 failed or timed out (the reason on stderr), 2 usage.
  */
@@ -23,8 +30,12 @@
 #include <librdkafka/rdkafka.h>
 
 #define ADMIN_MAX_TOPICS 256
+#define ADMIN_MAX_CONFIGS 32
 
 static int admin_verbose;
+static int admin_replication = -1; /* the broker's default */
+static char *admin_configs[ADMIN_MAX_CONFIGS];
+static int admin_config_cnt;
 
 static long long admin_now_ms(void)
 {
@@ -96,7 +107,8 @@ static const rd_kafka_metadata_topic_t *admin_find(const rd_kafka_metadata_t *md
 }
 
 /* Every named topic is in the metadata (present = 1) or absent from it
- * (present = 0), with a leader for each partition when present. */
+ * (present = 0), with a leader for each partition and every replica in
+ * sync when present. */
 static int admin_settled(const rd_kafka_metadata_t *md, char **names, int n, int present)
 {
 	for (int i = 0; i < n; i++) {
@@ -109,7 +121,8 @@ static int admin_settled(const rd_kafka_metadata_t *md, char **names, int n, int
 		if (!t || t->err || t->partition_cnt == 0)
 			return 0;
 		for (int p = 0; p < t->partition_cnt; p++)
-			if (t->partitions[p].leader < 0 || t->partitions[p].err)
+			if (t->partitions[p].leader < 0 || t->partitions[p].err ||
+			    t->partitions[p].isr_cnt < t->partitions[p].replica_cnt)
 				return 0;
 	}
 	return 1;
@@ -187,6 +200,24 @@ out:
 	return rc;
 }
 
+/* --config KEY=VALUE, each set on the new topic. */
+static int admin_set_configs(rd_kafka_NewTopic_t *nt)
+{
+	for (int c = 0; c < admin_config_cnt; c++) {
+		char *eq = strchr(admin_configs[c], '=');
+		rd_kafka_resp_err_t err;
+		*eq = '\0';
+		err = rd_kafka_NewTopic_set_config(nt, admin_configs[c], eq + 1);
+		*eq = '=';
+		if (err) {
+			fprintf(stderr, "kafka-admin: --config %s: %s\n", admin_configs[c],
+			        rd_kafka_err2str(err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int admin_create(rd_kafka_t *rk, char **specs, int n, long long deadline)
 {
 	rd_kafka_NewTopic_t *nt[ADMIN_MAX_TOPICS];
@@ -195,8 +226,8 @@ static int admin_create(rd_kafka_t *rk, char **specs, int n, long long deadline)
 	rd_kafka_queue_t *q = NULL;
 	int made = 0, rc = -1;
 
-	for (; made < n; made++) {
-		char *colon = strrchr(specs[made], ':');
+	for (int i = 0; i < n; i++) {
+		char *colon = strrchr(specs[i], ':');
 		long parts = 3;
 		if (colon) {
 			char *end;
@@ -205,17 +236,20 @@ static int admin_create(rd_kafka_t *rk, char **specs, int n, long long deadline)
 			parts = strtol(colon + 1, &end, 10);
 			if (errno || *end || parts < 1 || parts > 10000) {
 				fprintf(stderr, "kafka-admin: bad partition count in %s:%s\n",
-				        specs[made], colon + 1);
+				        specs[i], colon + 1);
 				goto error;
 			}
 		}
-		names[made] = specs[made];
-		nt[made] =
-		    rd_kafka_NewTopic_new(specs[made], (int)parts, 1, errstr, sizeof(errstr));
-		if (!nt[made]) {
-			fprintf(stderr, "kafka-admin: %s: %s\n", specs[made], errstr);
+		names[i] = specs[i];
+		nt[i] = rd_kafka_NewTopic_new(specs[i], (int)parts, admin_replication, errstr,
+		                              sizeof(errstr));
+		if (!nt[i]) {
+			fprintf(stderr, "kafka-admin: %s: %s\n", specs[i], errstr);
 			goto error;
 		}
+		made++;
+		if (admin_set_configs(nt[i]) < 0)
+			goto error;
 	}
 	q = rd_kafka_queue_new(rk);
 	if (!q)
@@ -296,12 +330,49 @@ static int admin_all_topics(rd_kafka_t *rk, int delete, long long deadline)
 	return rc;
 }
 
+static void admin_print_ids(const int32_t *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		printf("%s%d", i ? "," : "", (int)ids[i]);
+}
+
+/* leaders: each partition's leader, replicas and in-sync replicas. */
+static int admin_leaders(rd_kafka_t *rk, char **names, int n, long long deadline)
+{
+	const rd_kafka_metadata_t *md = admin_metadata(rk, deadline);
+	int rc = 0;
+
+	if (!md)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		const rd_kafka_metadata_topic_t *t = admin_find(md, names[i]);
+		if (!t || t->err) {
+			fprintf(
+			    stderr, "kafka-admin: %s: %s\n", names[i],
+			    rd_kafka_err2str(t ? t->err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+			rc = -1;
+			continue;
+		}
+		for (int p = 0; p < t->partition_cnt; p++) {
+			const rd_kafka_metadata_partition_t *mp = &t->partitions[p];
+			printf("%s %d %d ", t->topic, (int)mp->id, (int)mp->leader);
+			admin_print_ids(mp->replicas, mp->replica_cnt);
+			printf(" ");
+			admin_print_ids(mp->isrs, mp->isr_cnt);
+			printf("\n");
+		}
+	}
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
 static void usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: tributary-kafka-admin [--brokers HOST:PORT] [--timeout SECONDS] [-v] COMMAND\n"
-	    "  ready | create TOPIC[:PARTITIONS]... | delete TOPIC... | delete-all | list\n");
+	fprintf(stderr,
+	        "usage: tributary-kafka-admin [--brokers HOST:PORT] [--timeout SECONDS]\n"
+	        "         [--replication N] [--config KEY=VALUE]... [-v] COMMAND\n"
+	        "  ready | create TOPIC[:PARTITIONS]... | delete TOPIC... | delete-all | list\n"
+	        "  | leaders TOPIC...\n");
 }
 
 int main(int argc, char **argv)
@@ -310,13 +381,16 @@ int main(int argc, char **argv)
 	double timeout_s = 30;
 	static const struct option opts[] = {{"brokers", required_argument, 0, 'b'},
 	                                     {"timeout", required_argument, 0, 't'},
+	                                     {"replication", required_argument, 0, 'r'},
+	                                     {"config", required_argument, 0, 'c'},
 	                                     {"verbose", no_argument, 0, 'v'},
 	                                     {"help", no_argument, 0, 'h'},
 	                                     {0, 0, 0, 0}};
 	int o, rc = -1;
+	long l;
 	char *end;
 
-	while ((o = getopt_long(argc, argv, "+b:t:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+b:t:r:c:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'b':
 			brokers = optarg;
@@ -327,6 +401,27 @@ int main(int argc, char **argv)
 				usage();
 				return 2;
 			}
+			break;
+		case 'r':
+			errno = 0;
+			l = strtol(optarg, &end, 10);
+			if (errno || *end || l < 1 || l > 1000) {
+				fprintf(stderr, "kafka-admin: bad --replication: %s\n", optarg);
+				usage();
+				return 2;
+			}
+			admin_replication = (int)l;
+			break;
+		case 'c':
+			if (!strchr(optarg, '=') || *optarg == '=' ||
+			    admin_config_cnt == ADMIN_MAX_CONFIGS) {
+				fprintf(stderr,
+				        "kafka-admin: bad --config (KEY=VALUE, at most %d): %s\n",
+				        ADMIN_MAX_CONFIGS, optarg);
+				usage();
+				return 2;
+			}
+			admin_configs[admin_config_cnt++] = optarg;
 			break;
 		case 'v':
 			admin_verbose = 1;
@@ -344,9 +439,10 @@ int main(int argc, char **argv)
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
 	int known = !strcmp(cmd, "ready") || !strcmp(cmd, "list") || !strcmp(cmd, "delete-all") ||
-	            !strcmp(cmd, "create") || !strcmp(cmd, "delete");
-	if (!known || nargs > ADMIN_MAX_TOPICS ||
-	    ((!strcmp(cmd, "create") || !strcmp(cmd, "delete")) ? nargs == 0 : nargs != 0)) {
+	            !strcmp(cmd, "create") || !strcmp(cmd, "delete") || !strcmp(cmd, "leaders");
+	int takes_topics =
+	    !strcmp(cmd, "create") || !strcmp(cmd, "delete") || !strcmp(cmd, "leaders");
+	if (!known || nargs > ADMIN_MAX_TOPICS || (takes_topics ? nargs == 0 : nargs != 0)) {
 		usage();
 		return 2;
 	}
@@ -365,6 +461,8 @@ int main(int argc, char **argv)
 		rc = admin_create(rk, args, nargs, deadline);
 	} else if (!strcmp(cmd, "delete")) {
 		rc = admin_delete(rk, args, nargs, deadline);
+	} else if (!strcmp(cmd, "leaders")) {
+		rc = admin_leaders(rk, args, nargs, deadline);
 	} else {
 		rc = admin_all_topics(rk, !strcmp(cmd, "delete-all"), deadline);
 	}
