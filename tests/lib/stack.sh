@@ -20,6 +20,10 @@
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
 #                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
 #   start_nginx [NGINX_CONF_TEMPLATE]
+#   start_registry [--user USER:PASSWORD]
+#                                    # tributary-registry-dev (a Confluent-compatible Schema
+#                                    # Registry) on $REGISTRY_URL, its state in the topic
+#                                    # _schemas of $KAFKA_BOOTSTRAP (call start_kafka first)
 #   kafka_ctl "broker-down 1"        # fault injection
 #   kafka_read TOPIC COUNT [TIMEOUT] [kcat -f FORMAT]   # records to stdout
 #   pass / fail MSG / skip MSG
@@ -43,6 +47,8 @@ export KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((TEST_PORT_BASE + 9093))
 export MQTT_PORT=${MQTT_PORT:-$((TEST_PORT_BASE + 1883))}
 export MQTT_WS_PORT=${MQTT_WS_PORT:-$((TEST_PORT_BASE + 1884))}
 export HTTP_PORT=${HTTP_PORT:-$((TEST_PORT_BASE + 8080))}
+export REGISTRY_PORT=${REGISTRY_PORT:-$((TEST_PORT_BASE + 8081))}
+export REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export NGINX_MODULES_DIR=/usr/lib/nginx/modules
 STACK_PIDS=()
@@ -341,6 +347,16 @@ start_nginx() {
 	NGINX_PID=$!
 	STACK_PIDS+=($NGINX_PID)
 	wait_port 127.0.0.1 "$HTTP_PORT" 15 && kill -0 "$NGINX_PID" 2>/dev/null || { cat "$T/nginx.out" "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not start"; }
+}
+
+start_registry() {
+	port_free "$REGISTRY_PORT" || fail "port $REGISTRY_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
+	"$BUILD/bin/tributary-registry-dev" --bootstrap "$KAFKA_BOOTSTRAP" \
+		--listen "127.0.0.1:$REGISTRY_PORT" "$@" >>"$T/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	STACK_PIDS+=($REGISTRY_PID)
+	wait_log "$T/registry.log" 'registry-dev: listening' 60 && kill -0 "$REGISTRY_PID" 2>/dev/null ||
+		{ cat "$T/registry.log" >&2; fail "the dev Schema Registry did not start"; }
 }
 
 # nginx_log_clean: no crash, alert or emergency in nginx's error log.

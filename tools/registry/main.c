@@ -50,9 +50,10 @@ static void print_error(const char *what, const char *subject, const tb_registry
 }
 
 /* The request for file f: its text, type JSON, its references at the
- * versions found for them (0: not registered, then left out). */
+ * versions registered for their text (with `latest`: else at the latest
+ * version of their subject). */
 static void to_request(const plan *p, const plan_file *f, tb_registry_schema *s,
-                       tb_registry_ref *refs)
+                       tb_registry_ref *refs, bool latest)
 {
 	memset(s, 0, sizeof *s);
 	s->schema = f->text;
@@ -62,7 +63,7 @@ static void to_request(const plan *p, const plan_file *f, tb_registry_schema *s,
 		const plan_file *g = &p->files[f->refs[i].file];
 		refs[s->nrefs].name = f->refs[i].name;
 		refs[s->nrefs].subject = g->subject;
-		refs[s->nrefs].version = g->version;
+		refs[s->nrefs].version = g->version || !latest ? g->version : g->latest;
 		s->nrefs++;
 	}
 }
@@ -86,7 +87,7 @@ static int lookup(tb_registry *r, const plan *p, plan_file *f, int *latest)
 	tb_registry_schema s, out;
 	tb_registry_error e;
 	*latest = 0;
-	to_request(p, f, &s, refs);
+	to_request(p, f, &s, refs, false);
 	if (!tb_registry_lookup(r, f->subject, &s, &out, &e)) {
 		f->version = out.version;
 		tb_registry_schema_clear(&out);
@@ -131,6 +132,7 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 				return 1;
 			}
 		}
+		f->latest = found ? f->version : latest;
 		if (found) {
 			printf("unchanged    %s version %d (%s)\n", f->subject, f->version,
 			       f->path);
@@ -152,12 +154,20 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 				       f->subject, f->path);
 				continue;
 			}
-			if (missing) {
+			/* A changed reference is checked under its own subject; this
+			 * schema is checked with the reference's latest version. */
+			const char *unknown = NULL;
+			for (size_t i = 0; i < f->nrefs; i++) {
+				const plan_file *g = &p->files[f->refs[i].file];
+				if (!g->version && !g->latest)
+					unknown = g->subject;
+			}
+			if (unknown) {
 				fprintf(
 				    stderr,
-				    "tributary-registry: cannot check %s: its reference %s is not "
-				    "registered yet (push the referenced schema first)\n",
-				    f->subject, missing);
+				    "tributary-registry: cannot check %s: its reference %s is a "
+				    "new subject (push it first)\n",
+				    f->subject, unknown);
 				failed = 1;
 				continue;
 			}
@@ -166,7 +176,7 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 			tb_registry_error e;
 			json_t *msgs = NULL;
 			bool ok = false;
-			to_request(p, f, &s, refs);
+			to_request(p, f, &s, refs, true);
 			if (tb_registry_check(r, f->subject, TB_REGISTRY_LATEST, &s, &ok, &msgs,
 			                      &e)) {
 				print_error("compatibility check of", f->subject, &e);
@@ -192,7 +202,7 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 		tb_registry_schema s;
 		tb_registry_error e;
 		int id;
-		to_request(p, f, &s, refs);
+		to_request(p, f, &s, refs, false);
 		if (tb_registry_register(r, f->subject, &s, &id, &e)) {
 			print_error("register", f->subject, &e);
 			return 1;

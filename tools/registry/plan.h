@@ -27,6 +27,7 @@ typedef struct {
 	size_t nrefs;
 	/* filled while pushing/checking */
 	int version; /* registered version of this exact text, 0: none */
+	int latest;  /* the subject's latest version, 0: a new subject */
 	bool visiting, done;
 } plan_file;
 
