@@ -350,6 +350,7 @@ start_nginx() {
 }
 
 start_registry() {
+	[[ -n "${TEST_KAFKA_BOOTSTRAP:-}" ]] || skip "the dev Schema Registry keeps its state in Apache Kafka (not with KAFKA=mock)"
 	port_free "$REGISTRY_PORT" || fail "port $REGISTRY_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
 	"$BUILD/bin/tributary-registry-dev" --bootstrap "$KAFKA_BOOTSTRAP" \
 		--listen "127.0.0.1:$REGISTRY_PORT" "$@" >>"$T/registry.log" 2>&1 &
