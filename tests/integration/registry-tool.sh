@@ -103,3 +103,15 @@ reg topic-record push "${AUTH[@]}" --strategy topic-record --topic events.order 
 	{ cat "$T/topic-record.out" >&2; fail "push --strategy topic-record"; }
 referee "$CATALOG" topic-record events.order
 pass "--strategy topic-record: subjects TOPIC-TYPE"
+
+# Bad usage and a broken catalog: exit 2, a clear message, nothing registered.
+reg usage1 push "${AUTH[@]}" --strategy topic "$CATALOG"
+(($? == 2)) && grep -q 'need --topic' "$T/usage1.out" || { cat "$T/usage1.out" >&2; fail "--strategy topic without --topic"; }
+reg usage2 push "${AUTH[@]}" --retries many "$CATALOG"
+(($? == 2)) && grep -q -- '--retries: 0 to 100' "$T/usage2.out" || { cat "$T/usage2.out" >&2; fail "--retries many"; }
+cp -r "$ROOT/schemas" "$T/broken"
+echo '{"type": "object", "minProperties": "two"}' >"$T/broken/events/example.notification.json"
+reg broken push "${AUTH[@]}" "$T/broken/catalog.json"
+(($? == 2)) && grep -q 'example.notification.json' "$T/broken.out" || { cat "$T/broken.out" >&2; fail "a broken catalog"; }
+grep -q . <(grep '^registered' "$T/broken.out") && fail "a broken catalog reached the registry"
+pass "bad usage and a broken schema: exit 2 before anything reaches the registry"

@@ -13,6 +13,7 @@
  * Exit: 0 done (check: all compatible), 1 incompatible schema or a registry
  * error (unreachable, refused credentials, ...), 2 bad usage or catalog.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,17 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 	return incompatible || failed ? 1 : 0;
 }
 
+static int parse_num(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
@@ -239,6 +251,7 @@ int main(int argc, char **argv)
 	enum strategy strategy = STRATEGY_RECORD;
 	const char *topic = NULL;
 	int o;
+	long num;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'r':
@@ -275,10 +288,20 @@ int main(int argc, char **argv)
 			ro.ca_file = optarg;
 			break;
 		case 'T':
-			ro.timeout_ms = atol(optarg);
+			if (parse_num(optarg, 1, 3600000, &num)) {
+				fprintf(
+				    stderr,
+				    "tributary-registry: --timeout: milliseconds, 1 to 3600000\n");
+				return 2;
+			}
+			ro.timeout_ms = num;
 			break;
 		case 'R':
-			ro.retries = atoi(optarg) > 0 ? atoi(optarg) : -1;
+			if (parse_num(optarg, 0, 100, &num)) {
+				fprintf(stderr, "tributary-registry: --retries: 0 to 100\n");
+				return 2;
+			}
+			ro.retries = num ? (int)num : -1; /* the client's -1: none */
 			break;
 		case 'h':
 			usage(stdout);
