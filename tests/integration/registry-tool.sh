@@ -114,4 +114,10 @@ echo '{"type": "object", "minProperties": "two"}' >"$T/broken/events/example.not
 reg broken push "${AUTH[@]}" "$T/broken/catalog.json"
 (($? == 2)) && grep -q 'example.notification.json' "$T/broken.out" || { cat "$T/broken.out" >&2; fail "a broken catalog"; }
 grep -q . <(grep '^registered' "$T/broken.out") && fail "a broken catalog reached the registry"
-pass "bad usage and a broken schema: exit 2 before anything reaches the registry"
+# Two files with one $id: which one a $ref names would be a guess.
+cp -r "$ROOT/schemas" "$T/dup"
+cp "$T/dup/common/order-line.json" "$T/dup/common/other.json"
+json_edit "$T/dup/catalog.json" "$T/dup/catalog.json" 'd.resources.push("common/other.json")'
+reg dup push "${AUTH[@]}" "$T/dup/catalog.json"
+(($? == 2)) && grep -q 'have the same \$id' "$T/dup.out" || { cat "$T/dup.out" >&2; fail "two files with one \$id"; }
+pass "bad usage, a broken schema, an ambiguous \$id: exit 2 before anything reaches the registry"

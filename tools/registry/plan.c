@@ -178,6 +178,7 @@ static int link_refs(plan *p, plan_file *f)
 				char *w = tjs_uri_strip_fragment(json_string_value(as_written));
 				r->name = w;
 			}
+			break; /* one file per URI */
 		}
 	}
 	json_decref(refs);
@@ -254,6 +255,15 @@ int plan_load(plan *p, const char *catalog, enum strategy strategy, const char *
 		if (add_file(p, dir, json_string_value(v), NULL, err, errlen))
 			goto out;
 	}
+	for (i = 0; i < p->nfiles; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(p->files[i].uri, p->files[j].uri)) {
+				snprintf(err, errlen,
+				         "%s and %s have the same $id %s: a $ref to it would be "
+				         "ambiguous",
+				         p->files[j].path, p->files[i].path, p->files[i].uri);
+				goto out;
+			}
 	for (i = 0; i < p->nfiles; i++) {
 		plan_file *f = &p->files[i];
 		f->subject =
