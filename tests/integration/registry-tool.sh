@@ -71,11 +71,23 @@ rc=$?
 referee "$CATALOG" record # still version 1 everywhere, the same text
 pass "check and push refuse a new required property (exit 1)"
 
+# The subject's own compatibility level: NONE lets it through.
+put_level() { # SUBJECT LEVEL
+	curl -sf -u "$USER_PASS" -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+		-d "{\"compatibility\": \"$2\"}" "$REGISTRY_URL/config/$1" >/dev/null || fail "PUT /config/$1 $2"
+}
+put_level example.order.cancelled NONE
+reg check-none check "${AUTH[@]}" "$T/bad/catalog.json" || { cat "$T/check-none.out" >&2; fail "check under NONE"; }
+grep -q '^compatible   example.order.cancelled with version 1, NONE ' "$T/check-none.out" ||
+	{ cat "$T/check-none.out" >&2; fail "check does not say the subject's level"; }
+put_level example.order.cancelled BACKWARD
+pass "check names the subject's compatibility level (GET /config/SUBJECT)"
+
 # A compatible change: a new optional property, version 2; its referrers unchanged.
 cp -r "$ROOT/schemas" "$T/good"
 json_edit "$ROOT/schemas/common/order-line.json" "$T/good/common/order-line.json" 'd.properties.note = {type: "string"}'
 reg check-good check "${AUTH[@]}" "$T/good/catalog.json" || { cat "$T/check-good.out" >&2; fail "check of a compatible change"; }
-grep -q '^compatible   common.order-line with version 1' "$T/check-good.out" || { cat "$T/check-good.out" >&2; fail "check-good"; }
+grep -q '^compatible   common.order-line with version 1, BACKWARD ' "$T/check-good.out" || { cat "$T/check-good.out" >&2; fail "check-good"; }
 reg diff-good diff "${AUTH[@]}" "$T/good/catalog.json" || fail "diff-good"
 grep -q '^new version  common.order-line version 2' "$T/diff-good.out" || { cat "$T/diff-good.out" >&2; fail "diff-good"; }
 # The referrers name the new version of their reference: new versions too.
@@ -87,7 +99,7 @@ pass "a new optional property: check passes, diff and push make version 2, refer
 # The registry's state is in Kafka: a new registry process has it all.
 kill -TERM "$REGISTRY_PID"
 wait "$REGISTRY_PID" 2>/dev/null
-start_registry --user "$USER_PASS"
+start_registry --user "$USER_PASS" --bearer dev-token
 reg diff-restart diff "${AUTH[@]}" "$T/good/catalog.json" || fail "diff after restart"
 (($(grep -c '^unchanged' "$T/diff-restart.out") == NFILES)) || { cat "$T/diff-restart.out" >&2; fail "state lost across a restart"; }
 referee "$T/good/catalog.json" record
@@ -98,6 +110,12 @@ rc=$?
 ((rc == 1)) && grep -q 'HTTP 401' "$T/wrong.out" && grep -q 'refused the credentials' "$T/wrong.out" ||
 	{ cat "$T/wrong.out" >&2; fail "a wrong password: exit $rc"; }
 pass "a wrong password: a clear error, exit 1"
+reg bearer diff --registry "$REGISTRY_URL" --bearer dev-token "$T/good/catalog.json" || { cat "$T/bearer.out" >&2; fail "--bearer"; }
+(($(grep -c '^unchanged' "$T/bearer.out") == NFILES)) || { cat "$T/bearer.out" >&2; fail "--bearer: diff"; }
+reg bearer-wrong diff --registry "$REGISTRY_URL" --bearer other-token "$CATALOG"
+rc=$?
+((rc == 1)) && grep -q 'HTTP 401' "$T/bearer-wrong.out" || { cat "$T/bearer-wrong.out" >&2; fail "a wrong bearer token: exit $rc"; }
+pass "a bearer token: accepted; a wrong one: exit 1"
 
 reg topic-record push "${AUTH[@]}" --strategy topic-record --topic events.order "$CATALOG" ||
 	{ cat "$T/topic-record.out" >&2; fail "push --strategy topic-record"; }

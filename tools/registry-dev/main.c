@@ -14,7 +14,7 @@
  *   GET|PUT /config, GET|PUT /config/{s}
  *
  *   tributary-registry-dev --bootstrap HOST:PORT [--listen ADDR:PORT]
- *                          [--topic _schemas] [--user USER:PASSWORD]
+ *                          [--topic _schemas] [--user USER:PASSWORD] [--bearer TOKEN]
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -51,6 +51,7 @@ static struct {
 	rd_kafka_t *producer;
 	const char *auth_user;
 	const char *auth_pass;
+	const char *bearer;
 	volatile sig_atomic_t stop;
 } st;
 
@@ -563,10 +564,18 @@ static enum MHD_Result do_config(struct MHD_Connection *c, const char *method, c
 	return rc;
 }
 
+/* With --user and/or --bearer, a request needs one of them. */
 static bool authorized(struct MHD_Connection *c)
 {
-	if (!st.auth_user)
+	if (!st.auth_user && !st.bearer)
 		return true;
+	if (st.bearer) {
+		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+		if (h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, st.bearer))
+			return true;
+	}
+	if (!st.auth_user)
+		return false;
 	char *pass = NULL;
 	char *user = MHD_basic_auth_get_username_password(c, &pass);
 	bool ok = user && pass && !strcmp(user, st.auth_user) && !strcmp(pass, st.auth_pass);
@@ -727,12 +736,15 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tributary-registry-dev --bootstrap HOST:PORT [--listen ADDR:PORT]\n"
-	           "                              [--topic NAME] [--user USER:PASSWORD]\n"
-	           "  --bootstrap   Kafka that keeps the registry's state\n"
-	           "  --listen      default 127.0.0.1:8081\n"
-	           "  --topic       default _schemas (compacted, created when missing)\n"
-	           "  --user        require HTTP basic auth with these credentials\n");
+	fprintf(
+	    f,
+	    "usage: tributary-registry-dev --bootstrap HOST:PORT [--listen ADDR:PORT]\n"
+	    "                              [--topic NAME] [--user USER:PASSWORD] [--bearer TOKEN]\n"
+	    "  --bootstrap   Kafka that keeps the registry's state\n"
+	    "  --listen      default 127.0.0.1:8081\n"
+	    "  --topic       default _schemas (compacted, created when missing)\n"
+	    "  --user        require HTTP basic auth with these credentials\n"
+	    "  --bearer      require Authorization: Bearer TOKEN (or --user's)\n");
 }
 
 int main(int argc, char **argv)
@@ -743,6 +755,7 @@ int main(int argc, char **argv)
 	                                     {"listen", required_argument, NULL, 'l'},
 	                                     {"topic", required_argument, NULL, 't'},
 	                                     {"user", required_argument, NULL, 'u'},
+	                                     {"bearer", required_argument, NULL, 'B'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int o;
@@ -757,6 +770,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			st.topic = optarg;
+			break;
+		case 'B':
+			st.bearer = optarg;
 			break;
 		case 'u':
 			user = optarg;

@@ -177,18 +177,23 @@ static int run(enum command cmd, tb_registry *r, plan *p)
 			tb_registry_error e;
 			json_t *msgs = NULL;
 			bool ok = false;
+			char *level = NULL;
 			to_request(p, f, &s, refs, true);
+			if (tb_registry_get_config(r, f->subject, &level, &e)) {
+				print_error("compatibility level of", f->subject, &e);
+				return 1;
+			}
 			if (tb_registry_check(r, f->subject, TB_REGISTRY_LATEST, &s, &ok, &msgs,
 			                      &e)) {
 				print_error("compatibility check of", f->subject, &e);
+				free(level);
 				return 1;
 			}
-			if (ok) {
-				printf("compatible   %s with version %d (%s)\n", f->subject, latest,
-				       f->path);
-			} else {
-				printf("INCOMPATIBLE %s with version %d (%s)\n", f->subject, latest,
-				       f->path);
+			printf("%s %s with version %d, %s (%s)\n",
+			       ok ? "compatible  " : "INCOMPATIBLE", f->subject, latest, level,
+			       f->path);
+			free(level);
+			if (!ok) {
 				size_t i;
 				json_t *m;
 				json_array_foreach(msgs, i, m)
