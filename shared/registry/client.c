@@ -388,6 +388,25 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* What may pass on its own: not a bad URL, a certificate nobody trusts,
+ * an answer too large. */
+static bool retriable_transport(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool retriable_status(long status)
 {
 	return status == 429 || status >= 500;
@@ -463,7 +482,7 @@ static int request(tb_registry *r, const char *method, const char *url, json_t *
 			                    : curl_easy_strerror(cc));
 		else
 			tb_registry_parse_error(status, out->data, out->len, e);
-		bool retry = cc != CURLE_OK ? !out->too_big : retriable_status(status);
+		bool retry = cc != CURLE_OK ? retriable_transport(cc) : retriable_status(status);
 		free(out->data);
 		memset(out, 0, sizeof *out);
 		if (!retry || attempt >= r->o.retries)

@@ -139,3 +139,22 @@ json_edit "$T/dup/catalog.json" "$T/dup/catalog.json" 'd.resources.push("common/
 reg dup push "${AUTH[@]}" "$T/dup/catalog.json"
 (($? == 2)) && grep -q 'have the same \$id' "$T/dup.out" || { cat "$T/dup.out" >&2; fail "two files with one \$id"; }
 pass "bad usage, a broken schema, an ambiguous \$id: exit 2 before anything reaches the registry"
+
+# HTTPS: the registry's certificate verified against --ca; without it, refused.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-subj /CN=tributary-test-ca -keyout "$T/ca.key" -out "$T/ca.pem" >>"$T/openssl.log" 2>&1 &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$T/srv.key" -out "$T/srv.csr" >>"$T/openssl.log" 2>&1 &&
+	openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+		-extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$T/srv.pem" >>"$T/openssl.log" 2>&1 ||
+	{ cat "$T/openssl.log" >&2; fail "openssl: test certificates"; }
+kill -TERM "$REGISTRY_PID"
+wait "$REGISTRY_PID" 2>/dev/null
+start_registry --user "$USER_PASS" --tls-cert "$T/srv.pem" --tls-key "$T/srv.key"
+HTTPS=(--registry "https://127.0.0.1:$REGISTRY_PORT" --user tributary --password dev-secret)
+reg tls diff "${HTTPS[@]}" --ca "$T/ca.pem" "$CATALOG" || { cat "$T/tls.out" >&2; fail "https with --ca"; }
+(($(grep -c '^unchanged' "$T/tls.out") == NFILES)) || { cat "$T/tls.out" >&2; fail "https: diff"; }
+reg tls-noca diff "${HTTPS[@]}" "$CATALOG"
+rc=$?
+((rc == 1)) && grep -qi 'certificate' "$T/tls-noca.out" || { cat "$T/tls-noca.out" >&2; fail "https without the CA: exit $rc"; }
+pass "https: verified with --ca; an unknown CA refused (exit 1)"

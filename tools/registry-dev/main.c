@@ -15,8 +15,10 @@
  *
  *   tributary-registry-dev --bootstrap HOST:PORT [--listen ADDR:PORT]
  *                          [--topic _schemas] [--user USER:PASSWORD] [--bearer TOKEN]
+ *                          [--tls-cert FILE --tls-key FILE]
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -728,6 +730,21 @@ static void on_done(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = NULL;
 }
 
+static char *read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *data = NULL;
+	size_t cap = 0;
+	if (!f || getdelim(&data, &cap, '\0', f) < 0) {
+		fprintf(stderr, "registry-dev: %s: %s\n", path, strerror(errno));
+		free(data);
+		data = NULL;
+	}
+	if (f)
+		fclose(f);
+	return data;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -740,22 +757,27 @@ static void usage(FILE *f)
 	    f,
 	    "usage: tributary-registry-dev --bootstrap HOST:PORT [--listen ADDR:PORT]\n"
 	    "                              [--topic NAME] [--user USER:PASSWORD] [--bearer TOKEN]\n"
+	    "                              [--tls-cert FILE --tls-key FILE]\n"
 	    "  --bootstrap   Kafka that keeps the registry's state\n"
 	    "  --listen      default 127.0.0.1:8081\n"
 	    "  --topic       default _schemas (compacted, created when missing)\n"
 	    "  --user        require HTTP basic auth with these credentials\n"
-	    "  --bearer      require Authorization: Bearer TOKEN (or --user's)\n");
+	    "  --bearer      require Authorization: Bearer TOKEN (or --user's)\n"
+	    "  --tls-cert F  serve HTTPS with this PEM certificate (and --tls-key F)\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *bootstrap = NULL, *listen_at = "127.0.0.1:8081";
 	char *user = NULL;
+	const char *cert_file = NULL, *key_file = NULL;
 	static const struct option opts[] = {{"bootstrap", required_argument, NULL, 'b'},
 	                                     {"listen", required_argument, NULL, 'l'},
 	                                     {"topic", required_argument, NULL, 't'},
 	                                     {"user", required_argument, NULL, 'u'},
 	                                     {"bearer", required_argument, NULL, 'B'},
+	                                     {"tls-cert", required_argument, NULL, 'C'},
+	                                     {"tls-key", required_argument, NULL, 'K'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int o;
@@ -770,6 +792,12 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			st.topic = optarg;
+			break;
+		case 'C':
+			cert_file = optarg;
+			break;
+		case 'K':
+			key_file = optarg;
 			break;
 		case 'B':
 			st.bearer = optarg;
@@ -823,16 +851,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "registry-dev: Kafka %s: %s\n", bootstrap, err);
 		return 1;
 	}
+	char *cert = NULL, *key = NULL;
+	if (!!cert_file != !!key_file) {
+		fprintf(stderr, "registry-dev: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (cert_file && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		fprintf(stderr, "registry-dev: this libmicrohttpd has no TLS\n");
+		return 1;
+	}
+	if (cert_file && (!(cert = read_pem(cert_file)) || !(key = read_pem(key_file)))) {
+		free(cert);
+		return 1;
+	}
+	struct MHD_OptionItem tls[] = {
+	    {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+	    {MHD_OPTION_END, 0, NULL},
+	};
 	struct MHD_Daemon *d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, NULL,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-	    NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (cert ? MHD_USE_TLS : 0), 0, NULL,
+	    NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	    MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "registry-dev: cannot listen on %s\n", listen_at);
 		return 1;
 	}
-	fprintf(stderr, "registry-dev: listening on http://%s (%zu schema versions from %s)\n",
-	        listen_at, st.n, st.topic);
+	fprintf(stderr, "registry-dev: listening on %s://%s (%zu schema versions from %s)\n",
+	        cert ? "https" : "http", listen_at, st.n, st.topic);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	while (!st.stop)
@@ -846,5 +893,7 @@ int main(int argc, char **argv)
 	}
 	free(st.v);
 	json_decref(st.config);
+	free(cert);
+	free(key);
 	return 0;
 }

@@ -1,4 +1,5 @@
 /* Catalog files, their subjects and references (plan.h). */
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,36 +46,24 @@ static char *resource_subject(const char *path)
 	return s;
 }
 
+/* A schema file's text, whole (getdelim up to a NUL: a JSON text has none). */
 static char *read_file(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
+	FILE *f = fopen(path, "r");
 	char *data = NULL;
-	size_t len = 0, cap = 0, n;
-	char chunk[8192];
+	size_t cap = 0;
 	if (!f) {
-		snprintf(err, errlen, "%s: cannot open", path);
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (len + n + 1 > cap) {
-			cap = (len + n + 1) * 2;
-			char *d = realloc(data, cap);
-			if (!d) {
-				free(data);
-				fclose(f);
-				snprintf(err, errlen, "out of memory");
-				return NULL;
-			}
-			data = d;
-		}
-		memcpy(data + len, chunk, n);
-		len += n;
+	if (getdelim(&data, &cap, '\0', f) < 0 && !feof(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(data);
+		data = NULL;
+	} else if (!data) {
+		data = strdup("");
 	}
 	fclose(f);
-	if (!data)
-		data = strdup("");
-	else
-		data[len] = '\0';
 	return data;
 }
 
