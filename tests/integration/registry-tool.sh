@@ -71,6 +71,33 @@ rc=$?
 referee "$CATALOG" record # still version 1 everywhere, the same text
 pass "check and push refuse a new required property (exit 1)"
 
+# The dev registry's simplified JSON Schema rules (docs/registry.md), one
+# change each: FILE, JavaScript on its document d, the reason check must
+# print (or "compatible").
+n=0
+while IFS='|' read -r file change want; do
+	n=$((n + 1))
+	rm -rf "$T/rule"
+	cp -r "$ROOT/schemas" "$T/rule"
+	json_edit "$ROOT/schemas/$file" "$T/rule/$file" "$change"
+	reg "rule$n" check "${AUTH[@]}" "$T/rule/catalog.json"
+	rc=$?
+	if [[ $want == compatible ]]; then
+		((rc == 0)) && grep -q '^compatible ' "$T/rule$n.out" || { cat "$T/rule$n.out" >&2; fail "rule $n ($change): exit $rc, not compatible"; }
+	else
+		((rc == 1)) && grep -qF -- "$want" "$T/rule$n.out" || { cat "$T/rule$n.out" >&2; fail "rule $n ($change): exit $rc, not '$want'"; }
+	fi
+done <<'RULES'
+events/example.order.placed.json|d.properties.total.type = "integer"|/properties/total: type narrowed
+events/example.order.placed.json|delete d.properties.currency; d.required = d.required.filter((x) => x !== "currency")|property removed under additionalProperties: false currency
+events/example.notification.json|d.additionalProperties = false|/: additionalProperties turned false
+events/example.notification.json|d.properties.message.enum = ["a", "b"]|/properties/message: enum added
+common/order-line.json|d.properties.qty.type = "string"|/properties/qty: type narrowed
+common/order-line.json|d.properties.qty.type = "number"|compatible
+events/example.notification.json|d.properties.extra = {type: "boolean"}|compatible
+RULES
+pass "check: the dev registry's $n compatibility rules, each on its own change"
+
 # The subject's own compatibility level: NONE lets it through.
 put_level() { # SUBJECT LEVEL
 	curl -sf -u "$USER_PASS" -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
