@@ -20,10 +20,11 @@
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
 #                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
 #   start_nginx [NGINX_CONF_TEMPLATE]
-#   start_registry [--user USER:PASSWORD]
+#   start_registry [--user USER:PASSWORD] [--bearer TOKEN] [--tls-cert F --tls-key F]
 #                                    # tributary-registry-dev (a Confluent-compatible Schema
 #                                    # Registry) on $REGISTRY_URL, its state in the topic
-#                                    # _schemas of $KAFKA_BOOTSTRAP (call start_kafka first)
+#                                    # _schemas of $KAFKA_BOOTSTRAP (call start_kafka first;
+#                                    # again after a TERM to $REGISTRY_PID: a restart)
 #   kafka_ctl "broker-down 1"        # fault injection
 #   kafka_read TOPIC COUNT [TIMEOUT] [kcat -f FORMAT]   # records to stdout
 #   pass / fail MSG / skip MSG
@@ -352,11 +353,14 @@ start_nginx() {
 start_registry() {
 	[[ -n "${TEST_KAFKA_BOOTSTRAP:-}" ]] || skip "the dev Schema Registry keeps its state in Apache Kafka (not with KAFKA=mock)"
 	port_free "$REGISTRY_PORT" || fail "port $REGISTRY_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
+	local started
+	started=$(grep -c 'registry-dev: listening' "$T/registry.log" 2>/dev/null)
 	"$BUILD/bin/tributary-registry-dev" --bootstrap "$KAFKA_BOOTSTRAP" \
 		--listen "127.0.0.1:$REGISTRY_PORT" "$@" >>"$T/registry.log" 2>&1 &
 	REGISTRY_PID=$!
 	STACK_PIDS+=($REGISTRY_PID)
-	wait_log "$T/registry.log" 'registry-dev: listening' 60 && kill -0 "$REGISTRY_PID" 2>/dev/null ||
+	wait_until 60 log_count_at_least "$T/registry.log" 'registry-dev: listening' "$((started + 1))" &&
+		kill -0 "$REGISTRY_PID" 2>/dev/null ||
 		{ cat "$T/registry.log" >&2; fail "the dev Schema Registry did not start"; }
 }
 
