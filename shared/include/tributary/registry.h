@@ -3,7 +3,8 @@
  * registries that speak it: Apicurio's ccompat API, Redpanda, Karapace),
  * over libcurl. Every call blocks until the registry answered, the timeout
  * passed or the retries ran out: call it only from a thread that may wait
- * (never from Mosquitto's main thread).
+ * (never from Mosquitto's main thread). A tb_registry holds one curl
+ * handle (its connection is reused): use it from one thread at a time.
  *
  *   tb_registry_opts o = { .url = "http://127.0.0.1:8081" };
  *   tb_registry *r = tb_registry_new(&o, err, sizeof err);
