@@ -24,7 +24,7 @@ FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config ca-certificates mosquitto-dev libmosquitto-dev \
-      nginx-dev librdkafka-dev libjansson-dev libpcre2-dev libssl-dev \
+      nginx-dev librdkafka-dev libjansson-dev libpcre2-dev libssl-dev libcurl4-openssl-dev \
       nodejs npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The npm packages first (the web app's mqtt.js bundle), so that a source
@@ -34,14 +34,14 @@ ARG NPM_EXTRA_CA=
 RUN if [ -n "$NPM_EXTRA_CA" ]; then \
       printf '%s\n' "$NPM_EXTRA_CA" >/tmp/npm-ca.pem && export NODE_EXTRA_CA_CERTS=/tmp/npm-ca.pem; \
     fi; \
-    npm ci --no-audit --no-fund --loglevel=error && rm -f /tmp/npm-ca.pem
+    npm ci --omit=dev --no-audit --no-fund --loglevel=error && rm -f /tmp/npm-ca.pem
 COPY . .
 RUN make -j"$(nproc)" build/mosquitto_tributary.so build/ngx_http_tributary_module.so web
 
 FROM debian:12
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      mosquitto nginx librdkafka1 libjansson4 libpcre2-8-0 libssl3 ca-certificates tini \
+      mosquitto nginx librdkafka1 libjansson4 libpcre2-8-0 libssl3 libcurl4 ca-certificates tini \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/mosquitto_tributary.so /usr/lib/tributary/
 COPY --from=build /src/build/ngx_http_tributary_module.so /usr/lib/nginx/modules/

@@ -29,7 +29,7 @@ endif
 
 CC ?= cc
 OPT ?= -O2
-PKGS := jansson rdkafka libpcre2-8 libssl libcrypto
+PKGS := jansson rdkafka libpcre2-8 libssl libcrypto libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fPIC -fvisibility=hidden \
@@ -94,10 +94,13 @@ $(LIB): $(call obj,$(SHARED_SRC)) $(BUILD)/obj/gen/metaschemas.o
 $(PLUGIN): $(call obj,$(PLUGIN_SRC)) $(LIB)
 	$(CC) -shared -Wl,-z,nodelete -o $@ $(call obj,$(PLUGIN_SRC)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
 
+# A tool's own libraries beyond PKGS: TOOL_LIBS_<name>.
+TOOL_LIBS_registry-dev = $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+
 .SECONDEXPANSION:
 $(BUILD)/bin/tributary-%: $$(call obj,$$(wildcard tools/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS)
+	$(CC) -o $@ $(call obj,$(wildcard tools/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS) $(TOOL_LIBS_$*)
 
 # tributary-kafka and tributary-connect, scripts: the real Kafka broker of
 # `make run` and the tests, and a standalone Kafka Connect worker
@@ -229,8 +232,9 @@ CONFDIR ?= $(SYSCONFDIR)/tributary
 STATEDIR ?= /var/lib/tributary
 NGINX_MODULESDIR ?= /usr/lib/nginx/modules
 # devkafka: librdkafka's mock cluster; kafka-admin: the dev stack's and
-# the tests' admin calls (delete-all); responder: an example service.
-DEV_TOOLS := devkafka kafka-admin responder
+# the tests' admin calls (delete-all); responder: an example service;
+# registry-dev: a small Schema Registry for the tests and `make run`.
+DEV_TOOLS := devkafka kafka-admin responder registry-dev
 INSTALL_TOOLS := $(filter-out $(DEV_TOOLS),$(TOOLS))
 # The bundled meta-schemas are compiled into the binaries: not configuration.
 INSTALL_CONF := tributary.json \

@@ -7,6 +7,9 @@
 #   Mosquitto + plugin          127.0.0.1:1883
 #   nginx + module              http://127.0.0.1:8080/  (ws://127.0.0.1:8080/mqtt)
 #   example responder           answers example.order.quote.requested
+#   Schema Registry             http://127.0.0.1:8081 (tributary-registry-dev, Confluent's
+#                               REST API; its state in Kafka's _schemas), the catalog
+#                               pushed into it; not with KAFKA=mock
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-build}
@@ -14,14 +17,14 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 RUN=${RUN:-$BUILD/run} # wiped at each start
 export ROOT BUILD
 export KAFKA_PORT=${KAFKA_PORT:-9092} MQTT_PORT=${MQTT_PORT:-1883} HTTP_PORT=${HTTP_PORT:-8080}
-export MQTT_WS_PORT=${MQTT_WS_PORT:-1884}
+export MQTT_WS_PORT=${MQTT_WS_PORT:-1884} REGISTRY_PORT=${REGISTRY_PORT:-8081}
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 KAFKA=${KAFKA:-real}
 KAFKA_DATA=${KAFKA_DATA:-$ROOT/var/kafka}
 ports=("$KAFKA_PORT" "$MQTT_PORT" "$HTTP_PORT")
 case "$KAFKA" in
 real)
-	ports+=($((KAFKA_PORT + 1)))
+	ports+=($((KAFKA_PORT + 1)) "$REGISTRY_PORT")
 	command -v java >/dev/null || { echo "run-dev: java not found: run tools/install-deps.sh, or KAFKA=mock make run" >&2; exit 1; }
 	;;
 mock) ;;
@@ -94,6 +97,20 @@ else
 	kafka_desc="librdkafka's mock: in memory, gone at exit (KAFKA=mock)"
 fi
 
+registry_desc="not started (it keeps its state in Apache Kafka; KAFKA=mock)"
+if [[ "$KAFKA" == real ]]; then
+	"$BUILD/bin/tributary-registry-dev" --bootstrap "$KAFKA_BOOTSTRAP" \
+		--listen "127.0.0.1:$REGISTRY_PORT" >"$RUN/registry.log" 2>&1 &
+	pids+=($!)
+	wait_port "$REGISTRY_PORT" "the dev Schema Registry"
+	registry_desc="http://127.0.0.1:$REGISTRY_PORT — tributary-registry-dev, state in Kafka's _schemas"
+	# The catalog's schemas, as CI would push them (docs/registry.md).
+	if ! "$BUILD/bin/tributary-registry" push --registry "http://127.0.0.1:$REGISTRY_PORT" \
+		"$ROOT/schemas/catalog.json" >>"$RUN/registry.log" 2>&1; then
+		registry_desc+=" (push of schemas/catalog.json failed: see $RUN/registry.log)"
+	fi
+fi
+
 mosquitto -c "$RUN/mosquitto.conf" &
 pids+=($!)
 wait_port "$MQTT_PORT" "Mosquitto"
@@ -116,6 +133,7 @@ cat <<MSG
     notifications    http://127.0.0.1:$HTTP_PORT/notifications?user=U   (SSE)
     Kafka            $KAFKA_BOOTSTRAP — $kafka_desc
     journal          $JOURNAL_DIR (kept; make clean-data wipes it)
+    Schema Registry  $registry_desc
 
   Try:
     mosquitto_sub -p $MQTT_PORT -V 5 -t 'clients/me/errors' -i me &

@@ -39,16 +39,21 @@ has_record() { # KEY: the record is in events.order
 dev_up
 grep -q "data in $KAFKA_DATA" "$T/run1.out" || { cat "$T/run1.out" >&2; fail "the banner does not say where Kafka's data lives"; }
 grep -q "journal *$JOURNAL_DIR" "$T/run1.out" || { cat "$T/run1.out" >&2; fail "the banner does not say where the journal lives"; }
+grep -q "Schema Registry  http://127.0.0.1:$REGISTRY_PORT" "$T/run1.out" || { cat "$T/run1.out" >&2; fail "the banner does not name the Schema Registry"; }
+curl -sf "$REGISTRY_URL/subjects/example.order.placed/versions/latest" | grep -q '"version":1' ||
+	{ cat "$T/run/registry.log" >&2; fail "make run's Schema Registry does not have the catalog's schemas"; }
 first=$(cat /proc/sys/kernel/random/uuid)
 publish "$first"
 wait_until 20 has_record "$first" || fail "the event of the first run is not in Kafka"
 dev_down
-pass "make run: an event accepted, in Kafka; the banner names $KAFKA_DATA"
+pass "make run: an event accepted, in Kafka; the banner names $KAFKA_DATA; the registry has the catalog"
 
 dev_up
 second=$(cat /proc/sys/kernel/random/uuid)
 publish "$second"
 wait_until 20 has_record "$second" || fail "the event of the second run is not in Kafka"
 has_record "$first" || fail "the first run's event is gone after a restart of make run"
+curl -sf "$REGISTRY_URL/subjects/example.order.placed/versions" | grep -qx '\[1\]' ||
+	fail "the Schema Registry's state changed across a restart of make run"
 dev_down
-pass "make run again: the first run's event is still in Kafka"
+pass "make run again: the first run's event is still in Kafka, the registry's schemas too"

@@ -20,6 +20,11 @@
 #   start_mosquitto [TRIBUTARY_JSON_TEMPLATE] [EXTRA_MOSQUITTO_CONF_LINES]
 #                                    # (MOSQUITTO_CONF_TEMPLATE replaces conf/dev/mosquitto.conf.in)
 #   start_nginx [NGINX_CONF_TEMPLATE]
+#   start_registry [--user USER:PASSWORD] [--bearer TOKEN] [--tls-cert F --tls-key F]
+#                                    # tributary-registry-dev (a Confluent-compatible Schema
+#                                    # Registry) on $REGISTRY_URL, its state in the topic
+#                                    # _schemas of $KAFKA_BOOTSTRAP (call start_kafka first;
+#                                    # again after a TERM to $REGISTRY_PID: a restart)
 #   kafka_ctl "broker-down 1"        # fault injection
 #   kafka_read TOPIC COUNT [TIMEOUT] [kcat -f FORMAT]   # records to stdout
 #   pass / fail MSG / skip MSG
@@ -43,6 +48,8 @@ export KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((TEST_PORT_BASE + 9093))
 export MQTT_PORT=${MQTT_PORT:-$((TEST_PORT_BASE + 1883))}
 export MQTT_WS_PORT=${MQTT_WS_PORT:-$((TEST_PORT_BASE + 1884))}
 export HTTP_PORT=${HTTP_PORT:-$((TEST_PORT_BASE + 8080))}
+export REGISTRY_PORT=${REGISTRY_PORT:-$((TEST_PORT_BASE + 8081))}
+export REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
 export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export NGINX_MODULES_DIR=/usr/lib/nginx/modules
 STACK_PIDS=()
@@ -342,6 +349,20 @@ start_nginx() {
 	NGINX_PID=$!
 	STACK_PIDS+=($NGINX_PID)
 	wait_port 127.0.0.1 "$HTTP_PORT" 15 && kill -0 "$NGINX_PID" 2>/dev/null || { cat "$T/nginx.out" "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not start"; }
+}
+
+start_registry() {
+	[[ -n "${TEST_KAFKA_BOOTSTRAP:-}" ]] || skip "the dev Schema Registry keeps its state in Apache Kafka (not with KAFKA=mock)"
+	port_free "$REGISTRY_PORT" || fail "port $REGISTRY_PORT is in use (set TEST_PORT_BASE to run tests side by side)"
+	local started
+	started=$(grep -c 'registry-dev: listening' "$T/registry.log" 2>/dev/null)
+	"$BUILD/bin/tributary-registry-dev" --bootstrap "$KAFKA_BOOTSTRAP" \
+		--listen "127.0.0.1:$REGISTRY_PORT" "$@" >>"$T/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	STACK_PIDS+=($REGISTRY_PID)
+	wait_until 60 log_count_at_least "$T/registry.log" 'registry-dev: listening' "$((started + 1))" &&
+		kill -0 "$REGISTRY_PID" 2>/dev/null ||
+		{ cat "$T/registry.log" >&2; fail "the dev Schema Registry did not start"; }
 }
 
 # nginx_log_clean: no crash, alert or emergency in nginx's error log.

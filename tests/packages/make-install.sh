@@ -12,13 +12,15 @@ inst() { make -s -C "$ROOT" BUILD="$BUILD" DESTDIR="$d" "$@" >>"$T/make.log" 2>&
 inst install
 for f in usr/local/lib/tributary/mosquitto_tributary.so usr/lib/nginx/modules/ngx_http_tributary_module.so \
 	usr/local/bin/tributary-validate usr/local/bin/tributary-jwt usr/local/bin/tributary-journal-tool \
+	usr/local/bin/tributary-registry \
 	etc/tributary/tributary.json etc/tributary/schemas/catalog.json \
 	etc/tributary/schemas/events/example.order.placed.json usr/local/share/doc/tributary/README.md \
 	usr/local/share/doc/tributary/examples/nginx.conf; do
 	[[ -f "$d/$f" ]] || fail "make install: no /$f"
 done
 [[ -x "$d/usr/local/bin/tributary-jwt" ]] || fail "tools are not executable"
-for f in usr/local/bin/tributary-devkafka usr/local/bin/tributary-responder etc/tributary/schemas/meta; do
+for f in usr/local/bin/tributary-devkafka usr/local/bin/tributary-responder usr/local/bin/tributary-registry-dev \
+	etc/tributary/schemas/meta; do
 	[[ ! -e "$d/$f" ]] || fail "make install: /$f is development-only or built in"
 done
 cmp -s "$d/etc/tributary/tributary.json" "$ROOT/conf/install/tributary.json" || fail "tributary.json is not conf/install's"
