@@ -39,7 +39,10 @@ fi
 # A git worktree may share another checkout's packages through a symlink:
 # npm ci would empty the folder it points to, which is not this tree's.
 if [[ -f package-lock.json && ! -L node_modules ]]; then
-	if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+	# npm ls fails when a package is missing, e.g. the dev packages after
+	# web/build.sh's `npm ci --omit=dev` on a fresh clone.
+	if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]] ||
+		! npm ls --depth=0 >/dev/null 2>&1; then
 		echo "install-deps: installing npm packages"
 		npm ci --no-audit --no-fund --loglevel=error
 	fi

@@ -11,11 +11,13 @@ bundle="$root/node_modules/mqtt/dist/mqtt.min.js"
 
 # A fresh clone has no node_modules yet: fetch the project's npm packages
 # (project-local, as `make deps` does) rather than stop the whole build.
-# Without npm the rest of the build still goes on, with a warning.
+# Without npm the rest of the build still goes on, with a warning. Only
+# the runtime packages (--omit=dev): the registry referee the tests use
+# pulls in ~160 MB of cloud SDKs, which `make deps` installs for `make test`.
 if [[ ! -f "$bundle" ]]; then
 	if command -v npm >/dev/null; then
 		echo "web/build.sh: installing the project's npm packages (npm ci)" >&2
-		(cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+		(cd "$root" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 	else
 		echo "web/build.sh: warning: npm not found, demo web app not built ('make deps' installs it)" >&2
 		exit 0
