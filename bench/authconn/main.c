@@ -89,7 +89,7 @@ static int one_connection(struct worker *w, struct mosquitto *m)
 			break;
 		if (rc != MOSQ_ERR_SUCCESS || now_ns() > deadline) {
 			fprintf(stderr, "authconn: no CONNACK: %s\n",
-				rc ? mosquitto_strerror(rc) : "timeout");
+			        rc ? mosquitto_strerror(rc) : "timeout");
 			mosquitto_disconnect(m);
 			return -1;
 		}
@@ -125,7 +125,8 @@ static void *run(void *arg)
 	}
 	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
 	mosquitto_connect_callback_set(m, on_connect);
-	if (opt.token && (rc = mosquitto_username_pw_set(m, opt.username, opt.token)) != MOSQ_ERR_SUCCESS) {
+	if (opt.token &&
+	    (rc = mosquitto_username_pw_set(m, opt.username, opt.token)) != MOSQ_ERR_SUCCESS) {
 		fprintf(stderr, "authconn: credentials: %s\n", mosquitto_strerror(rc));
 		w->errors++;
 		mosquitto_destroy(m);
@@ -178,16 +179,20 @@ static char *read_token(const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: authconn [--host H] [--port P] [--threads N] [--seconds S]\n"
-			"                [--token JWT | --token-file FILE] [--username U]\n");
+	                "                [--token JWT | --token-file FILE] [--username U]\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
-		{"threads", required_argument, NULL, 't'}, {"seconds", required_argument, NULL, 's'},
-		{"token", required_argument, NULL, 'k'},   {"token-file", required_argument, NULL, 'f'},
-		{"username", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0},
+	    {"host", required_argument, NULL, 'h'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"seconds", required_argument, NULL, 's'},
+	    {"token", required_argument, NULL, 'k'},
+	    {"token-file", required_argument, NULL, 'f'},
+	    {"username", required_argument, NULL, 'u'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct worker *workers;
 	uint64_t conns = 0, refused = 0, errors = 0, t0, elapsed;
@@ -197,10 +202,18 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'h': opt.host = optarg; break;
-		case 'p': opt.port = atoi(optarg); break;
-		case 't': opt.threads = atoi(optarg); break;
-		case 's': opt.seconds = atoi(optarg); break;
+		case 'h':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = atoi(optarg);
+			break;
+		case 't':
+			opt.threads = atoi(optarg);
+			break;
+		case 's':
+			opt.seconds = atoi(optarg);
+			break;
 		case 'k':
 			free(opt.token);
 			opt.token = strdup(optarg);
@@ -210,8 +223,12 @@ int main(int argc, char **argv)
 			if (!(opt.token = read_token(optarg)))
 				return 2;
 			break;
-		case 'u': opt.username = optarg; break;
-		default: usage(); return 2;
+		case 'u':
+			opt.username = optarg;
+			break;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (optind != argc || opt.port <= 0 || opt.threads <= 0 || opt.seconds <= 0) {
@@ -260,9 +277,11 @@ int main(int argc, char **argv)
 		free(workers[i].lat);
 	}
 	qsort(all, nall, sizeof(*all), cmp_u64);
-	printf("conns=%llu seconds=%.2f conns_per_s=%.0f refused=%llu errors=%llu p50_ms=%.3f p99_ms=%.3f\n",
-	       (unsigned long long)conns, elapsed / 1e9, conns / (elapsed / 1e9), (unsigned long long)refused,
-	       (unsigned long long)errors, nall ? all[nall / 2] / 1e6 : 0.0,
+	printf("conns=%llu seconds=%.2f conns_per_s=%.0f refused=%llu errors=%llu p50_ms=%.3f "
+	       "p99_ms=%.3f\n",
+	       (unsigned long long)conns, elapsed / 1e9, conns / (elapsed / 1e9),
+	       (unsigned long long)refused, (unsigned long long)errors,
+	       nall ? all[nall / 2] / 1e6 : 0.0,
 	       nall ? all[(size_t)((double)(nall - 1) * 0.99)] / 1e6 : 0.0);
 
 	free(all);

@@ -92,17 +92,17 @@ static void build_event(char *buf, size_t size, struct conn *c, char *order_id)
 	uint64_t t = now_ns();
 	snprintf(order_id, 37, "%08x-0000-4000-8000-%012" PRIx64, (unsigned)c->idx, c->seq % 64);
 	int n = snprintf(buf, size,
-			 "{\"specversion\":\"1.0\",\"id\":\"bench-%" PRIu64 "-%d-%" PRIu64
-			 "\",\"source\":\"urn:bench\",\"type\":\"example.order.placed\","
-			 "\"datacontenttype\":\"application/json\",\"data\":{\"orderId\":\"%s\","
-			 "\"customerId\":\"bench-customer\",\"total\":%" PRIu64
-			 ",\"currency\":\"EUR\",\"lines\":[",
-			 t, c->idx, c->seq, order_id, c->seq);
+	                 "{\"specversion\":\"1.0\",\"id\":\"bench-%" PRIu64 "-%d-%" PRIu64
+	                 "\",\"source\":\"urn:bench\",\"type\":\"example.order.placed\","
+	                 "\"datacontenttype\":\"application/json\",\"data\":{\"orderId\":\"%s\","
+	                 "\"customerId\":\"bench-customer\",\"total\":%" PRIu64
+	                 ",\"currency\":\"EUR\",\"lines\":[",
+	                 t, c->idx, c->seq, order_id, c->seq);
 	/* Pad with order lines to the requested size. */
 	int line = 0;
 	while ((size_t)n < size - 40) {
 		n += snprintf(buf + n, size - (size_t)n, "%s{\"sku\":\"SKU-%04d\",\"qty\":%d}",
-			      line ? "," : "", line, line + 1);
+		              line ? "," : "", line, line + 1);
 		line++;
 	}
 	snprintf(buf + n, size - (size_t)n, "]}}");
@@ -135,7 +135,8 @@ static void *publisher(void *arg)
 			continue;
 		build_event(buf, (size_t)opt.size + 64, c, order_id);
 		snprintf(topic, sizeof(topic), "events/order/%s", order_id);
-		int rc = mosquitto_publish(c->m, NULL, topic, (int)strlen(buf), buf, opt.qos, false);
+		int rc =
+		    mosquitto_publish(c->m, NULL, topic, (int)strlen(buf), buf, opt.qos, false);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			sem_post(&c->window);
 			usleep(1000);
@@ -193,7 +194,8 @@ static rd_kafka_t *kafka_start(void)
 	}
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
 	for (int i = 0; i < md->topics[0].partition_cnt; i++)
-		rd_kafka_topic_partition_list_add(parts, opt.topic, i)->offset = RD_KAFKA_OFFSET_END;
+		rd_kafka_topic_partition_list_add(parts, opt.topic, i)->offset =
+		    RD_KAFKA_OFFSET_END;
 	rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(t);
 	if (rd_kafka_assign(rk, parts)) {
@@ -213,24 +215,49 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'},  {"conns", 1, 0, 'c'}, {"qos", 1, 0, 'q'},
-	    {"seconds", 1, 0, 's'}, {"size", 1, 0, 'z'}, {"rate", 1, 0, 'r'}, {"kafka", 1, 0, 'k'},
-	    {"topic", 1, 0, 't'}, {"window", 1, 0, 'w'}, {"sub", 0, 0, 'S'}, {0, 0, 0, 0}};
+	    {"host", 1, 0, 'h'},   {"port", 1, 0, 'p'},    {"conns", 1, 0, 'c'},
+	    {"qos", 1, 0, 'q'},    {"seconds", 1, 0, 's'}, {"size", 1, 0, 'z'},
+	    {"rate", 1, 0, 'r'},   {"kafka", 1, 0, 'k'},   {"topic", 1, 0, 't'},
+	    {"window", 1, 0, 'w'}, {"sub", 0, 0, 'S'},     {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
-		case 'h': opt.host = optarg; break;
-		case 'p': opt.port = atoi(optarg); break;
-		case 'c': opt.conns = atoi(optarg); break;
-		case 'q': opt.qos = atoi(optarg); break;
-		case 's': opt.seconds = atoi(optarg); break;
-		case 'z': opt.size = atoi(optarg); break;
-		case 'r': opt.rate = atof(optarg); break;
-		case 'k': opt.kafka = optarg; break;
-		case 't': opt.topic = optarg; break;
-		case 'w': opt.window = atoi(optarg); break;
-		case 'S': opt.sub = 1; break;
-		default: fprintf(stderr, "see the comment at the top of bench/ingest/loadgen.c\n"); return 2;
+		case 'h':
+			opt.host = optarg;
+			break;
+		case 'p':
+			opt.port = atoi(optarg);
+			break;
+		case 'c':
+			opt.conns = atoi(optarg);
+			break;
+		case 'q':
+			opt.qos = atoi(optarg);
+			break;
+		case 's':
+			opt.seconds = atoi(optarg);
+			break;
+		case 'z':
+			opt.size = atoi(optarg);
+			break;
+		case 'r':
+			opt.rate = atof(optarg);
+			break;
+		case 'k':
+			opt.kafka = optarg;
+			break;
+		case 't':
+			opt.topic = optarg;
+			break;
+		case 'w':
+			opt.window = atoi(optarg);
+			break;
+		case 'S':
+			opt.sub = 1;
+			break;
+		default:
+			fprintf(stderr, "see the comment at the top of bench/ingest/loadgen.c\n");
+			return 2;
 		}
 	}
 	if (opt.size < 256)
@@ -251,7 +278,8 @@ int main(int argc, char **argv)
 		subm = mosquitto_new(NULL, true, NULL);
 		mosquitto_message_callback_set(subm, on_message);
 		if (mosquitto_connect(subm, opt.host, opt.port, 60) ||
-		    mosquitto_subscribe(subm, NULL, "events/#", opt.qos) || mosquitto_loop_start(subm)) {
+		    mosquitto_subscribe(subm, NULL, "events/#", opt.qos) ||
+		    mosquitto_loop_start(subm)) {
 			fprintf(stderr, "loadgen: subscriber cannot connect\n");
 			return 2;
 		}
@@ -287,7 +315,8 @@ int main(int argc, char **argv)
 		pthread_join(conns[i].thread, NULL);
 	atomic_store(&stop, false);
 	/* Let the tail reach Kafka / the subscriber before counting. */
-	for (int i = 0; i < 50 && (opt.kafka || opt.sub) && atomic_load(&received) < atomic_load(&sent); i++)
+	for (int i = 0;
+	     i < 50 && (opt.kafka || opt.sub) && atomic_load(&received) < atomic_load(&sent); i++)
 		usleep(100000);
 	atomic_store(&stop, true);
 	if (rk) {

@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 {
 	int reps = 7, round_ms = 300, json = 0;
 	static const char secret[] = "bench-secret-0123456789abcdef0123456789";
-	static const char *const iss[] = {"https://issuer.bench", NULL}, *const aud[] = {"tributary", NULL};
+	static const char *const iss[] = {"https://issuer.bench", NULL}, *const aud[] = {
+	                                                                     "tributary", NULL};
 	tjwt_policy pol = {.issuers = iss, .audiences = aud, .leeway = 30};
 
 	for (int i = 1; i < argc; i++) {
@@ -70,24 +71,27 @@ int main(int argc, char **argv)
 	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	char err[256];
-	json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "sub", "user-0001", "iss", iss[0], "aud", aud[0],
-				   "iat", (json_int_t)time(NULL), "exp", (json_int_t)time(NULL) + 3600,
-				   "preferred_username", "alice");
+	json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "sub", "user-0001", "iss",
+	                           iss[0], "aud", aud[0], "iat", (json_int_t)time(NULL), "exp",
+	                           (json_int_t)time(NULL) + 3600, "preferred_username", "alice");
 	struct {
 		const char *name;
 		tjwt_keyset *ks;
 		char *token;
 	} cases[] = {
-		{"RS256", public_set(rsa), tjwt_sign(TJWT_RS256, rsa, NULL, 0, "r", claims, err, sizeof err)},
-		{"ES256", public_set(ec), tjwt_sign(TJWT_ES256, ec, NULL, 0, "e", claims, err, sizeof err)},
-		{"HS256", tjwt_keyset_from_secret(secret, strlen(secret), NULL, err, sizeof err),
-		 tjwt_sign(TJWT_HS256, NULL, secret, strlen(secret), "h", claims, err, sizeof err)},
+	    {"RS256", public_set(rsa),
+	     tjwt_sign(TJWT_RS256, rsa, NULL, 0, "r", claims, err, sizeof err)},
+	    {"ES256", public_set(ec),
+	     tjwt_sign(TJWT_ES256, ec, NULL, 0, "e", claims, err, sizeof err)},
+	    {"HS256", tjwt_keyset_from_secret(secret, strlen(secret), NULL, err, sizeof err),
+	     tjwt_sign(TJWT_HS256, NULL, secret, strlen(secret), "h", claims, err, sizeof err)},
 	};
 	double *rates = calloc((size_t)reps, sizeof *rates);
 	int rc = 0;
 
 	if (json)
-		printf("{\"benchmark\":\"jwt_verify\",\"reps\":%d,\"round_ms\":%d,\"results\":[", reps, round_ms);
+		printf("{\"benchmark\":\"jwt_verify\",\"reps\":%d,\"round_ms\":%d,\"results\":[",
+		       reps, round_ms);
 	for (size_t c = 0; c < 3; c++) {
 		if (!cases[c].ks || !cases[c].token) {
 			fprintf(stderr, "bench: setup failed for %s\n", cases[c].name);
@@ -100,8 +104,10 @@ int main(int argc, char **argv)
 				/* Batches of 16 keep the clock out of the measurement. */
 				for (int b = 0; b < 16; b++, n++) {
 					tjwt_result res;
-					if (tjwt_verify(cases[c].ks, &pol, cases[c].token, strlen(cases[c].token), 0, &res)) {
-						fprintf(stderr, "bench: %s: %s\n", cases[c].name, res.message);
+					if (tjwt_verify(cases[c].ks, &pol, cases[c].token,
+					                strlen(cases[c].token), 0, &res)) {
+						fprintf(stderr, "bench: %s: %s\n", cases[c].name,
+						        res.message);
 						return 1;
 					}
 					tjwt_result_clear(&res);
@@ -112,14 +118,16 @@ int main(int argc, char **argv)
 		}
 		qsort(rates, (size_t)reps, sizeof *rates, cmp_double);
 		if (json)
-			printf("%s{\"alg\":\"%s\",\"median_per_s\":%.0f,\"min_per_s\":%.0f,\"max_per_s\":%.0f,"
+			printf("%s{\"alg\":\"%s\",\"median_per_s\":%.0f,\"min_per_s\":%.0f,\"max_"
+			       "per_s\":%.0f,"
 			       "\"token_bytes\":%zu}",
-			       c ? "," : "", cases[c].name, rates[reps / 2], rates[0], rates[reps - 1],
-			       strlen(cases[c].token));
+			       c ? "," : "", cases[c].name, rates[reps / 2], rates[0],
+			       rates[reps - 1], strlen(cases[c].token));
 		else
-			printf("jwt verify %s: median %.0f/s (min %.0f, max %.0f over %d rounds of %d ms; token %zu B)\n",
-			       cases[c].name, rates[reps / 2], rates[0], rates[reps - 1], reps, round_ms,
-			       strlen(cases[c].token));
+			printf("jwt verify %s: median %.0f/s (min %.0f, max %.0f over %d rounds of "
+			       "%d ms; token %zu B)\n",
+			       cases[c].name, rates[reps / 2], rates[0], rates[reps - 1], reps,
+			       round_ms, strlen(cases[c].token));
 		tjwt_keyset_unref(cases[c].ks);
 		free(cases[c].token);
 	}

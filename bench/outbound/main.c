@@ -374,14 +374,19 @@ static int cmd_latency(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"brokers", required_argument, 0, 'b'},    {"topic", required_argument, 0, 't'},
-	    {"count", required_argument, 0, 'n'},      {"size", required_argument, 0, 's'},
-	    {"port", required_argument, 0, 'p'},       {"filter", required_argument, 0, 'f'},
-	    {"rate", required_argument, 0, 'r'},       {"seconds", required_argument, 0, 'S'},
-	    {"timeout", required_argument, 0, 'T'},    {"kafka", no_argument, 0, 'k'},
-	    {"fetch-wait", required_argument, 0, 'w'}, {"warmup-ms", required_argument, 0, 'W'},
-	    {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"brokers", required_argument, 0, 'b'},
+	                                         {"topic", required_argument, 0, 't'},
+	                                         {"count", required_argument, 0, 'n'},
+	                                         {"size", required_argument, 0, 's'},
+	                                         {"port", required_argument, 0, 'p'},
+	                                         {"filter", required_argument, 0, 'f'},
+	                                         {"rate", required_argument, 0, 'r'},
+	                                         {"seconds", required_argument, 0, 'S'},
+	                                         {"timeout", required_argument, 0, 'T'},
+	                                         {"kafka", no_argument, 0, 'k'},
+	                                         {"fetch-wait", required_argument, 0, 'w'},
+	                                         {"warmup-ms", required_argument, 0, 'W'},
+	                                         {0, 0, 0, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: outbound produce|kafka-rate|mqtt-rate|latency [options]\n");
 		return 2;

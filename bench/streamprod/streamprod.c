@@ -52,9 +52,9 @@ int main(int argc, char **argv)
 			len--;
 		rd_kafka_resp_err_t err;
 		while ((err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(argv[2]),
-						RD_KAFKA_V_VALUE(line, (size_t)len),
-						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-						RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		                                RD_KAFKA_V_VALUE(line, (size_t)len),
+		                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(rk, 10);
 		if (err) {
 			fprintf(stderr, "streamprod: produce: %s\n", rd_kafka_err2str(err));

@@ -44,13 +44,15 @@ static double run(const struct pair *p, size_t n, long iters, enum mode mode)
 		for (size_t i = 0; i < n; i++) {
 			switch (mode) {
 			case FROM_BYTES_JANSSON: {
-				json_t *d = json_loadb(p[i].text, p[i].len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+				json_t *d = json_loadb(p[i].text, p[i].len,
+				                       JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 				ok += d && tjs_validate(p[i].s, d, NULL, 0);
 				json_decref(d);
 				break;
 			}
 			case FROM_BYTES:
-				ok += tjs_validate_bytes(p[i].s, p[i].text, p[i].len, TJS_PARSE_ALLOW_NUL, NULL, 0);
+				ok += tjs_validate_bytes(p[i].s, p[i].text, p[i].len,
+				                         TJS_PARSE_ALLOW_NUL, NULL, 0);
 				break;
 			case FROM_VALUE:
 				ok += tjs_validate_value(p[i].s, tjs_doc_root(p[i].tdoc), NULL, 0);
@@ -115,8 +117,8 @@ int main(int argc, char **argv)
 		json_t *single = NULL;
 		if (!groups) {
 			single = json_array();
-			json_t *g = json_pack("{sOsO}", "schema", json_object_get(c, "schema"), "instances",
-					      json_object_get(c, "instances"));
+			json_t *g = json_pack("{sOsO}", "schema", json_object_get(c, "schema"),
+			                      "instances", json_object_get(c, "instances"));
 			json_array_append_new(single, g);
 			groups = single;
 		}
@@ -128,10 +130,11 @@ int main(int argc, char **argv)
 		json_array_foreach(groups, gi, g)
 		{
 			char err[512];
-			tjs_schema *s = tjs_compile(reg, json_object_get(g, "schema"), NULL, NULL, err, sizeof(err));
+			tjs_schema *s = tjs_compile(reg, json_object_get(g, "schema"), NULL, NULL,
+			                            err, sizeof(err));
 			if (!s) {
-				fprintf(stderr, "%s: schema %zu not compiled: %s\n", json_string_value(json_object_get(c, "name")),
-					gi, err);
+				fprintf(stderr, "%s: schema %zu not compiled: %s\n",
+				        json_string_value(json_object_get(c, "name")), gi, err);
 				skipped++;
 				continue;
 			}
@@ -151,19 +154,27 @@ int main(int argc, char **argv)
 				size_t len = 0;
 				char *text = tb_json_encode(doc, &len);
 				char perr[200];
-				tjs_doc *td = text ? tjs_doc_parse(text, len, TJS_PARSE_ALLOW_NUL, perr, sizeof(perr)) : NULL;
+				tjs_doc *td = text ? tjs_doc_parse(text, len, TJS_PARSE_ALLOW_NUL,
+				                                   perr, sizeof(perr))
+				                   : NULL;
 				if (!td || !tjs_validate_value(s, tjs_doc_root(td), NULL, 0)) {
 					/* both paths must agree on every benchmarked document */
-					fprintf(stderr, "%s: the bytes path disagrees on instance %zu of schema %zu: %s\n",
-						json_string_value(json_object_get(c, "name")), ii, gi, td ? "invalid" : perr);
+					fprintf(stderr,
+					        "%s: the bytes path disagrees on instance %zu of "
+					        "schema %zu: %s\n",
+					        json_string_value(json_object_get(c, "name")), ii,
+					        gi, td ? "invalid" : perr);
 					return 1;
 				}
 				pairs[n++] = (struct pair){s, doc, text, len, td};
 			}
 		}
-		double v = timed(pairs, n, FROM_JSON, reps), pv = timed(pairs, n, FROM_BYTES_JANSSON, reps);
-		double bv = timed(pairs, n, FROM_BYTES, reps), vv = timed(pairs, n, FROM_VALUE, reps);
-		printf("%s %.0f %.0f %zu %.0f %.0f", json_string_value(json_object_get(c, "name")), v, pv, n, bv, vv);
+		double v = timed(pairs, n, FROM_JSON, reps),
+		       pv = timed(pairs, n, FROM_BYTES_JANSSON, reps);
+		double bv = timed(pairs, n, FROM_BYTES, reps),
+		       vv = timed(pairs, n, FROM_VALUE, reps);
+		printf("%s %.0f %.0f %zu %.0f %.0f", json_string_value(json_object_get(c, "name")),
+		       v, pv, n, bv, vv);
 		if (skipped)
 			printf(" skipped=%zu", skipped);
 		printf("\n");

@@ -277,7 +277,8 @@ static void parse_ws(struct wl_conn *c)
 			break;
 		unsigned op = b[0] & 15;
 		if (op == 8) {
-			fprintf(stderr, "wsload: server sent close %u\n", n >= 2 ? (b[hl] << 8) | b[hl + 1] : 0);
+			fprintf(stderr, "wsload: server sent close %u\n",
+			        n >= 2 ? (b[hl] << 8) | b[hl + 1] : 0);
 			exit(1);
 		}
 		if (op == 2 || op == 0) {
@@ -356,21 +357,39 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"host", 1, 0, 'h'}, {"port", 1, 0, 'p'}, {"ws", 1, 0, 'w'},
-		{"conns", 1, 0, 'c'}, {"qos", 1, 0, 'q'}, {"size", 1, 0, 's'},
-		{"seconds", 1, 0, 't'}, {"window", 1, 0, 'n'}, {0, 0, 0, 0}};
+	    {"host", 1, 0, 'h'},    {"port", 1, 0, 'p'},   {"ws", 1, 0, 'w'},
+	    {"conns", 1, 0, 'c'},   {"qos", 1, 0, 'q'},    {"size", 1, 0, 's'},
+	    {"seconds", 1, 0, 't'}, {"window", 1, 0, 'n'}, {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'h': g.host = optarg; break;
-		case 'p': g.port = atoi(optarg); break;
-		case 'w': g.ws_path = optarg; break;
-		case 'c': g.conns = atoi(optarg); break;
-		case 'q': g.qos = atoi(optarg); break;
-		case 's': g.size = atoi(optarg); break;
-		case 't': g.seconds = atoi(optarg); break;
-		case 'n': g.window = atoi(optarg); break;
-		default: fprintf(stderr, "usage: see bench/wsload/wsload.c\n"); return 2;
+		case 'h':
+			g.host = optarg;
+			break;
+		case 'p':
+			g.port = atoi(optarg);
+			break;
+		case 'w':
+			g.ws_path = optarg;
+			break;
+		case 'c':
+			g.conns = atoi(optarg);
+			break;
+		case 'q':
+			g.qos = atoi(optarg);
+			break;
+		case 's':
+			g.size = atoi(optarg);
+			break;
+		case 't':
+			g.seconds = atoi(optarg);
+			break;
+		case 'n':
+			g.window = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: see bench/wsload/wsload.c\n");
+			return 2;
 		}
 	}
 	if (g.size < 8 || g.qos < 0 || g.qos > 1 || g.conns < 1 || g.window < 1) {
@@ -399,23 +418,26 @@ int main(int argc, char **argv)
 		if (g.ws_path) {
 			char req[512];
 			unsigned char key[16];
-			static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			static const char b64[] =
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 			char k64[25];
 			for (int j = 0; j < 16; j++)
 				key[j] = rnd();
 			for (int j = 0, o2 = 0; j < 16; j += 3) {
-				uint32_t v = key[j] << 16 | (j + 1 < 16 ? key[j + 1] << 8 : 0) | (j + 2 < 16 ? key[j + 2] : 0);
+				uint32_t v = key[j] << 16 | (j + 1 < 16 ? key[j + 1] << 8 : 0) |
+				             (j + 2 < 16 ? key[j + 2] : 0);
 				k64[o2++] = b64[(v >> 18) & 63];
 				k64[o2++] = b64[(v >> 12) & 63];
 				k64[o2++] = j + 1 < 16 ? b64[(v >> 6) & 63] : '=';
 				k64[o2++] = j + 2 < 16 ? b64[v & 63] : '=';
 			}
 			k64[24] = 0;
-			int n = snprintf(req, sizeof(req),
-					 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-					 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-					 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
-					 g.ws_path, g.host, g.port, k64);
+			int n = snprintf(
+			    req, sizeof(req),
+			    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+			    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+			    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+			    g.ws_path, g.host, g.port, k64);
 			if (write(c->fd, req, n) != n)
 				die("write handshake");
 		} else {
@@ -458,7 +480,7 @@ int main(int argc, char **argv)
 	qsort(g.lat, g.nlat, sizeof(*g.lat), cmp_u64);
 	double p50 = g.nlat ? g.lat[g.nlat / 2] / 1e3 : 0;
 	double p99 = g.nlat ? g.lat[(size_t)(g.nlat * 0.99)] / 1e3 : 0;
-	printf("msgs_per_sec=%.0f p50_us=%.0f p99_us=%.0f received=%llu\n", g.received / secs, p50, p99,
-	       (unsigned long long)g.received);
+	printf("msgs_per_sec=%.0f p50_us=%.0f p99_us=%.0f received=%llu\n", g.received / secs, p50,
+	       p99, (unsigned long long)g.received);
 	return g.received ? 0 : 1;
 }

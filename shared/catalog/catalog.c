@@ -21,7 +21,7 @@ struct tb_catalog {
 static int catalog__cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct tb_catalog_entry *)a)->type,
-		      ((const struct tb_catalog_entry *)b)->type);
+	              ((const struct tb_catalog_entry *)b)->type);
 }
 
 void tb_catalog_free(tb_catalog *cat)
@@ -40,7 +40,7 @@ void tb_catalog_free(tb_catalog *cat)
 
 /* Reads `rel` (relative to the catalog's folder) and registers it. */
 static json_t *catalog__read(tb_catalog *cat, const char *dir, const char *rel, char *uri,
-			     size_t urilen, char *err, size_t errlen)
+                             size_t urilen, char *err, size_t errlen)
 {
 	char path[PATH_MAX], abspath[PATH_MAX];
 	json_error_t jerr;
@@ -95,7 +95,7 @@ tb_catalog *tb_catalog_load(const char *path, char *err, size_t errlen)
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root || !json_is_object(root)) {
 		snprintf(err, errlen, "catalog %s: %s", path,
-			 root ? "must be a JSON object" : jerr.text);
+		         root ? "must be a JSON object" : jerr.text);
 		goto error;
 	}
 	json_t *types = json_object_get(root, "types");
@@ -104,22 +104,22 @@ tb_catalog *tb_catalog_load(const char *path, char *err, size_t errlen)
 	json_t *dd = json_object_get(root, "default_draft");
 	if (!json_is_object(types)) {
 		snprintf(err, errlen, "catalog %s: \"types\" must be an object of type -> file",
-			 path);
+		         path);
 		goto error;
 	}
 	if ((resources && !json_is_array(resources)) || (fa && !json_is_boolean(fa)) ||
 	    (dd && !json_is_string(dd))) {
 		snprintf(err, errlen,
-			 "catalog %s: \"resources\" must be an array of files, \"format_assert\" "
-			 "a boolean, \"default_draft\" a string",
-			 path);
+		         "catalog %s: \"resources\" must be an array of files, \"format_assert\" "
+		         "a boolean, \"default_draft\" a string",
+		         path);
 		goto error;
 	}
 	tjs_options opts = {.default_draft = catalog__draft(json_string_value(dd)),
-			    .format_assert = fa ? json_is_true(fa) : true};
+	                    .format_assert = fa ? json_is_true(fa) : true};
 	if ((int)opts.default_draft < 0) {
 		snprintf(err, errlen, "catalog %s: unknown default_draft \"%s\"", path,
-			 json_string_value(dd));
+		         json_string_value(dd));
 		goto error;
 	}
 
@@ -136,12 +136,12 @@ tb_catalog *tb_catalog_load(const char *path, char *err, size_t errlen)
 	{
 		char uri[PATH_MAX + 8];
 		if (!json_is_string(v)) {
-			snprintf(err, errlen, "catalog %s: resources[%zu] must be a file name", path,
-				 i);
+			snprintf(err, errlen, "catalog %s: resources[%zu] must be a file name",
+			         path, i);
 			goto error;
 		}
-		json_t *doc = catalog__read(cat, dir, json_string_value(v), uri, sizeof(uri), err,
-					    errlen);
+		json_t *doc =
+		    catalog__read(cat, dir, json_string_value(v), uri, sizeof(uri), err, errlen);
 		if (!doc)
 			goto error;
 		json_decref(doc);
@@ -152,11 +152,11 @@ tb_catalog *tb_catalog_load(const char *path, char *err, size_t errlen)
 		char uri[PATH_MAX + 8];
 		if (!json_is_string(v)) {
 			snprintf(err, errlen, "catalog %s: types[\"%s\"] must be a file name", path,
-				 type);
+			         type);
 			goto error;
 		}
-		json_t *doc = catalog__read(cat, dir, json_string_value(v), uri, sizeof(uri), err,
-					    errlen);
+		json_t *doc =
+		    catalog__read(cat, dir, json_string_value(v), uri, sizeof(uri), err, errlen);
 		if (!doc)
 			goto error;
 		json_object_set_new(docs, type, json_pack("{s:o,s:s}", "doc", doc, "uri", uri));
@@ -172,7 +172,7 @@ tb_catalog *tb_catalog_load(const char *path, char *err, size_t errlen)
 		char cerr[1024];
 		const char *uri = json_string_value(json_object_get(v, "uri"));
 		tjs_schema *schema = tjs_compile(cat->registry, json_object_get(v, "doc"), uri,
-						 &opts, cerr, sizeof(cerr));
+		                                 &opts, cerr, sizeof(cerr));
 		if (!schema) {
 			snprintf(err, errlen, "schema for %s (%s): %s", type, uri, cerr);
 			goto error;

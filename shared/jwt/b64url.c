@@ -67,7 +67,8 @@ long tjwt_b64url_decode(const char *in, size_t len, unsigned char *out)
 
 char *tjwt_b64url_encode(const void *in, size_t len)
 {
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	const unsigned char *p = in;
 	char *out = malloc(len / 3 * 4 + 4 + 1), *q = out;
 	size_t i = 0;

@@ -19,10 +19,10 @@ typedef enum tjwt_kty {
 
 typedef struct tjwt_key {
 	tjwt_kty kty;
-	unsigned algs;           /* what this key may verify: its type's alg, narrowed by a JWK "alg" */
-	char *kid;               /* NULL when the source has none (PEM, bare secret) */
-	EVP_PKEY *pkey;          /* RSA / EC */
-	EVP_MAC_CTX *hmac;       /* oct: initialised with the secret, dup'ed per verification */
+	unsigned algs;     /* what this key may verify: its type's alg, narrowed by a JWK "alg" */
+	char *kid;         /* NULL when the source has none (PEM, bare secret) */
+	EVP_PKEY *pkey;    /* RSA / EC */
+	EVP_MAC_CTX *hmac; /* oct: initialised with the secret, dup'ed per verification */
 	int bits;
 } tjwt_key;
 

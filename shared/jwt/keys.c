@@ -107,8 +107,8 @@ void tjwt_keyset_describe(const tjwt_keyset *ks, char *buf, size_t len)
 					strcat(algs, ",");
 				strcat(algs, tjwt_alg_name(a));
 			}
-		n = snprintf(buf + o, len - o, "%s%s %d kid=%s algs=%s", i ? "; " : "", tjwt__kty_name(k->kty),
-			     k->bits, k->kid ? k->kid : "(none)", algs);
+		n = snprintf(buf + o, len - o, "%s%s %d kid=%s algs=%s", i ? "; " : "",
+		             tjwt__kty_name(k->kty), k->bits, k->kid ? k->kid : "(none)", algs);
 		if (n < 0)
 			break;
 		o += (size_t)n;
@@ -130,8 +130,8 @@ static int key_from_pkey(tjwt_key *k, EVP_PKEY *pkey, const char *what, char *er
 		k->algs = TJWT_RS256;
 		k->bits = EVP_PKEY_get_bits(pkey);
 		if (k->bits < TJWT_MIN_RSA_BITS) {
-			tjwt__err(err, errlen, "%s: RSA key of %d bits is too small (at least %d)", what, k->bits,
-				  TJWT_MIN_RSA_BITS);
+			tjwt__err(err, errlen, "%s: RSA key of %d bits is too small (at least %d)",
+			          what, k->bits, TJWT_MIN_RSA_BITS);
 			goto cleanup;
 		}
 	} else if (EVP_PKEY_is_a(pkey, "EC")) {
@@ -139,19 +139,23 @@ static int key_from_pkey(tjwt_key *k, EVP_PKEY *pkey, const char *what, char *er
 		k->kty = TJWT_KTY_EC;
 		k->algs = TJWT_ES256;
 		k->bits = EVP_PKEY_get_bits(pkey);
-		if (EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) != 1 || strcmp(group, "prime256v1")) {
-			tjwt__err(err, errlen, "%s: EC key on curve '%s' is not supported (ES256 needs P-256)", what,
-				  group[0] ? group : "unknown");
+		if (EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) != 1 ||
+		    strcmp(group, "prime256v1")) {
+			tjwt__err(err, errlen,
+			          "%s: EC key on curve '%s' is not supported (ES256 needs P-256)",
+			          what, group[0] ? group : "unknown");
 			goto cleanup;
 		}
 	} else {
 		tjwt__err(err, errlen, "%s: unsupported key type %s (RSA or EC P-256 only)", what,
-			  EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey) : "unknown");
+		          EVP_PKEY_get0_type_name(pkey) ? EVP_PKEY_get0_type_name(pkey)
+		                                        : "unknown");
 		goto cleanup;
 	}
 	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
 	if (!pctx || EVP_PKEY_public_check(pctx) != 1) {
-		tjwt__err(err, errlen, "%s: %s public key fails its consistency check", what, tjwt__kty_name(k->kty));
+		tjwt__err(err, errlen, "%s: %s public key fails its consistency check", what,
+		          tjwt__kty_name(k->kty));
 		goto cleanup;
 	}
 	k->pkey = pkey;
@@ -179,7 +183,8 @@ static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
 
 /* ---- PEM ------------------------------------------------------------------ */
 
-static int load_pem(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err, size_t errlen)
+static int load_pem(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err,
+                    size_t errlen)
 {
 	BIO *bio = BIO_new_mem_buf(data, (int)len);
 	char *name = NULL, *header = NULL;
@@ -198,7 +203,8 @@ static int load_pem(tjwt_keyset *ks, const char *data, size_t len, const char *w
 
 		if (!PEM_read_bio(bio, &name, &header, &der, &derlen)) {
 			unsigned long e = ERR_peek_last_error();
-			if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE && block > 0)
+			if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+			    ERR_GET_REASON(e) == PEM_R_NO_START_LINE && block > 0)
 				break;
 			tjwt__err(err, errlen, "%s: unreadable PEM block #%d", what, block + 1);
 			goto cleanup;
@@ -216,7 +222,9 @@ static int load_pem(tjwt_keyset *ks, const char *data, size_t len, const char *w
 				pkey = X509_get_pubkey(x);
 			X509_free(x);
 		} else if (strstr(name, "PRIVATE KEY")) {
-			tjwt__err(err, errlen, "%s: a private key; give the verifier the public key only", where);
+			tjwt__err(err, errlen,
+			          "%s: a private key; give the verifier the public key only",
+			          where);
 			goto cleanup;
 		} else if (!strcmp(name, "EC PARAMETERS")) {
 			goto next; /* openssl ecparam -genkey writes it before the key */
@@ -275,19 +283,21 @@ static bool looks_like_der_public_key(const unsigned char *p, size_t len)
 	return yes;
 }
 
-static int secret_key(tjwt_key *k, const void *secret, size_t len, const char *kid, const char *what, char *err,
-		      size_t errlen)
+static int secret_key(tjwt_key *k, const void *secret, size_t len, const char *kid,
+                      const char *what, char *err, size_t errlen)
 {
 	memset(k, 0, sizeof *k);
 	if (len < TJWT_MIN_SECRET)
-		return tjwt__err(err, errlen, "%s: HS256 secret of %zu bytes is too short (at least %d)", what, len,
-				 TJWT_MIN_SECRET);
+		return tjwt__err(err, errlen,
+		                 "%s: HS256 secret of %zu bytes is too short (at least %d)", what,
+		                 len, TJWT_MIN_SECRET);
 	/* A public key mistaken for a secret is exactly the HS256 confusion attack. */
 	if (memmem(secret, len, "-----BEGIN ", 11))
 		return tjwt__err(err, errlen, "%s: this is PEM, not an HS256 secret", what);
 	if (looks_like_der_public_key(secret, len))
-		return tjwt__err(err, errlen, "%s: this is a DER public key or certificate, not an HS256 secret",
-				 what);
+		return tjwt__err(err, errlen,
+		                 "%s: this is a DER public key or certificate, not an HS256 secret",
+		                 what);
 	k->kty = TJWT_KTY_OCT;
 	k->algs = TJWT_HS256;
 	k->bits = (int)(len * 8);
@@ -301,7 +311,8 @@ static int secret_key(tjwt_key *k, const void *secret, size_t len, const char *k
 	return 0;
 }
 
-tjwt_keyset *tjwt_keyset_from_secret(const void *secret, size_t len, const char *kid, char *err, size_t errlen)
+tjwt_keyset *tjwt_keyset_from_secret(const void *secret, size_t len, const char *kid, char *err,
+                                     size_t errlen)
 {
 	tjwt_keyset *ks = keyset_new();
 	tjwt_key k;
@@ -319,7 +330,8 @@ tjwt_keyset *tjwt_keyset_from_secret(const void *secret, size_t len, const char 
 	return ks;
 }
 
-static int load_secret(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err, size_t errlen)
+static int load_secret(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err,
+                       size_t errlen)
 {
 	tjwt_key k;
 
@@ -368,14 +380,16 @@ static EVP_PKEY *jwk_rsa(json_t *jwk, const char *where, char *err, size_t errle
 	EVP_PKEY *pkey = NULL;
 
 	if (!n || !e) {
-		tjwt__err(err, errlen, "%s: RSA key needs base64url members \"n\" and \"e\"", where);
+		tjwt__err(err, errlen, "%s: RSA key needs base64url members \"n\" and \"e\"",
+		          where);
 		goto cleanup;
 	}
 	bn_n = BN_bin2bn(n, (int)nlen, NULL);
 	bn_e = BN_bin2bn(e, (int)elen, NULL);
 	bld = OSSL_PARAM_BLD_new();
 	if (!bn_n || !bn_e || !bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) || !(pkey = pkey_fromdata("RSA", bld)))
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) ||
+	    !(pkey = pkey_fromdata("RSA", bld)))
 		tjwt__err(err, errlen, "%s: invalid RSA key", where);
 cleanup:
 	OSSL_PARAM_BLD_free(bld);
@@ -395,14 +409,16 @@ static EVP_PKEY *jwk_ec(json_t *jwk, const char *where, char *err, size_t errlen
 	EVP_PKEY *pkey = NULL;
 
 	if (!x || !y || xlen != 32 || ylen != 32) {
-		tjwt__err(err, errlen, "%s: P-256 key needs 32-byte base64url members \"x\" and \"y\"", where);
+		tjwt__err(err, errlen,
+		          "%s: P-256 key needs 32-byte base64url members \"x\" and \"y\"", where);
 		goto cleanup;
 	}
 	point[0] = 0x04; /* uncompressed */
 	memcpy(point + 1, x, 32);
 	memcpy(point + 33, y, 32);
 	bld = OSSL_PARAM_BLD_new();
-	if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+	if (!bld ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
 	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point) ||
 	    !(pkey = pkey_fromdata("EC", bld)))
 		tjwt__err(err, errlen, "%s: invalid P-256 key (point not on the curve?)", where);
@@ -418,7 +434,8 @@ static bool json_array_has_string(json_t *arr, const char *s)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (json_is_string(v) && !strcmp(json_string_value(v), s))
 			return true;
 	}
@@ -465,12 +482,14 @@ static int load_jwk(tjwt_keyset *ks, json_t *jwk, const char *where, char *err, 
 
 	if (!strcmp(kty, "RSA")) {
 		if (alg && alg != TJWT_RS256)
-			return tjwt__err(err, errlen, "%s: RSA key declares alg %s", where, alg_name);
+			return tjwt__err(err, errlen, "%s: RSA key declares alg %s", where,
+			                 alg_name);
 		pkey = jwk_rsa(jwk, where, err, errlen);
 	} else if (!strcmp(kty, "EC")) {
 		const char *crv = json_string_value(json_object_get(jwk, "crv"));
 		if (alg && alg != TJWT_ES256)
-			return tjwt__err(err, errlen, "%s: EC key declares alg %s", where, alg_name);
+			return tjwt__err(err, errlen, "%s: EC key declares alg %s", where,
+			                 alg_name);
 		if (!crv)
 			return tjwt__err(err, errlen, "%s: EC key without \"crv\"", where);
 		if (strcmp(crv, "P-256"))
@@ -481,16 +500,19 @@ static int load_jwk(tjwt_keyset *ks, json_t *jwk, const char *where, char *err, 
 		unsigned char *secret;
 		int rc;
 		if (alg && alg != TJWT_HS256)
-			return tjwt__err(err, errlen, "%s: oct key declares alg %s", where, alg_name);
+			return tjwt__err(err, errlen, "%s: oct key declares alg %s", where,
+			                 alg_name);
 		secret = jwk_bytes(jwk, "k", &len);
 		if (!secret)
-			return tjwt__err(err, errlen, "%s: oct key needs a base64url member \"k\"", where);
+			return tjwt__err(err, errlen, "%s: oct key needs a base64url member \"k\"",
+			                 where);
 		rc = secret_key(&k, secret, len, kid, where, err, errlen);
 		OPENSSL_cleanse(secret, len);
 		free(secret);
 		if (rc < 0)
 			return -1;
-		return keyset_add(ks, &k) < 0 ? tjwt__err(err, errlen, "%s: out of memory", where) : 1;
+		return keyset_add(ks, &k) < 0 ? tjwt__err(err, errlen, "%s: out of memory", where)
+		                              : 1;
 	} else {
 		return 0; /* OKP and whatever comes next */
 	}
@@ -505,7 +527,8 @@ static int load_jwk(tjwt_keyset *ks, json_t *jwk, const char *where, char *err, 
 	return keyset_add(ks, &k) < 0 ? tjwt__err(err, errlen, "%s: out of memory", where) : 1;
 }
 
-static int load_jwks(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err, size_t errlen)
+static int load_jwks(tjwt_keyset *ks, const char *data, size_t len, const char *what, char *err,
+                     size_t errlen)
 {
 	json_error_t jerr;
 	json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr), *keys, *jwk;
@@ -514,14 +537,16 @@ static int load_jwks(tjwt_keyset *ks, const char *data, size_t len, const char *
 	char where[300];
 
 	if (!doc)
-		return tjwt__err(err, errlen, "%s: invalid JSON at line %d: %s", what, jerr.line, jerr.text);
+		return tjwt__err(err, errlen, "%s: invalid JSON at line %d: %s", what, jerr.line,
+		                 jerr.text);
 	keys = json_object_get(doc, "keys");
 	if (keys) {
 		if (!json_is_array(keys)) {
 			tjwt__err(err, errlen, "%s: \"keys\" is not an array", what);
 			goto cleanup;
 		}
-		json_array_foreach(keys, i, jwk) {
+		json_array_foreach(keys, i, jwk)
+		{
 			int r;
 			snprintf(where, sizeof where, "%s: keys[%zu]", what, i);
 			r = load_jwk(ks, jwk, where, err, errlen);
@@ -535,12 +560,13 @@ static int load_jwks(tjwt_keyset *ks, const char *data, size_t len, const char *
 			goto cleanup;
 		skipped += r == 0;
 	} else {
-		tjwt__err(err, errlen, "%s: neither a JWK Set (\"keys\") nor a JWK (\"kty\")", what);
+		tjwt__err(err, errlen, "%s: neither a JWK Set (\"keys\") nor a JWK (\"kty\")",
+		          what);
 		goto cleanup;
 	}
 	if (!ks->count) {
-		tjwt__err(err, errlen, "%s: no usable signing key (RS256, ES256 on P-256, HS256)%s", what,
-			  skipped ? "; all keys were for other uses or algorithms" : "");
+		tjwt__err(err, errlen, "%s: no usable signing key (RS256, ES256 on P-256, HS256)%s",
+		          what, skipped ? "; all keys were for other uses or algorithms" : "");
 		goto cleanup;
 	}
 	rc = 0;
@@ -551,7 +577,8 @@ cleanup:
 
 /* ---- entry points ----------------------------------------------------------- */
 
-tjwt_keyset *tjwt_keyset_parse(const void *data, size_t len, const char *what, char *err, size_t errlen)
+tjwt_keyset *tjwt_keyset_parse(const void *data, size_t len, const char *what, char *err,
+                               size_t errlen)
 {
 	const char *p = data, *end = p + len;
 	tjwt_keyset *ks;
@@ -599,7 +626,8 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 	}
 	n = fread(buf, 1, KEYFILE_MAX + 1, f);
 	if (ferror(f) || n > KEYFILE_MAX) {
-		tjwt__err(err, errlen, "%s: %s", path, ferror(f) ? "read error" : "larger than 1 MiB");
+		tjwt__err(err, errlen, "%s: %s", path,
+		          ferror(f) ? "read error" : "larger than 1 MiB");
 		free(buf);
 		buf = NULL;
 		goto cleanup;

@@ -29,8 +29,9 @@ static int ecdsa_der_to_jose(const unsigned char *der, size_t derlen, unsigned c
 	return rc;
 }
 
-static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secret, size_t secret_len,
-				 const char *input, size_t *siglen, char *err, size_t errlen)
+static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secret,
+                                 size_t secret_len, const char *input, size_t *siglen, char *err,
+                                 size_t errlen)
 {
 	unsigned char *sig = NULL;
 	EVP_MD_CTX *mctx = NULL;
@@ -39,7 +40,8 @@ static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secre
 	if (alg == TJWT_HS256) {
 		EVP_MAC_CTX *ctx = tjwt__hmac_new(secret, secret_len);
 		sig = malloc(32);
-		if (!ctx || !sig || EVP_MAC_update(ctx, (const unsigned char *)input, strlen(input)) != 1 ||
+		if (!ctx || !sig ||
+		    EVP_MAC_update(ctx, (const unsigned char *)input, strlen(input)) != 1 ||
 		    EVP_MAC_final(ctx, sig, &len, 32) != 1 || len != 32) {
 			tjwt__err(err, errlen, "HMAC-SHA256 failed");
 			free(sig);
@@ -51,7 +53,7 @@ static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secre
 	}
 	if (!pkey || !EVP_PKEY_is_a(pkey, alg == TJWT_RS256 ? "RSA" : "EC")) {
 		tjwt__err(err, errlen, "%s needs %s private key", tjwt_alg_name(alg),
-			  alg == TJWT_RS256 ? "an RSA" : "an EC P-256");
+		          alg == TJWT_RS256 ? "an RSA" : "an EC P-256");
 		return NULL;
 	}
 	mctx = EVP_MD_CTX_new();
@@ -59,7 +61,8 @@ static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secre
 	    EVP_DigestSign(mctx, NULL, &len, (const unsigned char *)input, strlen(input)) != 1 ||
 	    !(sig = malloc(len)) ||
 	    EVP_DigestSign(mctx, sig, &len, (const unsigned char *)input, strlen(input)) != 1) {
-		tjwt__err(err, errlen, "%s signing failed (is this a private key?)", tjwt_alg_name(alg));
+		tjwt__err(err, errlen, "%s signing failed (is this a private key?)",
+		          tjwt_alg_name(alg));
 		free(sig);
 		sig = NULL;
 		goto cleanup;
@@ -67,7 +70,8 @@ static unsigned char *sign_input(tjwt_alg alg, EVP_PKEY *pkey, const void *secre
 	if (alg == TJWT_ES256) {
 		unsigned char *jose = malloc(64);
 		if (!jose || ecdsa_der_to_jose(sig, len, jose) < 0) {
-			tjwt__err(err, errlen, "ES256: cannot convert the signature (not a P-256 key?)");
+			tjwt__err(err, errlen,
+			          "ES256: cannot convert the signature (not a P-256 key?)");
 			free(jose);
 			free(sig);
 			sig = NULL;
@@ -85,10 +89,11 @@ cleanup:
 }
 
 char *tjwt_sign(tjwt_alg alg, void *key, const void *secret, size_t secret_len, const char *kid,
-		const json_t *claims, char *err, size_t errlen)
+                const json_t *claims, char *err, size_t errlen)
 {
 	json_t *hdr = NULL;
-	char *hjson = NULL, *cjson = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL, *token = NULL;
+	char *hjson = NULL, *cjson = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL,
+	     *token = NULL;
 	unsigned char *sig = NULL;
 	size_t siglen = 0, inlen;
 
@@ -116,7 +121,8 @@ char *tjwt_sign(tjwt_alg alg, void *key, const void *secret, size_t secret_len, 
 	strcat(input, c64);
 	if (!(sig = sign_input(alg, key, secret, secret_len, input, &siglen, err, errlen)))
 		goto cleanup;
-	if (!(s64 = tjwt_b64url_encode(sig, siglen)) || !(token = malloc(inlen + 1 + strlen(s64) + 1)))
+	if (!(s64 = tjwt_b64url_encode(sig, siglen)) ||
+	    !(token = malloc(inlen + 1 + strlen(s64) + 1)))
 		goto oom;
 	strcpy(token, input);
 	strcat(token, ".");

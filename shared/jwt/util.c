@@ -27,12 +27,14 @@ void tjwt__sanitize(char *out, size_t outlen, const char *s, size_t len, size_t 
 	for (size_t i = 0; i < len && o + 1 < outlen; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (i == max) {
-			/* Say that it was cut, so a truncated value is not mistaken for the real one. */
+			/* Say that it was cut, so a truncated value is not mistaken for the real
+			 * one. */
 			for (const char *e = "..."; *e && o + 1 < outlen; e++)
 				out[o++] = *e;
 			break;
 		}
-		out[o++] = (c >= 0x20 && c < 0x7f && c != '\'' && c != '"' && c != '\\') ? (char)c : '?';
+		out[o++] =
+		    (c >= 0x20 && c < 0x7f && c != '\'' && c != '"' && c != '\\') ? (char)c : '?';
 	}
 	out[o] = '\0';
 }
@@ -55,8 +57,8 @@ EVP_MAC_CTX *tjwt__hmac_new(const void *secret, size_t len)
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *ctx = NULL;
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 
 	if (!mac)
@@ -111,13 +113,15 @@ int tjwt_algs_parse(const char *list, unsigned *mask, char *err, size_t errlen)
 		if (!n)
 			break;
 		if (n >= sizeof name)
-			return tjwt__err(err, errlen, "unknown JWT algorithm '%.*s'", (int)(n > 32 ? 32 : n), p);
+			return tjwt__err(err, errlen, "unknown JWT algorithm '%.*s'",
+			                 (int)(n > 32 ? 32 : n), p);
 		memcpy(name, p, n);
 		name[n] = '\0';
 		a = tjwt_alg_from_name(name);
 		if (!a)
-			return tjwt__err(err, errlen, "unknown JWT algorithm '%s' (supported: RS256, ES256, HS256)",
-					 name);
+			return tjwt__err(
+			    err, errlen,
+			    "unknown JWT algorithm '%s' (supported: RS256, ES256, HS256)", name);
 		m |= a;
 		p += n;
 	}

@@ -21,7 +21,7 @@
 #define SHOW 64 /* bytes of an untrusted value quoted in a message */
 
 static tjwt_status fail(tjwt_result *res, tjwt_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static tjwt_status fail(tjwt_result *res, tjwt_status st, const char *fmt, ...)
 {
@@ -100,8 +100,8 @@ static json_t *json_segment(const char *s, size_t len, const char *what, tjwt_re
 
 /* ---- signatures ------------------------------------------------------------ */
 
-static int digest_verify(const tjwt_keyset *ks, EVP_PKEY *pkey, const unsigned char *sig, size_t siglen,
-			 const char *input, size_t inlen)
+static int digest_verify(const tjwt_keyset *ks, EVP_PKEY *pkey, const unsigned char *sig,
+                         size_t siglen, const char *input, size_t inlen)
 {
 	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
 	int rc = -1;
@@ -109,14 +109,16 @@ static int digest_verify(const tjwt_keyset *ks, EVP_PKEY *pkey, const unsigned c
 	if (!mctx)
 		return -1;
 	if (EVP_DigestVerifyInit(mctx, NULL, ks->sha256, NULL, pkey) == 1)
-		rc = EVP_DigestVerify(mctx, sig, siglen, (const unsigned char *)input, inlen) == 1 ? 1 : 0;
+		rc = EVP_DigestVerify(mctx, sig, siglen, (const unsigned char *)input, inlen) == 1
+		         ? 1
+		         : 0;
 	EVP_MD_CTX_free(mctx);
 	return rc;
 }
 
 /* JOSE carries ECDSA as r||s (RFC 7518 §3.4); OpenSSL wants DER. */
-static int es256_verify(const tjwt_keyset *ks, EVP_PKEY *pkey, const unsigned char *sig, size_t siglen,
-			const char *input, size_t inlen)
+static int es256_verify(const tjwt_keyset *ks, EVP_PKEY *pkey, const unsigned char *sig,
+                        size_t siglen, const char *input, size_t inlen)
 {
 	ECDSA_SIG *es = NULL;
 	BIGNUM *r = NULL, *s = NULL;
@@ -143,7 +145,8 @@ cleanup:
 	return rc;
 }
 
-static int hs256_verify(const tjwt_key *k, const unsigned char *sig, size_t siglen, const char *input, size_t inlen)
+static int hs256_verify(const tjwt_key *k, const unsigned char *sig, size_t siglen,
+                        const char *input, size_t inlen)
 {
 	EVP_MAC_CTX *ctx;
 	unsigned char mac[32];
@@ -164,8 +167,8 @@ static int hs256_verify(const tjwt_key *k, const unsigned char *sig, size_t sigl
 	return rc;
 }
 
-static int verify_with(const tjwt_keyset *ks, const tjwt_key *k, tjwt_alg alg, const unsigned char *sig,
-		       size_t siglen, const char *input, size_t inlen)
+static int verify_with(const tjwt_keyset *ks, const tjwt_key *k, tjwt_alg alg,
+                       const unsigned char *sig, size_t siglen, const char *input, size_t inlen)
 {
 	int rc;
 
@@ -195,8 +198,9 @@ static bool kid_matches(const tjwt_key *k, const char *kid)
 	return !k->kid || !kid || !strcmp(k->kid, kid);
 }
 
-static tjwt_status check_signature(const tjwt_keyset *ks, tjwt_alg alg, const char *kid, const char *sig64,
-				   size_t sig64len, const char *input, size_t inlen, tjwt_result *res)
+static tjwt_status check_signature(const tjwt_keyset *ks, tjwt_alg alg, const char *kid,
+                                   const char *sig64, size_t sig64len, const char *input,
+                                   size_t inlen, tjwt_result *res)
 {
 	size_t candidates = 0, usable = 0, siglen = 0;
 	unsigned kty_seen = 0;
@@ -223,10 +227,13 @@ static tjwt_status check_signature(const tjwt_keyset *ks, tjwt_alg alg, const ch
 	}
 	if (!usable) {
 		if (kty_seen == 1u << kty_last)
-			return fail(res, TJWT_ERR_ALG_KEY_MISMATCH, "%s not allowed for an %s key%s%s%s",
-				    tjwt_alg_name(alg), tjwt__kty_name(kty_last), kid ? " (kid '" : "", kid ? kidq : "", kid ? "')" : "");
-		return fail(res, TJWT_ERR_ALG_KEY_MISMATCH, "no key for %s%s%s%s: only keys of other types",
-			    tjwt_alg_name(alg), kid ? " with kid '" : "", kid ? kidq : "", kid ? "'" : "");
+			return fail(res, TJWT_ERR_ALG_KEY_MISMATCH,
+			            "%s not allowed for an %s key%s%s%s", tjwt_alg_name(alg),
+			            tjwt__kty_name(kty_last), kid ? " (kid '" : "", kid ? kidq : "",
+			            kid ? "')" : "");
+		return fail(res, TJWT_ERR_ALG_KEY_MISMATCH,
+		            "no key for %s%s%s%s: only keys of other types", tjwt_alg_name(alg),
+		            kid ? " with kid '" : "", kid ? kidq : "", kid ? "'" : "");
 	}
 	if (!sig64len)
 		return fail(res, TJWT_ERR_MALFORMED, "signature is empty");
@@ -250,20 +257,21 @@ static tjwt_status check_signature(const tjwt_keyset *ks, tjwt_alg alg, const ch
 		return fail(res, st, "%s verification failed inside OpenSSL", tjwt_alg_name(alg));
 	if (st != TJWT_OK) {
 		if (usable > 1)
-			return fail(res, st, "signature verification failed (%s, %zu keys tried)", tjwt_alg_name(alg),
-				    usable);
+			return fail(res, st, "signature verification failed (%s, %zu keys tried)",
+			            tjwt_alg_name(alg), usable);
 		return fail(res, st, "signature verification failed (%s%s%s%s)", tjwt_alg_name(alg),
-			    kid ? ", kid '" : "", kid ? kidq : "", kid ? "'" : "");
+		            kid ? ", kid '" : "", kid ? kidq : "", kid ? "'" : "");
 	}
 	return TJWT_OK;
 }
 
 /* ---- header ------------------------------------------------------------------ */
 
-static tjwt_status check_header(json_t *hdr, const tjwt_policy *pol, tjwt_alg *algp, const char **kidp,
-				tjwt_result *res)
+static tjwt_status check_header(json_t *hdr, const tjwt_policy *pol, tjwt_alg *algp,
+                                const char **kidp, tjwt_result *res)
 {
-	json_t *algv = json_object_get(hdr, "alg"), *crit = json_object_get(hdr, "crit"), *kidv, *b64;
+	json_t *algv = json_object_get(hdr, "alg"), *crit = json_object_get(hdr, "crit"), *kidv,
+	       *b64;
 	unsigned allowed = pol->algs ? pol->algs : TJWT_ALGS_ALL;
 	const char *name;
 	char q[SHOW * 2];
@@ -278,7 +286,8 @@ static tjwt_status check_header(json_t *hdr, const tjwt_policy *pol, tjwt_alg *a
 	alg = tjwt_alg_from_name(name);
 	if (!alg) {
 		quote(q, sizeof q, name);
-		return fail(res, TJWT_ERR_ALG_UNSUPPORTED, "algorithm '%s' is not supported (RS256, ES256, HS256)", q);
+		return fail(res, TJWT_ERR_ALG_UNSUPPORTED,
+		            "algorithm '%s' is not supported (RS256, ES256, HS256)", q);
 	}
 	res->alg = alg;
 	if (!(alg & allowed)) {
@@ -289,20 +298,25 @@ static tjwt_status check_header(json_t *hdr, const tjwt_policy *pol, tjwt_alg *a
 					strcat(list, ", ");
 				strcat(list, tjwt_alg_name(a));
 			}
-		return fail(res, TJWT_ERR_ALG_NOT_ALLOWED, "algorithm %s is not allowed (allowed: %s)", name, list);
+		return fail(res, TJWT_ERR_ALG_NOT_ALLOWED,
+		            "algorithm %s is not allowed (allowed: %s)", name, list);
 	}
 	if (crit) {
 		json_t *v;
 		size_t i;
 		if (!json_is_array(crit) || !json_array_size(crit))
-			return fail(res, TJWT_ERR_MALFORMED, "\"crit\" must be a non-empty array of names");
-		json_array_foreach(crit, i, v) {
+			return fail(res, TJWT_ERR_MALFORMED,
+			            "\"crit\" must be a non-empty array of names");
+		json_array_foreach(crit, i, v)
+		{
 			if (!json_is_string(v))
-				return fail(res, TJWT_ERR_MALFORMED, "\"crit\" must be a non-empty array of names");
+				return fail(res, TJWT_ERR_MALFORMED,
+				            "\"crit\" must be a non-empty array of names");
 		}
 		/* No extension is implemented, so every critical one is unknown. */
 		quote(q, sizeof q, json_string_value(json_array_get(crit, 0)));
-		return fail(res, TJWT_ERR_CRIT, "critical header parameter '%s' is not supported", q);
+		return fail(res, TJWT_ERR_CRIT, "critical header parameter '%s' is not supported",
+		            q);
 	}
 	/* RFC 7797 unencoded payloads change what is signed; only valid with crit. */
 	b64 = json_object_get(hdr, "b64");
@@ -313,7 +327,8 @@ static tjwt_status check_header(json_t *hdr, const tjwt_policy *pol, tjwt_alg *a
 		return fail(res, TJWT_ERR_MALFORMED, "\"kid\" is not a string");
 	*kidp = json_string_value(kidv);
 	if (*kidp)
-		tjwt__sanitize(res->kid, sizeof res->kid, *kidp, strlen(*kidp), sizeof res->kid - 4);
+		tjwt__sanitize(res->kid, sizeof res->kid, *kidp, strlen(*kidp),
+		               sizeof res->kid - 4);
 	*algp = alg;
 	return TJWT_OK;
 }
@@ -348,9 +363,11 @@ static bool list_has(const char *const *list, const char *s)
 
 static tjwt_status check_times(json_t *claims, const tjwt_policy *pol, time_t now, tjwt_result *res)
 {
-	double exp = 0, nbf = 0, iat = 0, t = (double)now, leeway = (double)(pol->leeway > 0 ? pol->leeway : 0);
+	double exp = 0, nbf = 0, iat = 0, t = (double)now,
+	       leeway = (double)(pol->leeway > 0 ? pol->leeway : 0);
 	char a[32], b[32];
-	int has_exp = number_claim(claims, "exp", &exp), has_nbf = number_claim(claims, "nbf", &nbf),
+	int has_exp = number_claim(claims, "exp", &exp),
+	    has_nbf = number_claim(claims, "nbf", &nbf),
 	    has_iat = number_claim(claims, "iat", &iat);
 
 	if (has_exp < 0)
@@ -364,26 +381,30 @@ static tjwt_status check_times(json_t *claims, const tjwt_policy *pol, time_t no
 		return fail(res, TJWT_ERR_CLAIM_MISSING, "token has no expiry ('exp' claim)");
 	if (has_exp && t >= exp + leeway) {
 		fmt_time(a, sizeof a, exp);
-		return fail(res, TJWT_ERR_EXPIRED, "token expired at %s (now %s, leeway %lds)", a, b,
-			    (long)leeway);
+		return fail(res, TJWT_ERR_EXPIRED, "token expired at %s (now %s, leeway %lds)", a,
+		            b, (long)leeway);
 	}
 	if (has_nbf && t + leeway < nbf) {
 		fmt_time(a, sizeof a, nbf);
-		return fail(res, TJWT_ERR_NOT_YET_VALID, "token not valid before %s (now %s, leeway %lds)", a, b,
-			    (long)leeway);
+		return fail(res, TJWT_ERR_NOT_YET_VALID,
+		            "token not valid before %s (now %s, leeway %lds)", a, b, (long)leeway);
 	}
 	if (has_iat && iat > t + leeway) {
 		fmt_time(a, sizeof a, iat);
-		return fail(res, TJWT_ERR_IAT, "token issued in the future at %s (now %s, leeway %lds)", a, b,
-			    (long)leeway);
+		return fail(res, TJWT_ERR_IAT,
+		            "token issued in the future at %s (now %s, leeway %lds)", a, b,
+		            (long)leeway);
 	}
 	if (pol->max_age > 0) {
 		if (!has_iat)
-			return fail(res, TJWT_ERR_CLAIM_MISSING, "token has no 'iat' claim and a maximum age is set");
+			return fail(res, TJWT_ERR_CLAIM_MISSING,
+			            "token has no 'iat' claim and a maximum age is set");
 		if (t - iat > (double)pol->max_age + leeway) {
 			fmt_time(a, sizeof a, iat);
-			return fail(res, TJWT_ERR_IAT, "token issued at %s is older than the maximum age of %lds (now %s)",
-				    a, pol->max_age, b);
+			return fail(
+			    res, TJWT_ERR_IAT,
+			    "token issued at %s is older than the maximum age of %lds (now %s)", a,
+			    pol->max_age, b);
 		}
 	}
 	return TJWT_OK;
@@ -415,24 +436,29 @@ static tjwt_status check_audience(json_t *claims, const tjwt_policy *pol, tjwt_r
 
 	if (aud && !json_is_string(aud)) {
 		if (!json_is_array(aud))
-			return fail(res, TJWT_ERR_CLAIM_TYPE, "claim 'aud' is neither a string nor an array");
-		json_array_foreach(aud, i, v) {
+			return fail(res, TJWT_ERR_CLAIM_TYPE,
+			            "claim 'aud' is neither a string nor an array");
+		json_array_foreach(aud, i, v)
+		{
 			if (!json_is_string(v))
-				return fail(res, TJWT_ERR_CLAIM_TYPE, "claim 'aud' holds a non-string");
+				return fail(res, TJWT_ERR_CLAIM_TYPE,
+				            "claim 'aud' holds a non-string");
 		}
 	}
 	if (list_empty(pol->audiences))
 		return TJWT_OK;
 	if (!aud)
-		return fail(res, TJWT_ERR_AUDIENCE, "token has no audience ('aud' claim), expected '%s'",
-			    pol->audiences[0]);
+		return fail(res, TJWT_ERR_AUDIENCE,
+		            "token has no audience ('aud' claim), expected '%s'",
+		            pol->audiences[0]);
 	if (json_is_string(aud)) {
 		if (list_has(pol->audiences, json_string_value(aud)))
 			return TJWT_OK;
 		tjwt__sanitize(q, sizeof q, json_string_value(aud), json_string_length(aud), SHOW);
 		return fail(res, TJWT_ERR_AUDIENCE, "audience '%s' not accepted", q);
 	}
-	json_array_foreach(aud, i, v) {
+	json_array_foreach(aud, i, v)
+	{
 		if (list_has(pol->audiences, json_string_value(v)))
 			return TJWT_OK;
 	}
@@ -441,10 +467,11 @@ static tjwt_status check_audience(json_t *claims, const tjwt_policy *pol, tjwt_r
 	v = json_array_get(aud, 0);
 	tjwt__sanitize(q, sizeof q, json_string_value(v), json_string_length(v), SHOW);
 	return fail(res, TJWT_ERR_AUDIENCE, "audience '%s'%s not accepted", q,
-		    json_array_size(aud) > 1 ? " (and the others listed)" : "");
+	            json_array_size(aud) > 1 ? " (and the others listed)" : "");
 }
 
-static tjwt_status check_claims(json_t *claims, const tjwt_policy *pol, time_t now, tjwt_result *res)
+static tjwt_status check_claims(json_t *claims, const tjwt_policy *pol, time_t now,
+                                tjwt_result *res)
 {
 	json_t *sub = json_object_get(claims, "sub");
 	tjwt_status st;
@@ -459,7 +486,8 @@ static tjwt_status check_claims(json_t *claims, const tjwt_policy *pol, time_t n
 		if (!v || json_is_null(v)) {
 			char q[SHOW * 2];
 			quote(q, sizeof q, *r);
-			return fail(res, TJWT_ERR_CLAIM_MISSING, "required claim '%s' is missing", q);
+			return fail(res, TJWT_ERR_CLAIM_MISSING, "required claim '%s' is missing",
+			            q);
 		}
 	}
 	return TJWT_OK;
@@ -467,8 +495,8 @@ static tjwt_status check_claims(json_t *claims, const tjwt_policy *pol, time_t n
 
 /* ---- entry point -------------------------------------------------------------- */
 
-tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const char *token, size_t len, time_t now,
-			tjwt_result *res)
+tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const char *token,
+                        size_t len, time_t now, tjwt_result *res)
 {
 	static const tjwt_policy strict = {0};
 	size_t max, parts = 1;
@@ -486,7 +514,8 @@ tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const cha
 	if (!token || !len)
 		return fail(res, TJWT_ERR_MALFORMED, "empty token");
 	if (len > max)
-		return fail(res, TJWT_ERR_TOO_LARGE, "token of %zu bytes exceeds the limit of %zu", len, max);
+		return fail(res, TJWT_ERR_TOO_LARGE, "token of %zu bytes exceeds the limit of %zu",
+		            len, max);
 	for (const char *p = token; (p = memchr(p, '.', (size_t)(token + len - p))); p++) {
 		if (parts == 1)
 			d1 = p;
@@ -495,10 +524,13 @@ tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const cha
 		parts++;
 	}
 	if (parts != 3)
-		return fail(res, TJWT_ERR_MALFORMED, "token has %zu part%s, expected 3 (header.payload.signature)%s",
-			    parts, parts == 1 ? "" : "s", parts == 5 ? "; encrypted (JWE) tokens are not supported" : "");
+		return fail(res, TJWT_ERR_MALFORMED,
+		            "token has %zu part%s, expected 3 (header.payload.signature)%s", parts,
+		            parts == 1 ? "" : "s",
+		            parts == 5 ? "; encrypted (JWE) tokens are not supported" : "");
 	if (d1 == token || d2 == d1 + 1)
-		return fail(res, TJWT_ERR_MALFORMED, "token has an empty %s", d1 == token ? "header" : "payload");
+		return fail(res, TJWT_ERR_MALFORMED, "token has an empty %s",
+		            d1 == token ? "header" : "payload");
 
 	if (!(hdr = json_segment(token, (size_t)(d1 - token), "header", res)))
 		goto done;
@@ -511,12 +543,13 @@ tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const cha
 			goto bad_payload;
 		for (size_t i = 0; i < plen; i++) {
 			unsigned char c = (unsigned char)d1[1 + i];
-			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-			      c == '_'))
+			if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			      (c >= '0' && c <= '9') || c == '-' || c == '_'))
 				goto bad_payload;
 		}
 	}
-	if (check_signature(ks, alg, kid, d2 + 1, (size_t)(token + len - d2 - 1), token, (size_t)(d2 - token), res))
+	if (check_signature(ks, alg, kid, d2 + 1, (size_t)(token + len - d2 - 1), token,
+	                    (size_t)(d2 - token), res))
 		goto done;
 	if (!(claims = json_segment(d1 + 1, (size_t)(d2 - d1 - 1), "payload", res)))
 		goto done;

@@ -4,7 +4,7 @@
 #include "tributary/kafka.h"
 
 int tb_kafka_conf_apply(rd_kafka_conf_t *conf, const json_t *props, const char *what, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -28,7 +28,7 @@ int tb_kafka_conf_apply(rd_kafka_conf_t *conf, const json_t *props, const char *
 			s = json_is_true(v) ? "true" : "false";
 		else {
 			snprintf(err, errlen, "%s.%s: must be a string, number or boolean", what,
-				 key);
+			         key);
 			return -1;
 		}
 		if (rd_kafka_conf_set(conf, key, s, rerr, sizeof(rerr)) != RD_KAFKA_CONF_OK) {

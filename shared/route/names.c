@@ -51,12 +51,12 @@ tb_capture_rule *tb_capture_rule_compile(const char *regex, char *err, size_t er
 		goto oom;
 	/* The whole capture must match: anchored at both ends. */
 	r->re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED,
-			      PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+	                      PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
 	if (!r->re) {
 		PCRE2_UCHAR msg[160];
 		pcre2_get_error_message(code, msg, sizeof(msg));
 		snprintf(err, errlen, "'%s' is not a PCRE2 regular expression: %s at offset %zu",
-			 regex, (const char *)msg, (size_t)off);
+		         regex, (const char *)msg, (size_t)off);
 		tb_capture_rule_free(r);
 		return NULL;
 	}

@@ -66,7 +66,7 @@ int tb_pattern_compile(tb_pattern *p, const char *text, char *err, size_t errlen
 		}
 		if (p->nlevels == TB_PATTERN_MAX_LEVELS) {
 			snprintf(err, errlen, "'%s' has more than %d levels", text,
-				 TB_PATTERN_MAX_LEVELS);
+			         TB_PATTERN_MAX_LEVELS);
 			goto error;
 		}
 		if (len >= 2 && s[0] == '{' && s[len - 1] == '}') {
@@ -76,7 +76,7 @@ int tb_pattern_compile(tb_pattern *p, const char *text, char *err, size_t errlen
 			}
 			if (++ncaps > TB_PATTERN_MAX_CAPTURES) {
 				snprintf(err, errlen, "'%s' has more than %d placeholders", text,
-					 TB_PATTERN_MAX_CAPTURES);
+				         TB_PATTERN_MAX_CAPTURES);
 				goto error;
 			}
 			p->name[p->nlevels] = strndup(s + 1, len - 2);
@@ -88,9 +88,10 @@ int tb_pattern_compile(tb_pattern *p, const char *text, char *err, size_t errlen
 		} else {
 			if (memchr(s, '+', len) || memchr(s, '#', len) || memchr(s, '{', len) ||
 			    memchr(s, '}', len)) {
-				snprintf(err, errlen,
-					 "wildcards and placeholders must fill a whole level in '%s'",
-					 text);
+				snprintf(
+				    err, errlen,
+				    "wildcards and placeholders must fill a whole level in '%s'",
+				    text);
 				goto error;
 			}
 			p->literal[p->nlevels] = strndup(s, len);
@@ -144,7 +145,8 @@ bool tb_pattern_match(const tb_pattern *p, const char *topic, tb_captures *caps)
 const tb_capture *tb_captures_get(const tb_captures *caps, const char *name, size_t namelen)
 {
 	for (int i = 0; i < caps->count; i++) {
-		if (strlen(caps->cap[i].name) == namelen && !memcmp(caps->cap[i].name, name, namelen))
+		if (strlen(caps->cap[i].name) == namelen &&
+		    !memcmp(caps->cap[i].name, name, namelen))
 			return &caps->cap[i];
 	}
 	return NULL;

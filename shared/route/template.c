@@ -18,7 +18,8 @@ void tb_template_free(tb_template *t)
 
 static int template__add(tb_template *t, bool placeholder, const char *s, size_t len)
 {
-	struct tb_template_part *parts = realloc(t->parts, sizeof(*parts) * (size_t)(t->nparts + 1));
+	struct tb_template_part *parts =
+	    realloc(t->parts, sizeof(*parts) * (size_t)(t->nparts + 1));
 	if (!parts)
 		return -1;
 	t->parts = parts;
@@ -73,7 +74,7 @@ error:
 }
 
 int tb_template_each_name(const tb_template *t, int (*check)(void *ctx, const char *name),
-			  void *ctx)
+                          void *ctx)
 {
 	for (int i = 0; i < t->nparts; i++) {
 		if (t->parts[i].placeholder) {
@@ -86,7 +87,7 @@ int tb_template_each_name(const tb_template *t, int (*check)(void *ctx, const ch
 }
 
 int tb_template_expand(const tb_template *t, tb_template_lookup lookup, void *ctx,
-		       const char *forbidden, char *out, size_t outlen, const char **missing)
+                       const char *forbidden, char *out, size_t outlen, const char **missing)
 {
 	size_t used = 0;
 	for (int i = 0; i < t->nparts; i++) {

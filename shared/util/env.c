@@ -7,7 +7,7 @@
 #include "tributary/util.h"
 
 static int env__expand_string(const char *in, char **out, const char *path, char *err,
-			      size_t errlen)
+                              size_t errlen)
 {
 	size_t cap = strlen(in) + 64, used = 0;
 	char *buf = malloc(cap);
@@ -49,9 +49,10 @@ static int env__expand_string(const char *in, char **out, const char *path, char
 				v = def;
 				vlen = deflen;
 			} else {
-				snprintf(err, errlen,
-					 "%s: environment variable %s is not set (use ${%s:-default})",
-					 path, name, name);
+				snprintf(
+				    err, errlen,
+				    "%s: environment variable %s is not set (use ${%s:-default})",
+				    path, name, name);
 				free(buf);
 				return -1;
 			}
@@ -92,8 +93,8 @@ static int env__walk(json_t *json, const char *path, char *err, size_t errlen)
 			snprintf(sub, sizeof(sub), "%s.%s", path, key);
 			if (json_is_string(value)) {
 				char *expanded;
-				if (env__expand_string(json_string_value(value), &expanded, sub, err,
-						       errlen))
+				if (env__expand_string(json_string_value(value), &expanded, sub,
+				                       err, errlen))
 					return -1;
 				json_object_set_new(json, key, json_string(expanded));
 				free(expanded);
@@ -109,8 +110,8 @@ static int env__walk(json_t *json, const char *path, char *err, size_t errlen)
 			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
 			if (json_is_string(value)) {
 				char *expanded;
-				if (env__expand_string(json_string_value(value), &expanded, sub, err,
-						       errlen))
+				if (env__expand_string(json_string_value(value), &expanded, sub,
+				                       err, errlen))
 					return -1;
 				json_array_set_new(json, i, json_string(expanded));
 				free(expanded);

@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (data[0] & 1) {
-		st = tb_ce_parse_structured((const char *)data + 1, size - 1, &ev, err, sizeof(err));
+		st =
+		    tb_ce_parse_structured((const char *)data + 1, size - 1, &ev, err, sizeof(err));
 	} else {
 		tb_ce_attr attrs[16] = {{0}};
 		const uint8_t *p = data + 1, *end = data + size;
@@ -67,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		const char *payload = nul ? (const char *)nul + 1 : "";
 		size_t plen = nul ? (size_t)(end - nul - 1) : 0;
-		st = tb_ce_parse_binary(attrs, n, (data[0] & 2) ? "text/plain" : NULL, payload, plen,
-					&ev, err, sizeof(err));
+		st = tb_ce_parse_binary(attrs, n, (data[0] & 2) ? "text/plain" : NULL, payload,
+		                        plen, &ev, err, sizeof(err));
 	}
 	if (st == TB_CE_OK && tb_ce_complete(&ev, err, sizeof(err)) == TB_CE_OK) {
 		const tjs_schema *schema = tb_catalog_find(catalog, tb_ce_attr_string(&ev, "type"));

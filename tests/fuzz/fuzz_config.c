@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    tb_template_compile(&tpl, parts[1], err, sizeof(err)) == 0) {
 			for (int i = 0; i < caps.count; i++)
 				tb_capture_rule_ok(rule, caps.cap[i].value, caps.cap[i].len);
-			if (tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out), NULL) >= 0)
+			if (tb_template_expand(&tpl, lookup, &caps, "+#/", out, sizeof(out),
+			                       NULL) >= 0)
 				tb_kafka_topic_valid(out);
 			tb_topics_template_match(&tpl, parts[2]);
 			tb_template_free(&tpl);

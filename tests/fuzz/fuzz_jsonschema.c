@@ -38,8 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!nul)
 		return 0;
 	size_t slen = (size_t)(nul - data);
-	json_t *schema = json_loadb((const char *)data, slen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
-	json_t *inst = json_loadb((const char *)nul + 1, size - slen - 1, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *schema =
+	    json_loadb((const char *)data, slen, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+	json_t *inst = json_loadb((const char *)nul + 1, size - slen - 1,
+	                          JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	if (schema && inst) {
 		/* the schema's length picks the options, so both modes get inputs */
 		tjs_options o = {.format_assert = slen & 1, .max_depth = (slen & 2) ? 20 : 0};
@@ -58,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* duplicates refused on both sides: jansson would keep only the last */
 	const char *ibytes = (const char *)nul + 1;
 	size_t ilen = size - slen - 1;
-	json_t *strict = json_loadb(ibytes, ilen, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+	json_t *strict = json_loadb(
+	    ibytes, ilen, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
 	tjs_doc *doc = tjs_doc_parse(ibytes, ilen, TJS_PARSE_ALLOW_NUL, NULL, 0);
 	if (doc && has_literal(tjs_doc_root(doc))) {
 		if (schema) {
@@ -103,11 +106,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			tjs_result r1 = {0}, r2 = {0};
 			bool v1 = tjs_validate(s, strict, &r1, 0);
 			bool v2 = tjs_validate_value(s, tjs_doc_root(doc), &r2, 0);
-			if (v1 != v2 || v2 != tjs_validate_value(s, tjs_doc_root(doc), NULL, 0) || r1.count != r2.count)
+			if (v1 != v2 || v2 != tjs_validate_value(s, tjs_doc_root(doc), NULL, 0) ||
+			    r1.count != r2.count)
 				abort();
 			for (size_t i = 0; i < r1.count; i++)
-				if (strcmp(r1.errors[i].instance_location, r2.errors[i].instance_location) ||
-				    strcmp(r1.errors[i].keyword_location, r2.errors[i].keyword_location) ||
+				if (strcmp(r1.errors[i].instance_location,
+				           r2.errors[i].instance_location) ||
+				    strcmp(r1.errors[i].keyword_location,
+				           r2.errors[i].keyword_location) ||
 				    strcmp(r1.errors[i].message, r2.errors[i].message))
 					abort();
 			tjs_result_clear(&r1);

@@ -89,7 +89,8 @@ static int replay__path(const char *path, int *count)
 		qsort(names, (size_t)k, sizeof(*names), replay__name_cmp);
 	for (int i = 0; i < k; i++) {
 		char sub[4096];
-		if (!names[i] || snprintf(sub, sizeof(sub), "%s/%s", path, names[i]) >= (int)sizeof(sub))
+		if (!names[i] ||
+		    snprintf(sub, sizeof(sub), "%s/%s", path, names[i]) >= (int)sizeof(sub))
 			rc = -1;
 		else if (replay__path(sub, count))
 			rc = -1;

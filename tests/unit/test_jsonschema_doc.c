@@ -55,7 +55,8 @@ static void check_like_jansson(const char *text, size_t len)
 	tjs_doc *d = tjs_doc_parse(text, len, 0, err, sizeof(err));
 	if (!j != !d)
 		fail_msg("%.*s: jansson %s (%s), tjs_doc %s (%s)", (int)(len > 80 ? 80 : len), text,
-			 j ? "accepts" : "refuses", j ? "" : je.text, d ? "accepts" : "refuses", d ? "" : err);
+		         j ? "accepts" : "refuses", j ? "" : je.text, d ? "accepts" : "refuses",
+		         d ? "" : err);
 	if (!d) {
 		assert_true(strstr(err, "line ") != NULL); /* a position for the log */
 		return;
@@ -80,33 +81,78 @@ static void parse_agrees_with_jansson(void **state)
 {
 	(void)state;
 	static const struct input inputs[] = {
-		/* accepted */
-		{"{}", 0}, {"[]", 0}, {" \t\r\n[ 1 , 2 ]\n", 0}, {"0", 0}, {"-0", 0}, {"-0.0", 0},
-		{"{\"a\":[1,2.5,-3,1e3,1E-2,2e+2,true,false,null],\"b\":{\"c\":{}}}", 0},
-		{"\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\"", 0}, {"\"\\u001f\\u007f\"", 0},
-		{"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 0}, {"9223372036854775807", 0},
-		{"-9223372036854775808", 0}, {"1.7976931348623157e308", 0}, {"0.1", 0},
-		{"123456789.1234567", 0}, {"92.989999999999995", 0}, {"1e22", 0}, {"1e23", 0},
-		{"0.000001234", 0}, {"{\"\":\"\"}", 0}, {"{\"a\":1,\"A\":2}", 0},
-		{"[[[[[[[[[[]]]]]]]]]]", 0},
-		/* refused */
-		{"", 0}, {" ", 0}, {"{", 0}, {"[1,]", 0}, {"{\"a\":1,}", 0}, {"{\"a\" 1}", 0}, {"{a:1}", 0},
-		{"01", 0}, {"1.", 0}, {".5", 0}, {"-", 0}, {"1e", 0}, {"+1", 0}, {"tru", 0}, {"nulll", 0},
-		{"[1] x", 0}, {"\"abc", 0}, {"\"\x01\"", 0}, {"\"\xc3\"", 0}, {"\"\xed\xa0\x80\"", 0},
-		{"\"\xc0\xaf\"", 0}, {"\"\xf4\x90\x80\x80\"", 0}, {"\"\xff\"", 0}, {"\"\\ud800\"", 0},
-		{"\"\\udc00\"", 0}, {"\"\\ud800\\u0041\"", 0}, {"\"\\u0000\"", 0}, {"{\"a\":1,\"a\":2}", 0},
-		{"{\"k\\u0041\":1,\"kA\":2}", 0}, {"\"\\x\"", 0}, {"\"\\u12G4\"", 0},
-		{"[1]\0", 4}, {"\"a\0b\"", 5}, {"[\"\\", 0}, {"{\"a\":}", 0}, {"[,1]", 0}, {"\"\\u00", 0},
+	    /* accepted */
+	    {"{}", 0},
+	    {"[]", 0},
+	    {" \t\r\n[ 1 , 2 ]\n", 0},
+	    {"0", 0},
+	    {"-0", 0},
+	    {"-0.0", 0},
+	    {"{\"a\":[1,2.5,-3,1e3,1E-2,2e+2,true,false,null],\"b\":{\"c\":{}}}", 0},
+	    {"\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\"", 0},
+	    {"\"\\u001f\\u007f\"", 0},
+	    {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 0},
+	    {"9223372036854775807", 0},
+	    {"-9223372036854775808", 0},
+	    {"1.7976931348623157e308", 0},
+	    {"0.1", 0},
+	    {"123456789.1234567", 0},
+	    {"92.989999999999995", 0},
+	    {"1e22", 0},
+	    {"1e23", 0},
+	    {"0.000001234", 0},
+	    {"{\"\":\"\"}", 0},
+	    {"{\"a\":1,\"A\":2}", 0},
+	    {"[[[[[[[[[[]]]]]]]]]]", 0},
+	    /* refused */
+	    {"", 0},
+	    {" ", 0},
+	    {"{", 0},
+	    {"[1,]", 0},
+	    {"{\"a\":1,}", 0},
+	    {"{\"a\" 1}", 0},
+	    {"{a:1}", 0},
+	    {"01", 0},
+	    {"1.", 0},
+	    {".5", 0},
+	    {"-", 0},
+	    {"1e", 0},
+	    {"+1", 0},
+	    {"tru", 0},
+	    {"nulll", 0},
+	    {"[1] x", 0},
+	    {"\"abc", 0},
+	    {"\"\x01\"", 0},
+	    {"\"\xc3\"", 0},
+	    {"\"\xed\xa0\x80\"", 0},
+	    {"\"\xc0\xaf\"", 0},
+	    {"\"\xf4\x90\x80\x80\"", 0},
+	    {"\"\xff\"", 0},
+	    {"\"\\ud800\"", 0},
+	    {"\"\\udc00\"", 0},
+	    {"\"\\ud800\\u0041\"", 0},
+	    {"\"\\u0000\"", 0},
+	    {"{\"a\":1,\"a\":2}", 0},
+	    {"{\"k\\u0041\":1,\"kA\":2}", 0},
+	    {"\"\\x\"", 0},
+	    {"\"\\u12G4\"", 0},
+	    {"[1]\0", 4},
+	    {"\"a\0b\"", 5},
+	    {"[\"\\", 0},
+	    {"{\"a\":}", 0},
+	    {"[,1]", 0},
+	    {"\"\\u00", 0},
 	};
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
-		check_like_jansson(inputs[i].text, inputs[i].len ? inputs[i].len : strlen(inputs[i].text));
+		check_like_jansson(inputs[i].text,
+		                   inputs[i].len ? inputs[i].len : strlen(inputs[i].text));
 
 	/* The string scanner reads eight bytes at a time and stops at the
 	 * first special byte of a word: each at every offset, with plain bytes
 	 * on both sides (a special byte above must not hide one below). */
-	static const char *const specials[] = {"\"", "\\n", "\\u0041", "\x01", "\x1f", "\x7f",
-					       "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff",
-					       "\xc3", "\\\"\x01"};
+	static const char *const specials[] = {
+	    "\"",       "\\n",          "\\u0041",          "\x01", "\x1f", "\x7f",
+	    "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3", "\\\"\x01"};
 	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
 		for (size_t before = 0; before <= 17; before++) {
 			for (size_t after = 0; after <= 9; after += 3) {
@@ -116,7 +162,8 @@ static void parse_agrees_with_jansson(void **state)
 				text[len++] = '"';
 				for (size_t i = 0; i < before; i++)
 					text[len++] = (char)('a' + i % 26);
-				len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", specials[k]);
+				len += (size_t)snprintf(text + len, sizeof(text) - len, "%s",
+				                        specials[k]);
 				for (size_t i = 0; i < after; i++)
 					text[len++] = (char)(i % 2 ? '\x01' : 'z');
 				text[len++] = '"';
@@ -162,11 +209,19 @@ static void parse_agrees_with_jansson(void **state)
 static void big_numbers_kept_exactly(void **state)
 {
 	(void)state;
-	static const char *const kept[] = {
-		"9223372036854775808", "-9223372036854775809", "12345678901234567890123",
-		"1234567890123456789012345678901234567890", "1e400", "-1e400", "1E+400", "2.5e-400",
-		"1.7976931348623157e309", "123456789.123456789", "92.9899999999999951",
-		"0.1000000000000000000001", "5e-324"};
+	static const char *const kept[] = {"9223372036854775808",
+	                                   "-9223372036854775809",
+	                                   "12345678901234567890123",
+	                                   "1234567890123456789012345678901234567890",
+	                                   "1e400",
+	                                   "-1e400",
+	                                   "1E+400",
+	                                   "2.5e-400",
+	                                   "1.7976931348623157e309",
+	                                   "123456789.123456789",
+	                                   "92.9899999999999951",
+	                                   "0.1000000000000000000001",
+	                                   "5e-324"};
 	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
 		char text[256], err[200];
 		size_t len;
@@ -186,8 +241,14 @@ static void big_numbers_kept_exactly(void **state)
 		tjs_doc_free(d);
 	}
 	/* exact as they are: no literal kept */
-	static const char *const plain[] = {"9223372036854775807", "0.1", "1e22", "123456789012345",
-					    "-1.5e-300", "0", "0.30000000000000004", "1.7976931348623157e308"};
+	static const char *const plain[] = {"9223372036854775807",
+	                                    "0.1",
+	                                    "1e22",
+	                                    "123456789012345",
+	                                    "-1.5e-300",
+	                                    "0",
+	                                    "0.30000000000000004",
+	                                    "1.7976931348623157e308"};
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		tjs_doc *d = tjs_doc_parse(plain[i], strlen(plain[i]), 0, NULL, 0);
 		assert_non_null(d);
@@ -209,55 +270,57 @@ static void big_numbers_validated_exactly(void **state)
 		const char *schema, *instance;
 		bool valid;
 	} cases[] = {
-		{"{\"type\":\"integer\"}", "1234567890123456789012345678901234567890", true},
-		{"{\"type\":\"integer\"}", "-1234567890123456789012345678901234567890", true},
-		{"{\"type\":\"integer\"}", "1e400", true},
-		{"{\"type\":\"integer\"}", "1.5e400", true},
-		{"{\"type\":\"integer\"}", "1.00000000000000000001", false},
-		{"{\"type\":\"integer\"}", "1e-400", false},
-		{"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}", "1e400", false},
-		{"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}",
-		 "12345678901234567890123", true},
-		{"{\"type\":\"number\"}", "-1e400", true},
-		{"{\"type\":\"string\"}", "1e400", false},
-		{"{\"maximum\":1e308}", "1e400", false},
-		{"{\"maximum\":1e308}", "-1e400", true},
-		{"{\"maximum\":9223372036854775807}", "9223372036854775808", false},
-		{"{\"minimum\":-9223372036854775808}", "-9223372036854775809", false},
-		{"{\"maximum\":18446744073709551615.0}", "18446744073709551600", true},
-		{"{\"exclusiveMinimum\":0}", "1e-400", true},
-		{"{\"exclusiveMinimum\":0}", "-1e-400", false},
-		{"{\"exclusiveMaximum\":1}", "0.99999999999999999999", true},
-		{"{\"exclusiveMaximum\":1}", "1.00000000000000000001", false},
-		{"{\"maximum\":1}", "1.00000000000000000000", true},
-		{"{\"exclusiveMaximum\":972783798187987123879878123.18878137}",
-		 "972783798187987123879878123.188781371", false},
-		{"{\"multipleOf\":3}", "123456789012345678901234567890", true},
-		{"{\"multipleOf\":3}", "123456789012345678901234567891", false},
-		{"{\"multipleOf\":0.01}", "12345678901234567890.12", true},
-		{"{\"multipleOf\":0.01}", "1.00000000000000000001", false},
-		{"{\"multipleOf\":0.01}", "1e400", true},
-		/* what JSON.stringify writes keeps double semantics (0.1 + 0.2) */
-		{"{\"multipleOf\":0.01}", "0.30000000000000004", true},
-		{"{\"multipleOf\":0.01}", "0.300000000000000040", false},
-		{"{\"multipleOf\":7}", "7e400", true},
-		{"{\"multipleOf\":7}", "1e400", false},
-		{"{\"multipleOf\":2}", "1e-400", false},
-		{"{\"enum\":[1,0.1]}", "0.10000000000000000000", true},
-		{"{\"enum\":[1,0.1]}", "0.10000000000000000001", false},
-		{"{\"const\":100}", "1.00000000000000000000e2", true},
-		{"{\"const\":9223372036854775807}", "9223372036854775808", false},
-		{"{\"uniqueItems\":true}", "[1e400,1.0e400]", false},
-		{"{\"uniqueItems\":true}", "[0.10000000000000000001,0.1]", true},
-		{"{\"uniqueItems\":true}", "[0.10000000000000000000,0.1]", false},
+	    {"{\"type\":\"integer\"}", "1234567890123456789012345678901234567890", true},
+	    {"{\"type\":\"integer\"}", "-1234567890123456789012345678901234567890", true},
+	    {"{\"type\":\"integer\"}", "1e400", true},
+	    {"{\"type\":\"integer\"}", "1.5e400", true},
+	    {"{\"type\":\"integer\"}", "1.00000000000000000001", false},
+	    {"{\"type\":\"integer\"}", "1e-400", false},
+	    {"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}",
+	     "1e400", false},
+	    {"{\"$schema\":\"http://json-schema.org/draft-04/schema#\",\"type\":\"integer\"}",
+	     "12345678901234567890123", true},
+	    {"{\"type\":\"number\"}", "-1e400", true},
+	    {"{\"type\":\"string\"}", "1e400", false},
+	    {"{\"maximum\":1e308}", "1e400", false},
+	    {"{\"maximum\":1e308}", "-1e400", true},
+	    {"{\"maximum\":9223372036854775807}", "9223372036854775808", false},
+	    {"{\"minimum\":-9223372036854775808}", "-9223372036854775809", false},
+	    {"{\"maximum\":18446744073709551615.0}", "18446744073709551600", true},
+	    {"{\"exclusiveMinimum\":0}", "1e-400", true},
+	    {"{\"exclusiveMinimum\":0}", "-1e-400", false},
+	    {"{\"exclusiveMaximum\":1}", "0.99999999999999999999", true},
+	    {"{\"exclusiveMaximum\":1}", "1.00000000000000000001", false},
+	    {"{\"maximum\":1}", "1.00000000000000000000", true},
+	    {"{\"exclusiveMaximum\":972783798187987123879878123.18878137}",
+	     "972783798187987123879878123.188781371", false},
+	    {"{\"multipleOf\":3}", "123456789012345678901234567890", true},
+	    {"{\"multipleOf\":3}", "123456789012345678901234567891", false},
+	    {"{\"multipleOf\":0.01}", "12345678901234567890.12", true},
+	    {"{\"multipleOf\":0.01}", "1.00000000000000000001", false},
+	    {"{\"multipleOf\":0.01}", "1e400", true},
+	    /* what JSON.stringify writes keeps double semantics (0.1 + 0.2) */
+	    {"{\"multipleOf\":0.01}", "0.30000000000000004", true},
+	    {"{\"multipleOf\":0.01}", "0.300000000000000040", false},
+	    {"{\"multipleOf\":7}", "7e400", true},
+	    {"{\"multipleOf\":7}", "1e400", false},
+	    {"{\"multipleOf\":2}", "1e-400", false},
+	    {"{\"enum\":[1,0.1]}", "0.10000000000000000000", true},
+	    {"{\"enum\":[1,0.1]}", "0.10000000000000000001", false},
+	    {"{\"const\":100}", "1.00000000000000000000e2", true},
+	    {"{\"const\":9223372036854775807}", "9223372036854775808", false},
+	    {"{\"uniqueItems\":true}", "[1e400,1.0e400]", false},
+	    {"{\"uniqueItems\":true}", "[0.10000000000000000001,0.1]", true},
+	    {"{\"uniqueItems\":true}", "[0.10000000000000000000,0.1]", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		tjs_schema *sc = compile(cases[i].schema);
 		tjs_result r = {0};
-		bool ok = tjs_validate_bytes(sc, cases[i].instance, strlen(cases[i].instance), 0, &r, 0);
+		bool ok =
+		    tjs_validate_bytes(sc, cases[i].instance, strlen(cases[i].instance), 0, &r, 0);
 		if (ok != cases[i].valid)
 			fail_msg("%s against %s: %s (%s)", cases[i].instance, cases[i].schema,
-				 ok ? "valid" : "invalid", r.count ? r.errors[0].message : "");
+			         ok ? "valid" : "invalid", r.count ? r.errors[0].message : "");
 		assert_int_equal(r.count == 0, cases[i].valid);
 		tjs_result_clear(&r);
 		tjs_schema_free(sc);
@@ -301,7 +364,8 @@ static void parse_flags(void **state)
 static void read_api(void **state)
 {
 	(void)state;
-	const char *text = "{\"id\":\"e1\",\"n\":42,\"x\":2.5,\"ok\":true,\"tags\":[\"a\",\"b\"],\"k\\\"q\":null}";
+	const char *text =
+	    "{\"id\":\"e1\",\"n\":42,\"x\":2.5,\"ok\":true,\"tags\":[\"a\",\"b\"],\"k\\\"q\":null}";
 	tjs_doc *d = tjs_doc_parse(text, strlen(text), 0, NULL, 0);
 	assert_non_null(d);
 	const tjs_value *root = tjs_doc_root(d);
@@ -343,14 +407,16 @@ static void read_api(void **state)
 }
 
 static const char *order_schema =
-	"{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
-	"\"required\":[\"id\",\"lines\"],\"properties\":{\"id\":{\"type\":\"string\"},"
-	"\"lines\":{\"type\":\"array\",\"minItems\":1,\"items\":{\"$ref\":\"#/$defs/line\"}}},"
-	"\"additionalProperties\":false,"
-	"\"$defs\":{\"line\":{\"type\":\"object\",\"required\":[\"sku\",\"qty\"],"
-	"\"properties\":{\"sku\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}-\\\\d+$\"},"
-	"\"qty\":{\"type\":\"integer\",\"minimum\":1},\"tags\":{\"uniqueItems\":true,\"items\":{\"enum\":[\"a\",\"b\",1.5]}}},"
-	"\"unevaluatedProperties\":false,\"anyOf\":[{\"required\":[\"sku\"]},{\"required\":[\"ean\"]}]}}}";
+    "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
+    "\"required\":[\"id\",\"lines\"],\"properties\":{\"id\":{\"type\":\"string\"},"
+    "\"lines\":{\"type\":\"array\",\"minItems\":1,\"items\":{\"$ref\":\"#/$defs/line\"}}},"
+    "\"additionalProperties\":false,"
+    "\"$defs\":{\"line\":{\"type\":\"object\",\"required\":[\"sku\",\"qty\"],"
+    "\"properties\":{\"sku\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}-\\\\d+$\"},"
+    "\"qty\":{\"type\":\"integer\",\"minimum\":1},\"tags\":{\"uniqueItems\":true,\"items\":{"
+    "\"enum\":[\"a\",\"b\",1.5]}}},"
+    "\"unevaluatedProperties\":false,\"anyOf\":[{\"required\":[\"sku\"]},{\"required\":[\"ean\"]}]}"
+    "}}";
 
 static void assert_same_results(const tjs_result *a, const tjs_result *b)
 {
@@ -367,12 +433,13 @@ static void bytes_and_json_paths_agree(void **state)
 	(void)state;
 	tjs_schema *s = compile(order_schema);
 	static const char *docs[] = {
-		"{\"id\":\"o1\",\"lines\":[{\"sku\":\"ABC-1\",\"qty\":2,\"tags\":[\"a\",1.5]}]}",
-		"{\"lines\":[{\"sku\":\"abc\",\"qty\":0,\"x\":1,\"tags\":[\"a\",\"a\",\"c\"]},{\"qty\":1.5},7],"
-		"\"extra\":{\"deep\":[1,2]},\"id\":5}",
-		"{\"id\":\"o1\",\"lines\":[]}",
-		"[1,2]",
-		"{\"id\":\"\xc3\xa9\",\"lines\":[{\"sku\":\"ABC-12\",\"qty\":1,\"a/b~c\":true}]}",
+	    "{\"id\":\"o1\",\"lines\":[{\"sku\":\"ABC-1\",\"qty\":2,\"tags\":[\"a\",1.5]}]}",
+	    "{\"lines\":[{\"sku\":\"abc\",\"qty\":0,\"x\":1,\"tags\":[\"a\",\"a\",\"c\"]},{\"qty\":"
+	    "1.5},7],"
+	    "\"extra\":{\"deep\":[1,2]},\"id\":5}",
+	    "{\"id\":\"o1\",\"lines\":[]}",
+	    "[1,2]",
+	    "{\"id\":\"\xc3\xa9\",\"lines\":[{\"sku\":\"ABC-12\",\"qty\":1,\"a/b~c\":true}]}",
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		json_t *j = json_loads(docs[i], JSON_DECODE_ANY, NULL);
@@ -417,7 +484,8 @@ static void bytes_errors(void **state)
 	assert_false(tjs_validate_bytes(s, bad, strlen(bad), 0, &r, 10));
 	assert_int_equal(r.count, 1);
 	assert_string_equal(r.errors[0].instance_location, "/lines/0/qty");
-	assert_string_equal(r.errors[0].keyword_location, "/properties/lines/items/$ref/properties/qty/minimum");
+	assert_string_equal(r.errors[0].keyword_location,
+	                    "/properties/lines/items/$ref/properties/qty/minimum");
 	assert_string_equal(r.errors[0].message, "0 is less than the minimum of 1");
 	tjs_result_clear(&r);
 
@@ -439,7 +507,8 @@ struct worker_arg {
 static void *worker(void *p)
 {
 	struct worker_arg *a = p;
-	const char *good = "{\"id\":\"o\",\"lines\":[{\"sku\":\"ABC-1\",\"qty\":3},{\"sku\":\"XYZ-22\",\"qty\":1}]}";
+	const char *good = "{\"id\":\"o\",\"lines\":[{\"sku\":\"ABC-1\",\"qty\":3},{\"sku\":\"XYZ-"
+	                   "22\",\"qty\":1}]}";
 	const char *bad = "{\"id\":\"o\",\"lines\":[{\"sku\":\"AB-1\",\"qty\":3}]}";
 	a->ok = 1;
 	for (int i = 0; i < 2000; i++) {
@@ -474,14 +543,14 @@ static void concurrent_bytes_validation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parse_agrees_with_jansson),
-		cmocka_unit_test(parse_flags),
-		cmocka_unit_test(big_numbers_kept_exactly),
-		cmocka_unit_test(big_numbers_validated_exactly),
-		cmocka_unit_test(read_api),
-		cmocka_unit_test(bytes_and_json_paths_agree),
-		cmocka_unit_test(bytes_errors),
-		cmocka_unit_test(concurrent_bytes_validation),
+	    cmocka_unit_test(parse_agrees_with_jansson),
+	    cmocka_unit_test(parse_flags),
+	    cmocka_unit_test(big_numbers_kept_exactly),
+	    cmocka_unit_test(big_numbers_validated_exactly),
+	    cmocka_unit_test(read_api),
+	    cmocka_unit_test(bytes_and_json_paths_agree),
+	    cmocka_unit_test(bytes_errors),
+	    cmocka_unit_test(concurrent_bytes_validation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -38,25 +38,26 @@ static void translation(void **state)
 	struct {
 		const char *in, *out;
 	} cases[] = {
-		{"\\d+", "[0-9]+"},
-		{"[\\d.]", "[0-9.]"},
-		{"\\p{Letter}", "\\p{L}"},
-		{"\\P{Uppercase_Letter}", "\\P{Lu}"},
-		{"\\p{Script=Greek}", "\\p{sc:Greek}"},
-		{"\\p{gc=Decimal_Number}", "\\p{Nd}"},
-		{"\\u00e9", "\\x{E9}"},
-		{"\\ud83d\\ude00", "\\x{1F600}"},
-		{"\\u{1F600}", "\\x{1F600}"},
-		{"[]", "(?!)"},
-		{"[^]", "[\\s\\S]"},
-		{"\\1", "\\g{1}"},
-		{"[[]", "[\\[]"},
-		{"\\v", "\\x{B}"},
+	    {"\\d+", "[0-9]+"},
+	    {"[\\d.]", "[0-9.]"},
+	    {"\\p{Letter}", "\\p{L}"},
+	    {"\\P{Uppercase_Letter}", "\\P{Lu}"},
+	    {"\\p{Script=Greek}", "\\p{sc:Greek}"},
+	    {"\\p{gc=Decimal_Number}", "\\p{Nd}"},
+	    {"\\u00e9", "\\x{E9}"},
+	    {"\\ud83d\\ude00", "\\x{1F600}"},
+	    {"\\u{1F600}", "\\x{1F600}"},
+	    {"[]", "(?!)"},
+	    {"[^]", "[\\s\\S]"},
+	    {"\\1", "\\g{1}"},
+	    {"[[]", "[\\[]"},
+	    {"\\v", "\\x{B}"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		tjs_buf b = {0};
 		char err[100];
-		assert_int_equal(tjs_regex_translate(cases[i].in, strlen(cases[i].in), &b, err, sizeof(err)), 0);
+		assert_int_equal(
+		    tjs_regex_translate(cases[i].in, strlen(cases[i].in), &b, err, sizeof(err)), 0);
 		if (strcmp(b.s, cases[i].out) != 0)
 			fail_msg("%s -> %s, want %s", cases[i].in, b.s, cases[i].out);
 		tjs_buf_free(&b);
@@ -67,16 +68,19 @@ static void ecma_semantics(void **state)
 {
 	(void)state;
 	assert_int_equal(match("^\\d$", "5"), 1);
-	assert_int_equal(match("^\\d$", "\xdf\x80"), 0); /* NKo digit zero is not \d in ECMA */
-	assert_int_equal(match("^\\w$", "\xc3\xa9"), 0);  /* é is not \w */
+	assert_int_equal(match("^\\d$", "\xdf\x80"), 0);     /* NKo digit zero is not \d in ECMA */
+	assert_int_equal(match("^\\w$", "\xc3\xa9"), 0);     /* é is not \w */
 	assert_int_equal(match("^\\s$", "\xef\xbb\xbf"), 1); /* U+FEFF is \s in ECMA */
 	assert_int_equal(match("^\\s$", "\xc2\x85"), 0);     /* U+0085 is not */
 	assert_int_equal(match("^\\p{Letter}+$", "\xc3\xa9t\xc3\xa9"), 1);
 	assert_int_equal(match("^abc$", "abc\n"), 0); /* $ is the end only */
 	assert_int_equal(match("^a.c$", "a\nc"), 0);
-	assert_int_equal(match("^a.c$", "a\xe2\x80\xa8" "c"), 0);
+	assert_int_equal(match("^a.c$", "a\xe2\x80\xa8"
+	                                "c"),
+	                 0);
 	assert_int_equal(match("^a.c$", "abc"), 1);
-	assert_int_equal(match("^\xf0\x9f\x90\xb2*$", "\xf0\x9f\x90\xb2\xf0\x9f\x90\xb2"), 1); /* non-BMP */
+	assert_int_equal(match("^\xf0\x9f\x90\xb2*$", "\xf0\x9f\x90\xb2\xf0\x9f\x90\xb2"),
+	                 1);                            /* non-BMP */
 	assert_int_equal(match("es", "expression"), 1); /* not anchored */
 	assert_int_equal(match("[^]", "\n"), 1);
 	assert_int_equal(match("a[]", "a"), 0);
@@ -86,9 +90,9 @@ static void ecma_semantics(void **state)
 static void refusals(void **state)
 {
 	(void)state;
-	assert_true(refused("\\a"));      /* no such ECMA escape */
+	assert_true(refused("\\a")); /* no such ECMA escape */
 	assert_true(refused("\\Z"));
-	assert_true(refused("(?i)a"));    /* inline flags are not ECMA */
+	assert_true(refused("(?i)a")); /* inline flags are not ECMA */
 	assert_true(refused("[a"));
 	assert_true(refused("\\p{NoSuchProperty}"));
 	assert_true(refused("\\u12"));
@@ -122,10 +126,10 @@ static void catastrophic_pattern_is_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(translation),
-		cmocka_unit_test(ecma_semantics),
-		cmocka_unit_test(refusals),
-		cmocka_unit_test(catastrophic_pattern_is_bounded),
+	    cmocka_unit_test(translation),
+	    cmocka_unit_test(ecma_semantics),
+	    cmocka_unit_test(refusals),
+	    cmocka_unit_test(catastrophic_pattern_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

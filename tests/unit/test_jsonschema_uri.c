@@ -22,14 +22,29 @@ static void rfc3986_normal_examples(void **state)
 	(void)state;
 	const char *b = "http://a/b/c/d;p?q";
 	const char *cases[][2] = {
-		{"g:h", "g:h"},         {"g", "http://a/b/c/g"},   {"./g", "http://a/b/c/g"},
-		{"g/", "http://a/b/c/g/"}, {"/g", "http://a/g"},    {"//g", "http://g"},
-		{"?y", "http://a/b/c/d;p?y"}, {"g?y", "http://a/b/c/g?y"}, {"#s", "http://a/b/c/d;p?q#s"},
-		{"g#s", "http://a/b/c/g#s"}, {"g?y#s", "http://a/b/c/g?y#s"}, {";x", "http://a/b/c/;x"},
-		{"g;x", "http://a/b/c/g;x"}, {"g;x?y#s", "http://a/b/c/g;x?y#s"}, {"", "http://a/b/c/d;p?q"},
-		{".", "http://a/b/c/"},  {"./", "http://a/b/c/"},   {"..", "http://a/b/"},
-		{"../", "http://a/b/"},  {"../g", "http://a/b/g"},  {"../..", "http://a/"},
-		{"../../", "http://a/"}, {"../../g", "http://a/g"},
+	    {"g:h", "g:h"},
+	    {"g", "http://a/b/c/g"},
+	    {"./g", "http://a/b/c/g"},
+	    {"g/", "http://a/b/c/g/"},
+	    {"/g", "http://a/g"},
+	    {"//g", "http://g"},
+	    {"?y", "http://a/b/c/d;p?y"},
+	    {"g?y", "http://a/b/c/g?y"},
+	    {"#s", "http://a/b/c/d;p?q#s"},
+	    {"g#s", "http://a/b/c/g#s"},
+	    {"g?y#s", "http://a/b/c/g?y#s"},
+	    {";x", "http://a/b/c/;x"},
+	    {"g;x", "http://a/b/c/g;x"},
+	    {"g;x?y#s", "http://a/b/c/g;x?y#s"},
+	    {"", "http://a/b/c/d;p?q"},
+	    {".", "http://a/b/c/"},
+	    {"./", "http://a/b/c/"},
+	    {"..", "http://a/b/"},
+	    {"../", "http://a/b/"},
+	    {"../g", "http://a/b/g"},
+	    {"../..", "http://a/"},
+	    {"../../", "http://a/"},
+	    {"../../g", "http://a/g"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_resolve(b, cases[i][0], cases[i][1]);
@@ -40,11 +55,20 @@ static void rfc3986_abnormal_examples(void **state)
 	(void)state;
 	const char *b = "http://a/b/c/d;p?q";
 	const char *cases[][2] = {
-		{"../../../g", "http://a/g"}, {"../../../../g", "http://a/g"}, {"/./g", "http://a/g"},
-		{"/../g", "http://a/g"},      {"g.", "http://a/b/c/g."},       {".g", "http://a/b/c/.g"},
-		{"g..", "http://a/b/c/g.."},  {"..g", "http://a/b/c/..g"},     {"./../g", "http://a/b/g"},
-		{"./g/.", "http://a/b/c/g/"}, {"g/./h", "http://a/b/c/g/h"},   {"g/../h", "http://a/b/c/h"},
-		{"g;x=1/./y", "http://a/b/c/g;x=1/y"}, {"g;x=1/../y", "http://a/b/c/y"},
+	    {"../../../g", "http://a/g"},
+	    {"../../../../g", "http://a/g"},
+	    {"/./g", "http://a/g"},
+	    {"/../g", "http://a/g"},
+	    {"g.", "http://a/b/c/g."},
+	    {".g", "http://a/b/c/.g"},
+	    {"g..", "http://a/b/c/g.."},
+	    {"..g", "http://a/b/c/..g"},
+	    {"./../g", "http://a/b/g"},
+	    {"./g/.", "http://a/b/c/g/"},
+	    {"g/./h", "http://a/b/c/g/h"},
+	    {"g/../h", "http://a/b/c/h"},
+	    {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+	    {"g;x=1/../y", "http://a/b/c/y"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_resolve(b, cases[i][0], cases[i][1]);
@@ -53,9 +77,10 @@ static void rfc3986_abnormal_examples(void **state)
 static void schema_style_ids(void **state)
 {
 	(void)state;
-	check_resolve("http://localhost:1234/draft2020-12/tree", "node", "http://localhost:1234/draft2020-12/node");
+	check_resolve("http://localhost:1234/draft2020-12/tree", "node",
+	              "http://localhost:1234/draft2020-12/node");
 	check_resolve("urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed", "#/$defs/bar",
-		      "urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed#/$defs/bar");
+	              "urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed#/$defs/bar");
 	check_resolve("HTTP://example.com/a/", "b.json#x", "http://example.com/a/b.json#x");
 	check_resolve(NULL, "https://x/y/../z", "https://x/z");
 	char *s = tjs_uri_strip_fragment("http://x/y#/a");
@@ -71,9 +96,10 @@ static void pointer_walk(void **state)
 {
 	(void)state;
 	/* RFC 6901 §5 */
-	json_t *doc = json_loads("{\"foo\":[\"bar\",\"baz\"],\"\":0,\"a/b\":1,\"c%d\":2,\"e^f\":3,\"g|h\":4,"
-				 "\"i\\\\j\":5,\"k\\\"l\":6,\" \":7,\"m~n\":8}",
-				 0, NULL);
+	json_t *doc =
+	    json_loads("{\"foo\":[\"bar\",\"baz\"],\"\":0,\"a/b\":1,\"c%d\":2,\"e^f\":3,\"g|h\":4,"
+	               "\"i\\\\j\":5,\"k\\\"l\":6,\" \":7,\"m~n\":8}",
+	               0, NULL);
 	assert_non_null(doc);
 	assert_ptr_equal(tjs_pointer_get(doc, "", NULL, NULL), doc);
 	assert_string_equal(json_string_value(tjs_pointer_get(doc, "/foo/0", NULL, NULL)), "bar");
@@ -122,9 +148,9 @@ static void pointer_build(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(rfc3986_normal_examples), cmocka_unit_test(rfc3986_abnormal_examples),
-		cmocka_unit_test(schema_style_ids),        cmocka_unit_test(pointer_walk),
-		cmocka_unit_test(pointer_build),
+	    cmocka_unit_test(rfc3986_normal_examples), cmocka_unit_test(rfc3986_abnormal_examples),
+	    cmocka_unit_test(schema_style_ids),        cmocka_unit_test(pointer_walk),
+	    cmocka_unit_test(pointer_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,18 +47,19 @@ static tjs_schema *compile(const char *text, const tjs_options *o)
 }
 
 static const char *order_schema =
-	"{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
-	"\"required\":[\"lines\"],\"properties\":{\"lines\":{\"type\":\"array\",\"minItems\":1,"
-	"\"items\":{\"$ref\":\"#/$defs/line\"}}},\"additionalProperties\":false,"
-	"\"$defs\":{\"line\":{\"type\":\"object\",\"required\":[\"sku\",\"qty\"],"
-	"\"properties\":{\"sku\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}-\\\\d+$\"},"
-	"\"qty\":{\"type\":\"integer\",\"minimum\":1}}}}}";
+    "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
+    "\"required\":[\"lines\"],\"properties\":{\"lines\":{\"type\":\"array\",\"minItems\":1,"
+    "\"items\":{\"$ref\":\"#/$defs/line\"}}},\"additionalProperties\":false,"
+    "\"$defs\":{\"line\":{\"type\":\"object\",\"required\":[\"sku\",\"qty\"],"
+    "\"properties\":{\"sku\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}-\\\\d+$\"},"
+    "\"qty\":{\"type\":\"integer\",\"minimum\":1}}}}}";
 
 static void error_locations(void **state)
 {
 	(void)state;
 	tjs_schema *s = compile(order_schema, NULL);
-	json_t *inst = J("{\"lines\":[{\"sku\":\"ABC-1\",\"qty\":2},{\"sku\":\"abc\",\"qty\":0}],\"x\":1}");
+	json_t *inst =
+	    J("{\"lines\":[{\"sku\":\"ABC-1\",\"qty\":2},{\"sku\":\"abc\",\"qty\":0}],\"x\":1}");
 	tjs_result r = {0};
 	assert_false(tjs_validate(s, inst, &r, 0));
 	assert_int_equal(r.count, 3);
@@ -67,11 +68,13 @@ static void error_locations(void **state)
 	for (size_t i = 0; i < r.count; i++) {
 		const tjs_error *e = &r.errors[i];
 		if (!strcmp(e->instance_location, "/lines/1/qty")) {
-			assert_string_equal(e->keyword_location, "/properties/lines/items/$ref/properties/qty/minimum");
+			assert_string_equal(e->keyword_location,
+			                    "/properties/lines/items/$ref/properties/qty/minimum");
 			assert_string_equal(e->message, "0 is less than the minimum of 1");
 			seen_qty = true;
 		} else if (!strcmp(e->instance_location, "/lines/1/sku")) {
-			assert_string_equal(e->keyword_location, "/properties/lines/items/$ref/properties/sku/pattern");
+			assert_string_equal(e->keyword_location,
+			                    "/properties/lines/items/$ref/properties/sku/pattern");
 			assert_non_null(strstr(e->message, "does not match the pattern"));
 			seen_sku = true;
 		} else if (!strcmp(e->instance_location, "")) {
@@ -133,14 +136,16 @@ static void required_with_properties(void **state)
 			tjs_result r = {0}, rb = {0};
 			assert_int_equal(tjs_validate(s, inst, NULL, 0), want);
 			assert_int_equal(tjs_validate(s, inst, &r, 0), want);
-			assert_int_equal(tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, NULL, 0),
-					 want);
-			assert_int_equal(tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, &rb, 0),
-					 want);
+			assert_int_equal(
+			    tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, NULL, 0),
+			    want);
+			assert_int_equal(
+			    tjs_validate_bytes(s, cases[i].inst, strlen(cases[i].inst), 0, &rb, 0),
+			    want);
 			if (!want) {
 				char msg[64];
 				snprintf(msg, sizeof(msg), "required property \"%s\" is missing",
-					 cases[i].missing[k]);
+				         cases[i].missing[k]);
 				assert_int_equal(r.count, rb.count);
 				assert_string_equal(r.errors[0].keyword_location, "/required");
 				assert_string_equal(rb.errors[0].keyword_location, "/required");
@@ -158,7 +163,8 @@ static void required_with_properties(void **state)
 static void escaped_locations(void **state)
 {
 	(void)state;
-	tjs_schema *s = compile("{\"properties\":{\"a/b\":{\"properties\":{\"m~n\":{\"type\":\"string\"}}}}}", NULL);
+	tjs_schema *s = compile(
+	    "{\"properties\":{\"a/b\":{\"properties\":{\"m~n\":{\"type\":\"string\"}}}}}", NULL);
 	json_t *inst = J("{\"a/b\":{\"m~n\":5}}");
 	tjs_result r = {0};
 	assert_false(tjs_validate(s, inst, &r, 0));
@@ -203,7 +209,9 @@ static json_t *nested_arrays(int depth)
 static void depth_limit(void **state)
 {
 	(void)state;
-	tjs_schema *s = compile("{\"$defs\":{\"a\":{\"items\":{\"$ref\":\"#/$defs/a\"}}},\"$ref\":\"#/$defs/a\"}", NULL);
+	tjs_schema *s = compile(
+	    "{\"$defs\":{\"a\":{\"items\":{\"$ref\":\"#/$defs/a\"}}},\"$ref\":\"#/$defs/a\"}",
+	    NULL);
 	json_t *shallow = nested_arrays(150), *deep = nested_arrays(5000);
 	tjs_result r = {0};
 	assert_true(tjs_validate(s, shallow, NULL, 0));
@@ -227,9 +235,10 @@ static void depth_limit(void **state)
 static void reference_cycle_is_an_error_not_a_crash(void **state)
 {
 	(void)state;
-	tjs_schema *s = compile("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":\"#/$defs/a\"}},"
-				"\"$ref\":\"#/$defs/a\"}",
-				NULL);
+	tjs_schema *s =
+	    compile("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":\"#/$defs/a\"}},"
+	            "\"$ref\":\"#/$defs/a\"}",
+	            NULL);
 	json_t *inst = J("1");
 	tjs_result r = {0};
 	assert_false(tjs_validate(s, inst, &r, 0));
@@ -244,14 +253,14 @@ static void bad_schemas_are_refused(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"{\"type\":\"strung\"}",
-		"{\"minimum\":\"1\"}",
-		"{\"pattern\":\"(\"}",
-		"{\"$ref\":\"http://example.com/not-registered.json\"}",
-		"{\"$ref\":\"#/$defs/missing\"}",
-		"{\"$schema\":\"http://example.com/unknown-meta\"}",
-		"{\"properties\":{\"a\":3}}",
-		"[]",
+	    "{\"type\":\"strung\"}",
+	    "{\"minimum\":\"1\"}",
+	    "{\"pattern\":\"(\"}",
+	    "{\"$ref\":\"http://example.com/not-registered.json\"}",
+	    "{\"$ref\":\"#/$defs/missing\"}",
+	    "{\"$schema\":\"http://example.com/unknown-meta\"}",
+	    "{\"properties\":{\"a\":3}}",
+	    "[]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char err[512] = "";
@@ -273,10 +282,12 @@ static void registry_and_drafts(void **state)
 {
 	(void)state;
 	char err[512];
-	json_t *remote = J("{\"$id\":\"http://example.com/money.json\",\"type\":\"number\",\"multipleOf\":0.01}");
+	json_t *remote = J(
+	    "{\"$id\":\"http://example.com/money.json\",\"type\":\"number\",\"multipleOf\":0.01}");
 	assert_int_equal(tjs_registry_add(reg, NULL, remote, err, sizeof(err)), 0);
 	json_decref(remote);
-	tjs_schema *s = compile("{\"properties\":{\"price\":{\"$ref\":\"http://example.com/money.json\"}}}", NULL);
+	tjs_schema *s = compile(
+	    "{\"properties\":{\"price\":{\"$ref\":\"http://example.com/money.json\"}}}", NULL);
 	json_t *ok = J("{\"price\":19.99}"), *bad = J("{\"price\":19.999}");
 	assert_true(tjs_validate(s, ok, NULL, 0));
 	assert_false(tjs_validate(s, bad, NULL, 0));
@@ -291,7 +302,9 @@ static void registry_and_drafts(void **state)
 	assert_false(tjs_validate(s, three, NULL, 0));
 	assert_true(tjs_validate(s, two, NULL, 0));
 	tjs_schema_free(s);
-	s = compile("{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"exclusiveMaximum\":3}", NULL);
+	s = compile(
+	    "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"exclusiveMaximum\":3}",
+	    NULL);
 	assert_false(tjs_validate(s, three, NULL, 0));
 	assert_true(tjs_validate(s, two, NULL, 0));
 	tjs_schema_free(s);
@@ -372,16 +385,16 @@ static void schema_outlives_registry_handle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(error_locations),
-		cmocka_unit_test(required_with_properties),
-		cmocka_unit_test(escaped_locations),
-		cmocka_unit_test(combinator_errors_are_not_leaked_from_passing_branches),
-		cmocka_unit_test(depth_limit),
-		cmocka_unit_test(reference_cycle_is_an_error_not_a_crash),
-		cmocka_unit_test(bad_schemas_are_refused),
-		cmocka_unit_test(registry_and_drafts),
-		cmocka_unit_test(concurrent_validation),
-		cmocka_unit_test(schema_outlives_registry_handle),
+	    cmocka_unit_test(error_locations),
+	    cmocka_unit_test(required_with_properties),
+	    cmocka_unit_test(escaped_locations),
+	    cmocka_unit_test(combinator_errors_are_not_leaked_from_passing_branches),
+	    cmocka_unit_test(depth_limit),
+	    cmocka_unit_test(reference_cycle_is_an_error_not_a_crash),
+	    cmocka_unit_test(bad_schemas_are_refused),
+	    cmocka_unit_test(registry_and_drafts),
+	    cmocka_unit_test(concurrent_validation),
+	    cmocka_unit_test(schema_outlives_registry_handle),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,7 +5,9 @@ static EVP_PKEY *rsa, *ec, *rsa2;
 static const char secret[] = "0123456789abcdef0123456789abcdef-test-secret";
 static tjwt_keyset *ks_rsa, *ks_ec, *ks_hs;
 
-#define CLAIMS "{\"sub\":\"alice\",\"iss\":\"https://issuer.test\",\"aud\":\"tributary\",\"iat\":%ld,\"exp\":%ld}"
+#define CLAIMS                                                                                     \
+	"{\"sub\":\"alice\",\"iss\":\"https://"                                                    \
+	"issuer.test\",\"aud\":\"tributary\",\"iat\":%ld,\"exp\":%ld}"
 #define VALID_ARGS (long)NOW - 10, (long)NOW + 3600
 
 static const char *const issuers[] = {"https://other.test", "https://issuer.test", NULL};
@@ -61,7 +63,8 @@ static void valid_each_alg(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *tok = make_token(cases[i].alg, NULL, cases[i].k, secret, strlen(secret), CLAIMS, VALID_ARGS);
+		char *tok = make_token(cases[i].alg, NULL, cases[i].k, secret, strlen(secret),
+		                       CLAIMS, VALID_ARGS);
 		tjwt_result res;
 		assert_int_equal(verify_tok(*cases[i].ks, &pol, tok, NOW, &res), TJWT_OK);
 		assert_string_equal(tjwt_subject(res.claims), "alice");
@@ -76,21 +79,23 @@ static void valid_each_alg(void **state)
 		/* The wrong key family for each token. */
 		for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++)
 			if (j != i)
-				expect_status(*cases[j].ks, &pol, tok, NOW, TJWT_ERR_ALG_KEY_MISMATCH);
+				expect_status(*cases[j].ks, &pol, tok, NOW,
+				              TJWT_ERR_ALG_KEY_MISMATCH);
 		free(tok);
 	}
 }
 
 static void library_signer_round_trip(void **state)
 {
-	json_t *claims = json_pack("{s:s, s:I, s:s}", "sub", "bob", "exp", (json_int_t)NOW + 60, "preferred_username",
-				   "bobby");
+	json_t *claims = json_pack("{s:s, s:I, s:s}", "sub", "bob", "exp", (json_int_t)NOW + 60,
+	                           "preferred_username", "bobby");
 	char err[256];
 	(void)state;
 
 	char *t1 = tjwt_sign(TJWT_RS256, rsa, NULL, 0, "k1", claims, err, sizeof err);
 	char *t2 = tjwt_sign(TJWT_ES256, ec, NULL, 0, NULL, claims, err, sizeof err);
-	char *t3 = tjwt_sign(TJWT_HS256, NULL, secret, strlen(secret), NULL, claims, err, sizeof err);
+	char *t3 =
+	    tjwt_sign(TJWT_HS256, NULL, secret, strlen(secret), NULL, claims, err, sizeof err);
 	assert_non_null(t1);
 	assert_non_null(t2);
 	assert_non_null(t3);
@@ -137,20 +142,23 @@ static void bad_signature(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < 3; i++) {
-		char *tok = make_token(cases[i].alg, NULL, cases[i].k, secret, strlen(secret), CLAIMS, VALID_ARGS);
+		char *tok = make_token(cases[i].alg, NULL, cases[i].k, secret, strlen(secret),
+		                       CLAIMS, VALID_ARGS);
 		for (size_t b = 0; b < 64; b += 13) {
 			char *bad = flip_signature_bit(tok, b);
 			tjwt_result res;
-			assert_int_equal(verify_tok(cases[i].ks, NULL, bad, NOW, &res), TJWT_ERR_SIGNATURE);
+			assert_int_equal(verify_tok(cases[i].ks, NULL, bad, NOW, &res),
+			                 TJWT_ERR_SIGNATURE);
 			assert_non_null(strstr(res.message, "signature verification failed"));
 			assert_null(res.claims);
 			free(bad);
 		}
 		/* A different payload under the original signature. */
 		char *other = make_token(cases[i].alg, NULL, cases[i].k, secret, strlen(secret),
-					 "{\"sub\":\"mallory\",\"exp\":%ld}", (long)NOW + 3600);
+		                         "{\"sub\":\"mallory\",\"exp\":%ld}", (long)NOW + 3600);
 		char *forged = malloc(strlen(tok) + strlen(other) + 1);
-		const char *p1 = strchr(other, '.'), *p2 = strrchr(other, '.'), *s = strrchr(tok, '.');
+		const char *p1 = strchr(other, '.'), *p2 = strrchr(other, '.'),
+		           *s = strrchr(tok, '.');
 		sprintf(forged, "%.*s%s", (int)(p2 - other), other, s);
 		(void)p1;
 		expect_status(cases[i].ks, NULL, forged, NOW, TJWT_ERR_SIGNATURE);
@@ -161,7 +169,8 @@ static void bad_signature(void **state)
 			long n = tjwt_b64url_decode(dot + 1, strlen(dot + 1), sig);
 			assert_true(n > 0);
 			for (long delta = -1; delta <= 1; delta += 2) {
-				char *s64 = b64u(sig, (size_t)(n + delta)), *t = malloc(strlen(tok) + 8);
+				char *s64 = b64u(sig, (size_t)(n + delta)),
+				     *t = malloc(strlen(tok) + 8);
 				sprintf(t, "%.*s.%s", (int)(dot - tok), tok, s64);
 				expect_status(cases[i].ks, NULL, t, NOW, TJWT_ERR_SIGNATURE);
 				free(s64);
@@ -187,12 +196,14 @@ static void alg_none_refused(void **state)
 	for (size_t v = 0; v < 4; v++) {
 		char header[64], payload[128];
 		snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", variants[v]);
-		snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%ld}", (long)NOW + 3600);
+		snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%ld}",
+		         (long)NOW + 3600);
 		char *tok = make_token_as(NULL, header, payload, NULL, NULL, 0);
 		assert_int_equal(tok[strlen(tok) - 1], '.'); /* header.payload. */
 		for (size_t s = 0; s < 3; s++) {
 			tjwt_result res;
-			assert_int_equal(verify_tok(sets[s], NULL, tok, NOW, &res), TJWT_ERR_ALG_NONE);
+			assert_int_equal(verify_tok(sets[s], NULL, tok, NOW, &res),
+			                 TJWT_ERR_ALG_NONE);
 			assert_string_equal(res.message, "algorithm none is not allowed");
 		}
 		/* Even with a signature appended. */
@@ -256,7 +267,8 @@ static void alg_allow_list(void **state)
 	assert_int_equal(verify_tok(ks_ec, &rs_only, es, NOW, &res), TJWT_ERR_ALG_NOT_ALLOWED);
 	assert_string_equal(res.message, "algorithm ES256 is not allowed (allowed: RS256)");
 	expect_status(ks_rsa, &rs_only, rs, NOW, TJWT_OK);
-	char *unsup = make_token_as("RS256", "{\"alg\":\"RS512\"}", "{\"exp\":9999999999}", rsa, NULL, 0);
+	char *unsup =
+	    make_token_as("RS256", "{\"alg\":\"RS512\"}", "{\"exp\":9999999999}", rsa, NULL, 0);
 	assert_int_equal(verify_tok(ks_rsa, NULL, unsup, NOW, &res), TJWT_ERR_ALG_UNSUPPORTED);
 	assert_non_null(strstr(res.message, "'RS512'"));
 	unsigned mask = 0;
@@ -277,26 +289,28 @@ static void crit_and_header_checks(void **state)
 		const char *header;
 		tjwt_status want;
 	} cases[] = {
-		{"{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", TJWT_ERR_CRIT},
-		{"{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", TJWT_ERR_CRIT},
-		{"{\"alg\":\"HS256\",\"crit\":[]}", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\",\"crit\":\"x\"}", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\",\"b64\":false}", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\",\"kid\":7}", TJWT_ERR_MALFORMED},
-		{"{\"typ\":\"JWT\"}", TJWT_ERR_MALFORMED},
-		{"{\"alg\":256}", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\",\"alg\":\"none\"}", TJWT_ERR_MALFORMED}, /* duplicate member */
-		{"[\"HS256\"]", TJWT_ERR_MALFORMED},
-		{"\"HS256\"", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\"", TJWT_ERR_MALFORMED},
-		{"{\"alg\":\"HS256\",\"typ\":\"JWT\",\"x5u\":\"http://evil/\"}", TJWT_OK}, /* never fetched */
-		{"{\"alg\":\"HS256\",\"kid\":\"anything\"}", TJWT_OK}, /* the bare secret has no kid */
+	    {"{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", TJWT_ERR_CRIT},
+	    {"{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", TJWT_ERR_CRIT},
+	    {"{\"alg\":\"HS256\",\"crit\":[]}", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\",\"crit\":\"x\"}", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\",\"b64\":false}", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\",\"kid\":7}", TJWT_ERR_MALFORMED},
+	    {"{\"typ\":\"JWT\"}", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":256}", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\",\"alg\":\"none\"}", TJWT_ERR_MALFORMED}, /* duplicate member */
+	    {"[\"HS256\"]", TJWT_ERR_MALFORMED},
+	    {"\"HS256\"", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\"", TJWT_ERR_MALFORMED},
+	    {"{\"alg\":\"HS256\",\"typ\":\"JWT\",\"x5u\":\"http://evil/\"}",
+	     TJWT_OK},                                             /* never fetched */
+	    {"{\"alg\":\"HS256\",\"kid\":\"anything\"}", TJWT_OK}, /* the bare secret has no kid */
 	};
 	(void)state;
 
 	snprintf(payload, sizeof payload, "{\"sub\":\"alice\",\"exp\":%ld}", (long)NOW + 60);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *tok = make_token_as("HS256", cases[i].header, payload, NULL, secret, strlen(secret));
+		char *tok =
+		    make_token_as("HS256", cases[i].header, payload, NULL, secret, strlen(secret));
 		expect_status(ks_hs, NULL, tok, NOW, cases[i].want);
 		free(tok);
 	}
@@ -335,7 +349,9 @@ static void malformed_tokens(void **state)
 	const char *bad_chars[] = {"=", "+", "/", " ", "\n", "!"};
 	for (size_t i = 0; i < 6; i++) {
 		for (int part = 0; part < 3; part++) {
-			size_t at = part == 0 ? 2 : part == 1 ? (size_t)(d1 - good) + 2 : (size_t)(d2 - good) + 2;
+			size_t at = part == 0   ? 2
+			            : part == 1 ? (size_t)(d1 - good) + 2
+			                        : (size_t)(d2 - good) + 2;
 			snprintf(buf, sizeof buf, "%s", good);
 			buf[at] = bad_chars[i][0];
 			expect_status(ks_hs, NULL, buf, NOW, TJWT_ERR_MALFORMED);
@@ -347,23 +363,35 @@ static void malformed_tokens(void **state)
 	/* Embedded NUL: the length is what counts. */
 	snprintf(buf, sizeof buf, "%s", good);
 	buf[(size_t)(d1 - good) + 3] = '\0';
-	assert_int_equal(tjwt_verify(ks_hs, NULL, buf, strlen(good), NOW, &res), TJWT_ERR_MALFORMED);
+	assert_int_equal(tjwt_verify(ks_hs, NULL, buf, strlen(good), NOW, &res),
+	                 TJWT_ERR_MALFORMED);
 	/* A non-canonical final character (unused bits set) in the header. */
 	{
 		char *h = b64u("{\"alg\":\"HS256\"}", 15); /* 15 bytes -> 20 chars, no slack */
-		char *h2 = b64u("{\"alg\":\"HS256\"} ", 16); /* 16 bytes -> 22 chars, 4 spare bits */
+		char *h2 =
+		    b64u("{\"alg\":\"HS256\"} ", 16); /* 16 bytes -> 22 chars, 4 spare bits */
 		size_t l = strlen(h2);
-		h2[l - 1] = h2[l - 1] == 'A' ? 'B' : h2[l - 1] == 'Q' ? 'R' : h2[l - 1] == 'g' ? 'h' : 'x';
+		h2[l - 1] = h2[l - 1] == 'A'   ? 'B'
+		            : h2[l - 1] == 'Q' ? 'R'
+		            : h2[l - 1] == 'g' ? 'h'
+		                               : 'x';
 		snprintf(buf, sizeof buf, "%s%s", h2, d1);
 		expect_status(ks_hs, NULL, buf, NOW, TJWT_ERR_MALFORMED);
 		free(h);
 		free(h2);
 	}
 	/* Payloads that are not JSON objects, correctly signed. */
-	const char *payloads[] = {"[1,2]", "\"alice\"", "42", "null", "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1}",
-				  "{\"sub\":\"a\"", "not json", "{\"sub\":\"\\u0000x\",\"exp\":9999999999}"};
+	const char *payloads[] = {"[1,2]",
+	                          "\"alice\"",
+	                          "42",
+	                          "null",
+	                          "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1}",
+	                          "{\"sub\":\"a\"",
+	                          "not json",
+	                          "{\"sub\":\"\\u0000x\",\"exp\":9999999999}"};
 	for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
-		char *t = make_token_as("HS256", "{\"alg\":\"HS256\"}", payloads[i], NULL, secret, strlen(secret));
+		char *t = make_token_as("HS256", "{\"alg\":\"HS256\"}", payloads[i], NULL, secret,
+		                        strlen(secret));
 		expect_status(ks_hs, NULL, t, NOW, TJWT_ERR_MALFORMED);
 		free(t);
 	}
@@ -373,13 +401,15 @@ static void malformed_tokens(void **state)
 	buf[10] = buf[20] = '.';
 	assert_int_equal(verify_tok(ks_hs, NULL, buf, NOW, &res), TJWT_ERR_TOO_LARGE);
 	assert_non_null(strstr(res.message, "16384"));
-	/* A real but big token (a padded claim): refused at the default, accepted with a higher limit. */
+	/* A real but big token (a padded claim): refused at the default, accepted with a higher
+	 * limit. */
 	{
 		char *pad = malloc(17000);
 		memset(pad, 'x', 16999);
 		pad[16999] = '\0';
 		char *big = make_token("HS256", NULL, NULL, secret, strlen(secret),
-				       "{\"sub\":\"alice\",\"exp\":%ld,\"pad\":\"%.*s\"}", (long)NOW + 60, 3000, pad);
+		                       "{\"sub\":\"alice\",\"exp\":%ld,\"pad\":\"%.*s\"}",
+		                       (long)NOW + 60, 3000, pad);
 		tjwt_policy small = {.max_token_len = 1000}, dflt = {0};
 		expect_status(ks_hs, &small, big, NOW, TJWT_ERR_TOO_LARGE);
 		expect_status(ks_hs, &dflt, big, NOW, TJWT_OK);
@@ -398,19 +428,21 @@ static void expiry_and_skew(void **state)
 	/* exp exactly now is already expired (RFC 7519: "on or after"). */
 	char *t = make_token("RS256", NULL, rsa, NULL, 0, "{\"sub\":\"a\",\"exp\":%ld}", (long)NOW);
 	assert_int_equal(verify_tok(ks_rsa, &strict, t, NOW, &res), TJWT_ERR_EXPIRED);
-	assert_string_equal(res.message,
-			    "token expired at 2023-11-14T22:13:20Z (now 2023-11-14T22:13:20Z, leeway 0s)");
+	assert_string_equal(
+	    res.message,
+	    "token expired at 2023-11-14T22:13:20Z (now 2023-11-14T22:13:20Z, leeway 0s)");
 	expect_status(ks_rsa, &strict, t, NOW - 1, TJWT_OK);
 	/* Within the leeway after expiry: accepted; beyond it: refused. */
 	expect_status(ks_rsa, &skew, t, NOW + 29, TJWT_OK);
 	assert_int_equal(verify_tok(ks_rsa, &skew, t, NOW + 30, &res), TJWT_ERR_EXPIRED);
-	assert_string_equal(res.message,
-			    "token expired at 2023-11-14T22:13:20Z (now 2023-11-14T22:13:50Z, leeway 30s)");
+	assert_string_equal(
+	    res.message,
+	    "token expired at 2023-11-14T22:13:20Z (now 2023-11-14T22:13:50Z, leeway 30s)");
 	free(t);
 
 	/* nbf in the future. */
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"sub\":\"a\",\"nbf\":%ld,\"exp\":%ld}", (long)NOW + 20,
-		       (long)NOW + 3600);
+	t = make_token("ES256", NULL, ec, NULL, 0, "{\"sub\":\"a\",\"nbf\":%ld,\"exp\":%ld}",
+	               (long)NOW + 20, (long)NOW + 3600);
 	assert_int_equal(verify_tok(ks_ec, &strict, t, NOW, &res), TJWT_ERR_NOT_YET_VALID);
 	assert_non_null(strstr(res.message, "token not valid before 2023-11-14T22:13:40Z"));
 	expect_status(ks_ec, &skew, t, NOW, TJWT_OK);
@@ -418,8 +450,8 @@ static void expiry_and_skew(void **state)
 	free(t);
 
 	/* iat in the future, beyond the leeway. */
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":\"a\",\"iat\":%ld,\"exp\":%ld}",
-		       (long)NOW + 60, (long)NOW + 3600);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret),
+	               "{\"sub\":\"a\",\"iat\":%ld,\"exp\":%ld}", (long)NOW + 60, (long)NOW + 3600);
 	assert_int_equal(verify_tok(ks_hs, &skew, t, NOW, &res), TJWT_ERR_IAT);
 	assert_non_null(strstr(res.message, "issued in the future"));
 	expect_status(ks_hs, &skew, t, NOW + 31, TJWT_OK);
@@ -427,12 +459,14 @@ static void expiry_and_skew(void **state)
 
 	/* Maximum age. */
 	tjwt_policy aged = {.max_age = 300};
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":\"a\",\"iat\":%ld,\"exp\":%ld}",
-		       (long)NOW - 301, (long)NOW + 3600);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret),
+	               "{\"sub\":\"a\",\"iat\":%ld,\"exp\":%ld}", (long)NOW - 301,
+	               (long)NOW + 3600);
 	expect_status(ks_hs, &aged, t, NOW, TJWT_ERR_IAT);
 	expect_status(ks_hs, &aged, t, NOW - 1, TJWT_OK);
 	free(t);
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":\"a\",\"exp\":%ld}", (long)NOW + 10);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":\"a\",\"exp\":%ld}",
+	               (long)NOW + 10);
 	expect_status(ks_hs, &aged, t, NOW, TJWT_ERR_CLAIM_MISSING);
 	free(t);
 
@@ -449,10 +483,12 @@ static void expiry_and_skew(void **state)
 	expect_status(ks_hs, &strict, t, NOW, TJWT_OK);
 	expect_status(ks_hs, &strict, t, NOW + 1, TJWT_ERR_EXPIRED);
 	free(t);
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":\"%ld\"}", (long)NOW + 100);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":\"%ld\"}",
+	               (long)NOW + 100);
 	expect_status(ks_hs, &strict, t, NOW, TJWT_ERR_CLAIM_TYPE);
 	free(t);
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":%ld,\"nbf\":true}", (long)NOW + 100);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":%ld,\"nbf\":true}",
+	               (long)NOW + 100);
 	expect_status(ks_hs, &strict, t, NOW, TJWT_ERR_CLAIM_TYPE);
 	free(t);
 	/* Far-future expiry prints as a number, not a broken date. */
@@ -464,7 +500,8 @@ static void expiry_and_skew(void **state)
 	assert_non_null(strstr(res.message, "token expired at -1000000"));
 	free(t);
 	/* now = 0 means the real clock: a token valid for an hour from now passes. */
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":%ld}", (long)time(NULL) + 3600);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"exp\":%ld}",
+	               (long)time(NULL) + 3600);
 	expect_status(ks_hs, &strict, t, 0, TJWT_OK);
 	free(t);
 }
@@ -477,19 +514,22 @@ static void issuer_and_audience(void **state)
 	tjwt_result res;
 	(void)state;
 
-	char *t = make_token("RS256", NULL, rsa, NULL, 0,
-			     "{\"sub\":\"a\",\"iss\":\"https://evil.test\",\"aud\":\"tributary\",\"exp\":%ld}",
-			     (long)NOW + 60);
+	char *t = make_token(
+	    "RS256", NULL, rsa, NULL, 0,
+	    "{\"sub\":\"a\",\"iss\":\"https://evil.test\",\"aud\":\"tributary\",\"exp\":%ld}",
+	    (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_rsa, &pol, t, NOW, &res), TJWT_ERR_ISSUER);
 	assert_string_equal(res.message, "issuer 'https://evil.test' not accepted");
 	expect_status(ks_rsa, NULL, t, NOW, TJWT_OK); /* no issuer configured */
 	free(t);
 	/* Prefix / case variations are not the same issuer. */
 	t = make_token("RS256", NULL, rsa, NULL, 0,
-		       "{\"iss\":\"https://issuer.test/\",\"aud\":\"tributary\",\"exp\":%ld}", (long)NOW + 60);
+	               "{\"iss\":\"https://issuer.test/\",\"aud\":\"tributary\",\"exp\":%ld}",
+	               (long)NOW + 60);
 	expect_status(ks_rsa, &pol, t, NOW, TJWT_ERR_ISSUER);
 	free(t);
-	t = make_token("RS256", NULL, rsa, NULL, 0, "{\"aud\":\"tributary\",\"exp\":%ld}", (long)NOW + 60);
+	t = make_token("RS256", NULL, rsa, NULL, 0, "{\"aud\":\"tributary\",\"exp\":%ld}",
+	               (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_rsa, &pol, t, NOW, &res), TJWT_ERR_ISSUER);
 	assert_non_null(strstr(res.message, "no issuer"));
 	free(t);
@@ -498,46 +538,55 @@ static void issuer_and_audience(void **state)
 	free(t);
 	/* Second configured issuer also accepted. */
 	t = make_token("RS256", NULL, rsa, NULL, 0,
-		       "{\"iss\":\"https://other.test\",\"aud\":\"tributary\",\"exp\":%ld}", (long)NOW + 60);
+	               "{\"iss\":\"https://other.test\",\"aud\":\"tributary\",\"exp\":%ld}",
+	               (long)NOW + 60);
 	expect_status(ks_rsa, &pol, t, NOW, TJWT_OK);
 	free(t);
 
 	/* Audience: string, array containing, array not containing, missing. */
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"iss\":\"https://issuer.test\",\"aud\":\"billing\",\"exp\":%ld}",
-		       (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0,
+	               "{\"iss\":\"https://issuer.test\",\"aud\":\"billing\",\"exp\":%ld}",
+	               (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_ec, &pol, t, NOW, &res), TJWT_ERR_AUDIENCE);
 	assert_string_equal(res.message, "audience 'billing' not accepted");
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0,
-		       "{\"iss\":\"https://issuer.test\",\"aud\":[\"billing\",\"tributary\"],\"exp\":%ld}",
-		       (long)NOW + 60);
+	t = make_token(
+	    "ES256", NULL, ec, NULL, 0,
+	    "{\"iss\":\"https://issuer.test\",\"aud\":[\"billing\",\"tributary\"],\"exp\":%ld}",
+	    (long)NOW + 60);
 	expect_status(ks_ec, &pol, t, NOW, TJWT_OK);
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0,
-		       "{\"iss\":\"https://issuer.test\",\"aud\":[\"billing\",\"crm\"],\"exp\":%ld}", (long)NOW + 60);
+	t = make_token(
+	    "ES256", NULL, ec, NULL, 0,
+	    "{\"iss\":\"https://issuer.test\",\"aud\":[\"billing\",\"crm\"],\"exp\":%ld}",
+	    (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_ec, &pol, t, NOW, &res), TJWT_ERR_AUDIENCE);
-	assert_non_null(strstr(res.message, "audience 'billing' (and the others listed) not accepted"));
+	assert_non_null(
+	    strstr(res.message, "audience 'billing' (and the others listed) not accepted"));
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"iss\":\"https://issuer.test\",\"aud\":[],\"exp\":%ld}",
-		       (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0,
+	               "{\"iss\":\"https://issuer.test\",\"aud\":[],\"exp\":%ld}", (long)NOW + 60);
 	expect_status(ks_ec, &pol, t, NOW, TJWT_ERR_AUDIENCE);
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"iss\":\"https://issuer.test\",\"exp\":%ld}", (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0, "{\"iss\":\"https://issuer.test\",\"exp\":%ld}",
+	               (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_ec, &pol, t, NOW, &res), TJWT_ERR_AUDIENCE);
 	assert_non_null(strstr(res.message, "no audience"));
 	free(t);
 	t = make_token("ES256", NULL, ec, NULL, 0, "{\"aud\":\"api\",\"exp\":%ld}", (long)NOW + 60);
 	expect_status(ks_ec, &pol2, t, NOW, TJWT_OK);
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"aud\":[\"api\",7],\"exp\":%ld}", (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0, "{\"aud\":[\"api\",7],\"exp\":%ld}",
+	               (long)NOW + 60);
 	expect_status(ks_ec, &pol2, t, NOW, TJWT_ERR_CLAIM_TYPE);
 	free(t);
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"aud\":{\"x\":1},\"exp\":%ld}", (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0, "{\"aud\":{\"x\":1},\"exp\":%ld}",
+	               (long)NOW + 60);
 	expect_status(ks_ec, NULL, t, NOW, TJWT_ERR_CLAIM_TYPE);
 	free(t);
 	/* Untrusted values are quoted safely in messages. */
-	t = make_token("ES256", NULL, ec, NULL, 0, "{\"iss\":\"a\\nFAKE LOG LINE\\u001b[31m\",\"exp\":%ld}",
-		       (long)NOW + 60);
+	t = make_token("ES256", NULL, ec, NULL, 0,
+	               "{\"iss\":\"a\\nFAKE LOG LINE\\u001b[31m\",\"exp\":%ld}", (long)NOW + 60);
 	assert_int_equal(verify_tok(ks_ec, &pol, t, NOW, &res), TJWT_ERR_ISSUER);
 	assert_string_equal(res.message, "issuer 'a?FAKE LOG LINE?[31m' not accepted");
 	free(t);
@@ -550,21 +599,23 @@ static void required_claims(void **state)
 	tjwt_result res;
 	(void)state;
 
-	char *t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":\"a\",\"exp\":%ld}", (long)NOW + 9);
+	char *t = make_token("HS256", NULL, NULL, secret, strlen(secret),
+	                     "{\"sub\":\"a\",\"exp\":%ld}", (long)NOW + 9);
 	assert_int_equal(verify_tok(ks_hs, &pol, t, NOW, &res), TJWT_ERR_CLAIM_MISSING);
 	assert_string_equal(res.message, "required claim 'preferred_username' is missing");
 	free(t);
 	t = make_token("HS256", NULL, NULL, secret, strlen(secret),
-		       "{\"sub\":\"a\",\"preferred_username\":null,\"exp\":%ld}", (long)NOW + 9);
+	               "{\"sub\":\"a\",\"preferred_username\":null,\"exp\":%ld}", (long)NOW + 9);
 	expect_status(ks_hs, &pol, t, NOW, TJWT_ERR_CLAIM_MISSING);
 	free(t);
 	t = make_token("HS256", NULL, NULL, secret, strlen(secret),
-		       "{\"sub\":\"a\",\"preferred_username\":\"al\",\"exp\":%ld}", (long)NOW + 9);
+	               "{\"sub\":\"a\",\"preferred_username\":\"al\",\"exp\":%ld}", (long)NOW + 9);
 	assert_int_equal(verify_tok(ks_hs, &pol, t, NOW, &res), TJWT_OK);
 	assert_string_equal(tjwt_claim_string(res.claims, "preferred_username"), "al");
 	tjwt_result_clear(&res);
 	free(t);
-	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":12,\"exp\":%ld}", (long)NOW + 9);
+	t = make_token("HS256", NULL, NULL, secret, strlen(secret), "{\"sub\":12,\"exp\":%ld}",
+	               (long)NOW + 9);
 	expect_status(ks_hs, NULL, t, NOW, TJWT_ERR_CLAIM_TYPE);
 	free(t);
 }
@@ -583,7 +634,8 @@ static void mutations_never_verify(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < 3; i++) {
-		char *tok = make_token(cases[i].alg, "k", cases[i].k, secret, strlen(secret), CLAIMS, VALID_ARGS);
+		char *tok = make_token(cases[i].alg, "k", cases[i].k, secret, strlen(secret),
+		                       CLAIMS, VALID_ARGS);
 		size_t len = strlen(tok);
 		char *m = malloc(len + 2);
 		int refused = 0;
@@ -621,18 +673,18 @@ static void mutations_never_verify(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(valid_each_alg),
-		cmocka_unit_test(library_signer_round_trip),
-		cmocka_unit_test(bad_signature),
-		cmocka_unit_test(alg_none_refused),
-		cmocka_unit_test(hs256_with_public_key_refused),
-		cmocka_unit_test(alg_allow_list),
-		cmocka_unit_test(crit_and_header_checks),
-		cmocka_unit_test(malformed_tokens),
-		cmocka_unit_test(expiry_and_skew),
-		cmocka_unit_test(issuer_and_audience),
-		cmocka_unit_test(required_claims),
-		cmocka_unit_test(mutations_never_verify),
+	    cmocka_unit_test(valid_each_alg),
+	    cmocka_unit_test(library_signer_round_trip),
+	    cmocka_unit_test(bad_signature),
+	    cmocka_unit_test(alg_none_refused),
+	    cmocka_unit_test(hs256_with_public_key_refused),
+	    cmocka_unit_test(alg_allow_list),
+	    cmocka_unit_test(crit_and_header_checks),
+	    cmocka_unit_test(malformed_tokens),
+	    cmocka_unit_test(expiry_and_skew),
+	    cmocka_unit_test(issuer_and_audience),
+	    cmocka_unit_test(required_claims),
+	    cmocka_unit_test(mutations_never_verify),
 	};
 	return cmocka_run_group_tests_name("jwt", tests, setup, teardown);
 }

@@ -141,8 +141,8 @@ static __attribute__((unused)) void write_cert_pem(EVP_PKEY *k, const char *path
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"test", -1,
-				   -1, 0);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"test", -1, -1, 0);
 	X509_set_issuer_name(x, X509_get_subject_name(x));
 	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
 	f = fopen(path, "w");
@@ -171,12 +171,14 @@ static __attribute__((unused)) json_t *jwk_of(EVP_PKEY *k, const char *kid, cons
 	json_t *j;
 
 	if (EVP_PKEY_is_a(k, "RSA")) {
-		char *n = bn_b64u(k, OSSL_PKEY_PARAM_RSA_N, 0), *e = bn_b64u(k, OSSL_PKEY_PARAM_RSA_E, 0);
+		char *n = bn_b64u(k, OSSL_PKEY_PARAM_RSA_N, 0),
+		     *e = bn_b64u(k, OSSL_PKEY_PARAM_RSA_E, 0);
 		j = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e);
 		free(n);
 		free(e);
 	} else {
-		char *x = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_X, 32), *y = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+		char *x = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_X, 32),
+		     *y = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
 		j = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", x, "y", y);
 		free(x);
 		free(y);
@@ -205,20 +207,22 @@ static __attribute__((unused)) void write_json(json_t *doc, const char *path)
 }
 
 /* Signs `input` as alg; returns the base64url signature. ES256 in JOSE r||s. */
-static __attribute__((unused)) char *sign_raw(const char *alg, EVP_PKEY *k, const void *secret, size_t secret_len, const char *input)
+static __attribute__((unused)) char *sign_raw(const char *alg, EVP_PKEY *k, const void *secret,
+                                              size_t secret_len, const char *input)
 {
 	unsigned char sig[1024];
 	size_t len = sizeof sig;
 
 	if (!strcmp(alg, "HS256")) {
 		unsigned int mlen = 0;
-		assert_non_null(HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)input, strlen(input),
-				     sig, &mlen));
+		assert_non_null(HMAC(EVP_sha256(), secret, (int)secret_len,
+		                     (const unsigned char *)input, strlen(input), sig, &mlen));
 		return b64u(sig, mlen);
 	}
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	assert_int_equal(EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, k), 1);
-	assert_int_equal(EVP_DigestSign(m, sig, &len, (const unsigned char *)input, strlen(input)), 1);
+	assert_int_equal(EVP_DigestSign(m, sig, &len, (const unsigned char *)input, strlen(input)),
+	                 1);
 	EVP_MD_CTX_free(m);
 	if (!strcmp(alg, "ES256")) {
 		const unsigned char *p = sig;
@@ -234,8 +238,9 @@ static __attribute__((unused)) char *sign_raw(const char *alg, EVP_PKEY *k, cons
 }
 
 /* header and payload are JSON text, used verbatim; the signature uses `salg`. */
-static __attribute__((unused)) char *make_token_as(const char *salg, const char *header, const char *payload, EVP_PKEY *k,
-			   const void *secret, size_t secret_len)
+static __attribute__((unused)) char *make_token_as(const char *salg, const char *header,
+                                                   const char *payload, EVP_PKEY *k,
+                                                   const void *secret, size_t secret_len)
 {
 	char *h = b64u(header, strlen(header)), *p = b64u(payload, strlen(payload));
 	size_t n = strlen(h) + strlen(p) + 2;
@@ -253,16 +258,20 @@ static __attribute__((unused)) char *make_token_as(const char *salg, const char 
 }
 
 /* A token for alg with an optional kid and the claims in printf form. */
-static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
-			const char *claims_fmt, ...) __attribute__((format(printf, 6, 7)));
-static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k, const void *secret, size_t secret_len,
-			const char *claims_fmt, ...)
+static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k,
+                                                const void *secret, size_t secret_len,
+                                                const char *claims_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static __attribute__((unused)) char *make_token(const char *alg, const char *kid, EVP_PKEY *k,
+                                                const void *secret, size_t secret_len,
+                                                const char *claims_fmt, ...)
 {
 	char header[256], payload[4096];
 	va_list ap;
 
 	if (kid)
-		snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid);
+		snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+		         alg, kid);
 	else
 		snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
 	va_start(ap, claims_fmt);
@@ -271,23 +280,23 @@ static __attribute__((unused)) char *make_token(const char *alg, const char *kid
 	return make_token_as(alg, header, payload, k, secret, secret_len);
 }
 
-static __attribute__((unused)) tjwt_status verify_tok(const tjwt_keyset *ks, const tjwt_policy *pol, const char *tok, time_t now,
-			      tjwt_result *res)
+static __attribute__((unused)) tjwt_status verify_tok(const tjwt_keyset *ks, const tjwt_policy *pol,
+                                                      const char *tok, time_t now, tjwt_result *res)
 {
 	return tjwt_verify(ks, pol, tok, strlen(tok), now, res);
 }
 
 /* Verifies and expects `want`; on failure prints the message for diagnosis. */
-#define expect_status(ks, pol, tok, now, want)                                                                 \
-	do {                                                                                                   \
-		tjwt_result r_;                                                                                \
-		tjwt_status s_ = verify_tok((ks), (pol), (tok), (now), &r_);                                   \
-		if (s_ != (want))                                                                              \
-			print_error("verify: got %s (%s), want %s\n", tjwt_status_name(s_), r_.message,        \
-				    tjwt_status_name(want));                                                   \
-		assert_int_equal(s_, (want));                                                                  \
-		assert_true((s_ == TJWT_OK) == (r_.claims != NULL));                                           \
-		tjwt_result_clear(&r_);                                                                        \
+#define expect_status(ks, pol, tok, now, want)                                                     \
+	do {                                                                                       \
+		tjwt_result r_;                                                                    \
+		tjwt_status s_ = verify_tok((ks), (pol), (tok), (now), &r_);                       \
+		if (s_ != (want))                                                                  \
+			print_error("verify: got %s (%s), want %s\n", tjwt_status_name(s_),        \
+			            r_.message, tjwt_status_name(want));                           \
+		assert_int_equal(s_, (want));                                                      \
+		assert_true((s_ == TJWT_OK) == (r_.claims != NULL));                               \
+		tjwt_result_clear(&r_);                                                            \
 	} while (0)
 
 #endif

@@ -55,15 +55,18 @@ static void jwks_kid_selection(void **state)
 	char desc[512];
 	(void)state;
 
-	json_t *jwks = json_pack("{s:[o,o,o,o]}", "keys", jwk_of(rsa_a, "ra", "RS256"), jwk_of(rsa_b, "rb", NULL),
-				 jwk_of(ec_a, "ea", NULL), jwk_oct(secret_a, strlen(secret_a), "sa"));
+	json_t *jwks = json_pack("{s:[o,o,o,o]}", "keys", jwk_of(rsa_a, "ra", "RS256"),
+	                         jwk_of(rsa_b, "rb", NULL), jwk_of(ec_a, "ea", NULL),
+	                         jwk_oct(secret_a, strlen(secret_a), "sa"));
 	write_json(jwks, tpath("set.jwks"));
 	json_decref(jwks);
 	tjwt_keyset *ks = must_load(tpath("set.jwks"));
 	assert_int_equal(tjwt_keyset_size(ks), 4);
 	tjwt_keyset_describe(ks, desc, sizeof desc);
-	assert_string_equal(desc, "RSA 2048 kid=ra algs=RS256; RSA 3072 kid=rb algs=RS256; EC 256 kid=ea algs=ES256; "
-				  "oct 328 kid=sa algs=HS256");
+	assert_string_equal(
+	    desc,
+	    "RSA 2048 kid=ra algs=RS256; RSA 3072 kid=rb algs=RS256; EC 256 kid=ea algs=ES256; "
+	    "oct 328 kid=sa algs=HS256");
 
 	/* Each key under its own kid. */
 	char *t_ra = make_token("RS256", "ra", rsa_a, NULL, 0, CLAIMS);
@@ -131,8 +134,10 @@ static void jwks_single_jwk_and_skips(void **state)
 	json_t *ops = jwk_of(rsa_b, "ops", NULL);
 	json_object_set_new(ops, "key_ops", json_pack("[s]", "encrypt"));
 	json_t *ps = jwk_of(rsa_b, "ps", "PS256");
-	json_t *okp = json_pack("{s:s, s:s, s:s}", "kty", "OKP", "crv", "Ed25519", "x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
-	json_t *p384 = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-384", "x", "AA", "y", "AA");
+	json_t *okp = json_pack("{s:s, s:s, s:s}", "kty", "OKP", "crv", "Ed25519", "x",
+	                        "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+	json_t *p384 =
+	    json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-384", "x", "AA", "y", "AA");
 	json_t *sig = jwk_of(rsa_a, "sig", NULL);
 	json_object_set_new(sig, "use", json_string("sig"));
 	json_object_set_new(sig, "key_ops", json_pack("[s,s]", "sign", "verify"));
@@ -155,24 +160,28 @@ static void jwks_single_jwk_and_skips(void **state)
 		const char *json;
 		const char *err;
 	} bad[] = {
-		{"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\"}]}", "\"n\" and \"e\""},
-		{"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "too small"},
-		{"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}", "32-byte"},
-		{"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
-		 "\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}]}",
-		 "P-256"},
-		{"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2hvcnQ\"}]}", "too short"},
-		{"{\"keys\":[{\"kty\":\"oct\"}]}", "\"k\""},
-		{"{\"keys\":[{\"kty\":\"RSA\",\"alg\":\"HS256\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "declares alg HS256"},
-		{"{\"keys\":[{\"kty\":\"oct\",\"alg\":\"RS256\",\"k\":\"AAAA\"}]}", "declares alg RS256"},
-		{"{\"keys\":[{\"n\":\"AQAB\"}]}", "no \"kty\""},
-		{"{\"keys\":[{\"kty\":\"RSA\",\"kid\":5}]}", "\"kid\" is not a string"},
-		{"{\"keys\":{}}", "not an array"},
-		{"{\"keys\":[]}", "no usable signing key"},
-		{"{\"foo\":1}", "neither a JWK Set"},
-		{"{\"keys\":[1]}", "not a JSON object"},
-		{"{\"keys\":[], \"keys\":[]}", "invalid JSON"},
-		{"{\"keys\":[", "invalid JSON"},
+	    {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\"}]}", "\"n\" and \"e\""},
+	    {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "too small"},
+	    {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
+	     "32-byte"},
+	    {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+	     "\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"y\":"
+	     "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}]}",
+	     "P-256"},
+	    {"{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2hvcnQ\"}]}", "too short"},
+	    {"{\"keys\":[{\"kty\":\"oct\"}]}", "\"k\""},
+	    {"{\"keys\":[{\"kty\":\"RSA\",\"alg\":\"HS256\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}",
+	     "declares alg HS256"},
+	    {"{\"keys\":[{\"kty\":\"oct\",\"alg\":\"RS256\",\"k\":\"AAAA\"}]}",
+	     "declares alg RS256"},
+	    {"{\"keys\":[{\"n\":\"AQAB\"}]}", "no \"kty\""},
+	    {"{\"keys\":[{\"kty\":\"RSA\",\"kid\":5}]}", "\"kid\" is not a string"},
+	    {"{\"keys\":{}}", "not an array"},
+	    {"{\"keys\":[]}", "no usable signing key"},
+	    {"{\"foo\":1}", "neither a JWK Set"},
+	    {"{\"keys\":[1]}", "not a JSON object"},
+	    {"{\"keys\":[], \"keys\":[]}", "invalid JSON"},
+	    {"{\"keys\":[", "invalid JSON"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		write_file(tpath("bad.jwks"), bad[i].json, strlen(bad[i].json));
@@ -202,7 +211,8 @@ static void pem_files(void **state)
 	write_file(tpath("both.pem"), both, l1 + l2);
 	ks = must_load(tpath("both.pem"));
 	assert_int_equal(tjwt_keyset_size(ks), 2);
-	char *tb = make_token("RS256", "x", rsa_b, NULL, 0, CLAIMS), *te = make_token("ES256", NULL, ec_a, NULL, 0, CLAIMS);
+	char *tb = make_token("RS256", "x", rsa_b, NULL, 0, CLAIMS),
+	     *te = make_token("ES256", NULL, ec_a, NULL, 0, CLAIMS);
 	expect_status(ks, NULL, tb, NOW, TJWT_OK);
 	expect_status(ks, NULL, te, NOW, TJWT_OK);
 	expect_status(ks, NULL, t, NOW, TJWT_ERR_SIGNATURE); /* rsa_a is not in this file */
@@ -246,7 +256,8 @@ static void pem_files(void **state)
 	write_pubkey_pem(ed, tpath("ed.pem"));
 	load_fails(tpath("ed.pem"), "unsupported key type");
 	EVP_PKEY_free(ed);
-	const char *garbage = "-----BEGIN PUBLIC KEY-----\nnot base64 !!!\n-----END PUBLIC KEY-----\n";
+	const char *garbage =
+	    "-----BEGIN PUBLIC KEY-----\nnot base64 !!!\n-----END PUBLIC KEY-----\n";
 	write_file(tpath("garbage.pem"), garbage, strlen(garbage));
 	load_fails(tpath("garbage.pem"), "PEM block #1");
 	const char *notkey = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
@@ -309,7 +320,8 @@ static void slot_reload(void **state)
 	(void)state;
 	write_pubkey_pem(rsa_a, tpath("cur.pem"));
 	tjwt_keyslot *slot = tjwt_keyslot_new(must_load(tpath("cur.pem")));
-	char *ta = make_token("RS256", NULL, rsa_a, NULL, 0, CLAIMS), *tb = make_token("RS256", NULL, rsa_b, NULL, 0, CLAIMS);
+	char *ta = make_token("RS256", NULL, rsa_a, NULL, 0, CLAIMS),
+	     *tb = make_token("RS256", NULL, rsa_b, NULL, 0, CLAIMS);
 
 	tjwt_keyset *held = tjwt_keyslot_get(slot);
 	expect_status(held, NULL, ta, NOW, TJWT_OK);
@@ -358,15 +370,16 @@ static void *worker_run(void *arg)
 static void threads_share_keys(void **state)
 {
 	(void)state;
-	json_t *jwks = json_pack("{s:[o,o,o]}", "keys", jwk_of(rsa_a, "r", NULL), jwk_of(ec_a, "e", NULL),
-				 jwk_oct(secret_a, strlen(secret_a), "s"));
+	json_t *jwks = json_pack("{s:[o,o,o]}", "keys", jwk_of(rsa_a, "r", NULL),
+	                         jwk_of(ec_a, "e", NULL), jwk_oct(secret_a, strlen(secret_a), "s"));
 	write_json(jwks, tpath("threads.jwks"));
 	json_decref(jwks);
 	tjwt_keyslot *slot = tjwt_keyslot_new(must_load(tpath("threads.jwks")));
 	struct worker w[4];
 	pthread_t th[4];
-	char *toks[3] = {make_token("RS256", "r", rsa_a, NULL, 0, CLAIMS), make_token("ES256", "e", ec_a, NULL, 0, CLAIMS),
-			 make_token("HS256", "s", NULL, secret_a, strlen(secret_a), CLAIMS)};
+	char *toks[3] = {make_token("RS256", "r", rsa_a, NULL, 0, CLAIMS),
+	                 make_token("ES256", "e", ec_a, NULL, 0, CLAIMS),
+	                 make_token("HS256", "s", NULL, secret_a, strlen(secret_a), CLAIMS)};
 
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct worker){.slot = slot, .tokens = {toks[0], toks[1], toks[2]}};
@@ -387,12 +400,9 @@ static void threads_share_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(jwks_kid_selection),
-		cmocka_unit_test(jwks_single_jwk_and_skips),
-		cmocka_unit_test(pem_files),
-		cmocka_unit_test(secret_files),
-		cmocka_unit_test(slot_reload),
-		cmocka_unit_test(threads_share_keys),
+	    cmocka_unit_test(jwks_kid_selection), cmocka_unit_test(jwks_single_jwk_and_skips),
+	    cmocka_unit_test(pem_files),          cmocka_unit_test(secret_files),
+	    cmocka_unit_test(slot_reload),        cmocka_unit_test(threads_share_keys),
 	};
 	return cmocka_run_group_tests_name("jwt keys", tests, setup, teardown);
 }

@@ -29,10 +29,10 @@ static void b64url_strict(void **state)
 	assert_int_equal(tjwt_b64url_decode("QQ==", 4, out), -1); /* padding */
 	assert_int_equal(tjwt_b64url_decode("QQ", 2, out), 1);
 	assert_int_equal(out[0], 'A');
-	assert_int_equal(tjwt_b64url_decode("QR", 2, out), -1);   /* non-zero spare bits */
+	assert_int_equal(tjwt_b64url_decode("QR", 2, out), -1); /* non-zero spare bits */
 	assert_int_equal(tjwt_b64url_decode("QUI", 3, out), 2);
 	assert_int_equal(tjwt_b64url_decode("QUJ", 3, out), -1);
-	assert_int_equal(tjwt_b64url_decode("Q", 1, out), -1);    /* impossible length */
+	assert_int_equal(tjwt_b64url_decode("Q", 1, out), -1); /* impossible length */
 	assert_int_equal(tjwt_b64url_decode("QUJD\n", 5, out), -1);
 	assert_int_equal(tjwt_b64url_decode("QU D", 4, out), -1);
 	assert_int_equal(tjwt_b64url_decode("QU\0D", 4, out), -1);
@@ -57,13 +57,19 @@ static void identities(void **state)
 	assert_string_equal(tjwt_identity_problem("a\nb"), "contains a control character");
 	assert_string_equal(tjwt_identity_problem("a\tb"), "contains a control character");
 	assert_string_equal(tjwt_identity_problem("a\x7f"), "contains a control character");
-	assert_string_equal(tjwt_identity_problem("a\xc2\x85"), "contains a control character"); /* U+0085 */
+	assert_string_equal(tjwt_identity_problem("a\xc2\x85"),
+	                    "contains a control character"); /* U+0085 */
 	assert_string_equal(tjwt_identity_problem("a\xff"), "is not valid UTF-8");
-	assert_string_equal(tjwt_identity_problem("\xc0\xaf"), "is not valid UTF-8");         /* overlong '/' */
-	assert_string_equal(tjwt_identity_problem("\xe0\x80\xaf"), "is not valid UTF-8");     /* overlong '/' */
-	assert_string_equal(tjwt_identity_problem("\xed\xa0\x80"), "is not valid UTF-8");     /* surrogate */
-	assert_string_equal(tjwt_identity_problem("\xf4\x90\x80\x80"), "is not valid UTF-8"); /* > U+10FFFF */
-	assert_string_equal(tjwt_identity_problem("\xe6\x97"), "is not valid UTF-8");         /* truncated */
+	assert_string_equal(tjwt_identity_problem("\xc0\xaf"),
+	                    "is not valid UTF-8"); /* overlong '/' */
+	assert_string_equal(tjwt_identity_problem("\xe0\x80\xaf"),
+	                    "is not valid UTF-8"); /* overlong '/' */
+	assert_string_equal(tjwt_identity_problem("\xed\xa0\x80"),
+	                    "is not valid UTF-8"); /* surrogate */
+	assert_string_equal(tjwt_identity_problem("\xf4\x90\x80\x80"),
+	                    "is not valid UTF-8"); /* > U+10FFFF */
+	assert_string_equal(tjwt_identity_problem("\xe6\x97"),
+	                    "is not valid UTF-8"); /* truncated */
 	memset(longid, 'a', sizeof longid - 1);
 	longid[sizeof longid - 1] = '\0';
 	assert_string_equal(tjwt_identity_problem(longid), "is too long");
@@ -78,7 +84,8 @@ static void status_names(void **state)
 	for (int a = TJWT_OK; a <= TJWT_ERR_INTERNAL; a++) {
 		assert_string_not_equal(tjwt_status_name((tjwt_status)a), "unknown");
 		for (int b = a + 1; b <= TJWT_ERR_INTERNAL; b++)
-			assert_string_not_equal(tjwt_status_name((tjwt_status)a), tjwt_status_name((tjwt_status)b));
+			assert_string_not_equal(tjwt_status_name((tjwt_status)a),
+			                        tjwt_status_name((tjwt_status)b));
 	}
 	assert_int_equal(tjwt_alg_from_name("none"), 0);
 	assert_int_equal(tjwt_alg_from_name("rs256"), 0);
@@ -88,10 +95,10 @@ static void status_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(b64url_round_trip),
-		cmocka_unit_test(b64url_strict),
-		cmocka_unit_test(identities),
-		cmocka_unit_test(status_names),
+	    cmocka_unit_test(b64url_round_trip),
+	    cmocka_unit_test(b64url_strict),
+	    cmocka_unit_test(identities),
+	    cmocka_unit_test(status_names),
 	};
 	return cmocka_run_group_tests_name("jwt misc", tests, NULL, NULL);
 }

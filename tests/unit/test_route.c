@@ -31,9 +31,11 @@ static void test_named_capture_route(void **state)
 	assert_int_equal(caps.count, 2);
 	assert_int_equal(tb_template_compile(&t, "events.{aggregate}", err, sizeof(err)), 0);
 	assert_int_equal(tb_template_compile(&k, "{id}", err, sizeof(err)), 0);
-	assert_int_equal(tb_template_expand(&t, lookup_caps, &caps, NULL, out, sizeof(out), NULL), 12);
+	assert_int_equal(tb_template_expand(&t, lookup_caps, &caps, NULL, out, sizeof(out), NULL),
+	                 12);
 	assert_string_equal(out, "events.order");
-	assert_int_equal(tb_template_expand(&k, lookup_caps, &caps, NULL, out, sizeof(out), NULL), 2);
+	assert_int_equal(tb_template_expand(&k, lookup_caps, &caps, NULL, out, sizeof(out), NULL),
+	                 2);
 	assert_string_equal(out, "42");
 	assert_false(tb_pattern_match(&p, "events/order", NULL));
 	assert_false(tb_pattern_match(&p, "events/order/42/x", NULL));
@@ -95,13 +97,16 @@ static void test_template_guards(void **state)
 	const char *missing = NULL;
 	assert_int_equal(tb_template_compile(&t, "users/{key}/n", err, sizeof(err)), 0);
 	/* A value with topic syntax cannot be expanded into an MQTT topic. */
-	assert_int_equal(tb_template_expand(&t, lookup_fixed, NULL, "+#/", out, sizeof(out), &missing), -1);
+	assert_int_equal(
+	    tb_template_expand(&t, lookup_fixed, NULL, "+#/", out, sizeof(out), &missing), -1);
 	assert_string_equal(missing, "key");
-	assert_int_equal(tb_template_expand(&t, lookup_fixed, NULL, NULL, out, sizeof(out), NULL), 14);
+	assert_int_equal(tb_template_expand(&t, lookup_fixed, NULL, NULL, out, sizeof(out), NULL),
+	                 14);
 	assert_int_equal(tb_template_expand(&t, lookup_fixed, NULL, NULL, out, 8, NULL), -2);
 	tb_template_free(&t);
 	assert_int_equal(tb_template_compile(&t, "x.{other}", err, sizeof(err)), 0);
-	assert_int_equal(tb_template_expand(&t, lookup_fixed, NULL, NULL, out, sizeof(out), &missing), -1);
+	assert_int_equal(
+	    tb_template_expand(&t, lookup_fixed, NULL, NULL, out, sizeof(out), &missing), -1);
 	assert_string_equal(missing, "other");
 	tb_template_free(&t);
 	assert_int_equal(tb_template_compile(&t, "x.{unterminated", err, sizeof(err)), -1);
@@ -115,7 +120,7 @@ static void test_kafka_topic_names(void **state)
 	assert_true(tb_kafka_topic_valid("events.order"));
 	assert_true(tb_kafka_topic_valid("a"));
 	assert_true(tb_kafka_topic_valid("Events_2-x.y"));
-	assert_true(tb_kafka_topic_valid("events."));  /* legal: captures are checked apart */
+	assert_true(tb_kafka_topic_valid("events.")); /* legal: captures are checked apart */
 	assert_true(tb_kafka_topic_valid("..."));
 	assert_false(tb_kafka_topic_valid(""));
 	assert_false(tb_kafka_topic_valid("."));
@@ -144,8 +149,8 @@ static void test_capture_rules(void **state)
 	assert_true(tb_capture_rule_ok(r, "order.secret", 5)); /* only `len` bytes count */
 	assert_false(tb_capture_rule_ok(r, "", 0));
 	assert_false(tb_capture_rule_ok(r, "order.secret", 12));
-	assert_false(tb_capture_rule_ok(r, ".order", 6));  /* anchored at the start */
-	assert_false(tb_capture_rule_ok(r, "order.", 6));  /* and at the end */
+	assert_false(tb_capture_rule_ok(r, ".order", 6)); /* anchored at the start */
+	assert_false(tb_capture_rule_ok(r, "order.", 6)); /* and at the end */
 	assert_false(tb_capture_rule_ok(r, "a\nb", 3));
 	assert_false(tb_capture_rule_ok(r, "\xc3\xa9", 2));
 	assert_false(tb_capture_rule_ok(r, "\xff", 1)); /* not UTF-8 */
@@ -180,12 +185,9 @@ static void test_capture_rules(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_named_capture_route),
-	    cmocka_unit_test(test_wildcards),
-	    cmocka_unit_test(test_bad_patterns),
-	    cmocka_unit_test(test_template_guards),
-	    cmocka_unit_test(test_kafka_topic_names),
-	    cmocka_unit_test(test_capture_rules),
+	    cmocka_unit_test(test_named_capture_route), cmocka_unit_test(test_wildcards),
+	    cmocka_unit_test(test_bad_patterns),        cmocka_unit_test(test_template_guards),
+	    cmocka_unit_test(test_kafka_topic_names),   cmocka_unit_test(test_capture_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@
 
 #include "tributary/ws.h"
 
-static const uint8_t key[4] = { 0xa1, 0x5c, 0x03, 0xf7 };
+static const uint8_t key[4] = {0xa1, 0x5c, 0x03, 0xf7};
 
 static void reference(uint8_t *out, const uint8_t *in, size_t len, uint64_t offset)
 {
@@ -35,8 +35,8 @@ static size_t masked_frame(uint8_t *wire, unsigned opcode, const uint8_t *body, 
 
 /* Parses wire[0..len) in two reads split at `split` (the first must leave
  * the frame unfinished); returns the event of the second. */
-static tb_ws_event parse_split(tb_ws_parser *p, const uint8_t *wire, size_t split,
-					    size_t len, uint8_t **o, uint8_t *out_end)
+static tb_ws_event parse_split(tb_ws_parser *p, const uint8_t *wire, size_t split, size_t len,
+                               uint8_t **o, uint8_t *out_end)
 {
 	const uint8_t *pos = wire;
 	tb_ws_parser_init(p, 1);
@@ -104,10 +104,10 @@ static void test_parser_unmasks_ping(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mask_copy_every_length_and_offset),
-		cmocka_unit_test(test_mask_in_place_unaligned),
-		cmocka_unit_test(test_parser_unmasks_payload),
-		cmocka_unit_test(test_parser_unmasks_ping),
+	    cmocka_unit_test(test_mask_copy_every_length_and_offset),
+	    cmocka_unit_test(test_mask_in_place_unaligned),
+	    cmocka_unit_test(test_parser_unmasks_payload),
+	    cmocka_unit_test(test_parser_unmasks_ping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,13 +39,12 @@
  */
 static atomic_int devkafka_next_port;
 
-__attribute__((visibility("default"))) int bind(int fd, const struct sockaddr *addr,
-						  socklen_t len)
+__attribute__((visibility("default"))) int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	static int (*real_bind)(int, const struct sockaddr *, socklen_t);
 	if (!real_bind)
-		real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT,
-										   "bind");
+		real_bind =
+		    (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
 	int port = atomic_load(&devkafka_next_port);
 	if (port && addr && addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in sin;
@@ -72,8 +71,8 @@ static int devkafka_listen(int port)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int on = 1;
 	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	                          .sin_port = htons((uint16_t)port),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
@@ -84,8 +83,7 @@ static int devkafka_listen(int port)
 	return fd;
 }
 
-static void devkafka_command(rd_kafka_mock_cluster_t *mc, char *line, char *reply,
-			     size_t replylen)
+static void devkafka_command(rd_kafka_mock_cluster_t *mc, char *line, char *reply, size_t replylen)
 {
 	char cmd[64] = "", a[256] = "", b[64] = "", c[64] = "";
 	int n = sscanf(line, "%63s %255s %63s %63s", cmd, a, b, c);
@@ -179,8 +177,9 @@ static void devkafka_serve_control(rd_kafka_mock_cluster_t *mc, int lfd)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: tributary-devkafka [--port 9092] [--brokers N] [--partitions N]\n"
-			"                          [--topic NAME[:PARTITIONS]]... [--control PORT]\n");
+	fprintf(stderr,
+	        "usage: tributary-devkafka [--port 9092] [--brokers N] [--partitions N]\n"
+	        "                          [--topic NAME[:PARTITIONS]]... [--control PORT]\n");
 }
 
 int main(int argc, char **argv)
@@ -190,19 +189,27 @@ int main(int argc, char **argv)
 	char *topics[64];
 	int ntopics = 0;
 	static const struct option opts[] = {{"port", required_argument, 0, 'p'},
-					     {"brokers", required_argument, 0, 'b'},
-					     {"partitions", required_argument, 0, 'n'},
-					     {"topic", required_argument, 0, 't'},
-					     {"control", required_argument, 0, 'c'},
-					     {"help", no_argument, 0, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"brokers", required_argument, 0, 'b'},
+	                                     {"partitions", required_argument, 0, 'n'},
+	                                     {"topic", required_argument, 0, 't'},
+	                                     {"control", required_argument, 0, 'c'},
+	                                     {"help", no_argument, 0, 'h'},
+	                                     {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "p:b:n:t:c:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'p': port = atoi(optarg); break;
-		case 'b': brokers = atoi(optarg); break;
-		case 'n': partitions = atoi(optarg); break;
-		case 'c': control_port = atoi(optarg); break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'b':
+			brokers = atoi(optarg);
+			break;
+		case 'n':
+			partitions = atoi(optarg);
+			break;
+		case 'c':
+			control_port = atoi(optarg);
+			break;
 		case 't':
 			if (ntopics == 64) {
 				fprintf(stderr, "devkafka: too many --topic\n");
@@ -210,7 +217,9 @@ int main(int argc, char **argv)
 			}
 			topics[ntopics++] = optarg;
 			break;
-		default: usage(); return o == 'h' ? 0 : 2;
+		default:
+			usage();
+			return o == 'h' ? 0 : 2;
 		}
 	}
 	if (port <= 0 || port > 65535 - brokers || brokers < 1 || brokers > 16 || partitions < 1) {
@@ -234,8 +243,10 @@ int main(int argc, char **argv)
 	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, brokers);
 	int bound_to = atomic_exchange(&devkafka_next_port, 0);
 	if (!mc || bound_to != port + brokers) {
-		fprintf(stderr, "devkafka: could not start the mock cluster on 127.0.0.1:%d "
-				"(port in use?)\n", port);
+		fprintf(stderr,
+		        "devkafka: could not start the mock cluster on 127.0.0.1:%d "
+		        "(port in use?)\n",
+		        port);
 		/* A cluster that failed half-way cannot be destroyed cleanly. */
 		_exit(1);
 	}
@@ -250,7 +261,7 @@ int main(int argc, char **argv)
 		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, topics[i], parts, 1);
 		if (err) {
 			fprintf(stderr, "devkafka: create topic %s: %s\n", topics[i],
-				rd_kafka_err2str(err));
+			        rd_kafka_err2str(err));
 			return 1;
 		}
 	}
@@ -260,20 +271,20 @@ int main(int argc, char **argv)
 		lfd = devkafka_listen(control_port);
 		if (lfd < 0) {
 			fprintf(stderr, "devkafka: control port 127.0.0.1:%d: %s\n", control_port,
-				strerror(errno));
+			        strerror(errno));
 			return 1;
 		}
 	}
 
 	fprintf(stderr,
-		"\n"
-		"  ************************************************************\n"
-		"  *  tributary-devkafka: IN-MEMORY MOCK KAFKA, DEVELOPMENT ONLY *\n"
-		"  *  librdkafka mock cluster, nothing is persisted; all events *\n"
-		"  *  are lost when it stops. Never point production at it.    *\n"
-		"  ************************************************************\n"
-		"  bootstrap.servers=%s  brokers=%d  default partitions=%d\n\n",
-		rd_kafka_mock_cluster_bootstraps(mc), brokers, partitions);
+	        "\n"
+	        "  ************************************************************\n"
+	        "  *  tributary-devkafka: IN-MEMORY MOCK KAFKA, DEVELOPMENT ONLY *\n"
+	        "  *  librdkafka mock cluster, nothing is persisted; all events *\n"
+	        "  *  are lost when it stops. Never point production at it.    *\n"
+	        "  ************************************************************\n"
+	        "  bootstrap.servers=%s  brokers=%d  default partitions=%d\n\n",
+	        rd_kafka_mock_cluster_bootstraps(mc), brokers, partitions);
 	printf("ready %s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 

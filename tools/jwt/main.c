@@ -37,20 +37,23 @@ static const char *prog = "tributary-jwt";
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage:\n"
-		"  %1$s keygen --alg RS256|ES256|HS256 --out DIR [--name NAME] [--kid KID] [--bits BITS]\n"
-		"      writes DIR/NAME-private.pem + DIR/NAME-public.pem (HS256: DIR/NAME-secret)\n"
-		"      and DIR/NAME-jwks.json; prints name=path lines and kid=KID\n"
-		"  %1$s sign --key FILE [--alg RS256|ES256|HS256|none] [--kid KID] [--sub SUB]\n"
-		"      [--iss ISS] [--aud AUD]... [--exp-in SECS | --no-exp] [--nbf-in SECS]\n"
-		"      [--iat-in SECS | --no-iat] [--claim NAME=STRING]... [--claim-json NAME=JSON]...\n"
-		"      [--now UNIX_TIME]\n"
-		"      prints a token; FILE is a private key PEM, or for HS256 a secret file or JWKS\n"
-		"  %1$s verify --keys FILE [--iss ISS]... [--aud AUD]... [--alg LIST] [--leeway SECS]\n"
-		"      [--max-age SECS] [--require CLAIM]... [--no-exp-ok] [--now UNIX_TIME] TOKEN|-\n"
-		"      prints the claims (exit 0) or the reason for refusal (exit 1)\n",
-		prog);
+	fprintf(
+	    f,
+	    "usage:\n"
+	    "  %1$s keygen --alg RS256|ES256|HS256 --out DIR [--name NAME] [--kid KID] [--bits "
+	    "BITS]\n"
+	    "      writes DIR/NAME-private.pem + DIR/NAME-public.pem (HS256: DIR/NAME-secret)\n"
+	    "      and DIR/NAME-jwks.json; prints name=path lines and kid=KID\n"
+	    "  %1$s sign --key FILE [--alg RS256|ES256|HS256|none] [--kid KID] [--sub SUB]\n"
+	    "      [--iss ISS] [--aud AUD]... [--exp-in SECS | --no-exp] [--nbf-in SECS]\n"
+	    "      [--iat-in SECS | --no-iat] [--claim NAME=STRING]... [--claim-json "
+	    "NAME=JSON]...\n"
+	    "      [--now UNIX_TIME]\n"
+	    "      prints a token; FILE is a private key PEM, or for HS256 a secret file or JWKS\n"
+	    "  %1$s verify --keys FILE [--iss ISS]... [--aud AUD]... [--alg LIST] [--leeway SECS]\n"
+	    "      [--max-age SECS] [--require CLAIM]... [--no-exp-ok] [--now UNIX_TIME] TOKEN|-\n"
+	    "      prints the claims (exit 0) or the reason for refusal (exit 1)\n",
+	    prog);
 }
 
 static int die_usage(const char *msg)
@@ -144,7 +147,8 @@ static json_t *jwk_required(EVP_PKEY *k, const char *secret, size_t secret_len)
 		a = bn_member(k, OSSL_PKEY_PARAM_EC_PUB_X, 32);
 		b = bn_member(k, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
 		if (a && b)
-			j = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", a, "y", b);
+			j = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", a,
+			              "y", b);
 	}
 	free(a);
 	free(b);
@@ -167,10 +171,13 @@ static char *thumbprint(json_t *required)
 static int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"alg", required_argument, NULL, 'a'}, {"out", required_argument, NULL, 'o'},
-		{"name", required_argument, NULL, 'n'}, {"kid", required_argument, NULL, 'k'},
-		{"bits", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"alg", required_argument, NULL, 'a'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"kid", required_argument, NULL, 'k'},
+	    {"bits", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *alg_name = NULL, *out = NULL, *name = NULL, *kid_opt = NULL;
 	long bits = 2048;
@@ -183,13 +190,26 @@ static int cmd_keygen(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'a': alg_name = optarg; break;
-		case 'o': out = optarg; break;
-		case 'n': name = optarg; break;
-		case 'k': kid_opt = optarg; break;
-		case 'b': bits = parse_long(optarg, "--bits", &ok); break;
-		case 'h': usage(stdout); return 0;
-		default: return die_usage("keygen: bad option");
+		case 'a':
+			alg_name = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'k':
+			kid_opt = optarg;
+			break;
+		case 'b':
+			bits = parse_long(optarg, "--bits", &ok);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return die_usage("keygen: bad option");
 		}
 	}
 	if (!ok || !alg_name || !out || optind != argc)
@@ -200,7 +220,9 @@ static int cmd_keygen(int argc, char **argv)
 		return die_usage("keygen: --bits must be 2048..16384");
 	if (!name) {
 		for (size_t i = 0; i <= strlen(alg_name) && i < sizeof lname; i++)
-			lname[i] = (char)(alg_name[i] >= 'A' && alg_name[i] <= 'Z' ? alg_name[i] + 32 : alg_name[i]);
+			lname[i] =
+			    (char)(alg_name[i] >= 'A' && alg_name[i] <= 'Z' ? alg_name[i] + 32
+			                                                    : alg_name[i]);
 		lname[sizeof lname - 1] = '\0';
 		name = lname;
 	}
@@ -212,8 +234,10 @@ static int cmd_keygen(int argc, char **argv)
 	if (alg == TJWT_HS256) {
 		unsigned char raw[32];
 		char *enc;
-		/* Printable, so that the file survives editors; 43 bytes of base64url text is the secret. */
-		if (RAND_bytes(raw, sizeof raw) != 1 || !(enc = tjwt_b64url_encode(raw, sizeof raw)))
+		/* Printable, so that the file survives editors; 43 bytes of base64url text is the
+		 * secret. */
+		if (RAND_bytes(raw, sizeof raw) != 1 ||
+		    !(enc = tjwt_b64url_encode(raw, sizeof raw)))
 			goto cleanup;
 		snprintf(secret, sizeof secret, "%s", enc);
 		free(enc);
@@ -225,7 +249,7 @@ static int cmd_keygen(int argc, char **argv)
 		printf("secret=%s\n", path);
 	} else {
 		k = alg == TJWT_RS256 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits)
-				      : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		                      : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 		if (!k)
 			goto ossl_error;
 		BUF_MEM *mem;
@@ -297,7 +321,8 @@ static unsigned char *load_secret(const char *path, size_t *len)
 		json_t *keys = json_object_get(doc, "keys"), *jwk;
 		json_t *list = keys ? json_incref(keys) : json_pack("[O]", doc);
 		size_t i;
-		json_array_foreach(list, i, jwk) {
+		json_array_foreach(list, i, jwk)
+		{
 			const char *k = json_string_value(json_object_get(jwk, "k"));
 			if (k && (out = malloc(tjwt_b64url_decoded_max(strlen(k))))) {
 				long m = tjwt_b64url_decode(k, strlen(k), out);
@@ -344,14 +369,22 @@ static json_t *claim_value(const char *nv, int as_json, char **name)
 static int cmd_sign(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, 'k'},     {"alg", required_argument, NULL, 'a'},
-		{"kid", required_argument, NULL, 'i'},     {"sub", required_argument, NULL, 's'},
-		{"iss", required_argument, NULL, 'I'},     {"aud", required_argument, NULL, 'A'},
-		{"exp-in", required_argument, NULL, 'e'},  {"no-exp", no_argument, NULL, 'E'},
-		{"nbf-in", required_argument, NULL, 'n'},  {"iat-in", required_argument, NULL, 't'},
-		{"no-iat", no_argument, NULL, 'T'},        {"claim", required_argument, NULL, 'c'},
-		{"claim-json", required_argument, NULL, 'j'}, {"now", required_argument, NULL, 'N'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, 'k'},
+	    {"alg", required_argument, NULL, 'a'},
+	    {"kid", required_argument, NULL, 'i'},
+	    {"sub", required_argument, NULL, 's'},
+	    {"iss", required_argument, NULL, 'I'},
+	    {"aud", required_argument, NULL, 'A'},
+	    {"exp-in", required_argument, NULL, 'e'},
+	    {"no-exp", no_argument, NULL, 'E'},
+	    {"nbf-in", required_argument, NULL, 'n'},
+	    {"iat-in", required_argument, NULL, 't'},
+	    {"no-iat", no_argument, NULL, 'T'},
+	    {"claim", required_argument, NULL, 'c'},
+	    {"claim-json", required_argument, NULL, 'j'},
+	    {"now", required_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *key_path = NULL, *alg_name = NULL, *kid = NULL;
 	long exp_in = 3600, nbf_in = 0, iat_in = 0, now = (long)time(NULL);
@@ -367,18 +400,43 @@ static int cmd_sign(int argc, char **argv)
 		char *name = NULL;
 		json_t *v;
 		switch (c) {
-		case 'k': key_path = optarg; break;
-		case 'a': alg_name = optarg; break;
-		case 'i': kid = optarg; break;
-		case 's': json_object_set_new(claims, "sub", json_string(optarg)); break;
-		case 'I': json_object_set_new(claims, "iss", json_string(optarg)); break;
-		case 'A': json_array_append_new(aud, json_string(optarg)); break;
-		case 'e': exp_in = parse_long(optarg, "--exp-in", &ok); break;
-		case 'E': no_exp = 1; break;
-		case 'n': nbf_in = parse_long(optarg, "--nbf-in", &ok); has_nbf = 1; break;
-		case 't': iat_in = parse_long(optarg, "--iat-in", &ok); break;
-		case 'T': no_iat = 1; break;
-		case 'N': now = parse_long(optarg, "--now", &ok); break;
+		case 'k':
+			key_path = optarg;
+			break;
+		case 'a':
+			alg_name = optarg;
+			break;
+		case 'i':
+			kid = optarg;
+			break;
+		case 's':
+			json_object_set_new(claims, "sub", json_string(optarg));
+			break;
+		case 'I':
+			json_object_set_new(claims, "iss", json_string(optarg));
+			break;
+		case 'A':
+			json_array_append_new(aud, json_string(optarg));
+			break;
+		case 'e':
+			exp_in = parse_long(optarg, "--exp-in", &ok);
+			break;
+		case 'E':
+			no_exp = 1;
+			break;
+		case 'n':
+			nbf_in = parse_long(optarg, "--nbf-in", &ok);
+			has_nbf = 1;
+			break;
+		case 't':
+			iat_in = parse_long(optarg, "--iat-in", &ok);
+			break;
+		case 'T':
+			no_iat = 1;
+			break;
+		case 'N':
+			now = parse_long(optarg, "--now", &ok);
+			break;
 		case 'c':
 		case 'j':
 			v = claim_value(optarg, c == 'j', &name);
@@ -386,13 +444,19 @@ static int cmd_sign(int argc, char **argv)
 				json_decref(claims);
 				json_decref(aud);
 				json_decref(extra);
-				return die_usage(c == 'j' ? "--claim-json wants NAME=JSON" : "--claim wants NAME=VALUE");
+				return die_usage(c == 'j' ? "--claim-json wants NAME=JSON"
+				                          : "--claim wants NAME=VALUE");
 			}
 			json_object_set_new(extra, name, v);
 			free(name);
 			break;
-		case 'h': usage(stdout); rc = 0; goto cleanup;
-		default: rc = die_usage("sign: bad option"); goto cleanup;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto cleanup;
+		default:
+			rc = die_usage("sign: bad option");
+			goto cleanup;
 		}
 	}
 	if (!ok || optind != argc) {
@@ -415,7 +479,8 @@ static int cmd_sign(int argc, char **argv)
 		/* An unsecured JWS, only for testing that servers refuse it. */
 		json_t *hdr = json_pack("{s:s, s:s}", "alg", "none", "typ", "JWT");
 		char *h = json_dumps(hdr, JSON_COMPACT), *p = json_dumps(claims, JSON_COMPACT);
-		char *h64 = tjwt_b64url_encode(h, strlen(h)), *p64 = tjwt_b64url_encode(p, strlen(p));
+		char *h64 = tjwt_b64url_encode(h, strlen(h)),
+		     *p64 = tjwt_b64url_encode(p, strlen(p));
 		printf("%s.%s.\n", h64, p64);
 		free(h);
 		free(p);
@@ -475,14 +540,20 @@ cleanup:
 static int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"keys", required_argument, NULL, 'k'},    {"iss", required_argument, NULL, 'I'},
-		{"aud", required_argument, NULL, 'A'},     {"alg", required_argument, NULL, 'a'},
-		{"leeway", required_argument, NULL, 'l'},  {"max-age", required_argument, NULL, 'm'},
-		{"require", required_argument, NULL, 'r'}, {"no-exp-ok", no_argument, NULL, 'E'},
-		{"now", required_argument, NULL, 'N'},     {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"keys", required_argument, NULL, 'k'},
+	    {"iss", required_argument, NULL, 'I'},
+	    {"aud", required_argument, NULL, 'A'},
+	    {"alg", required_argument, NULL, 'a'},
+	    {"leeway", required_argument, NULL, 'l'},
+	    {"max-age", required_argument, NULL, 'm'},
+	    {"require", required_argument, NULL, 'r'},
+	    {"no-exp-ok", no_argument, NULL, 'E'},
+	    {"now", required_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char *keys = NULL, *iss[MAX_LIST + 1] = {0}, *aud[MAX_LIST + 1] = {0}, *req[MAX_LIST + 1] = {0};
+	const char *keys = NULL, *iss[MAX_LIST + 1] = {0}, *aud[MAX_LIST + 1] = {0},
+	           *req[MAX_LIST + 1] = {0};
 	size_t niss = 0, naud = 0, nreq = 0;
 	tjwt_policy pol = {0};
 	long now = 0;
@@ -493,20 +564,42 @@ static int cmd_verify(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': keys = optarg; break;
-		case 'I': if (niss < MAX_LIST) iss[niss++] = optarg; break;
-		case 'A': if (naud < MAX_LIST) aud[naud++] = optarg; break;
-		case 'r': if (nreq < MAX_LIST) req[nreq++] = optarg; break;
+		case 'k':
+			keys = optarg;
+			break;
+		case 'I':
+			if (niss < MAX_LIST)
+				iss[niss++] = optarg;
+			break;
+		case 'A':
+			if (naud < MAX_LIST)
+				aud[naud++] = optarg;
+			break;
+		case 'r':
+			if (nreq < MAX_LIST)
+				req[nreq++] = optarg;
+			break;
 		case 'a':
 			if (tjwt_algs_parse(optarg, &pol.algs, err, sizeof err) < 0)
 				return die_usage(err);
 			break;
-		case 'l': pol.leeway = parse_long(optarg, "--leeway", &ok); break;
-		case 'm': pol.max_age = parse_long(optarg, "--max-age", &ok); break;
-		case 'E': pol.exp_optional = true; break;
-		case 'N': now = parse_long(optarg, "--now", &ok); break;
-		case 'h': usage(stdout); return 0;
-		default: return die_usage("verify: bad option");
+		case 'l':
+			pol.leeway = parse_long(optarg, "--leeway", &ok);
+			break;
+		case 'm':
+			pol.max_age = parse_long(optarg, "--max-age", &ok);
+			break;
+		case 'E':
+			pol.exp_optional = true;
+			break;
+		case 'N':
+			now = parse_long(optarg, "--now", &ok);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return die_usage("verify: bad option");
 		}
 	}
 	if (!ok || !keys || optind != argc - 1)
@@ -530,7 +623,8 @@ static int cmd_verify(int argc, char **argv)
 		return 2;
 	}
 	if (tjwt_verify(ks, &pol, token, strlen(token), (time_t)now, &res) != TJWT_OK) {
-		fprintf(stderr, "%s: refused (%s): %s\n", prog, tjwt_status_name(res.status), res.message);
+		fprintf(stderr, "%s: refused (%s): %s\n", prog, tjwt_status_name(res.status),
+		        res.message);
 		goto cleanup;
 	}
 	dump = json_dumps(res.claims, JSON_INDENT(2) | JSON_SORT_KEYS);

@@ -27,15 +27,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tributary-validate [--draft N] [--format-assert] SCHEMA.json INSTANCE.json...\n"
-		   "       tributary-validate --suite PATH... [--remotes DIR] [--draft N] [--format-assert]\n"
-		   "                          [--known-failures FILE]\n"
-		   "  --draft N           4, 6, 7, 2019-09 or 2020-12: dialect of schemas without $schema\n"
-		   "  --format-assert     `format` asserts instead of annotating\n"
-		   "  --suite             PATHs are JSON-Schema-Test-Suite files or folders of them\n"
-		   "  --remotes DIR       the suite's remotes/, served as http://localhost:1234/\n"
-		   "  --known-failures F  lines `FILE: CASE / TEST  # reason` for optional tests\n"
-		   "                      that are expected to fail\n");
+	fprintf(
+	    f,
+	    "usage: tributary-validate [--draft N] [--format-assert] SCHEMA.json INSTANCE.json...\n"
+	    "       tributary-validate --suite PATH... [--remotes DIR] [--draft N] "
+	    "[--format-assert]\n"
+	    "                          [--known-failures FILE]\n"
+	    "  --draft N           4, 6, 7, 2019-09 or 2020-12: dialect of schemas without "
+	    "$schema\n"
+	    "  --format-assert     `format` asserts instead of annotating\n"
+	    "  --suite             PATHs are JSON-Schema-Test-Suite files or folders of them\n"
+	    "  --remotes DIR       the suite's remotes/, served as http://localhost:1234/\n"
+	    "  --known-failures F  lines `FILE: CASE / TEST  # reason` for optional tests\n"
+	    "                      that are expected to fail\n");
 }
 
 static int parse_draft(const char *s, tjs_draft *d)
@@ -104,8 +108,13 @@ static int validate_files(tjs_registry *reg, const tjs_options *opts, int argc, 
 				rc = 1;
 			for (size_t e = 0; e < res.count; e++)
 				printf("%s: %s: %s (keyword %s)\n", argv[i],
-				       res.errors[e].instance_location[0] ? res.errors[e].instance_location : "/",
-				       res.errors[e].message, res.errors[e].keyword_location[0] ? res.errors[e].keyword_location : "/");
+				       res.errors[e].instance_location[0]
+				           ? res.errors[e].instance_location
+				           : "/",
+				       res.errors[e].message,
+				       res.errors[e].keyword_location[0]
+				           ? res.errors[e].keyword_location
+				           : "/");
 		}
 		tjs_result_clear(&res);
 		json_decref(inst);
@@ -229,14 +238,16 @@ static int load_known(struct suite *st, const char *path)
 		char *hash = strstr(l, " #");
 		char *colon = strstr(l, ": ");
 		if (!hash || !colon || colon > hash || !*trim(hash + 2)) {
-			fprintf(stderr, "%s:%d: expected `FILE: CASE / TEST  # reason`\n", path, lineno);
+			fprintf(stderr, "%s:%d: expected `FILE: CASE / TEST  # reason`\n", path,
+			        lineno);
 			rc = -1;
 			continue;
 		}
 		*hash = '\0';
 		*colon = '\0';
 		if (!strstr(l, "optional/")) {
-			fprintf(stderr, "%s:%d: only optional tests may be known failures\n", path, lineno);
+			fprintf(stderr, "%s:%d: only optional tests may be known failures\n", path,
+			        lineno);
 			rc = -1;
 			continue;
 		}
@@ -246,7 +257,8 @@ static int load_known(struct suite *st, const char *path)
 			break;
 		}
 		st->known = k;
-		k[st->nknown++] = (struct known){strdup(trim(l)), strdup(trim(colon + 2)), strdup(trim(hash + 2)), false};
+		k[st->nknown++] = (struct known){strdup(trim(l)), strdup(trim(colon + 2)),
+		                                 strdup(trim(hash + 2)), false};
 	}
 	fclose(f);
 	return rc;
@@ -261,7 +273,8 @@ static bool path_has_suffix(const char *path, const char *suffix)
 static struct known *find_known(struct suite *st, const char *file, const char *test)
 {
 	for (size_t i = 0; i < st->nknown; i++)
-		if (strcmp(st->known[i].test, test) == 0 && path_has_suffix(file, st->known[i].file))
+		if (strcmp(st->known[i].test, test) == 0 &&
+		    path_has_suffix(file, st->known[i].file))
 			return &st->known[i];
 	return NULL;
 }
@@ -272,10 +285,10 @@ static tjs_draft draft_of_path(const char *path, tjs_draft fallback)
 		const char *dir;
 		tjs_draft d;
 	} dirs[] = {{"/draft4/", TJS_DRAFT_4},
-		    {"/draft6/", TJS_DRAFT_6},
-		    {"/draft7/", TJS_DRAFT_7},
-		    {"/draft2019-09/", TJS_DRAFT_2019_09},
-		    {"/draft2020-12/", TJS_DRAFT_2020_12}};
+	            {"/draft6/", TJS_DRAFT_6},
+	            {"/draft7/", TJS_DRAFT_7},
+	            {"/draft2019-09/", TJS_DRAFT_2019_09},
+	            {"/draft2020-12/", TJS_DRAFT_2020_12}};
 	char buf[PATH_MAX + 2];
 	snprintf(buf, sizeof(buf), "/%s/", path);
 	tjs_draft d = fallback;
@@ -318,7 +331,8 @@ static void run_file(struct suite *st, const char *path)
 		const char *cdesc = json_string_value(json_object_get(tc, "description"));
 		json_t *schema = json_object_get(tc, "schema");
 		json_t *tests = json_object_get(tc, "tests");
-		tjs_schema *s = schema ? tjs_compile(st->reg, schema, NULL, &o, err, sizeof(err)) : NULL;
+		tjs_schema *s =
+		    schema ? tjs_compile(st->reg, schema, NULL, &o, err, sizeof(err)) : NULL;
 		size_t ti;
 		json_t *t;
 		json_array_foreach(tests, ti, t)
@@ -340,14 +354,17 @@ static void run_file(struct suite *st, const char *path)
 				ok = false;
 			}
 			char name[1024];
-			snprintf(name, sizeof(name), "%s / %s", cdesc ? cdesc : "?", tdesc ? tdesc : "?");
+			snprintf(name, sizeof(name), "%s / %s", cdesc ? cdesc : "?",
+			         tdesc ? tdesc : "?");
 			struct known *k = find_known(st, path, name);
 			if (k)
 				k->seen = true;
 			if (ok) {
 				passed++;
 				if (k && rep)
-					fprintf(rep, "  PASS (listed as known failure, remove it) %s\n", name);
+					fprintf(rep,
+					        "  PASS (listed as known failure, remove it) %s\n",
+					        name);
 			} else if (k) {
 				expected++;
 				if (rep)
@@ -358,9 +375,11 @@ static void run_file(struct suite *st, const char *path)
 					if (differs)
 						fprintf(rep, "  FAIL %s: %s\n", name, differs);
 					else if (s)
-						fprintf(rep, "  FAIL %s: expected %s\n", name, want ? "valid" : "invalid");
+						fprintf(rep, "  FAIL %s: expected %s\n", name,
+						        want ? "valid" : "invalid");
 					else
-						fprintf(rep, "  FAIL %s: schema not compiled: %s\n", name, err);
+						fprintf(rep, "  FAIL %s: schema not compiled: %s\n",
+						        name, err);
 				}
 			}
 		}
@@ -490,11 +509,13 @@ static char *guess_remotes(const char *path)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"draft", required_argument, NULL, 'd'},  {"format-assert", no_argument, NULL, 'f'},
-		{"suite", no_argument, NULL, 's'},        {"remotes", required_argument, NULL, 'r'},
-		{"known-failures", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"draft", required_argument, NULL, 'd'},
+	                                         {"format-assert", no_argument, NULL, 'f'},
+	                                         {"suite", no_argument, NULL, 's'},
+	                                         {"remotes", required_argument, NULL, 'r'},
+	                                         {"known-failures", required_argument, NULL, 'k'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	tjs_options opts = {0};
 	bool suite = false, draft_forced = false;
 	const char *remotes = NULL, *known = NULL;
