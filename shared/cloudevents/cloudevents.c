@@ -718,6 +718,15 @@ tb_ce_status tb_ce_kafka_parse_binary(const rd_kafka_headers_t *hdrs, const void
 		ctcopy[ctlen] = '\0';
 	}
 	tb_ce_status st = tb_ce_parse_binary(a.attrs, a.n, ctcopy, value, len, ev, err, errlen);
+	if ((st == TB_CE_INVALID_JSON || st == TB_CE_INVALID_UTF8) && !ct) {
+		/* No content-type: data that is not JSON is bytes of no stated
+		 * type (any producer's), not a broken event. The attributes
+		 * passed, so only the data is left to set. */
+		st = tb_ce_parse_binary(a.attrs, a.n, NULL, NULL, 0, ev, err, errlen);
+		ev->data_bytes = value;
+		ev->data_len = len;
+		ev->has_data = true;
+	}
 	if (st) {
 		free(a.buf);
 		return st;

@@ -143,8 +143,9 @@ int tb_ce_kafka_each_attr(const rd_kafka_headers_t *hdrs,
 /* A binary-mode record as an event: its ce_ headers (at most
  * TB_CE_KAFKA_MAX_ATTRS, each a valid attribute name with a UTF-8 value
  * without control characters, none twice), content-type as datacontenttype
- * and the value as data, which must be JSON when that type is JSON or
- * absent (as tb_ce_parse_binary). Attributes are copied; the data points
+ * and the value as data, which must be JSON when that type is JSON; without
+ * a content-type, data that is not JSON is kept as bytes (ev->data NULL).
+ * Attributes are copied; the data points
  * into `value`: keep it until tb_event_clear. On failure, `err` says why
  * (it quotes header names and values: escape it before logging). */
 tb_ce_status tb_ce_kafka_parse_binary(const rd_kafka_headers_t *hdrs, const void *value, size_t len,
