@@ -213,6 +213,7 @@ void outbound__publish_stats(struct tributary *tb)
 	stats__put("$SYS/tributary/outbound/dropped", dropped);
 	stats__put("$SYS/tributary/outbound/received", atomic_load(&ob->stats.received));
 	stats__put("$SYS/tributary/outbound/published", atomic_load(&ob->stats.published));
+	stats__put("$SYS/tributary/outbound/not_events", atomic_load(&ob->stats.not_events));
 	stats__put("$SYS/tributary/outbound/queue_depth", outbound__queue_depth(&ob->queue));
 	stats__put("$SYS/tributary/outbound/paused", atomic_load(&ob->stats.paused) ? 1 : 0);
 	stats__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));

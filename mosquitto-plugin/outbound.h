@@ -93,6 +93,7 @@ struct ob_stats {
 	atomic_uint_fast64_t received;
 	atomic_uint_fast64_t published;
 	atomic_uint_fast64_t dropped[OB_DROP__COUNT];
+	atomic_uint_fast64_t not_events; /* ce_specversion records sent as plain */
 	atomic_uint_fast64_t full;   /* times the queue reached its capacity */
 	atomic_uint_fast64_t pauses; /* times the partitions were paused */
 	atomic_uint_fast64_t wakes;
@@ -167,6 +168,8 @@ struct tb_outbound {
 	struct ob_log log;
 	time_t drop_logged_at[OB_DROP__COUNT];
 	uint64_t drop_unlogged[OB_DROP__COUNT];
+	time_t not_event_logged_at; /* consumer thread */
+	uint64_t not_event_unlogged;
 };
 
 /* outbound_config.c */

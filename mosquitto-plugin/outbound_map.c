@@ -3,10 +3,14 @@
  * broker's thread only copies and publishes.
  *
  * Records from any producer are accepted; what they carry decides the
- * mapping (CloudEvents Kafka binding):
- *   binary mode   ce_* headers, the value is the data, `content-type` header
+ * mapping (CloudEvents Kafka binding, read by shared/cloudevents as for the
+ * nginx stream):
  *   structured    content-type application/cloudevents+json, the value is
  *                 the whole event
+ *   binary mode   a ce_specversion header: ce_* headers, the value is the
+ *                 data, `content-type` header. One whose headers and value
+ *                 are not a valid event is a plain record (counted,
+ *                 logged): no partial set of attributes goes out.
  *   anything else a plain record: the value as is
  * A route's format then decides what subscribers get:
  *   binary        the value as payload; ce_* headers as v5 user properties
@@ -19,14 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <time.h>
 
 #include "outbound.h"
 #include "tributary/kafka.h"
 #include "tributary/util.h"
 
 #define MAP_MAX_TOPIC 4096
-#define MAP_MAX_ATTRS 64
 
 enum map_kind { MAP_PLAIN, MAP_BINARY, MAP_STRUCTURED };
 
@@ -35,6 +38,10 @@ struct map_ctx {
 	rd_kafka_headers_t *hdrs;
 	const char *kafka_topic;
 	enum map_kind kind;
+	const char *content_type; /* the content-type header, NULL: none */
+	size_t content_type_len;
+	tb_event ev;         /* binary: the event the record carries */
+	char not_event[160]; /* why a ce_specversion record is plain */
 	json_t *event; /* structured: the parsed value, on demand */
 	bool event_tried;
 	char partition[16];
@@ -43,14 +50,6 @@ struct map_ctx {
 static const char *map__header(struct map_ctx *c, const char *name, size_t *len)
 {
 	return c->hdrs ? tb_kafka_header(c->hdrs, name, len) : NULL;
-}
-
-static bool map__is_structured(const char *ct, size_t len)
-{
-	static const char s[] = "application/cloudevents+json";
-	size_t n = sizeof(s) - 1;
-	return ct && len >= n && !strncasecmp(ct, s, n) &&
-	       (len == n || ct[n] == ';' || ct[n] == ' ');
 }
 
 static const json_t *map__event(struct map_ctx *c)
@@ -71,21 +70,20 @@ static const json_t *map__event(struct map_ctx *c)
 /* A CloudEvents attribute of the record, whatever its mode. */
 static const char *map__attr(struct map_ctx *c, const char *name, size_t namelen, size_t *len)
 {
-	if (c->kind == MAP_BINARY) {
-		char h[80];
-		if (namelen > sizeof(h) - 4)
-			return NULL;
-		snprintf(h, sizeof(h), "ce_%.*s", (int)namelen, name);
-		return map__header(c, h, len);
-	}
-	const json_t *ev = map__event(c);
-	if (!ev)
-		return NULL;
 	char key[80];
 	if (namelen >= sizeof(key))
 		return NULL;
 	memcpy(key, name, namelen);
 	key[namelen] = '\0';
+	if (c->kind == MAP_BINARY) {
+		const char *v = tb_ce_attr_string(&c->ev, key);
+		if (v)
+			*len = strlen(v);
+		return v;
+	}
+	const json_t *ev = map__event(c);
+	if (!ev)
+		return NULL;
 	json_t *v = json_object_get(ev, key);
 	if (!json_is_string(v))
 		return NULL;
@@ -232,62 +230,15 @@ static enum ob_drop map__template_topic(struct map_ctx *c, const struct ob_route
 static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, char *detail,
                                        size_t dlen)
 {
-	tb_ce_attr attrs[MAP_MAX_ATTRS];
-	size_t nattrs = 0;
-	const char *name;
-	const void *val;
-	size_t size;
-	char *ct = NULL;
-	enum ob_drop drop = OB_DROP_NONE;
-	tb_event ev = {0};
-	char err[256];
-
-	for (size_t i = 0; !rd_kafka_header_get_all(c->hdrs, i, &name, &val, &size); i++) {
-		if (strncmp(name, "ce_", 3))
-			continue;
-		if (nattrs == MAP_MAX_ATTRS || !map__string_ok(val, size)) {
-			snprintf(detail, dlen, "%s",
-			         nattrs == MAP_MAX_ATTRS ? "too many ce_ headers"
-			                                 : "a ce_ header is not UTF-8 text");
-			drop = OB_DROP_INVALID_EVENT;
-			goto done;
-		}
-		attrs[nattrs].name = name + 3;
-		attrs[nattrs].value = strndup(val, size);
-		if (!attrs[nattrs].value) {
-			drop = OB_DROP_BROKER_REFUSED;
-			snprintf(detail, dlen, "out of memory");
-			goto done;
-		}
-		nattrs++;
-	}
-	if (o->content_type && !(ct = strndup(o->content_type, o->content_type_len))) {
-		drop = OB_DROP_BROKER_REFUSED;
-		snprintf(detail, dlen, "out of memory");
-		goto done;
-	}
-	if (tb_ce_parse_binary(attrs, nattrs, ct, c->msg->payload, c->msg->len, &ev, err,
-	                       sizeof(err)) != TB_CE_OK) {
-		char q[96]; /* attribute names and values of the record */
-		snprintf(detail, dlen, "%s", tb_log_escape(q, sizeof(q), err));
-		drop = OB_DROP_INVALID_EVENT;
-		goto done;
-	}
-	o->owned = tb_ce_to_json(&ev, &o->len);
+	o->owned = tb_ce_to_json(&c->ev, &o->len);
 	if (!o->owned) {
-		drop = OB_DROP_BROKER_REFUSED;
 		snprintf(detail, dlen, "out of memory");
-		goto done;
+		return OB_DROP_BROKER_REFUSED;
 	}
 	o->payload = o->owned;
 	o->content_type = "application/cloudevents+json";
 	o->content_type_len = strlen(o->content_type);
-done:
-	tb_event_clear(&ev);
-	free(ct);
-	for (size_t i = 0; i < nattrs; i++)
-		free((char *)attrs[i].value);
-	return drop;
+	return OB_DROP_NONE;
 }
 
 static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, struct map_out *o,
@@ -295,12 +246,17 @@ static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, st
 {
 	o->payload = c->msg->payload;
 	o->len = c->msg->len;
-	o->content_type = map__header(c, "content-type", &o->content_type_len);
+	o->content_type = c->content_type;
+	o->content_type_len = c->content_type_len;
 	if (o->content_type && !map__string_ok(o->content_type, o->content_type_len))
 		o->content_type = NULL;
 	if (r->format == OB_FORMAT_BINARY) {
 		o->user_props = c->kind == MAP_BINARY;
 		return OB_DROP_NONE;
+	}
+	if (c->not_event[0]) {
+		snprintf(detail, dlen, "%s", c->not_event);
+		return OB_DROP_INVALID_EVENT;
 	}
 	switch (c->kind) {
 	case MAP_STRUCTURED:
@@ -311,21 +267,73 @@ static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, st
 		break;
 	}
 	snprintf(detail, dlen,
-	         "structured route, and the record has no ce_ headers nor "
+	         "structured route, and the record has no ce_specversion header nor "
 	         "content-type application/cloudevents+json");
 	return OB_DROP_NOT_CLOUDEVENTS;
 }
 
-static void map__classify(struct map_ctx *c)
+/* -1 only when out of memory. */
+static int map__classify(struct map_ctx *c)
 {
-	size_t n = 0;
-	const char *ct = map__header(c, "content-type", &n);
-	if (map__is_structured(ct, n))
+	char err[256];
+	switch (tb_ce_kafka_read(c->hdrs, &c->content_type, &c->content_type_len)) {
+	case TB_CE_KAFKA_STRUCTURED:
 		c->kind = MAP_STRUCTURED;
-	else if (map__header(c, "ce_specversion", &n))
-		c->kind = MAP_BINARY;
-	else
+		return 0;
+	case TB_CE_KAFKA_PLAIN:
 		c->kind = MAP_PLAIN;
+		return 0;
+	case TB_CE_KAFKA_BINARY:
+		break;
+	}
+	tb_ce_status st = tb_ce_kafka_parse_binary(c->hdrs, c->msg->payload, c->msg->len, &c->ev,
+	                                           err, sizeof(err));
+	if (st == TB_CE_NO_MEMORY)
+		return -1;
+	if (st != TB_CE_OK) {
+		char q[sizeof(c->not_event)]; /* header names and values of the record */
+		snprintf(c->not_event, sizeof(c->not_event), "%s",
+		         tb_log_escape(q, sizeof(q), err));
+		c->kind = MAP_PLAIN;
+		return 0;
+	}
+	/* User properties are MQTT strings (MQTT v5 1.5.4). */
+	for (size_t i = 0; i < c->ev.nattrs; i++)
+		if (c->ev.attrs[i].len > 65535) {
+			snprintf(c->not_event, sizeof(c->not_event),
+			         "attribute '%s' is longer than 65535 bytes", c->ev.attrs[i].name);
+			tb_event_clear(&c->ev);
+			c->kind = MAP_PLAIN;
+			return 0;
+		}
+	c->kind = MAP_BINARY;
+	return 0;
+}
+
+/* A binary record that is not a valid event goes out as a plain one: said
+ * in the log at most every 10 s (consumer thread only), always counted.
+ * A record a route drops instead has the drop's own log line. */
+static void map__note_not_event(struct tb_outbound *ob, struct map_ctx *c, bool published)
+{
+	time_t now = time(NULL);
+	atomic_fetch_add(&ob->stats.not_events, 1);
+	if (!published)
+		return;
+	if (ob->not_event_logged_at && now - ob->not_event_logged_at < 10) {
+		ob->not_event_unlogged++;
+		return;
+	}
+	char more[48] = "";
+	if (ob->not_event_unlogged)
+		snprintf(more, sizeof(more), " (and %llu more since)",
+		         (unsigned long long)ob->not_event_unlogged);
+	outbound__note(ob, MOSQ_LOG_WARNING,
+	               "outbound: record %s [%d] at offset %lld is not a valid CloudEvent (%s), "
+	               "published as a plain record%s",
+	               c->kafka_topic, (int)c->msg->partition, (long long)c->msg->offset,
+	               c->not_event, more);
+	ob->not_event_logged_at = now;
+	ob->not_event_unlogged = 0;
 }
 
 /* Lays out the item and its strings in one allocation. */
@@ -333,16 +341,13 @@ static struct ob_item *map__item(struct map_ctx *c, const struct ob_route *r, st
 {
 	size_t nprops = 0,
 	       strings = o->topic_len + 1 + (o->content_type ? o->content_type_len + 1 : 0);
-	const char *name;
-	const void *val;
-	size_t size;
 	if (o->user_props) {
-		for (size_t i = 0; !rd_kafka_header_get_all(c->hdrs, i, &name, &val, &size); i++) {
-			if (strncmp(name, "ce_", 3) || !name[3] ||
-			    !map__string_ok(name, strlen(name)) || !map__string_ok(val, size))
+		/* every attribute but datacontenttype, the Content Type */
+		for (size_t i = 0; i < c->ev.nattrs; i++) {
+			if (!strcmp(c->ev.attrs[i].name, "datacontenttype"))
 				continue;
 			nprops++;
-			strings += strlen(name) - 3 + 1 + size + 1;
+			strings += strlen(c->ev.attrs[i].name) + 1 + c->ev.attrs[i].len + 1;
 		}
 	}
 	struct ob_item *it = malloc(sizeof(*it) + nprops * sizeof(struct ob_prop) + strings);
@@ -363,18 +368,17 @@ static struct ob_item *map__item(struct map_ctx *c, const struct ob_route *r, st
 		s += o->content_type_len + 1;
 	}
 	if (o->user_props) {
-		for (size_t i = 0; !rd_kafka_header_get_all(c->hdrs, i, &name, &val, &size); i++) {
-			if (strncmp(name, "ce_", 3) || !name[3] ||
-			    !map__string_ok(name, strlen(name)) || !map__string_ok(val, size))
+		for (size_t i = 0; i < c->ev.nattrs; i++) {
+			const tb_ce_attrval *a = &c->ev.attrs[i];
+			if (!strcmp(a->name, "datacontenttype"))
 				continue;
-			size_t nl = strlen(name) - 3;
-			memcpy(s, name + 3, nl + 1);
+			size_t nl = strlen(a->name);
+			memcpy(s, a->name, nl + 1);
 			it->props[it->nprops].name = s;
 			s += nl + 1;
-			memcpy(s, val, size);
-			s[size] = '\0';
+			memcpy(s, a->value, a->len + 1);
 			it->props[it->nprops].value = s;
-			s += size + 1;
+			s += a->len + 1;
 			it->nprops++;
 		}
 	}
@@ -409,7 +413,8 @@ struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg)
 	if (rd_kafka_message_headers(msg, &c.hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		c.hdrs = NULL;
 	snprintf(c.partition, sizeof(c.partition), "%d", (int)msg->partition);
-	map__classify(&c);
+	if (map__classify(&c))
+		return NULL;
 
 	for (size_t i = 0; i < ob->nroutes && !route; i++)
 		if (map__route_matches(&c, &ob->routes[i]))
@@ -440,6 +445,8 @@ struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg)
 dropped:
 	it = map__dropped(drop, detail);
 done:
+	if (c.not_event[0] && it)
+		map__note_not_event(ob, &c, it->drop == OB_DROP_NONE);
 	if (it) {
 		it->msg = msg;
 		if (!it->route)
@@ -449,6 +456,7 @@ done:
 		free(o->owned);
 	free(o);
 	json_decref(c.event);
+	tb_event_clear(&c.ev);
 	return it;
 }
 

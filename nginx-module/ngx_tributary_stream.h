@@ -84,6 +84,7 @@ typedef struct {
     ngx_atomic_t               replays_waiting;
     ngx_atomic_t               records;
     ngx_atomic_t               delivered;
+    ngx_atomic_t               not_events;
     ngx_atomic_t               dropped;
     ngx_atomic_t               cutoffs;
     ngx_atomic_t               lag;

@@ -1,6 +1,7 @@
 /*
  * Kafka record -> CloudEvents JSON and its SSE / WebSocket encodings; see
- * ngx_tributary_stream_event.h.
+ * ngx_tributary_stream_event.h. Records are read as the plugin reads them
+ * (shared/cloudevents, CloudEvents Kafka protocol binding).
  */
 
 #include <stdint.h>
@@ -10,11 +11,10 @@
 
 #include <jansson.h>
 
+#include "tributary/cloudevents.h"
+#include "tributary/util.h"
+
 #include "ngx_tributary_stream_event.h"
-
-
-#define NGX_TRIBUTARY_CE_PREFIX      "ce_"
-#define NGX_TRIBUTARY_CE_STRUCTURED  "application/cloudevents+json"
 
 
 static int
@@ -123,17 +123,41 @@ ngx_tributary_event_set_key(json_t *obj, const rd_kafka_message_t *m)
 }
 
 
+/* The attributes of a binary-mode event, as read by shared/cloudevents. */
+static json_t *
+ngx_tributary_event_binary(const tb_event *ce)
+{
+    size_t   i;
+    json_t  *obj;
+
+    obj = json_object();
+
+    for (i = 0; obj && i < ce->nattrs; i++) {
+        if (json_object_set_new(obj, ce->attrs[i].name,
+                                json_stringn(ce->attrs[i].value,
+                                             ce->attrs[i].len))
+            != 0)
+        {
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
+
+    return obj;
+}
+
+
 int
 ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
     ngx_tributary_stream_event_t *ev)
 {
-    char                   attr[256];
-    size_t                 idx, size, ct_len = 0, nlen;
+    char                   err[256];
+    size_t                 ct_len;
     json_t                *obj = NULL, *v;
-    const char            *name, *ct = NULL, *type;
-    const void            *value;
+    tb_event               ce;
+    const char            *ct, *type;
+    tb_ce_status           st;
     rd_kafka_headers_t    *hdrs = NULL;
-    int                    binary = 0;
 
     memset(ev, 0, sizeof(*ev));
 
@@ -141,26 +165,10 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
         hdrs = NULL;
     }
 
-    for (idx = 0; hdrs
-         && rd_kafka_header_get_all(hdrs, idx, &name, &value, &size)
-            == RD_KAFKA_RESP_ERR_NO_ERROR;
-         idx++)
-    {
-        if (strcasecmp(name, "content-type") == 0 && value) {
-            ct = value;
-            ct_len = size;
+    switch (tb_ce_kafka_read(hdrs, &ct, &ct_len)) {
 
-        } else if (strncmp(name, NGX_TRIBUTARY_CE_PREFIX, 3) == 0) {
-            binary = 1;
-        }
-    }
-
-    if (!binary && ct && ct_len >= sizeof(NGX_TRIBUTARY_CE_STRUCTURED) - 1
-        && strncasecmp(ct, NGX_TRIBUTARY_CE_STRUCTURED,
-                       sizeof(NGX_TRIBUTARY_CE_STRUCTURED) - 1) == 0
-        && m->payload)
-    {
-        obj = json_loadb(m->payload, m->len, 0, NULL);
+    case TB_CE_KAFKA_STRUCTURED:
+        obj = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
 
         if (obj && json_is_object(obj)) {
             ev->structured = 1;
@@ -168,47 +176,52 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
 
         } else {
             json_decref(obj);
-            obj = NULL;   /* not an event after all: a plain record */
+            obj = NULL;
+            snprintf(ev->not_event, sizeof(ev->not_event),
+                     "content-type application/cloudevents+json, "
+                     "but the value is not a JSON object");
         }
+
+        break;
+
+    case TB_CE_KAFKA_BINARY:
+        st = tb_ce_kafka_parse_binary(hdrs, m->payload, m->len, &ce, err,
+                                      sizeof(err));
+        if (st == TB_CE_NO_MEMORY) {
+            return -1;
+        }
+
+        if (st != TB_CE_OK) {
+            /* header names and values of the record: escaped for the log */
+            tb_log_escape(ev->not_event, sizeof(ev->not_event), err);
+            break;
+        }
+
+        obj = ngx_tributary_event_binary(&ce);
+        tb_event_clear(&ce);
+
+        if (obj == NULL
+            || ngx_tributary_event_set_data(obj, m, ct, ct_len) != 0)
+        {
+            json_decref(obj);
+            return -1;
+        }
+
+        ev->cloudevent = 1;
+        break;
+
+    case TB_CE_KAFKA_PLAIN:
+        break;
     }
 
     if (obj == NULL) {
+        /* a plain record, or one that is not a valid event */
         obj = json_object();
         if (obj == NULL) {
             return -1;
         }
 
-        if (binary) {
-            ev->cloudevent = 1;
-
-            for (idx = 0;
-                 rd_kafka_header_get_all(hdrs, idx, &name, &value, &size)
-                 == RD_KAFKA_RESP_ERR_NO_ERROR;
-                 idx++)
-            {
-                nlen = strlen(name);
-                if (strncmp(name, NGX_TRIBUTARY_CE_PREFIX, 3) != 0 || nlen == 3
-                    || nlen - 3 >= sizeof(attr) || value == NULL)
-                {
-                    continue;
-                }
-
-                memcpy(attr, name + 3, nlen - 3 + 1);
-
-                v = json_stringn(value, size);
-                if (v) {
-                    json_object_set_new(obj, attr, v);
-                }
-            }
-
-            if (ct) {
-                v = json_stringn(ct, ct_len);
-                if (v) {
-                    json_object_set_new(obj, "datacontenttype", v);
-                }
-            }
-
-        } else if (ct) {
+        if (ct) {
             v = json_stringn(ct, ct_len);
             if (v) {
                 json_object_set_new(obj, "datacontenttype", v);
@@ -220,10 +233,8 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
             return -1;
         }
 
-        if (!binary) {
-            ev->raw = m->payload ? m->payload : "";
-            ev->raw_len = m->payload ? m->len : 0;
-        }
+        ev->raw = m->payload ? m->payload : "";
+        ev->raw_len = m->payload ? m->len : 0;
     }
 
     if (ev->cloudevent) {

@@ -1,13 +1,19 @@
 /*
  * A Kafka record as the event tributary_stream sends to browsers.
  *
- * The CloudEvents Kafka protocol binding gives three shapes of record:
- *  - binary mode: "ce_<attribute>" headers, "content-type" header =
- *    datacontenttype, value = data;
- *  - structured mode: "content-type: application/cloudevents+json", value =
- *    the whole event as JSON;
+ * The CloudEvents Kafka protocol binding gives three shapes of record, told
+ * apart by shared/cloudevents (tb_ce_kafka_read) as on the plugin's
+ * outbound path:
+ *  - structured mode: "content-type: application/cloudevents+json"
+ *    (parameters allowed; checked first), value = the whole event as JSON;
+ *  - binary mode: a "ce_specversion" header; "ce_<attribute>" headers,
+ *    "content-type" header = datacontenttype, value = data;
  *  - anything else: a plain record, sent as a generic event (no type) whose
  *    data is the raw value.
+ * A record of either mode that is not a valid event (a bad ce_ header, JSON
+ * data that does not parse, a structured value that is not an object) is
+ * sent as a plain record too, with the reason in not_event: nothing of it
+ * is left out silently.
  * Either way the result is one JSON object: the event in the CloudEvents
  * JSON format (data as JSON when the content type is JSON or absent and the
  * value parses, a string when it is UTF-8 text, else data_base64), plus the
@@ -33,6 +39,7 @@ typedef struct {
     size_t       type_len;
     const char  *raw;          /* plain record: the value (in the message) */
     size_t       raw_len;
+    char         not_event[160]; /* why a CloudEvents record is plain */
     unsigned     cloudevent:1;
     unsigned     structured:1;
 } ngx_tributary_stream_event_t;

@@ -273,6 +273,45 @@ ngx_tributary_stream_deliver_private(ngx_tributary_sub_t *sub,
 }
 
 
+/*
+ * A CloudEvents record that is not a valid event, sent as a plain record:
+ * counted, and logged at most every 10 s per worker.
+ */
+static void
+ngx_tributary_stream_not_event(const rd_kafka_message_t *m,
+    const ngx_tributary_stream_event_t *ev)
+{
+    u_char             more[48], *p;
+    time_t             now;
+    static time_t      logged;
+    static ngx_uint_t  unlogged;
+
+    ngx_tributary_stat(not_events)++;
+
+    now = ngx_time();
+    if (logged && now - logged < 10) {
+        unlogged++;
+        return;
+    }
+
+    p = more;
+    if (unlogged) {
+        p = ngx_snprintf(more, sizeof(more) - 1, " (and %ui more since)",
+                         unlogged);
+    }
+    *p = '\0';
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "tributary_stream: record %s [%d] at offset %O is not a "
+                  "valid CloudEvent (%s), sent as a plain record%s",
+                  rd_kafka_topic_name(m->rkt), (int) m->partition,
+                  (off_t) m->offset, ev->not_event, more);
+
+    logged = now;
+    unlogged = 0;
+}
+
+
 typedef struct {
     ngx_tributary_stream_event_t  ev;
     ngx_tributary_chunk_t        *sse;
@@ -290,6 +329,9 @@ ngx_tributary_stream_event(ngx_tributary_fanout_t *f,
         f->built = 1;
         if (ngx_tributary_stream_event_build(m, &f->ev) != 0) {
             f->failed = 1;
+
+        } else if (f->ev.not_event[0]) {
+            ngx_tributary_stream_not_event(m, &f->ev);
         }
     }
 

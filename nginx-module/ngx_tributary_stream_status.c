@@ -64,6 +64,10 @@ ngx_tributary_stream_status_handler(ngx_http_request_t *r)
         { "tributary_stream_events_delivered_total", "counter",
           "Events queued to subscribers.",
           offsetof(ngx_tributary_stream_stats_t, delivered) },
+        { "tributary_stream_records_not_events_total", "counter",
+          "CloudEvents records (ce_specversion or structured) that are not "
+          "valid events, sent as plain records.",
+          offsetof(ngx_tributary_stream_stats_t, not_events) },
         { "tributary_stream_events_dropped_total", "counter",
           "Events lost to cut-off slow subscribers.",
           offsetof(ngx_tributary_stream_stats_t, dropped) },

@@ -590,3 +590,147 @@ char *tb_ce_to_json(const tb_event *ev, size_t *len)
 	json_decref(obj);
 	return out;
 }
+
+bool tb_ce_is_structured_type(const char *ct, size_t len)
+{
+	static const char s[] = "application/cloudevents+json";
+	size_t b = 0, n = 0;
+	while (n < len && ct[n] != ';')
+		n++;
+	while (b < n && (ct[b] == ' ' || ct[b] == '\t'))
+		b++;
+	while (n > b && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	return n - b == sizeof(s) - 1 && !strncasecmp(ct + b, s, n - b);
+}
+
+tb_ce_kafka_mode tb_ce_kafka_read(const rd_kafka_headers_t *hdrs, const char **ct, size_t *ct_len)
+{
+	const void *v = NULL;
+	size_t n = 0;
+	if (hdrs && rd_kafka_header_get_last(hdrs, "content-type", &v, &n))
+		v = NULL;
+	if (!v)
+		n = 0;
+	if (ct)
+		*ct = v;
+	if (ct_len)
+		*ct_len = n;
+	if (v && tb_ce_is_structured_type(v, n))
+		return TB_CE_KAFKA_STRUCTURED;
+	const void *sv;
+	size_t sn;
+	if (hdrs && !rd_kafka_header_get_last(hdrs, "ce_specversion", &sv, &sn))
+		return TB_CE_KAFKA_BINARY;
+	return TB_CE_KAFKA_PLAIN;
+}
+
+int tb_ce_kafka_each_attr(const rd_kafka_headers_t *hdrs,
+                          int (*fn)(void *ctx, const char *name, const void *value, size_t len),
+                          void *ctx)
+{
+	const char *name;
+	const void *value;
+	size_t size;
+	for (size_t i = 0; hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &value, &size); i++) {
+		if (strncmp(name, "ce_", 3))
+			continue;
+		int rc = fn(ctx, name + 3, value, value ? size : 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The ce_ headers copied as NUL-terminated attributes, in one buffer:
+ * counted in a first pass (buf NULL), copied in a second. */
+struct ce_kafka_attrs {
+	tb_ce_attr attrs[TB_CE_KAFKA_MAX_ATTRS];
+	size_t n, size;
+	char *buf;
+	char *err;
+	size_t errlen;
+};
+
+static int ce__kafka_attr(void *vctx, const char *name, const void *value, size_t len)
+{
+	struct ce_kafka_attrs *a = vctx;
+	size_t nl = strlen(name);
+	if (!a->buf) {
+		if (a->n == TB_CE_KAFKA_MAX_ATTRS) {
+			snprintf(a->err, a->errlen, "more than %d ce_ headers",
+			         TB_CE_KAFKA_MAX_ATTRS);
+			return -1;
+		}
+		if (!ce__name_ok(name) || !strcmp(name, "data") ||
+		    !strcmp(name, "datacontenttype")) {
+			snprintf(a->err, a->errlen,
+			         "header 'ce_%s' is not a valid attribute name (lower-case letters "
+			         "and digits; not data or datacontenttype)",
+			         name);
+			return -1;
+		}
+		if (len && memchr(value, '\0', len)) {
+			ce__control_error(name, a->err, a->errlen);
+			return -1;
+		}
+		a->n++;
+		a->size += nl + 1 + len + 1;
+		return 0;
+	}
+	char *s = a->buf + a->size;
+	memcpy(s, name, nl + 1);
+	a->attrs[a->n].name = s;
+	s += nl + 1;
+	if (len)
+		memcpy(s, value, len);
+	s[len] = '\0';
+	a->attrs[a->n++].value = s;
+	a->size += nl + 1 + len + 1;
+	return 0;
+}
+
+tb_ce_status tb_ce_kafka_parse_binary(const rd_kafka_headers_t *hdrs, const void *value, size_t len,
+                                      tb_event *ev, char *err, size_t errlen)
+{
+	struct ce_kafka_attrs a = {.err = err, .errlen = errlen};
+	const char *ct;
+	size_t ctlen;
+	ce__init(ev);
+	tb_ce_kafka_read(hdrs, &ct, &ctlen);
+	if (ct && (memchr(ct, '\0', ctlen) || !tb_utf8_valid(ct, ctlen))) {
+		snprintf(err, errlen, "content-type is not UTF-8 text");
+		return TB_CE_INVALID_ATTRIBUTE;
+	}
+	if (tb_ce_kafka_each_attr(hdrs, ce__kafka_attr, &a))
+		return TB_CE_INVALID_ATTRIBUTE;
+	a.buf = malloc(a.size + (ct ? ctlen + 1 : 0) + 1);
+	if (!a.buf) {
+		snprintf(err, errlen, "out of memory");
+		return TB_CE_NO_MEMORY;
+	}
+	a.n = a.size = 0;
+	tb_ce_kafka_each_attr(hdrs, ce__kafka_attr, &a);
+	char *ctcopy = NULL;
+	if (ct) {
+		ctcopy = a.buf + a.size;
+		memcpy(ctcopy, ct, ctlen);
+		ctcopy[ctlen] = '\0';
+	}
+	tb_ce_status st = tb_ce_parse_binary(a.attrs, a.n, ctcopy, value, len, ev, err, errlen);
+	if ((st == TB_CE_INVALID_JSON || st == TB_CE_INVALID_UTF8) && !ct) {
+		/* No content-type: data that is not JSON is bytes of no stated
+		 * type (any producer's), not a broken event. The attributes
+		 * passed, so only the data is left to set. */
+		st = tb_ce_parse_binary(a.attrs, a.n, NULL, NULL, 0, ev, err, errlen);
+		ev->data_bytes = value;
+		ev->data_len = len;
+		ev->has_data = true;
+	}
+	if (st) {
+		free(a.buf);
+		return st;
+	}
+	ev->owned = a.buf; /* behind the attributes, freed with the event */
+	return TB_CE_OK;
+}

@@ -64,3 +64,5 @@ pass "mosquitto_sub -V 5 receives a binary-mode CloudEvent with its properties"
 
 cd "$ROOT" && node --test --test-concurrency=1 tests/node/outbound-notify.mjs || fail "outbound notify tests failed"
 grep -q 'not published (no_route)\|not published (topic_invalid)' "$T/mosquitto.log" || fail "dropped records are not logged"
+grep -q 'outbound: record notifications \[[0-9]\] at offset [0-9]* is not a valid CloudEvent (.*control character.*), published as a plain record' \
+	"$T/mosquitto.log" || fail "a binary record that is not a valid event is not logged"

@@ -83,8 +83,17 @@ c_ws=$!
 # tributary_stream_reset beginning: the partition's first record next
 stream_client stale-start ws "ws://127.0.0.1:$HTTP_PORT/all-from-start?from=$stale" 2 20000 &
 c_start=$!
-# (after the reload: the new workers' status counts them)
-stream_wait_subscribers 3
+# The record below must come after the two stale clients' resets (a reset
+# fixes where their stream goes on). Wait for exactly that, not for 3 open
+# subscribers: stale-start gets its 2 events (reset, p3's first record) at
+# once and may be gone already.
+for f in stale-sse stale-ws; do
+	for _ in $(seq 1 200); do
+		[[ -s "$T/$f.jsonl" ]] && break
+		sleep 0.1
+	done
+	[[ -s "$T/$f.jsonl" ]] || fail "$f: no reset in 20 s: $(cat "$T/$f.err")"
+done
 echo "x:after-reset" | produce -K: -p 3
 wait $c_sse || fail "stale Last-Event-ID: $(cat "$T/stale-sse.err")"
 wait $c_ws || fail "stale ?from=: $(cat "$T/stale-ws.err")"

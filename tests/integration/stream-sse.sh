@@ -92,6 +92,43 @@ assert(lines.some((l) => l.type === 'com.example.s' && l.id === 's1'), 'ws struc
 "
 pass "EventSource and WebSocket clients get binary, structured and plain records; filters hold"
 
+# One rule for every reader of records (CloudEvents Kafka binding, shared
+# with the plugin): binary mode needs ce_specversion; structured mode is the
+# media type application/cloudevents+json, parameters allowed, checked before
+# any ce_ header; a binary record whose ce_ headers are not a valid event is
+# sent as a plain record, logged and counted.
+not_events=$(stream_metric tributary_stream_records_not_events_total)
+stream_client carol sse "$URL?user=carol" 3 20000 &
+carol=$!
+stream_client carol-ws ws "ws://127.0.0.1:$HTTP_PORT/notifications?user=carol" 3 20000 &
+carol_ws=$!
+stream_wait_subscribers 2
+echo 'no specversion' | produce -k carol -H ce_type=com.example.note -H ce_id=c1
+echo '{"specversion":"1.0","type":"com.example.s","id":"c2","source":"/tests","data":{"n":2}}' |
+	produce -k carol -H 'content-type=application/cloudevents+json; charset=utf-8' \
+		-H ce_specversion=1.0 -H ce_type=com.example.note -H ce_id=stale
+echo '{"n":3}' | produce -k carol -H ce_specversion=1.0 -H ce_type=com.example.note -H ce_id=c3 \
+	-H ce_source=/tests -H $'ce_subject=\xff' -H content-type=application/json
+wait $carol || fail "carol's SSE client: $(cat "$T/carol.err")"
+wait $carol_ws || fail "carol's WebSocket client: $(cat "$T/carol-ws.err")"
+node_check "$T/carol.jsonl" "
+assert(lines[0].type === 'message' && lines[0].data === 'no specversion', 'ce_type without ce_specversion: ' + JSON.stringify(lines[0]));
+const s = JSON.parse(lines[1].data);
+assert(lines[1].type === 'com.example.s' && s.id === 'c2' && s.data.n === 2, 'structured with a parameter: ' + lines[1].data);
+assert(lines[2].type === 'message' && lines[2].data === '{\"n\":3}', 'bad ce_ header: ' + JSON.stringify(lines[2]));
+"
+node_check "$T/carol-ws.jsonl" "
+assert(lines[0].data === 'no specversion' && lines[0].type === undefined && lines[0].id === undefined, 'ws plain: ' + JSON.stringify(lines[0]));
+assert(lines[1].type === 'com.example.s' && lines[1].id === 'c2', 'ws structured: ' + JSON.stringify(lines[1]));
+assert(lines[2].data.n === 3 && lines[2].type === undefined && lines[2].subject === undefined, 'ws bad ce_ header: ' + JSON.stringify(lines[2]));
+"
+n=$(stream_metric tributary_stream_records_not_events_total)
+# counted by each worker that had a subscriber for it: 1 or 2
+((n > not_events && n <= not_events + 2)) || fail "records_not_events_total went from $not_events to $n"
+grep -q 'tributary_stream: record notifications \[[0-9]\] at offset [0-9]* is not a valid CloudEvent (attribute .*subject.* is not valid UTF-8), sent as a plain record' \
+	"$NGINX_PREFIX/logs/error.log" || fail "no log line for the record that is not an event"
+pass "ce_type without ce_specversion: plain; structured content-type with a parameter: structured; bad ce_ header: plain, logged and counted"
+
 # curl sees the SSE wire format and headers
 grep -qi '^content-type: text/event-stream' "$T/curl.headers" || fail "content type: $(cat "$T/curl.headers")"
 grep -qi '^cache-control: no-cache' "$T/curl.headers" || fail "no Cache-Control"

@@ -167,6 +167,57 @@ test('structured route: a control character in a ce_ header drops the record (in
   c.end();
 });
 
+// One rule for every reader of records (CloudEvents Kafka binding, shared
+// with the nginx stream): binary mode needs ce_specversion; structured mode
+// is the media type application/cloudevents+json, parameters allowed,
+// checked before any ce_ header.
+test('a ce_type header without ce_specversion is a plain record, on both kinds of route', async () => {
+  const user = `u-${uid()}`;
+  const bin = await listener(`users/${user}/notifications`);
+  const str = await listener(`sandbox/users/${user}/events`);
+  const before = await sysCounter('dropped/not_cloudevents');
+  const headers = { ce_type: 'example.notification', ce_id: 'p1', ce_source: 'urn:x' };
+  await produce('notifications', [{ key: user, value: 'no specversion', headers }]);
+  await produce('notifications.structured', [{ key: user, value: 'no specversion', headers }]);
+  const m = await one(bin.got, 'plain record');
+  assert.equal(m.payload.toString(), 'no specversion');
+  assert.deepEqual(userProps(m.packet), [], 'a plain record has no user properties');
+  await waitCounter('dropped/not_cloudevents', before + 1);
+  await sleep(300);
+  assert.equal(str.got.length, 0, 'a plain record is not published on a structured route');
+});
+
+test('structured mode: a content-type with a parameter wins over ce_ headers', async () => {
+  const user = `u-${uid()}`;
+  const bin = await listener(`users/${user}/notifications`);
+  const str = await listener(`sandbox/users/${user}/events`);
+  const ev = JSON.stringify({ specversion: '1.0', id: 's7', source: 'urn:x', type: 'example.notification', data: 7 });
+  const headers = { 'content-type': 'application/cloudevents+json; charset=utf-8', ce_specversion: '1.0', ce_type: 'example.stale' };
+  await produce('notifications', [{ key: user, value: ev, headers }]);
+  await produce('notifications.structured', [{ key: user, value: ev, headers }]);
+  const m = await one(bin.got, 'structured record, binary route');
+  assert.equal(m.payload.toString(), ev);
+  assert.equal(m.packet.properties.contentType, 'application/cloudevents+json; charset=utf-8');
+  assert.deepEqual(userProps(m.packet), [], 'ce_ headers of a structured record are not attributes');
+  assert.equal((await one(str.got, 'structured record, structured route')).payload.toString(), ev);
+});
+
+test('binary route: ce_ headers that are not a valid event make a plain record, counted', async () => {
+  const user = `u-${uid()}`;
+  const { got } = await listener(`users/${user}/notifications`);
+  const before = await sysCounter('not_events').catch(() => 0); // the counter is checked below
+  const headers = { ce_specversion: '1.0', ce_source: 'urn:x', ce_type: 'example.notification', 'content-type': 'application/json' };
+  await produce('notifications', [{ key: user, value: '{"n":1}', headers: { ...headers, ce_id: 'a\x1b[31mb' } }]);
+  await produce('notifications', [{ key: user, value: '{"n":2}', headers: { ...headers, ce_id: 'ok' } }]);
+  await waitFor(() => got.length >= 2, 10000, 'both records');
+  const [bad, good] = got;
+  assert.equal(bad.payload.toString(), '{"n":1}', 'the data is delivered');
+  assert.deepEqual(userProps(bad.packet), [], 'no partial set of attributes');
+  assert.equal(bad.packet.properties.contentType, 'application/json');
+  assert.equal(Object.fromEntries(userProps(good.packet)).id, 'ok');
+  await waitCounter('not_events', before + 1);
+});
+
 test('routes by CloudEvents type, header and partition; first match wins; message expiry', async () => {
   const subject = `o-${uid()}`;
   const region = `r-${uid()}`;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 #include "tributary/jsonschema.h"
 
@@ -106,5 +107,48 @@ int tb_ce_each_kafka_header(const tb_event *ev,
 char *tb_ce_to_json(const tb_event *ev, size_t *len);
 
 void tb_event_clear(tb_event *ev);
+
+/*
+ * Reading Kafka records (CloudEvents Kafka protocol binding), one rule for
+ * every consumer of records (the plugin's outbound path, the nginx stream):
+ *   structured  content-type application/cloudevents+json (checked first)
+ *   binary      a ce_specversion header: ce_* headers are the attributes,
+ *               content-type the datacontenttype, the value the data
+ *   plain       anything else
+ */
+typedef enum tb_ce_kafka_mode {
+	TB_CE_KAFKA_PLAIN,
+	TB_CE_KAFKA_BINARY,
+	TB_CE_KAFKA_STRUCTURED,
+} tb_ce_kafka_mode;
+
+/* More ce_ headers than this: not an event. */
+#define TB_CE_KAFKA_MAX_ATTRS 64
+
+/* true when the media type of `ct` (before any ';' parameter, blanks around
+ * it ignored) is application/cloudevents+json, compared case-insensitively. */
+bool tb_ce_is_structured_type(const char *ct, size_t len);
+
+/* The record's mode, and its content-type header (the last one; NULL when
+ * it has none) in *ct, *ct_len when they are not NULL. `hdrs` may be NULL. */
+tb_ce_kafka_mode tb_ce_kafka_read(const rd_kafka_headers_t *hdrs, const char **ct, size_t *ct_len);
+
+/* Calls `fn` for each ce_ header, in order: the name without the prefix,
+ * the value (not NUL-terminated, NULL for a null value) and its length;
+ * returns the first non-zero result of `fn`. */
+int tb_ce_kafka_each_attr(const rd_kafka_headers_t *hdrs,
+                          int (*fn)(void *ctx, const char *name, const void *value, size_t len),
+                          void *ctx);
+
+/* A binary-mode record as an event: its ce_ headers (at most
+ * TB_CE_KAFKA_MAX_ATTRS, each a valid attribute name with a UTF-8 value
+ * without control characters, none twice), content-type as datacontenttype
+ * and the value as data, which must be JSON when that type is JSON; without
+ * a content-type, data that is not JSON is kept as bytes (ev->data NULL).
+ * Attributes are copied; the data points
+ * into `value`: keep it until tb_event_clear. On failure, `err` says why
+ * (it quotes header names and values: escape it before logging). */
+tb_ce_status tb_ce_kafka_parse_binary(const rd_kafka_headers_t *hdrs, const void *value, size_t len,
+                                      tb_event *ev, char *err, size_t errlen);
 
 #endif
