@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
 
 #include "tributary/cloudevents.h"
 #include "tributary/util.h"
@@ -36,37 +38,22 @@ ngx_tributary_event_is_json_type(const char *ct, size_t len)
 static json_t *
 ngx_tributary_event_base64(const unsigned char *in, size_t len)
 {
-    static const char  tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char              *out, *p;
-    size_t             i;
-    uint32_t           v;
-    json_t            *s;
+    int      n;
+    char    *out;
+    json_t  *s;
+
+    if (len > INT_MAX / 4 * 3 - 3) {
+        return NULL;
+    }
 
     out = malloc((len + 2) / 3 * 4 + 1);
     if (out == NULL) {
         return NULL;
     }
 
-    p = out;
+    n = EVP_EncodeBlock((unsigned char *) out, in, (int) len);
 
-    for (i = 0; i + 2 < len; i += 3) {
-        v = (uint32_t) in[i] << 16 | (uint32_t) in[i + 1] << 8 | in[i + 2];
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = tab[(v >> 6) & 63];
-        *p++ = tab[v & 63];
-    }
-
-    if (i < len) {
-        v = (uint32_t) in[i] << 16 | (i + 1 < len ? (uint32_t) in[i + 1] << 8 : 0);
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        *p++ = '=';
-    }
-
-    s = json_stringn(out, (size_t) (p - out));
+    s = json_stringn(out, (size_t) n);
     free(out);
 
     return s;
