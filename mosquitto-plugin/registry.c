@@ -626,12 +626,14 @@ int registry__start(struct tributary *tb)
 		}
 		c->started = true;
 	}
-	/* The first loads, side by side; each waited for start_timeout_ms at most. */
+	/* The first loads, side by side; each waited for start_timeout_ms at
+	 * most, counted from now (the start waits for the longest of them). */
+	struct timespec t0;
+	clock_gettime(CLOCK_REALTIME, &t0);
 	for (size_t i = 0; i < tb->nregistries; i++) {
 		struct tbp_registry *r = &tb->registries[i];
 		struct tbp_regcache *c = r->cache;
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		struct timespec until = t0;
 		until.tv_sec += r->start_timeout_ms / 1000;
 		until.tv_nsec += (r->start_timeout_ms % 1000) * 1000000;
 		if (until.tv_nsec >= 1000000000) {

@@ -4,7 +4,8 @@
 # registered, and the confluent-format records decoded, by Confluent's own
 # client (tests/node/registry-ingest.mjs has the checks). Also: the
 # registry stopped while the broker runs (cached schemas keep working, the
-# outage logged and counted once) and the broker started while it is down.
+# outage logged and counted once) and the broker started while it is down
+# or hung.
 source "$(dirname "$0")/../lib/stack.sh"
 [[ -d "$ROOT/node_modules/@confluentinc/schemaregistry" ]] ||
 	skip "@confluentinc/schemaregistry is not installed (npm ci)"
@@ -49,6 +50,20 @@ phase downstart
 start_registry --user "tributary:$REG_TEST_SECRET"
 phase recover
 pass "broker started in $ms ms with the registry down; its schemas arrived once it was back"
+
+# A hung registry (connections accepted, never answered): the start waits
+# start_timeout_ms (3000) at most, not the requests' timeouts.
+stop_mosquitto
+kill -STOP "$REGISTRY_PID"
+start=$(date +%s%N)
+start_mosquitto "$ROOT/tests/integration/registry-ingest.json.in"
+ms=$((($(date +%s%N) - start) / 1000000))
+kill -CONT "$REGISTRY_PID"
+((ms < 6000)) || fail "the broker took $ms ms to start with the registry hung"
+grep -q 'registry sr (.*): not loaded within start_timeout_ms 3000; starting without it' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log" >&2; fail "the start timeout not logged"; }
+phase recover
+pass "broker started in $ms ms with the registry hung (start_timeout_ms 3000)"
 
 phase decode
 pass "registry ingest"
