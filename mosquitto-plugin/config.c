@@ -67,6 +67,14 @@ struct tbp_cluster *config__cluster(struct tributary *tb, const char *name)
 	return NULL;
 }
 
+struct tbp_registry *config__registry(struct tributary *tb, const char *name)
+{
+	for (size_t i = 0; i < tb->nregistries; i++)
+		if (!strcmp(tb->registries[i].name, name))
+			return &tb->registries[i];
+	return NULL;
+}
+
 /* Placeholders a route template may use besides the pattern's captures. */
 static const char *const config__event_names[] = {
     "client_id", "username", "type", "source", "subject", "id", "partitionkey", NULL};
@@ -240,13 +248,92 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* Where a route's schemas come from (the catalog, or "registry" with its
+ * "subject_strategy") and how its records are written ("value_format", or
+ * the older "kafka_mode"). */
+static int config__schemas(struct tributary *tb, struct tbp_ingest_route *r, const json_t *j,
+                           const char *where)
+{
+	json_t *reg = json_object_get(j, "registry");
+	if (reg) {
+		const char *name = json_string_value(reg);
+		if (!name || !(r->registry = config__registry(tb, name)))
+			return config__fail(
+			    "%s.registry: no registry named \"%s\" in \"registries\"", where,
+			    name ? name : "?");
+		if (json_is_false(json_object_get(j, "schema_required")))
+			return config__fail("%s.schema_required: a registry route always validates "
+			                    "(remove \"registry\" or this option)",
+			                    where);
+	}
+	json_t *st = json_object_get(j, "subject_strategy");
+	if (st && !r->registry)
+		return config__fail("%s.subject_strategy: only with \"registry\"", where);
+	const char *sts = st ? json_string_value(st) : "topic";
+	if (sts && !strcmp(sts, "topic"))
+		r->strategy = TBP_SUBJECT_TOPIC;
+	else if (sts && !strcmp(sts, "record"))
+		r->strategy = TBP_SUBJECT_RECORD;
+	else if (sts && !strcmp(sts, "topic-record"))
+		r->strategy = TBP_SUBJECT_TOPIC_RECORD;
+	else
+		return config__fail(
+		    "%s.subject_strategy: must be \"topic\", \"record\" or \"topic-record\"",
+		    where);
+
+	json_t *vf = json_object_get(j, "value_format");
+	json_t *km = json_object_get(j, "kafka_mode");
+	if (vf && km)
+		return config__fail("%s.kafka_mode: not with value_format (kafka_mode is its older "
+		                    "name)",
+		                    where);
+	const char *f = vf ? json_string_value(vf) : "cloudevents-binary";
+	if (km) {
+		const char *m = json_string_value(km);
+		if (m && !strcmp(m, "binary"))
+			f = "cloudevents-binary";
+		else if (m && !strcmp(m, "structured"))
+			f = "cloudevents-structured";
+		else
+			return config__fail("%s.kafka_mode: must be \"binary\" or \"structured\"",
+			                    where);
+	}
+	if (f && !strcmp(f, "cloudevents-binary"))
+		r->mode = TBP_MODE_BINARY;
+	else if (f && !strcmp(f, "cloudevents-structured"))
+		r->mode = TBP_MODE_STRUCTURED;
+	else if (f && !strcmp(f, "confluent"))
+		r->mode = TBP_MODE_CONFLUENT;
+	else
+		return config__fail("%s.value_format: must be \"cloudevents-binary\", "
+		                    "\"cloudevents-structured\" or \"confluent\"",
+		                    where);
+	if (r->mode == TBP_MODE_CONFLUENT && !r->registry)
+		return config__fail(
+		    "%s.value_format: \"confluent\" needs a registry route "
+		    "(\"registry\": NAME): the record carries the registry's schema id",
+		    where);
+	return MOSQ_ERR_SUCCESS;
+}
+
 static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const json_t *j,
 			 size_t idx)
 {
-	static const char *const allowed[] = {"match",       "topic",    "key",
-					      "cluster",     "schema_required", "max_payload",
-					      "kafka_mode",  "mirror",   "capture_pattern",
-					      "types",       "comment",  NULL};
+	static const char *const allowed[] = {"match",
+	                                      "topic",
+	                                      "key",
+	                                      "cluster",
+	                                      "schema_required",
+	                                      "max_payload",
+	                                      "kafka_mode",
+	                                      "mirror",
+	                                      "capture_pattern",
+	                                      "types",
+	                                      "comment",
+	                                      "registry",
+	                                      "subject_strategy",
+	                                      "value_format",
+	                                      NULL};
 	char where[64], err[256];
 	int rc;
 	snprintf(where, sizeof(where), "ingest.routes[%zu]", idx);
@@ -289,14 +376,8 @@ static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const
 		return rc;
 	r->max_payload = (uint32_t)n;
 
-	json_t *mode = json_object_get(j, "kafka_mode");
-	const char *m = mode ? json_string_value(mode) : "binary";
-	if (m && !strcmp(m, "binary"))
-		r->mode = TBP_MODE_BINARY;
-	else if (m && !strcmp(m, "structured"))
-		r->mode = TBP_MODE_STRUCTURED;
-	else
-		return config__fail("%s.kafka_mode: must be \"binary\" or \"structured\"", where);
+	if ((rc = config__schemas(tb, r, j, where)))
+		return rc;
 
 	json_t *mirror = json_object_get(j, "mirror");
 	if (mirror) {

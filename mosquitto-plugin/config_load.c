@@ -52,9 +52,9 @@ static int config__clusters(struct tributary *tb, const json_t *clusters, bool j
  * the journal and the consumers). */
 int config__load(struct tributary *tb, const char *path)
 {
-	static const char *const top[] = {"broker_id", "clusters", "catalog", "ingest", "outbound",
-					  "journal",   "auth",     "stats",   "shutdown", "comment",
-					  "topics",    NULL};
+	static const char *const top[] = {
+	    "broker_id", "clusters", "catalog", "ingest", "outbound",   "journal", "auth",
+	    "stats",     "shutdown", "comment", "topics", "registries", NULL};
 	char err[512], dirbuf[PATH_MAX];
 	int rc = MOSQ_ERR_INVAL;
 
@@ -105,6 +105,9 @@ int config__load(struct tributary *tb, const char *path)
 	if ((rc = journal__config(tb, json_object_get(root, "journal"), dir)))
 		goto cleanup;
 
+	/* Schema Registries (registry.c), before the routes that name them */
+	if ((rc = registry__config(tb, json_object_get(root, "registries"), dir)))
+		goto cleanup;
 	if ((rc = config__ingest(tb, json_object_get(root, "ingest"))))
 		goto cleanup;
 

@@ -189,6 +189,8 @@ struct ingest__ctx {
 	struct resend__check resend;
 	const char *type;
 	struct tbp_origin origin;
+	struct tbp_registry *held; /* a registry route's: registry__release at the end */
+	struct tbp_schema_ref sref;
 	struct tbp_reject rej;
 	char err[1024];
 };
@@ -273,15 +275,83 @@ static bool ingest__target(struct ingest__ctx *ctx)
 	return true;
 }
 
+/* The registry subject of the event, by the route's strategy. */
+static bool ingest__subject(struct ingest__ctx *ctx, char *out, size_t outlen)
+{
+	int n;
+	switch (ctx->t.route->strategy) {
+	case TBP_SUBJECT_RECORD:
+		n = snprintf(out, outlen, "%s", ctx->type);
+		break;
+	case TBP_SUBJECT_TOPIC_RECORD:
+		n = snprintf(out, outlen, "%s-%s", ctx->t.kafka_topic, ctx->type);
+		break;
+	default:
+		n = snprintf(out, outlen, "%s-value", ctx->t.kafka_topic);
+		break;
+	}
+	return n >= 0 && (size_t)n < outlen;
+}
+
+/* A client's dataschema must name the version the event is validated
+ * against: REGISTRY_URL/schemas/ids/ID or
+ * REGISTRY_URL/subjects/SUBJECT/versions/VERSION (docs/registry.md). */
+static bool ingest__dataschema_ok(const struct tbp_registry *r, const struct tbp_schema_ref *s,
+                                  const char *ds)
+{
+	char want[1024];
+	snprintf(want, sizeof(want), "%s/schemas/ids/%d", r->url, s->id);
+	if (!strcmp(ds, want))
+		return true;
+	snprintf(want, sizeof(want), "%s/subjects/%s/versions/%d", r->url, s->subject, s->version);
+	return !strcmp(ds, want);
+}
+
+/* A registry route's schema: the subject's latest version as the cache
+ * holds it; never waited for. */
+static bool ingest__registry_schema(struct ingest__ctx *ctx, const tjs_schema **schema)
+{
+	struct tbp_registry *r = ctx->t.route->registry;
+	struct tbp_schema_ref *s = &ctx->sref;
+	char subject[600];
+	if (!ingest__subject(ctx, subject, sizeof(subject)))
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
+		                      "the subject of event type '%s' is too long", ctx->type);
+	ctx->held = r;
+	if (!registry__find(r, subject, s))
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
+		                      "no schema for subject '%s' of registry %s yet: it is being "
+		                      "fetched, try again later",
+		                      subject, r->name);
+	if (!s->schema)
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
+		                      "subject '%s' version %d of registry %s cannot be used: %s",
+		                      subject, s->version, r->name, s->error);
+	const char *ds = tb_ce_attr_string(&ctx->ev, "dataschema");
+	if (ds && !ingest__dataschema_ok(r, s, ds))
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_ATTRIBUTE,
+		                      "dataschema '%s' is not the schema this event is validated "
+		                      "against: %s/schemas/ids/%d (subject '%s' version %d)",
+		                      ds, r->url, s->id, subject, s->version);
+	*schema = s->schema;
+	return true;
+}
+
 static bool ingest__validate(struct ingest__ctx *ctx)
 {
 	const char *type = ctx->type;
-	const tjs_schema *schema = tb_catalog_find(ctx->tb->catalog, type);
-	if (!schema && ctx->t.route->schema_required)
-		return ingest__refuse(ctx, TBP_REJECT_UNKNOWN_TYPE,
-		                      "event type '%s' has no schema in the catalog", type);
-	if (!schema)
-		return true;
+	const tjs_schema *schema = NULL;
+	if (ctx->t.route->registry) {
+		if (!ingest__registry_schema(ctx, &schema))
+			return false;
+	} else {
+		schema = tb_catalog_find(ctx->tb->catalog, type);
+		if (!schema && ctx->t.route->schema_required)
+			return ingest__refuse(ctx, TBP_REJECT_UNKNOWN_TYPE,
+			                      "event type '%s' has no schema in the catalog", type);
+		if (!schema)
+			return true;
+	}
 	if (ctx->ev.has_data && !ctx->ev.data)
 		return ingest__refuse(ctx, TBP_REJECT_INVALID_DATA,
 		                      "the schema of '%s' needs JSON data, not '%s'", type,
@@ -318,8 +388,8 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	                                  .correlation_data = ctx->m.correlation_data,
 	                                  .correlation_len = ctx->m.correlation_len};
 	if (produce__event(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->t.keyp,
-	                   ctx->t.keylen, ctx->t.route->mode, &ctx->ev, &ctx->origin, true,
-	                   &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
+	                   ctx->t.keylen, ctx->t.route->mode, ctx->sref.id, &ctx->ev, &ctx->origin,
+	                   true, &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
 		ctx->rej.message = ctx->err;
 		return false;
 	}
@@ -341,7 +411,8 @@ static void ingest__mirror(struct ingest__ctx *ctx)
 	if (ingest__mirror_topic(&ctx->t, &ctx->ev, mtopic, sizeof(mtopic)) &&
 	    !topics__refuse(ctx->tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) &&
 	    !produce__event(ctx->tb, route->mirror_cluster, mtopic, ctx->t.keyp, ctx->t.keylen,
-	                    route->mode, &ctx->ev, &ctx->origin, false, &mwhy, merr, sizeof(merr)))
+	                    route->mode, ctx->sref.id, &ctx->ev, &ctx->origin, false, &mwhy, merr,
+	                    sizeof(merr)))
 		return;
 	atomic_fetch_add(&ctx->tb->stats.mirror_failed, 1);
 	char qid[TB_LOG_ESCAPE_LEN];
@@ -377,6 +448,8 @@ reject:
 	reject__publish(ctx.tb, ctx.msg->client, ctx.msg->topic, ctx.msg->qos, &ctx.rej);
 	rc = MOSQ_ERR_ACL_DENIED;
 cleanup:
+	if (ctx.held)
+		registry__release(ctx.held);
 	tjs_result_clear(&ctx.vres);
 	tb_event_clear(&ctx.ev);
 	ingest__msg_clear(&ctx.m);

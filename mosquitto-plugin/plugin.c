@@ -62,8 +62,9 @@ static int plugin__start(struct tributary *tb)
 	for (size_t i = 0; i < tb->nclusters; i++)
 		if ((rc = cluster__start(&tb->clusters[i])))
 			return rc;
-	if ((rc = journal__open(tb)) || (rc = topics__start(tb)) || (rc = auth__start(tb)) ||
-	    (rc = resend__init(tb)) || (rc = journal__replay(tb)) || (rc = outbound__start(tb)))
+	if ((rc = registry__start(tb)) || (rc = journal__open(tb)) || (rc = topics__start(tb)) ||
+	    (rc = auth__start(tb)) || (rc = resend__init(tb)) || (rc = journal__replay(tb)) ||
+	    (rc = outbound__start(tb)))
 		return rc;
 	return MOSQ_ERR_SUCCESS;
 }
@@ -76,6 +77,7 @@ static void plugin__free(struct tributary *tb)
 	journal__stop_retry(tb); /* before the producers stop */
 	resend__cleanup(tb);
 	auth__cleanup(tb);
+	registry__cleanup(tb);
 	config__free(tb);
 	topics__cleanup(tb);
 	cluster__log_failures(tb);

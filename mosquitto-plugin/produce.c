@@ -1,7 +1,10 @@
 /*
  * CloudEvents -> Kafka record, per the CloudEvents Kafka binding:
  * binary mode (value = data, ce_* headers, content-type) by default, or
- * structured mode (value = the whole event as JSON). Every record also
+ * structured mode (value = the whole event as JSON), or Confluent's wire
+ * format (value = magic byte 0, the 4-byte big-endian schema id, then the
+ * JSON data, as Confluent's JSON Schema serializer writes it; headers as in
+ * binary mode). Every record also
  * carries where it came from in MQTT (headers mqtt_*), which is what lets a
  * service answer a v5 request: mqtt_response_topic + mqtt_correlation_data.
  *
@@ -9,6 +12,7 @@
  * delivery report: the message's opaque is its journal sequence number.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tributary.h"
@@ -24,11 +28,10 @@ static rd_kafka_headers_t *produce__headers(const tb_event *ev, enum tbp_kafka_m
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(16);
 	char qos[4];
-	if (mode == TBP_MODE_BINARY) {
+	if (mode != TBP_MODE_STRUCTURED) {
 		if (tb_ce_each_kafka_header(ev, produce__add_header, h))
 			goto error;
-	} else if (rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json",
-				       -1)) {
+	} else if (rd_kafka_header_add(h, "content-type", -1, "application/cloudevents+json", -1)) {
 		goto error;
 	}
 	snprintf(qos, sizeof(qos), "%u", o->qos);
@@ -74,9 +77,9 @@ int produce__send(struct tbp_cluster *cluster, const char *topic, const void *ke
 }
 
 int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
-		   const char *key, size_t keylen, enum tbp_kafka_mode mode, const tb_event *ev,
-		   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
-		   char *err, size_t errlen)
+                   const char *key, size_t keylen, enum tbp_kafka_mode mode, int schema_id,
+                   const tb_event *ev, const struct tbp_origin *origin, bool journal,
+                   enum tbp_reject_reason *why, char *err, size_t errlen)
 {
 	char *json = NULL;
 	const void *value;
@@ -90,6 +93,23 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 			return -1;
 		}
 		value = json;
+	} else if (mode == TBP_MODE_CONFLUENT) {
+		/* An event without data was validated as null: its value says so. */
+		const char *data = ev->has_data ? ev->data_bytes : "null";
+		size_t dlen = ev->has_data ? ev->data_len : 4;
+		json = malloc(5 + dlen);
+		if (!json) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		json[0] = 0;
+		json[1] = (char)((uint32_t)schema_id >> 24);
+		json[2] = (char)((uint32_t)schema_id >> 16);
+		json[3] = (char)((uint32_t)schema_id >> 8);
+		json[4] = (char)(uint32_t)schema_id;
+		memcpy(json + 5, data, dlen);
+		value = json;
+		vlen = 5 + dlen;
 	} else {
 		value = ev->has_data ? ev->data_bytes : NULL;
 		vlen = ev->has_data ? ev->data_len : 0;

@@ -23,6 +23,7 @@ static const char *const stats__reasons[TBP_REJECT__COUNT] = {
     [TBP_REJECT_KAFKA] = "kafka_unavailable",
     [TBP_REJECT_STORE_FULL] = "store_full",
     [TBP_REJECT_TOPIC_NOT_COMPLIANT] = "topic_not_compliant",
+    [TBP_REJECT_SCHEMA_UNAVAILABLE] = "schema_unavailable",
     [TBP_REJECT_INTERNAL] = "internal_error",
 };
 
@@ -70,6 +71,7 @@ void stats__publish(struct tributary *tb)
 	stats__put("$SYS/tributary/qos2_resent", atomic_load(&s->resent));
 	journal__publish_stats(tb);
 	outbound__publish_stats(tb);
+	registry__publish_stats(tb);
 }
 
 int stats__on_tick(int event, void *event_data, void *userdata)

@@ -64,6 +64,7 @@ enum tbp_reject_reason {
 	TBP_REJECT_KAFKA,
 	TBP_REJECT_STORE_FULL,
 	TBP_REJECT_TOPIC_NOT_COMPLIANT,
+	TBP_REJECT_SCHEMA_UNAVAILABLE,
 	TBP_REJECT_INTERNAL,
 	TBP_REJECT__COUNT
 };
@@ -105,7 +106,29 @@ struct tbp_cluster {
 	atomic_bool retry_fatal_told; /* the producer's fatal error was logged */
 };
 
-enum tbp_kafka_mode { TBP_MODE_BINARY, TBP_MODE_STRUCTURED };
+/* A route's value_format: CloudEvents binary or structured mode, or
+ * Confluent's wire format (magic byte 0, the schema id, the JSON data) with
+ * the binary mode's ce_* headers. */
+enum tbp_kafka_mode { TBP_MODE_BINARY, TBP_MODE_STRUCTURED, TBP_MODE_CONFLUENT };
+
+/* Which registry subject holds an event's schema (Confluent's strategies). */
+enum tbp_subject_strategy {
+	TBP_SUBJECT_TOPIC,       /* <kafka topic>-value */
+	TBP_SUBJECT_RECORD,      /* the CloudEvents type */
+	TBP_SUBJECT_TOPIC_RECORD /* <kafka topic>-<type> */
+};
+
+/* A named entry of "registries" (registry.c): a Confluent-compatible
+ * Schema Registry whose JSON Schemas a route validates against. */
+struct tbp_regcache;
+struct tbp_registry {
+	char *name;
+	char *url, *user, *password, *bearer, *ca;
+	long timeout_ms;
+	long start_timeout_ms;
+	int max_age_s;
+	struct tbp_regcache *cache; /* registry.c: the thread and the compiled schemas */
+};
 
 /* An entry of a route's "types": a type, or a prefix (written with a final
  * `*`); may use the match pattern's captures. */
@@ -126,6 +149,8 @@ struct tbp_ingest_route {
 	bool schema_required;
 	uint32_t max_payload;
 	enum tbp_kafka_mode mode;
+	struct tbp_registry *registry; /* NULL: the file catalog */
+	enum tbp_subject_strategy strategy;
 	struct tbp_cluster *mirror_cluster; /* NULL: no mirror */
 	tb_template mirror_topic;
 };
@@ -148,6 +173,8 @@ struct tributary {
 
 	struct tbp_cluster *clusters;
 	size_t nclusters;
+	struct tbp_registry *registries; /* "registries" (registry.c) */
+	size_t nregistries;
 	struct tbp_ingest_route *routes;
 	size_t nroutes;
 	bool reject_unmatched;
@@ -195,6 +222,29 @@ void config__ingest_free(struct tributary *tb);
 int config__load(struct tributary *tb, const char *path);
 void config__free(struct tributary *tb);
 struct tbp_cluster *config__cluster(struct tributary *tb, const char *name);
+struct tbp_registry *config__registry(struct tributary *tb, const char *name);
+
+/* registry.c: the "registries" section; per registry one thread fetches,
+ * compiles and refreshes its JSON Schemas, which the publish path only reads
+ * (docs/registry.md). */
+int registry__config(struct tributary *tb, const json_t *registries, const char *base_dir);
+/* Starts the threads and waits for their first load, at most each
+ * registry's start_timeout_ms. */
+int registry__start(struct tributary *tb);
+void registry__cleanup(struct tributary *tb);
+void registry__publish_stats(struct tributary *tb);
+/* The compiled schema of a subject, as the main thread sees it. */
+struct tbp_schema_ref {
+	const char *subject;
+	int id, version;
+	const tjs_schema *schema; /* NULL when the subject cannot be used: */
+	const char *error;        /* why (e.g. an Avro schema) */
+};
+/* Main thread only. The subject's cached schema: true with *out valid
+ * until registry__release(r); false when it is not cached (a background
+ * fetch is queued; never waited for). Call registry__release after either. */
+bool registry__find(struct tbp_registry *r, const char *subject, struct tbp_schema_ref *out);
+void registry__release(struct tbp_registry *r);
 
 /* cluster.c */
 int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled);
@@ -244,9 +294,9 @@ struct tbp_origin {
 /* Journals (when `journal` and a journal is configured) and produces; on
  * failure *why says which refusal it is. */
 int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
-		   const char *key, size_t keylen, enum tbp_kafka_mode mode, const tb_event *ev,
-		   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
-		   char *err, size_t errlen);
+                   const char *key, size_t keylen, enum tbp_kafka_mode mode, int schema_id,
+                   const tb_event *ev, const struct tbp_origin *origin, bool journal,
+                   enum tbp_reject_reason *why, char *err, size_t errlen);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;

@@ -32,6 +32,7 @@ void mosquitto_log_printf(int level, const char *fmt, ...)
 struct fixture {
 	struct tributary tb;
 	struct tbp_cluster clusters[2];
+	struct tbp_registry registries[1];
 };
 
 static int setup(void **state)
@@ -42,6 +43,9 @@ static int setup(void **state)
 	f->clusters[1].name = "audit";
 	f->tb.clusters = f->clusters;
 	f->tb.nclusters = 2;
+	f->registries[0].name = "sr";
+	f->tb.registries = f->registries;
+	f->tb.nregistries = 1;
 	*state = f;
 	return 0;
 }
@@ -127,6 +131,27 @@ static void test_config_errors_name_the_option(void **state)
 	    {"{\"routes\": [{\"match\": \"e/{a}\", \"topic\": \"e\", \"types\": [\"x.{id}\"]}]}",
 	     "config: ingest.routes[0].types[0]: unknown placeholder {id} (not in the match "
 	     "pattern)"},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"registry\": \"nope\"}]}",
+	     "config: ingest.routes[0].registry: no registry named \"nope\" in \"registries\""},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"registry\": \"sr\", "
+	     "\"schema_required\": false}]}",
+	     "config: ingest.routes[0].schema_required: a registry route always validates"},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"subject_strategy\": "
+	     "\"record\"}]}",
+	     "config: ingest.routes[0].subject_strategy: only with \"registry\""},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"registry\": \"sr\", "
+	     "\"subject_strategy\": \"type\"}]}",
+	     "config: ingest.routes[0].subject_strategy: must be \"topic\", \"record\" or "
+	     "\"topic-record\""},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"value_format\": \"avro\"}]}",
+	     "config: ingest.routes[0].value_format: must be \"cloudevents-binary\", "
+	     "\"cloudevents-structured\" or \"confluent\""},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"value_format\": "
+	     "\"confluent\"}]}",
+	     "config: ingest.routes[0].value_format: \"confluent\" needs a registry route"},
+	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\", \"kafka_mode\": \"binary\", "
+	     "\"value_format\": \"cloudevents-binary\"}]}",
+	     "config: ingest.routes[0].kafka_mode: not with value_format"},
 	    {"{\"routes\": [{\"match\": \"a\", \"topic\": \"t\"}, {\"match\": \"b\"}]}",
 	     "config: ingest.routes[1].topic: must be a non-empty string"},
 	};
@@ -161,6 +186,29 @@ static void test_config_defaults(void **state)
 	assert_int_equal(f->tb.nresponse_topics, 2);
 	assert_string_equal(f->tb.response_topics[0].topic.text, "clients/{client_id}/replies");
 	assert_string_equal(f->tb.response_topics[1].topic.text, "clients/{client_id}/errors");
+}
+
+static void test_config_schemas_and_value_format(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(
+	    load(f, "{\"routes\": ["
+	            "{\"match\": \"a\", \"topic\": \"t\", \"kafka_mode\": \"structured\"},"
+	            "{\"match\": \"b\", \"topic\": \"t\", \"value_format\": "
+	            "\"cloudevents-structured\"},"
+	            "{\"match\": \"c\", \"topic\": \"t\", \"registry\": \"sr\"},"
+	            "{\"match\": \"d\", \"topic\": \"t\", \"registry\": \"sr\", "
+	            "\"subject_strategy\": \"topic-record\", \"value_format\": \"confluent\"}]}"),
+	    MOSQ_ERR_SUCCESS);
+	const struct tbp_ingest_route *r = f->tb.routes;
+	assert_int_equal(r[0].mode, TBP_MODE_STRUCTURED); /* kafka_mode: the older name */
+	assert_int_equal(r[1].mode, TBP_MODE_STRUCTURED);
+	assert_null(r[1].registry);
+	assert_ptr_equal(r[2].registry, &f->registries[0]);
+	assert_int_equal(r[2].strategy, TBP_SUBJECT_TOPIC); /* Confluent's default */
+	assert_int_equal(r[2].mode, TBP_MODE_BINARY);
+	assert_int_equal(r[3].strategy, TBP_SUBJECT_TOPIC_RECORD);
+	assert_int_equal(r[3].mode, TBP_MODE_CONFLUENT);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -332,6 +380,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_config_errors_name_the_option, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_schemas_and_value_format, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_route_to_topic_key_and_mirror, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_route_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_route_keys_and_sender, setup, teardown),

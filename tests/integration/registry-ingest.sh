@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The broker validating against a Schema Registry (docs/registry.md): the
+# dev registry (tributary-registry-dev) and the run's Kafka; the schemas
+# registered, and the confluent-format records decoded, by Confluent's own
+# client (tests/node/registry-ingest.mjs has the checks). Also: the
+# registry stopped while the broker runs (cached schemas keep working, the
+# outage logged and counted once) and the broker started while it is down
+# or hung.
+source "$(dirname "$0")/../lib/stack.sh"
+[[ -d "$ROOT/node_modules/@confluentinc/schemaregistry" ]] ||
+	skip "@confluentinc/schemaregistry is not installed (npm ci)"
+stack_init
+start_kafka --topic reg.orders:1 --topic reg.things:1 --topic reg.tr:1
+export REG_TEST_SECRET=dev-secret # ${REG_TEST_SECRET} in the config: expanded by the plugin
+start_registry --user "tributary:$REG_TEST_SECRET"
+phase() {
+	REGISTRY_USER_INFO="tributary:$REG_TEST_SECRET" node "$ROOT/tests/node/registry-ingest.mjs" "$1" ||
+		{ tail -30 "$T/mosquitto.log" >&2; fail "phase $1"; }
+}
+stop_registry() {
+	kill -TERM "$REGISTRY_PID"
+	wait "$REGISTRY_PID" 2>/dev/null
+}
+
+phase register
+start_mosquitto "$ROOT/tests/integration/registry-ingest.json.in"
+grep -q 'registry sr (.*): 4 subjects loaded' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log" >&2; fail "the registry's subjects not loaded at start"; }
+phase ingest
+grep -q "registry wrongkey (http://127.0.0.1:$REGISTRY_PORT): the registry refused the credentials (HTTP 401" "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log" >&2; fail "no clear log line for the wrong credential"; }
+pass "a wrong credential: logged as such"
+
+stop_registry
+phase outage
+n=$(grep -c 'registry sr (.*): the registry is unavailable' "$T/mosquitto.log")
+((n == 1)) || { cat "$T/mosquitto.log" >&2; fail "the outage logged $n times, not once"; }
+start_registry --user "tributary:$REG_TEST_SECRET"
+wait_until 15 grep -q 'registry sr (.*): reachable again' "$T/mosquitto.log" ||
+	fail "the registry's return not logged"
+pass "registry down while running: logged once, and its return"
+
+stop_registry
+stop_mosquitto
+start=$(date +%s%N)
+start_mosquitto "$ROOT/tests/integration/registry-ingest.json.in"
+ms=$((($(date +%s%N) - start) / 1000000))
+((ms < 4000)) || fail "the broker took $ms ms to start with the registry down"
+phase downstart
+start_registry --user "tributary:$REG_TEST_SECRET"
+phase recover
+pass "broker started in $ms ms with the registry down; its schemas arrived once it was back"
+
+# A hung registry (connections accepted, never answered): the start waits
+# start_timeout_ms (3000) at most, not the requests' timeouts.
+stop_mosquitto
+kill -STOP "$REGISTRY_PID"
+start=$(date +%s%N)
+start_mosquitto "$ROOT/tests/integration/registry-ingest.json.in"
+ms=$((($(date +%s%N) - start) / 1000000))
+kill -CONT "$REGISTRY_PID"
+((ms < 6000)) || fail "the broker took $ms ms to start with the registry hung"
+grep -q 'registry sr (.*): not loaded within start_timeout_ms 3000; starting without it' "$T/mosquitto.log" ||
+	{ cat "$T/mosquitto.log" >&2; fail "the start timeout not logged"; }
+phase recover
+pass "broker started in $ms ms with the registry hung (start_timeout_ms 3000)"
+
+phase decode
+pass "registry ingest"

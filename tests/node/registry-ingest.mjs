@@ -1,0 +1,215 @@
+// tests/integration/registry-ingest.sh: the broker validating against a
+// Schema Registry (docs/registry.md). Confluent's own client
+// (@confluentinc/schemaregistry) is the referee: it registers the schemas,
+// and its JSON Schema deserializer decodes what the broker wrote in the
+// `confluent` value format. One phase per run (the shell script stops and
+// starts the registry and the broker between them):
+//
+//   register   the first schemas (a reference, three strategies)
+//   ingest     valid/invalid, strategies, references, an unknown subject,
+//              evolution, dataschema, a wrong credential
+//   outage     the registry down: cached schemas keep working
+//   downstart  the broker started while the registry was down
+//   recover    ... and the registry back
+//   decode     every confluent-format record decoded by the deserializer
+//
+//   REGISTRY_URL=... REGISTRY_USER_INFO=user:pass node registry-ingest.mjs PHASE
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { SchemaRegistryClient, JsonDeserializer, SerdeType } from '@confluentinc/schemaregistry';
+import { connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords } from './lib.mjs';
+
+const url = process.env.REGISTRY_URL;
+const sr = new SchemaRegistryClient({
+  baseURLs: [url],
+  basicAuthCredentials: { credentialsSource: 'USER_INFO', userInfo: process.env.REGISTRY_USER_INFO },
+});
+const D7 = 'http://json-schema.org/draft-07/schema#';
+const money = {
+  $schema: D7, $id: 'https://example.com/schemas/money.json', type: 'object',
+  required: ['amount', 'currency'],
+  properties: { amount: { type: 'number', minimum: 0 }, currency: { type: 'string', pattern: '^[A-Z]{3}$' } },
+};
+const orderV1 = {
+  $schema: D7, $id: 'https://example.com/schemas/order.json', type: 'object',
+  required: ['orderId', 'total'], additionalProperties: false,
+  properties: { orderId: { type: 'string' }, total: { $ref: 'money.json' } },
+};
+const orderV2 = structuredClone(orderV1);
+orderV2.properties.note = { type: 'string' };
+const moneyRef = [{ name: money.$id, subject: 'common.money', version: 1 }];
+const thing = { type: 'object', required: ['n'], properties: { n: { type: 'integer', maximum: 100 } } };
+const trThing = { type: 'object', required: ['s'], properties: { s: { type: 'string' } } };
+
+const reg = (subject, schema, references = []) =>
+  sr.register(subject, { schemaType: 'JSON', schema: JSON.stringify(schema), references });
+const idOf = async (subject, version) => (await sr.getSchemaMetadata(subject, version)).id;
+
+function event(type, data, extra = {}) {
+  return { specversion: '1.0', id: randomUUID(), source: 'urn:test:registry', type, ...extra, data };
+}
+const order = (extra = {}) => ({ orderId: randomUUID(), total: { amount: 5, currency: 'EUR' }, ...extra });
+
+let cl;
+async function client() {
+  const c = await connect({ protocolVersion: 5 });
+  const errors = collect(c, `clients/${c.options.clientId}/errors`);
+  await subscribe(c, `clients/${c.options.clientId}/errors`);
+  return { c, errors };
+}
+// The PUBACK reason code and, when refused, the error event's data.
+async function send(topic, ev) {
+  const rc = await publish(cl.c, topic, JSON.stringify(ev));
+  if (rc === 0) return { rc };
+  await waitFor(() => cl.errors.length > 0, 5000, `error event for ${topic}`);
+  const err = JSON.parse(cl.errors.shift().payload.toString());
+  return { rc, data: err.data };
+}
+async function accepted(topic, ev, what) {
+  const r = await send(topic, ev);
+  assert.equal(r.rc, 0, `${what}: refused ${JSON.stringify(r.data)}`);
+}
+async function refused(topic, ev, reason, what, pattern) {
+  const r = await send(topic, ev);
+  assert.equal(r.rc, 0x87, `${what}: accepted`);
+  assert.equal(r.data.reason, reason, `${what}: ${JSON.stringify(r.data)}`);
+  if (pattern) assert.match(r.data.message, pattern, what);
+  return r.data;
+}
+// Publishes (a new event each time) until accepted.
+async function eventuallyAccepted(topic, make, what, ms = 10000) {
+  let last;
+  await waitFor(async () => {
+    last = await send(topic, make());
+    if (last.rc !== 0) assert.equal(last.data.reason, 'schema_unavailable', `${what}: ${JSON.stringify(last.data)}`);
+    return last.rc === 0;
+  }, ms, what);
+}
+async function sysValue(topic) {
+  const c = await connect({ protocolVersion: 5 });
+  const got = collect(c, topic);
+  await subscribe(c, topic);
+  await waitFor(() => got.length > 0, 5000, topic);
+  c.end();
+  return Number(got[got.length - 1].payload.toString());
+}
+function ok(msg) { console.log(`ok ${msg}`); }
+
+const phases = {
+  async register() {
+    await reg('common.money', money);
+    await reg('reg.orders-value', orderV1, moneyRef);
+    await reg('example.thing.made', thing);
+    await reg('reg.tr-example.thing.made', trThing);
+    ok('registered common.money, reg.orders-value (referencing it), example.thing.made, reg.tr-example.thing.made');
+  },
+
+  async ingest() {
+    // topic strategy, with a reference
+    await accepted('events/regorders/1', event('example.order.made', order()), 'valid order');
+    let d = await refused('events/regorders/1', event('example.order.made', order({ total: { amount: 5, currency: 'euro' } })),
+      'schema_validation_failed', 'a money the referenced schema refuses', /reg\.orders-value|order\.made/);
+    assert.ok(d.errors.some((e) => e.instanceLocation === '/total/currency'), JSON.stringify(d.errors));
+    d = await refused('events/regorders/1', event('example.order.made', order({ note: 'hi' })),
+      'schema_validation_failed', 'a property v1 does not allow');
+    assert.ok(d.errors.length >= 1 && d.errors[0].message.length > 0);
+    ok('topic strategy: valid accepted, invalid refused with the validator\'s reasons (through a reference)');
+
+    // record and topic-record strategies: the same type, two subjects
+    await accepted('events/regthings/1', event('example.thing.made', { n: 7 }), 'record strategy');
+    await refused('events/regthings/1', event('example.thing.made', { n: 700 }), 'schema_validation_failed', 'record: n > 100');
+    await accepted('events/regtr/1', event('example.thing.made', { s: 'x' }), 'topic-record strategy');
+    await refused('events/regtr/1', event('example.thing.made', { n: 7 }), 'schema_validation_failed', 'topic-record: no s');
+    ok('record and topic-record strategies pick their subjects');
+
+    // a subject registered after start: refused, fetched in the background
+    await refused('events/regthings/2', event('example.late.thing', { late: true }), 'schema_unavailable',
+      'unknown subject', /example\.late\.thing/);
+    await reg('example.late.thing', { type: 'object', required: ['late'] });
+    await eventuallyAccepted('events/regthings/2', () => event('example.late.thing', { late: true }), 'late subject');
+    await refused('events/regthings/2', event('example.late.thing', {}), 'schema_validation_failed', 'late subject validates');
+    ok('an unknown subject: schema_unavailable, then accepted after the background fetch');
+
+    // evolution: version 2 used after the refresh (max_age_s 2), no restart
+    const v1 = await idOf('reg.orders-value', 1);
+    await reg('reg.orders-value', orderV2, moneyRef);
+    const v2 = await idOf('reg.orders-value', 2);
+    assert.notEqual(v1, v2);
+    const t0 = Date.now();
+    await waitFor(async () => (await send('events/regorders/2', event('example.order.made', order({ note: 'v2' })))).rc === 0,
+      10000, 'version 2 in use');
+    ok(`schema evolution: version 2 (id ${v2}) in use ${Date.now() - t0} ms after it was registered`);
+
+    // dataschema names the version validated against
+    const ds = (s) => event('example.order.made', order(), { dataschema: s });
+    await accepted('events/regorders/3', ds(`${url}/schemas/ids/${v2}`), 'dataschema by id');
+    await accepted('events/regorders/3', ds(`${url}/subjects/reg.orders-value/versions/2`), 'dataschema by version');
+    await refused('events/regorders/3', ds(`${url}/schemas/ids/${v1}`), 'invalid_attribute', 'dataschema of version 1',
+      new RegExp(`schemas/ids/${v2}`));
+    await refused('events/regorders/3', ds(`${url}/subjects/reg.orders-value/versions/1`), 'invalid_attribute', 'version 1');
+    await refused('events/regorders/3', ds('https://example.com/schemas/order.json'), 'invalid_attribute', 'another URL');
+    ok('dataschema: the validated version accepted (id and version forms), another refused invalid_attribute');
+
+    // a registry whose credentials are refused: nothing cached
+    await refused('events/regwrongkey/1', event('example.thing.made', { n: 1 }), 'schema_unavailable', 'wrong key');
+    assert.equal(await sysValue('$SYS/tributary/registry/wrongkey/outages'), 1);
+    assert.ok(await sysValue('$SYS/tributary/registry/sr/schemas') >= 5);
+    ok('a wrong credential: schema_unavailable, one outage counted');
+  },
+
+  async outage() {
+    await accepted('events/regorders/4', event('example.order.made', order({ note: 'down' })), 'cached while down');
+    await refused('events/regorders/4', event('example.order.made', order({ note: 1 })), 'schema_validation_failed', 'invalid while down');
+    await accepted('events/regthings/4', event('example.thing.made', { n: 4 }), 'cached record subject while down');
+    await refused('events/regthings/4', event('example.never.registered', {}), 'schema_unavailable', 'new subject while down');
+    await sleep(2500); // a few refresh attempts (every 2 s while down)
+    await accepted('events/regorders/4', event('example.order.made', order()), 'still cached');
+    assert.equal(await sysValue('$SYS/tributary/registry/sr/outages'), 1, 'one outage, counted once');
+    ok('registry down: cached schemas keep working, new subjects refused schema_unavailable, one outage counted');
+  },
+
+  async downstart() {
+    await refused('events/regorders/5', event('example.order.made', order()), 'schema_unavailable', 'nothing cached');
+    ok('started with the registry down: schema_unavailable');
+  },
+
+  async recover() {
+    await eventuallyAccepted('events/regorders/6', () => event('example.order.made', order()), 'registry back');
+    await refused('events/regorders/6', event('example.order.made', order({ note: 2 })), 'schema_validation_failed', 'after recovery');
+    ok('registry back: its schemas loaded without a restart');
+  },
+
+  async decode() {
+    const des = new JsonDeserializer(sr, SerdeType.VALUE, { validate: true, validateFormats: false });
+    const v2 = await idOf('reg.orders-value', 2);
+    let n = 0;
+    for (const [topic, subject] of [['reg.orders', 'reg.orders-value'], ['reg.things', null]]) {
+      const recs = await kafkaRecords(topic);
+      assert.ok(recs.length >= 3, `${topic}: ${recs.length} records`);
+      for (const r of recs) {
+        // kcat -J writes the bytes as a JSON string; ids here are < 128.
+        const buf = Buffer.from(r.value, 'utf8');
+        assert.equal(buf[0], 0, 'magic byte');
+        const id = buf.readInt32BE(1);
+        assert.ok(id > 0 && id < 128, `id ${id}`);
+        const data = await des.deserialize(topic, buf);
+        assert.deepEqual(data, JSON.parse(buf.subarray(5).toString()));
+        assert.equal(r.headers.ce_specversion, '1.0', 'ce_* headers kept');
+        if (subject && data.note === 'v2') assert.equal(id, v2, 'evolved records carry version 2\'s id');
+        if (subject === null && r.headers.ce_type === 'example.thing.made')
+          assert.equal(id, await idOf('example.thing.made', 1));
+        n++;
+      }
+    }
+    ok(`${n} records in the confluent format decoded by Confluent's JSON Schema deserializer`);
+  },
+};
+
+const phase = process.argv[2];
+if (!phases[phase]) throw new Error(`unknown phase ${phase}`);
+if (phase !== 'register' && phase !== 'decode') cl = await client();
+try {
+  await phases[phase]();
+} finally {
+  if (cl) cl.c.end();
+}
