@@ -277,8 +277,9 @@ static int plugin_load(struct fixture *f)
 	" \"linger.ms\": 1, \"max.in.flight.requests.per.connection\": 1}},"                       \
 	" \"ingest\": {\"routes\": []}, \"shutdown\": {\"flush_timeout_ms\": 200},"                \
 	" \"journal\": {\"dir\": \"@DIR@/journal\", \"sync\": \"never\","                          \
-	" \"retry_backoff_ms\": " BACKOFF_MS ", \"retry_backoff_max_ms\": 400}}"
-#define BACKOFF_MS "300"
+	" \"retry_backoff_ms\": 300, \"retry_backoff_max_ms\": 1000}}"
+#define BACKOFF_MS 300
+#define BACKOFF_MAX_MS 1000
 
 static struct tributary *plugin_start(struct fixture *f)
 {
@@ -396,6 +397,43 @@ static void check_kafka(struct fixture *f, int per_key)
 	}
 }
 
+/* Produces events n0 <= n < n1 of keys a, b and c, interleaved, 3 ms
+ * apart: with Kafka's answers 20 ms late, a Produce request carries the
+ * first few, and the later ones wait behind it in librdkafka's queue. */
+static void send_events(struct fixture *f, struct tributary *tb, int n0, int n1)
+{
+	const char *keys[] = {"a", "b", "c"};
+	for (int n = n0; n < n1; n++) {
+		for (int k = 0; k < 3; k++)
+			send_event(f, tb, keys[k], n);
+		usleep(3000);
+	}
+}
+
+static void push_produce_errors(struct fixture *f, size_t cnt)
+{
+	rd_kafka_resp_err_t errs[8];
+	assert_true(cnt <= 8);
+	for (size_t i = 0; i < cnt; i++)
+		errs[i] = RD_KAFKA_RESP_ERR_INVALID_RECORD; /* permanent */
+	rd_kafka_mock_push_request_errors_array(f->mc, PRODUCE_API_KEY, cnt, errs);
+}
+
+/* Waits for the cluster to retry (a delivery failed for good): the time. */
+static long long wait_retrying(struct tributary *tb)
+{
+	WAIT_FOR(atomic_load(&tb->stats.delivery_failed) >= 1 &&
+	             atomic_load(&tb->clusters[0].retrying),
+	         "a failed delivery");
+	return now_ms();
+}
+
+static void wait_drained(struct tributary *tb)
+{
+	WAIT_FOR(!atomic_load(&tb->clusters[0].retrying) && journal_depth(tb) == 0,
+	         "the journal to drain");
+}
+
 /* ---- appended before PUBACK, released by the delivery report ----------- */
 
 static void test_released_on_delivery_report(void **state)
@@ -428,14 +466,10 @@ static void test_failed_delivery_stays_in_journal(void **state)
 	struct fixture *f = *state;
 	struct tributary *tb = plugin_start(f);
 	/* Every Produce request fails for good, for a while. */
-	rd_kafka_resp_err_t errs[64];
-	for (int i = 0; i < 64; i++)
-		errs[i] = RD_KAFKA_RESP_ERR_INVALID_RECORD;
-	rd_kafka_mock_push_request_errors_array(f->mc, PRODUCE_API_KEY, 64, errs);
+	push_produce_errors(f, 8);
 	send_event(f, tb, "a", 0);
-	WAIT_FOR(atomic_load(&tb->stats.delivery_failed) >= 1, "the failed delivery");
+	wait_retrying(tb);
 	assert_int_equal(journal_depth(tb), 1);
-	assert_true(atomic_load(&tb->clusters[0].retrying));
 	stats__publish(tb);
 	assert_string_equal(sys_value("$SYS/tributary/journal/depth"), "1");
 	assert_string_equal(sys_value("$SYS/tributary/journal/retrying"), "1");
@@ -448,45 +482,55 @@ static void test_retry_with_backoff_in_key_order(void **state)
 {
 	struct fixture *f = *state;
 	struct tributary *tb = plugin_start(f);
-	const char *keys[] = {"a", "b", "c"};
-	const int per_key = 20;
 	/* Responses 20 ms late, one request in flight: events queue behind a
-	 * failed request; three consecutive requests fail for good. */
+	 * failed request (taken back, produced again after it). */
 	assert_int_equal(rd_kafka_mock_broker_set_rtt(f->mc, 1, 20), 0);
-	rd_kafka_mock_push_request_errors(
-	    f->mc, PRODUCE_API_KEY, 3, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-	    RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_RECORD);
-	for (int n = 0; n < per_key / 2; n++)
-		for (int k = 0; k < 3; k++)
-			send_event(f, tb, keys[k], n);
-	WAIT_FOR(atomic_load(&tb->stats.delivery_failed) >= 1, "a failed delivery");
-	long long failed_at = now_ms();
+
+	/* One Produce request fails for good. */
+	push_produce_errors(f, 1);
+	send_events(f, tb, 0, 10);
+	long long failed_at = wait_retrying(tb);
 	/* While the cluster retries, new events are journaled, not produced:
-	 * they reach Kafka after the failed ones. */
-	assert_true(atomic_load(&tb->clusters[0].retrying));
-	for (int n = per_key / 2; n < per_key; n++)
-		for (int k = 0; k < 3; k++)
-			send_event(f, tb, keys[k], n);
+	 * they reach Kafka after the failed ones, not during the backoff. */
+	send_events(f, tb, 10, 20);
 	stats__publish(tb);
 	assert_string_equal(sys_value("$SYS/tributary/journal/retrying"), "1");
 	WAIT_FOR(atomic_load(&tb->stats.retried) >= 1, "the first retry");
 	long long retried_at = now_ms();
 	/* The first round waits retry_backoff_ms (the failure was seen up to
 	 * one poll, 5 ms, late). */
-	if (retried_at - failed_at < atoi(BACKOFF_MS) - 10)
-		fail_msg("retried %lld ms after the failure, before the %s ms backoff",
+	if (retried_at - failed_at < BACKOFF_MS - 10)
+		fail_msg("retried %lld ms after the failure, before the %d ms backoff",
 		         retried_at - failed_at, BACKOFF_MS);
-	WAIT_FOR(!atomic_load(&tb->clusters[0].retrying) && journal_depth(tb) == 0,
-	         "the journal to drain");
-	check_kafka(f, per_key);
+	wait_drained(tb);
+	check_kafka(f, 20);
+	stats__publish(tb);
+	assert_string_equal(sys_value("$SYS/tributary/journal/depth"), "0");
+	assert_string_equal(sys_value("$SYS/tributary/journal/retrying"), "0");
+	unsigned long long retried = strtoull(sys_value("$SYS/tributary/retried"), NULL, 10);
+	if (retried < 1 || retried != atomic_load(&tb->stats.retried))
+		fail_msg("$SYS/tributary/retried: %s", sys_value("$SYS/tributary/retried"));
+
+	/* Three consecutive requests fail for good: the first and the next two
+	 * rounds fail; the backoff doubles each round, up to
+	 * retry_backoff_max_ms: 300 + 600 + 1000 ms before the round that
+	 * succeeds. */
+	push_produce_errors(f, 3);
+	send_events(f, tb, 20, 30);
+	failed_at = wait_retrying(tb);
+	wait_drained(tb);
+	long long drained_at = now_ms();
+	if (drained_at - failed_at < BACKOFF_MS + 2 * BACKOFF_MS + BACKOFF_MAX_MS - 10)
+		fail_msg("three failed rounds over in %lld ms: no exponential backoff",
+		         drained_at - failed_at);
+	check_kafka(f, 30);
 	stats__publish(tb);
 	assert_string_equal(sys_value("$SYS/tributary/journal/depth"), "0");
 	assert_string_equal(sys_value("$SYS/tributary/journal/retrying"), "0");
 	assert_string_equal(sys_value("$SYS/tributary/replayed"), "0");
-	unsigned long long retried = strtoull(sys_value("$SYS/tributary/retried"), NULL, 10);
-	if (retried < 1 || retried != atomic_load(&tb->stats.retried))
-		fail_msg("$SYS/tributary/retried: %s", sys_value("$SYS/tributary/retried"));
 	assert_int_not_equal(strcmp(sys_value("$SYS/tributary/delivery_failures"), "0"), 0);
+	if (strtoull(sys_value("$SYS/tributary/retried"), NULL, 10) <= retried)
+		fail_msg("$SYS/tributary/retried: %s", sys_value("$SYS/tributary/retried"));
 }
 
 /* ---- replay at start ----------------------------------------------------- */
