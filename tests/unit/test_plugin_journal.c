@@ -473,7 +473,17 @@ static void test_failed_delivery_stays_in_journal(void **state)
 	stats__publish(tb);
 	assert_string_equal(sys_value("$SYS/tributary/journal/depth"), "1");
 	assert_string_equal(sys_value("$SYS/tributary/journal/retrying"), "1");
+	assert_string_equal(sys_value("$SYS/tributary/delivery_failures"), "1");
 	assert_int_equal(atomic_load(&tb->stats.produced), 0);
+	/* The tick drains the failures that other threads noted into the log. */
+	stats__on_tick(0, NULL, tb);
+	char line[512];
+	snprintf(line, sizeof(line),
+	         "tributary: cluster main: delivery to events.order failed: %s (kept in the "
+	         "journal, produced again)\n",
+	         rd_kafka_err2str(RD_KAFKA_RESP_ERR_INVALID_RECORD));
+	if (!strstr(logged, line))
+		fail_msg("log: %s", logged);
 }
 
 /* ---- a failed delivery, produced again from the journal ---------------- */
@@ -550,6 +560,12 @@ static void test_replay_at_start(void **state)
 
 	assert_int_equal(rd_kafka_mock_broker_set_up(f->mc, 1), 0);
 	tb = plugin_start(f);
+	char notice[PATH_MAX + 128];
+	snprintf(notice, sizeof(notice),
+	         "tributary: journal %s/journal (sync never): 15 unconfirmed events to produce "
+	         "again\n",
+	         f->dir);
+	assert_non_null(strstr(logged, notice));
 	assert_non_null(strstr(logged, "tributary: journal: producing 15 unconfirmed events "
 	                               "again\n"));
 	assert_int_equal(atomic_load(&tb->stats.replayed), 15);
