@@ -590,6 +590,14 @@ static void test_config_errors_name_the_option(void **state)
 	static const struct {
 		const char *json, *log;
 	} cases[] = {
+	    /* the file and its other small sections */
+	    {"{" BASE ", \"colour\": 1}", "config: config.colour: unknown option"},
+	    {"{" CLUSTER ", \"ingest\": {\"routes\": []}}",
+	     "config: catalog: must be the path of the schema catalog (catalog.json)"},
+	    {"{" BASE ", \"stats\": {\"sys_interval\": -1}}",
+	     "config: stats.sys_interval: must be 0 (off) to 86400 seconds"},
+	    {"{" BASE ", \"shutdown\": {\"flush_timeout_ms\": 600001}}",
+	     "config: shutdown.flush_timeout_ms: must be 0 to 600000"},
 	    /* journal */
 	    {"{" BASE ", \"journal\": []}", "config: journal: must be an object"},
 	    {"{" BASE ", \"journal\": {\"dir\": \"j\", \"colour\": 1}}",
