@@ -131,6 +131,13 @@ $(BUILD)/tests/test_plugin_%: $(BUILD)/obj/tests/unit/test_plugin_%.o $(PLUGIN_U
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(PLUGIN_UNIT_OBJ) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lmosquitto -lcmocka
 
+# The journal glue's test loads the whole plugin (plugin.c included) against
+# librdkafka's mock cluster; it defines the broker functions the plugin calls.
+PLUGIN_ALL_OBJ := $(call obj,$(PLUGIN_SRC))
+$(BUILD)/tests/test_plugin_journal: $(BUILD)/obj/tests/unit/test_plugin_journal.o $(PLUGIN_ALL_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(PLUGIN_ALL_OBJ) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lmosquitto -lcmocka
+
 $(BUILD)/bench/%: $$(call obj,$$(wildcard bench/%/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(call obj,$(wildcard bench/$*/*.c)) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lmosquitto
