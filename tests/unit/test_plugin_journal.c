@@ -305,7 +305,7 @@ static void send_event(struct fixture *f, struct tributary *tb, const char *key,
 	    tb_ce_complete(&ev, err, sizeof(err)) != TB_CE_OK)
 		fail_msg("bad test event %s: %s", json, err);
 	struct tbp_origin origin = {.topic = "events/order/1", .client_id = "c1", .qos = 1};
-	if (produce__event(tb, &tb->clusters[0], TOPIC, key, strlen(key), TBP_MODE_BINARY, &ev,
+	if (produce__event(tb, &tb->clusters[0], TOPIC, key, strlen(key), TBP_MODE_BINARY, 0, &ev,
 	                   &origin, true, &why, err, sizeof(err)))
 		fail_msg("produce__event refused %s: %s", json, err);
 	tb_event_clear(&ev);
