@@ -33,7 +33,7 @@ const char *outbound__drop_name(enum ob_drop d)
 	return d >= 0 && d < OB_DROP__COUNT ? outbound__drops[d] : "unknown";
 }
 
-void outbound__note(struct tb_outbound *ob, int level, const char *fmt, ...)
+void outbound__note(struct tbp_outbound *ob, int level, const char *fmt, ...)
 {
 	struct ob_log *l = &ob->log;
 	va_list ap;
@@ -49,7 +49,7 @@ void outbound__note(struct tb_outbound *ob, int level, const char *fmt, ...)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static void outbound__log_notes(struct tb_outbound *ob)
+static void outbound__log_notes(struct tbp_outbound *ob)
 {
 	struct ob_log *l = &ob->log;
 	struct ob_log copy;
@@ -71,7 +71,7 @@ static void outbound__log_notes(struct tb_outbound *ob)
 }
 
 /* One line per reason at most every 10 s, with how many went unlogged. */
-static void outbound__log_drop(struct tb_outbound *ob, const struct ob_item *it)
+static void outbound__log_drop(struct tbp_outbound *ob, const struct ob_item *it)
 {
 	time_t now = time(NULL);
 	enum ob_drop d = it->drop;
@@ -137,7 +137,7 @@ error:
 	return rc;
 }
 
-static void outbound__store_offsets(struct tb_outbound *ob)
+static void outbound__store_offsets(struct tbp_outbound *ob)
 {
 	struct ob_item *it = ob->unstored;
 	ob->unstored = ob->unstored_tail = NULL;
@@ -154,7 +154,7 @@ static void outbound__store_offsets(struct tb_outbound *ob)
 
 static int outbound__on_tick(int event, void *event_data, void *userdata)
 {
-	struct tb_outbound *ob = userdata;
+	struct tbp_outbound *ob = userdata;
 	size_t taken, left, published = 0;
 	(void)event;
 	(void)event_data;
@@ -198,7 +198,7 @@ static int outbound__on_tick(int event, void *event_data, void *userdata)
 
 void outbound__publish_stats(struct tributary *tb)
 {
-	struct tb_outbound *ob = tb->outbound;
+	struct tbp_outbound *ob = tb->outbound;
 	char topic[128];
 	unsigned long long dropped = 0;
 	if (!ob)
@@ -226,7 +226,7 @@ void outbound__publish_stats(struct tributary *tb)
 
 int outbound__start(struct tributary *tb)
 {
-	struct tb_outbound *ob = tb->outbound;
+	struct tbp_outbound *ob = tb->outbound;
 	int rc;
 	if (!ob)
 		return MOSQ_ERR_SUCCESS;
@@ -257,7 +257,7 @@ int outbound__start(struct tributary *tb)
 
 void outbound__stop(struct tributary *tb)
 {
-	struct tb_outbound *ob = tb->outbound;
+	struct tbp_outbound *ob = tb->outbound;
 	if (!ob)
 		return;
 	if (ob->callbacks_registered)

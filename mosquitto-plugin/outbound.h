@@ -136,7 +136,7 @@ struct ob_wake {
 	bool after_publish;
 };
 
-struct tb_outbound {
+struct tbp_outbound {
 	struct tributary *tb;
 	/* configuration */
 	json_t *kafka_props; /* consumer properties, merged (cluster + own) */
@@ -174,16 +174,16 @@ struct tb_outbound {
 
 /* outbound_config.c */
 int outbound__config(struct tributary *tb, const json_t *outbound, const json_t *clusters);
-void outbound__config_free(struct tb_outbound *ob);
+void outbound__config_free(struct tbp_outbound *ob);
 
 /* outbound_consumer.c */
-int outbound__consumer_start(struct tb_outbound *ob);
-void outbound__consumer_stop(struct tb_outbound *ob);
-void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms);
-void outbound__consumer_destroy(struct tb_outbound *ob);
+int outbound__consumer_start(struct tbp_outbound *ob);
+void outbound__consumer_stop(struct tbp_outbound *ob);
+void outbound__consumer_close(struct tbp_outbound *ob, int timeout_ms);
+void outbound__consumer_destroy(struct tbp_outbound *ob);
 
 /* outbound_map.c */
-struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg);
+struct ob_item *outbound__map(struct tbp_outbound *ob, rd_kafka_message_t *msg);
 void outbound__item_free(struct ob_item *it);
 
 /* outbound_queue.c */
@@ -197,12 +197,12 @@ void outbound__queue_destroy(struct ob_queue *q);
 /* outbound_wake.c */
 int outbound__wake_config(struct ob_wake *w, const json_t *v, const char *broker_id);
 void outbound__wake_init(struct ob_wake *w);
-void outbound__wake(struct tb_outbound *ob);         /* any thread */
-void outbound__wake_service(struct tb_outbound *ob); /* main thread, each tick */
+void outbound__wake(struct tbp_outbound *ob);         /* any thread */
+void outbound__wake_service(struct tbp_outbound *ob); /* main thread, each tick */
 void outbound__wake_free(struct ob_wake *w);
 
 /* outbound.c */
-void outbound__note(struct tb_outbound *ob, int level, const char *fmt, ...)
+void outbound__note(struct tbp_outbound *ob, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -243,7 +243,7 @@ static int obconf__size(const json_t *parent, const char *name, const char *wher
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *clusters)
+static int obconf__kafka(struct tbp_outbound *ob, const json_t *j, const json_t *clusters)
 {
 	const char *cname = json_string_value(json_object_get(j, "cluster"));
 	if (json_object_get(j, "cluster") && !cname)
@@ -305,7 +305,7 @@ static int obconf__kafka(struct tb_outbound *ob, const json_t *j, const json_t *
 	return obconf__strdup(&ob->start, start);
 }
 
-static int obconf__topics(struct tb_outbound *ob)
+static int obconf__topics(struct tbp_outbound *ob)
 {
 	ob->topics = calloc(ob->nroutes, sizeof(*ob->topics));
 	if (!ob->topics)
@@ -335,7 +335,7 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	if ((rc = config__only(j, "outbound", allowed)))
 		return rc;
 
-	struct tb_outbound *ob = calloc(1, sizeof(*ob));
+	struct tbp_outbound *ob = calloc(1, sizeof(*ob));
 	if (!ob)
 		return MOSQ_ERR_NOMEM;
 	ob->tb = tb;
@@ -392,7 +392,7 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	return obconf__topics(ob);
 }
 
-void outbound__config_free(struct tb_outbound *ob)
+void outbound__config_free(struct tbp_outbound *ob)
 {
 	for (size_t i = 0; i < ob->nroutes; i++) {
 		struct ob_route *r = &ob->routes[i];

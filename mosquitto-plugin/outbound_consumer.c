@@ -41,13 +41,13 @@ static int consumer__level(int syslog_level)
 
 static void consumer__on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	struct tb_outbound *ob = rd_kafka_opaque(rk);
+	struct tbp_outbound *ob = rd_kafka_opaque(rk);
 	outbound__note(ob, consumer__level(level), "outbound consumer: %s: %s", fac, buf);
 }
 
 static void consumer__on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	struct tb_outbound *ob = opaque;
+	struct tbp_outbound *ob = opaque;
 	if (err == RD_KAFKA_RESP_ERR__FATAL) {
 		char fatal[256];
 		rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
@@ -61,7 +61,7 @@ static void consumer__on_error(rd_kafka_t *rk, int err, const char *reason, void
 static void consumer__on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-	struct tb_outbound *ob = opaque;
+	struct tbp_outbound *ob = opaque;
 	(void)rk;
 	(void)offsets;
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -75,7 +75,7 @@ static void consumer__on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * "latest" again: whatever arrived while the broker was down would be
  * skipped. So a group's first position is resolved and committed at once.
  */
-static void consumer__pin_start(struct tb_outbound *ob, rd_kafka_t *rk,
+static void consumer__pin_start(struct tbp_outbound *ob, rd_kafka_t *rk,
                                 rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
@@ -142,7 +142,7 @@ done:
 	rd_kafka_topic_partition_list_destroy(committed);
 }
 
-static void consumer__pause(struct tb_outbound *ob, rd_kafka_topic_partition_list_t *parts,
+static void consumer__pause(struct tbp_outbound *ob, rd_kafka_topic_partition_list_t *parts,
                             bool pause)
 {
 	rd_kafka_topic_partition_list_t *own = NULL;
@@ -160,7 +160,7 @@ static void consumer__pause(struct tb_outbound *ob, rd_kafka_topic_partition_lis
 		rd_kafka_topic_partition_list_destroy(own);
 }
 
-static void consumer__count_assignment(struct tb_outbound *ob)
+static void consumer__count_assignment(struct tbp_outbound *ob)
 {
 	rd_kafka_topic_partition_list_t *a = NULL;
 	if (rd_kafka_assignment(ob->rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -172,7 +172,7 @@ static void consumer__count_assignment(struct tb_outbound *ob)
 static void consumer__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-	struct tb_outbound *ob = opaque;
+	struct tbp_outbound *ob = opaque;
 	bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 	rd_kafka_error_t *error = NULL;
 	rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -213,7 +213,7 @@ static void consumer__rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
-static void consumer__on_record_error(struct tb_outbound *ob, const rd_kafka_message_t *m)
+static void consumer__on_record_error(struct tbp_outbound *ob, const rd_kafka_message_t *m)
 {
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		return;
@@ -225,7 +225,7 @@ static void consumer__on_record_error(struct tb_outbound *ob, const rd_kafka_mes
 
 static void *consumer__run(void *arg)
 {
-	struct tb_outbound *ob = arg;
+	struct tbp_outbound *ob = arg;
 	bool full = false;
 	uint64_t full_since = 0;
 	while (!atomic_load(&ob->stop)) {
@@ -278,7 +278,7 @@ static void *consumer__run(void *arg)
 	return NULL;
 }
 
-int outbound__consumer_start(struct tb_outbound *ob)
+int outbound__consumer_start(struct tbp_outbound *ob)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -344,7 +344,7 @@ cleanup:
 }
 
 /* Stops polling; the handle is closed by outbound__consumer_close. */
-void outbound__consumer_stop(struct tb_outbound *ob)
+void outbound__consumer_stop(struct tbp_outbound *ob)
 {
 	atomic_store(&ob->stop, true);
 	if (ob->thread_started)
@@ -357,7 +357,7 @@ void outbound__consumer_stop(struct tb_outbound *ob)
  * `timeout_ms`: at shutdown Kafka may be gone, and rd_kafka_consumer_close
  * would then wait up to session.timeout.ms. Not committed means delivered
  * again after the restart, never lost. */
-void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
+void outbound__consumer_close(struct tbp_outbound *ob, int timeout_ms)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	if (!ob->rk)
@@ -407,7 +407,7 @@ void outbound__consumer_close(struct tb_outbound *ob, int timeout_ms)
 	rd_kafka_queue_destroy(q);
 }
 
-void outbound__consumer_destroy(struct tb_outbound *ob)
+void outbound__consumer_destroy(struct tbp_outbound *ob)
 {
 	if (!ob->rk)
 		return;

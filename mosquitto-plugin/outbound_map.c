@@ -313,7 +313,7 @@ static int map__classify(struct map_ctx *c)
 /* A binary record that is not a valid event goes out as a plain one: said
  * in the log at most every 10 s (consumer thread only), always counted.
  * A record a route drops instead has the drop's own log line. */
-static void map__note_not_event(struct tb_outbound *ob, struct map_ctx *c, bool published)
+static void map__note_not_event(struct tbp_outbound *ob, struct map_ctx *c, bool published)
 {
 	time_t now = time(NULL);
 	atomic_fetch_add(&ob->stats.not_events, 1);
@@ -401,7 +401,7 @@ static struct ob_item *map__dropped(enum ob_drop drop, const char *detail)
 }
 
 /* NULL only when out of memory; the record then stays with the caller. */
-struct ob_item *outbound__map(struct tb_outbound *ob, rd_kafka_message_t *msg)
+struct ob_item *outbound__map(struct tbp_outbound *ob, rd_kafka_message_t *msg)
 {
 	struct map_ctx c = {.msg = msg, .kafka_topic = rd_kafka_topic_name(msg->rkt)};
 	struct map_out *o = NULL;

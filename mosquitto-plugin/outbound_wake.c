@@ -189,7 +189,7 @@ static unsigned char *wake__connect_packet(const struct ob_wake *w, size_t *len)
 	return pkt;
 }
 
-static void wake__close(struct tb_outbound *ob, time_t retry_in)
+static void wake__close(struct tbp_outbound *ob, time_t retry_in)
 {
 	struct ob_wake *w = &ob->wake;
 	pthread_mutex_lock(&w->lock);
@@ -272,7 +272,7 @@ static void wake__name(const struct sockaddr *sa, char *out, size_t n)
 }
 
 /* The connection failed before the broker accepted it (or dropped it). */
-static void wake__failed(struct tb_outbound *ob, const char *why)
+static void wake__failed(struct tbp_outbound *ob, const char *why)
 {
 	struct ob_wake *w = &ob->wake;
 	bool was_up = w->connack_seen;
@@ -311,7 +311,7 @@ static void wake__failed(struct tb_outbound *ob, const char *why)
 	w->retry_at = time(NULL) + 30;
 }
 
-static void wake__open(struct tb_outbound *ob)
+static void wake__open(struct tbp_outbound *ob)
 {
 	struct ob_wake *w = &ob->wake;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -390,7 +390,7 @@ fail:
 	wake__failed(ob, why);
 }
 
-static void wake__ping(struct tb_outbound *ob)
+static void wake__ping(struct tbp_outbound *ob)
 {
 	static const unsigned char pingreq[2] = {0xc0, 0x00};
 	struct ob_wake *w = &ob->wake;
@@ -403,7 +403,7 @@ static void wake__ping(struct tb_outbound *ob)
 }
 
 /* Any thread: wakes the loop unless a wake is already on its way. */
-void outbound__wake(struct tb_outbound *ob)
+void outbound__wake(struct tbp_outbound *ob)
 {
 	if (atomic_exchange(&ob->wake.pending, true))
 		return;
@@ -412,7 +412,7 @@ void outbound__wake(struct tb_outbound *ob)
 
 /* CONNACK, then PINGRESPs: read and checked, so that the broker's writes
  * never back up. Returns why the connection must be closed, or NULL. */
-static const char *wake__read(struct tb_outbound *ob, const unsigned char *b, size_t n)
+static const char *wake__read(struct tbp_outbound *ob, const unsigned char *b, size_t n)
 {
 	static const char *const not_mqtt = "not an MQTT answer";
 	struct ob_wake *w = &ob->wake;
@@ -465,7 +465,7 @@ static const char *wake__read(struct tb_outbound *ob, const unsigned char *b, si
 }
 
 /* Main thread, every tick. */
-void outbound__wake_service(struct tb_outbound *ob)
+void outbound__wake_service(struct tbp_outbound *ob)
 {
 	struct ob_wake *w = &ob->wake;
 	time_t now = time(NULL);

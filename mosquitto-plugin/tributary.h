@@ -200,7 +200,7 @@ struct tributary {
 	/* journal_glue.c: the retry thread, NULL without a journal */
 	struct tbp_journal_retry *retry;
 
-	struct tb_outbound *outbound; /* NULL: no "outbound" section */
+	struct tbp_outbound *outbound; /* NULL: no "outbound" section */
 
 	struct tbp_auth *auth; /* auth.c: NULL when JWT authentication is off */
 
@@ -370,7 +370,7 @@ void stats__publish(struct tributary *tb);
 void stats__put(const char *topic, unsigned long long value);
 
 /* outbound*.c: Kafka -> MQTT (outbound.h has the rest) */
-struct tb_outbound;
+struct tbp_outbound;
 int outbound__config(struct tributary *tb, const json_t *outbound, const json_t *clusters);
 int outbound__start(struct tributary *tb);
 void outbound__stop(struct tributary *tb);
