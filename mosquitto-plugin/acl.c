@@ -61,14 +61,17 @@ int acl__check_templates(char **templates, const char *where, char *err, size_t 
 				if (!strncmp(p, *n, strlen(*n)))
 					known = true;
 			if (!known) {
-				snprintf(err, errlen, "%s[%zu]: unknown placeholder in '%s' (use {sub}, {client_id})",
-					 where, i, t);
+				snprintf(
+				    err, errlen,
+				    "%s[%zu]: unknown placeholder in '%s' (use {sub}, {client_id})",
+				    where, i, t);
 				rc = -1;
 				break;
 			}
 		}
 		if (!rc && (!x || !x[0] || mosquitto_sub_topic_check(x[0]) != MOSQ_ERR_SUCCESS)) {
-			snprintf(err, errlen, "%s[%zu]: '%s' is not a valid MQTT topic filter", where, i, t);
+			snprintf(err, errlen, "%s[%zu]: '%s' is not a valid MQTT topic filter",
+			         where, i, t);
 			rc = -1;
 		}
 		auth__strv_free(x);
@@ -142,10 +145,14 @@ static bool acl__internal(const struct auth__conf *conf, const char *username)
 static const char *acl__access_name(int access)
 {
 	switch (access) {
-	case MOSQ_ACL_READ: return "receive from";
-	case MOSQ_ACL_WRITE: return "publish to";
-	case MOSQ_ACL_SUBSCRIBE: return "subscribe to";
-	default: return "access";
+	case MOSQ_ACL_READ:
+		return "receive from";
+	case MOSQ_ACL_WRITE:
+		return "publish to";
+	case MOSQ_ACL_SUBSCRIBE:
+		return "subscribe to";
+	default:
+		return "access";
 	}
 }
 

@@ -53,10 +53,14 @@ static int auth__strv(const json_t *v, char ***out, const char *where, char *err
 		return 0;
 	}
 	if (!json_is_array(v))
-		return snprintf(err, errlen, "%s: must be a string or an array of strings", where), -1;
-	json_array_foreach(v, i, x) {
+		return snprintf(err, errlen, "%s: must be a string or an array of strings", where),
+		       -1;
+	json_array_foreach(v, i, x)
+	{
 		if (!json_is_string(x) || !json_string_length(x))
-			return snprintf(err, errlen, "%s[%zu]: must be a non-empty string", where, i), -1;
+			return snprintf(err, errlen, "%s[%zu]: must be a non-empty string", where,
+			                i),
+			       -1;
 		if (!((*out)[i] = strdup(json_string_value(x))))
 			return snprintf(err, errlen, "out of memory"), -1;
 	}
@@ -85,8 +89,8 @@ static void auth__conf_free(struct auth__conf *c)
 	free(c);
 }
 
-static int auth__int(const json_t *o, const char *name, long min, long max, long dflt, long *out, char *err,
-		     size_t errlen)
+static int auth__int(const json_t *o, const char *name, long min, long max, long dflt, long *out,
+                     char *err, size_t errlen)
 {
 	json_t *v = json_object_get(o, name);
 
@@ -95,17 +99,21 @@ static int auth__int(const json_t *o, const char *name, long min, long max, long
 		return 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return snprintf(err, errlen, "auth.%s: must be an integer from %ld to %ld", name, min, max), -1;
+		return snprintf(err, errlen, "auth.%s: must be an integer from %ld to %ld", name,
+		                min, max),
+		       -1;
 	*out = (long)json_integer_value(v);
 	return 0;
 }
 
-static int auth__only(const json_t *o, const char *where, const char *const *allowed, char *err, size_t errlen)
+static int auth__only(const json_t *o, const char *where, const char *const *allowed, char *err,
+                      size_t errlen)
 {
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)o, key, v) {
+	json_object_foreach((json_t *)o, key, v)
+	{
 		bool ok = false;
 		for (const char *const *a = allowed; *a; a++)
 			ok |= !strcmp(key, *a);
@@ -215,14 +223,27 @@ static bool auth__reserved_match(const struct auth__conf *c, const char *client_
 static int auth__conf_load(const json_t *auth, const char *dir, struct auth__conf **out, char *err,
                            size_t errlen)
 {
-	static const char *const allowed[] = {
-		"enabled", "keys", "algorithms", "issuer", "audience", "leeway", "max_age", "required_claims",
-		"identity_claim", "username_claim", "max_token_bytes", "internal_usernames", "acl",
-		"internal_client_ids", "disconnect_on_expiry", "comment", NULL};
+	static const char *const allowed[] = {"enabled",
+	                                      "keys",
+	                                      "algorithms",
+	                                      "issuer",
+	                                      "audience",
+	                                      "leeway",
+	                                      "max_age",
+	                                      "required_claims",
+	                                      "identity_claim",
+	                                      "username_claim",
+	                                      "max_token_bytes",
+	                                      "internal_usernames",
+	                                      "acl",
+	                                      "internal_client_ids",
+	                                      "disconnect_on_expiry",
+	                                      "comment",
+	                                      NULL};
 	static const char *const acl_allowed[] = {"publish", "subscribe", "comment", NULL};
 	static const char *const default_publish[] = {"events/#", NULL};
-	static const char *const default_subscribe[] = {"users/{sub}/#", "clients/{client_id}/errors",
-							"clients/{client_id}/replies", NULL};
+	static const char *const default_subscribe[] = {
+	    "users/{sub}/#", "clients/{client_id}/errors", "clients/{client_id}/replies", NULL};
 	json_t *v, *acl;
 	struct auth__conf *c = NULL;
 	char keypath[PATH_MAX], kerr[512];
@@ -275,7 +296,9 @@ static int auth__conf_load(const json_t *auth, const char *dir, struct auth__con
 		for (char **p = algs; !bad && p && *p; p++) {
 			tjwt_alg alg = tjwt_alg_from_name(*p);
 			if (!alg) {
-				snprintf(err, errlen, "auth.algorithms: '%s' is not one of RS256, ES256, HS256", *p);
+				snprintf(err, errlen,
+				         "auth.algorithms: '%s' is not one of RS256, ES256, HS256",
+				         *p);
 				bad = -1;
 			}
 			c->policy.algs |= alg;
@@ -285,11 +308,12 @@ static int auth__conf_load(const json_t *auth, const char *dir, struct auth__con
 			goto cleanup;
 	}
 	if (auth__strv(json_object_get(auth, "issuer"), &c->issuers, "auth.issuer", err, errlen) ||
-	    auth__strv(json_object_get(auth, "audience"), &c->audiences, "auth.audience", err, errlen) ||
-	    auth__strv(json_object_get(auth, "required_claims"), &c->required, "auth.required_claims", err,
-		       errlen) ||
-	    auth__strv(json_object_get(auth, "internal_usernames"), &c->internal, "auth.internal_usernames", err,
-		       errlen) ||
+	    auth__strv(json_object_get(auth, "audience"), &c->audiences, "auth.audience", err,
+	               errlen) ||
+	    auth__strv(json_object_get(auth, "required_claims"), &c->required,
+	               "auth.required_claims", err, errlen) ||
+	    auth__strv(json_object_get(auth, "internal_usernames"), &c->internal,
+	               "auth.internal_usernames", err, errlen) ||
 	    auth__reserved_load(c, json_object_get(auth, "internal_client_ids"), err, errlen))
 		goto cleanup;
 	c->policy.issuers = (const char *const *)c->issuers;
@@ -297,19 +321,24 @@ static int auth__conf_load(const json_t *auth, const char *dir, struct auth__con
 	c->policy.required = (const char *const *)c->required;
 	if (auth__int(auth, "leeway", 0, 3600, 30, &c->policy.leeway, err, errlen) ||
 	    auth__int(auth, "max_age", 0, 366L * 86400, 0, &c->policy.max_age, err, errlen) ||
-	    auth__int(auth, "max_token_bytes", 256, 1 << 20, TJWT_MAX_TOKEN_DEFAULT, &n, err, errlen))
+	    auth__int(auth, "max_token_bytes", 256, 1 << 20, TJWT_MAX_TOKEN_DEFAULT, &n, err,
+	              errlen))
 		goto cleanup;
 	c->policy.max_token_len = (size_t)n;
 
-	if ((json_object_get(auth, "identity_claim") && !json_is_string(json_object_get(auth, "identity_claim"))) ||
-	    (json_object_get(auth, "username_claim") && !json_is_string(json_object_get(auth, "username_claim")))) {
-		snprintf(err, errlen, "auth.identity_claim / auth.username_claim: must be claim names");
+	if ((json_object_get(auth, "identity_claim") &&
+	     !json_is_string(json_object_get(auth, "identity_claim"))) ||
+	    (json_object_get(auth, "username_claim") &&
+	     !json_is_string(json_object_get(auth, "username_claim")))) {
+		snprintf(err, errlen,
+		         "auth.identity_claim / auth.username_claim: must be claim names");
 		goto cleanup;
 	}
 	v = json_object_get(auth, "identity_claim");
 	c->identity_claim = strdup(v ? json_string_value(v) : "sub");
 	v = json_object_get(auth, "username_claim");
-	c->username_claim = c->identity_claim ? strdup(v ? json_string_value(v) : c->identity_claim) : NULL;
+	c->username_claim =
+	    c->identity_claim ? strdup(v ? json_string_value(v) : c->identity_claim) : NULL;
 	if (!c->identity_claim || !c->username_claim) {
 		snprintf(err, errlen, "out of memory");
 		goto cleanup;
@@ -322,13 +351,15 @@ static int auth__conf_load(const json_t *auth, const char *dir, struct auth__con
 	c->disconnect_on_expiry = !v || json_is_true(v);
 
 	acl = json_object_get(auth, "acl");
-	if (acl && (!json_is_object(acl) || auth__only(acl, "auth.acl", acl_allowed, err, errlen))) {
+	if (acl &&
+	    (!json_is_object(acl) || auth__only(acl, "auth.acl", acl_allowed, err, errlen))) {
 		if (!json_is_object(acl))
 			snprintf(err, errlen, "auth.acl: must be an object {publish, subscribe}");
 		goto cleanup;
 	}
 	{
-		json_t *pub = json_object_get(acl, "publish"), *sub = json_object_get(acl, "subscribe");
+		json_t *pub = json_object_get(acl, "publish"),
+		       *sub = json_object_get(acl, "subscribe");
 		json_t *dpub = NULL, *dsub = NULL;
 		if (!pub) {
 			pub = dpub = json_array();
@@ -341,9 +372,9 @@ static int auth__conf_load(const json_t *auth, const char *dir, struct auth__con
 				json_array_append_new(dsub, json_string(*p));
 		}
 		int bad = auth__strv(pub, &c->publish, "auth.acl.publish", err, errlen) ||
-			  auth__strv(sub, &c->subscribe, "auth.acl.subscribe", err, errlen) ||
-			  acl__check_templates(c->publish, "auth.acl.publish", err, errlen) ||
-			  acl__check_templates(c->subscribe, "auth.acl.subscribe", err, errlen);
+		          auth__strv(sub, &c->subscribe, "auth.acl.subscribe", err, errlen) ||
+		          acl__check_templates(c->publish, "auth.acl.publish", err, errlen) ||
+		          acl__check_templates(c->subscribe, "auth.acl.subscribe", err, errlen);
 		json_decref(dpub);
 		json_decref(dsub);
 		if (bad)
@@ -368,7 +399,8 @@ struct auth__client *auth__find(struct tbp_auth *a, const char *client_id)
 {
 	if (!a->nbuckets)
 		return NULL;
-	for (struct auth__client *c = a->buckets[auth__hash(client_id) % a->nbuckets]; c; c = c->next)
+	for (struct auth__client *c = a->buckets[auth__hash(client_id) % a->nbuckets]; c;
+	     c = c->next)
 		if (!strcmp(c->client_id, client_id))
 			return c;
 	return NULL;
@@ -455,7 +487,7 @@ const json_t *auth__claims(struct tributary *tb, const struct mosquitto *client)
 /* ---- callbacks ------------------------------------------------------------------ */
 
 static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int auth__refuse(struct mosquitto *client, const char *why_fmt, ...)
 {
 	char why[1024], qid[TB_LOG_ESCAPE_LEN];
@@ -496,14 +528,17 @@ static int auth__on_basic_auth(int event, void *event_data, void *userdata)
 	}
 	if (!ed->password || !*ed->password)
 		return auth__refuse(ed->client, "no token (the MQTT password must be a JWT)");
-	if (tjwt_verify(conf->keys, &conf->policy, ed->password, strlen(ed->password), 0, &res) != TJWT_OK)
-		return auth__refuse(ed->client, "%s: %s", tjwt_status_name(res.status), res.message);
+	if (tjwt_verify(conf->keys, &conf->policy, ed->password, strlen(ed->password), 0, &res) !=
+	    TJWT_OK)
+		return auth__refuse(ed->client, "%s: %s", tjwt_status_name(res.status),
+		                    res.message);
 
 	identity = tjwt_claim_string(res.claims, conf->identity_claim);
 	if (!identity) {
 		tjwt_result_clear(&res);
-		return auth__refuse(ed->client, "token has no string claim '%s' to identify the user",
-				    conf->identity_claim);
+		return auth__refuse(ed->client,
+		                    "token has no string claim '%s' to identify the user",
+		                    conf->identity_claim);
 	}
 	if ((problem = tjwt_identity_problem(identity))) {
 		auth__refuse(ed->client, "identity '%s' %s (not usable in topics)",
@@ -602,10 +637,12 @@ static int auth__on_tick(int event, void *event_data, void *userdata)
 	a->next_scan = now + 1;
 	for (size_t i = 0; i < a->nbuckets; i++) {
 		for (struct auth__client *c = a->buckets[i]; c; c = c->next) {
-			if (!c->connected || c->exp <= 0 || (double)now < c->exp + (double)a->conf->policy.leeway)
+			if (!c->connected || c->exp <= 0 ||
+			    (double)now < c->exp + (double)a->conf->policy.leeway)
 				continue;
 			if (n == cap) {
-				char **x = realloc(expired, (cap = cap ? cap * 2 : 16) * sizeof(*x));
+				char **x =
+				    realloc(expired, (cap = cap ? cap * 2 : 16) * sizeof(*x));
 				if (!x)
 					goto kick;
 				expired = x;
@@ -636,7 +673,7 @@ static void auth__log_ready(struct tbp_auth *a, const char *what)
 
 	tjwt_keyset_describe(a->conf->keys, keys, sizeof(keys));
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: %s: JWT keys from %s: %s", what,
-			     a->conf->keys_path, keys);
+	                     a->conf->keys_path, keys);
 }
 
 /* plugin.c, on SIGHUP while authentication is on: `auth` is the section of
@@ -648,13 +685,15 @@ void auth__reload(struct tributary *tb, const json_t *auth)
 	char err[1024];
 
 	if (auth__conf_load(auth, tb->config_dir, &conf, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s",
-				     err);
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR,
+		    TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s", err);
 		return;
 	}
 	if (!conf) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX "auth: reload: turning JWT authentication off "
-								   "needs a restart; keeping it on");
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     TB_LOG_PREFIX "auth: reload: turning JWT authentication off "
+		                                   "needs a restart; keeping it on");
 		return;
 	}
 	auth__conf_free(a->conf);
@@ -668,8 +707,10 @@ static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback cb;
 } auth__callbacks[] = {
-	{MOSQ_EVT_BASIC_AUTH, auth__on_basic_auth}, {MOSQ_EVT_ACL_CHECK, acl__on_check},
-	{MOSQ_EVT_DISCONNECT, auth__on_disconnect}, {MOSQ_EVT_TICK, auth__on_tick},
+    {MOSQ_EVT_BASIC_AUTH, auth__on_basic_auth},
+    {MOSQ_EVT_ACL_CHECK, acl__on_check},
+    {MOSQ_EVT_DISCONNECT, auth__on_disconnect},
+    {MOSQ_EVT_TICK, auth__on_tick},
 };
 
 /* config.c: the "auth" section, checked; tb->auth stays NULL when off. */
@@ -699,15 +740,18 @@ int auth__start(struct tributary *tb)
 	int rc;
 
 	if (!a) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
-								   "authentication and ACLs apply");
+		mosquitto_log_printf(MOSQ_LOG_NOTICE,
+		                     TB_LOG_PREFIX "auth: JWT authentication off; Mosquitto's own "
+		                                   "authentication and ACLs apply");
 		return MOSQ_ERR_SUCCESS;
 	}
 	a->registered = true;
 	for (size_t i = 0; i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++) {
-		rc = mosquitto_callback_register(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL, a);
+		rc = mosquitto_callback_register(tb->pid, auth__callbacks[i].event,
+		                                 auth__callbacks[i].cb, NULL, a);
 		if (rc) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "auth: cannot register callbacks (%d)", rc);
+			mosquitto_log_printf(
+			    MOSQ_LOG_ERR, TB_LOG_PREFIX "auth: cannot register callbacks (%d)", rc);
 			auth__cleanup(tb);
 			return rc;
 		}
@@ -722,8 +766,10 @@ void auth__cleanup(struct tributary *tb)
 
 	if (!a)
 		return;
-	for (size_t i = 0; a->registered && i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
-		mosquitto_callback_unregister(tb->pid, auth__callbacks[i].event, auth__callbacks[i].cb, NULL);
+	for (size_t i = 0;
+	     a->registered && i < sizeof(auth__callbacks) / sizeof(auth__callbacks[0]); i++)
+		mosquitto_callback_unregister(tb->pid, auth__callbacks[i].event,
+		                              auth__callbacks[i].cb, NULL);
 	for (size_t i = 0; i < a->nbuckets; i++) {
 		for (struct auth__client *c = a->buckets[i], *next; c; c = next) {
 			next = c->next;

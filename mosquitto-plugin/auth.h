@@ -21,16 +21,16 @@ struct auth__reserved {
 struct auth__conf {
 	tjwt_keyset *keys;
 	char *keys_path;
-	tjwt_policy policy;     /* points into the arrays below */
-	char **issuers;         /* NULL-terminated */
+	tjwt_policy policy; /* points into the arrays below */
+	char **issuers;     /* NULL-terminated */
 	char **audiences;
 	char **required;
-	char *identity_claim;   /* default "sub" */
-	char *username_claim;   /* default: identity_claim */
-	char **internal;        /* usernames left to Mosquitto's own checks */
+	char *identity_claim;            /* default "sub" */
+	char *username_claim;            /* default: identity_claim */
+	char **internal;                 /* usernames left to Mosquitto's own checks */
 	struct auth__reserved *reserved; /* client ids of internal clients */
 	size_t nreserved;
-	char **publish;         /* topic filter templates */
+	char **publish; /* topic filter templates */
 	char **subscribe;
 	bool disconnect_on_expiry;
 };
@@ -44,10 +44,10 @@ struct auth__client {
 	const struct mosquitto *client; /* compared, never dereferenced */
 	char *identity;
 	json_t *claims;
-	double exp;                     /* 0: none */
+	double exp; /* 0: none */
 	bool connected;
 	bool expiry_logged;
-	char **publish;                 /* expanded filters, NULL-terminated */
+	char **publish; /* expanded filters, NULL-terminated */
 	char **subscribe;
 };
 

@@ -44,9 +44,9 @@ void cluster__log_failures(struct tributary *tb)
 	for (unsigned i = 0; i < n; i++)
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s", lines[i]);
 	if (dropped)
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "%u more delivery failures (see $SYS/tributary/)",
-				     dropped);
+		mosquitto_log_printf(
+		    MOSQ_LOG_ERR, TB_LOG_PREFIX "%u more delivery failures (see $SYS/tributary/)",
+		    dropped);
 }
 
 /* A message taken back by journal__delivery_failed's purge that is not in
@@ -68,7 +68,7 @@ static void cluster__produce_again(struct tbp_cluster *c, const rd_kafka_message
 			rd_kafka_headers_destroy(copy);
 		atomic_fetch_add(&c->tb->stats.mirror_failed, 1);
 		cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s", c->name,
-				      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err));
+		                      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(err));
 	}
 }
 
@@ -93,8 +93,8 @@ static void cluster__on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, vo
 	}
 	atomic_fetch_add(&c->tb->stats.delivery_failed, 1);
 	cluster__note_failure(c->tb, "cluster %s: delivery to %s failed: %s%s", c->name,
-			      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-			      seq ? " (kept in the journal, produced again)" : "");
+	                      rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+	                      seq ? " (kept in the journal, produced again)" : "");
 	if (seq)
 		journal__delivery_failed(c, true);
 }
@@ -156,9 +156,8 @@ static void cluster__sched_batch(void)
 	(void)sched_setscheduler(0, SCHED_BATCH, &sp);
 }
 
-static rd_kafka_resp_err_t cluster__on_thread_start(rd_kafka_t *rk,
-						    rd_kafka_thread_type_t type,
-						    const char *name, void *opaque)
+static rd_kafka_resp_err_t cluster__on_thread_start(rd_kafka_t *rk, rd_kafka_thread_type_t type,
+                                                    const char *name, void *opaque)
 {
 	(void)rk;
 	(void)type;
@@ -169,7 +168,7 @@ static rd_kafka_resp_err_t cluster__on_thread_start(rd_kafka_t *rk,
 }
 
 static rd_kafka_resp_err_t cluster__on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
-					   void *opaque, char *err, size_t errlen)
+                                           void *opaque, char *err, size_t errlen)
 {
 	(void)conf;
 	(void)err;
@@ -177,8 +176,8 @@ static rd_kafka_resp_err_t cluster__on_new(rd_kafka_t *rk, const rd_kafka_conf_t
 	rd_kafka_resp_err_t rerr = rd_kafka_interceptor_add_on_thread_start(
 	    rk, "tributary-sched", cluster__on_thread_start, opaque);
 	return rerr ? rerr
-		    : rd_kafka_interceptor_add_on_acknowledgement(rk, "tributary-retry",
-								  cluster__on_ack, opaque);
+	            : rd_kafka_interceptor_add_on_acknowledgement(rk, "tributary-retry",
+	                                                          cluster__on_ack, opaque);
 }
 
 /* librdkafka 2.0 learns the partitions of a topic it has not produced to
@@ -260,12 +259,13 @@ int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled)
 	if (rd_kafka_conf_get(conf, "enable.idempotence", val, &vlen) == RD_KAFKA_CONF_OK &&
 	    strcmp(val, "true") != 0)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     TB_LOG_PREFIX "%s: enable.idempotence is off: Kafka may store "
-						   "duplicates and reorder a key's events on retries",
-				     what);
+		                     TB_LOG_PREFIX
+		                     "%s: enable.idempotence is off: Kafka may store "
+		                     "duplicates and reorder a key's events on retries",
+		                     what);
 	if (rd_kafka_conf_interceptor_add_on_new(conf, "tributary-sched", cluster__on_new, NULL)) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "%s: cannot add the thread interceptor",
-				     what);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "%s: cannot add the thread interceptor", what);
 		rd_kafka_conf_destroy(conf);
 		return MOSQ_ERR_UNKNOWN;
 	}
@@ -320,9 +320,9 @@ void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms)
 	int left = rd_kafka_outq_len(c->rk);
 	if (err || left > 0)
 		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "cluster %s: %d events not confirmed by Kafka "
-						   "after %d ms at shutdown",
-				     c->name, left, flush_timeout_ms);
+		                     TB_LOG_PREFIX "cluster %s: %d events not confirmed by Kafka "
+		                                   "after %d ms at shutdown",
+		                     c->name, left, flush_timeout_ms);
 	atomic_store(&c->stop, true);
 	if (c->poller_started)
 		pthread_join(c->poller, NULL);

@@ -76,8 +76,8 @@ struct tbp_registry *config__registry(struct tributary *tb, const char *name)
 }
 
 /* Placeholders a route template may use besides the pattern's captures. */
-static const char *const config__event_names[] = {
-    "client_id", "username", "type", "source", "subject", "id", "partitionkey", NULL};
+static const char *const config__event_names[] = {"client_id", "username", "type",         "source",
+                                                  "subject",   "id",       "partitionkey", NULL};
 
 struct config__names_ctx {
 	const tb_pattern *pattern;
@@ -93,17 +93,17 @@ static int config__check_name(void *vctx, const char *name)
 			return 0;
 	if (ctx->captures_only)
 		return config__fail("%s: unknown placeholder {%s} (not in the match pattern)",
-				    ctx->where, name);
+		                    ctx->where, name);
 	for (const char *const *n = config__event_names; *n; n++)
 		if (!strcmp(*n, name))
 			return 0;
 	return config__fail("%s: unknown placeholder {%s} (not in the match pattern, nor one of "
-			    "client_id, username, type, source, subject, id, partitionkey)",
-			    ctx->where, name);
+	                    "client_id, username, type, source, subject, id, partitionkey)",
+	                    ctx->where, name);
 }
 
 static int config__template_text(tb_template *t, const char *text, const tb_pattern *p,
-				 const char *where, bool captures_only)
+                                 const char *where, bool captures_only)
 {
 	char err[256];
 	if (tb_template_compile(t, text, err, sizeof(err)))
@@ -112,8 +112,7 @@ static int config__template_text(tb_template *t, const char *text, const tb_patt
 	return tb_template_each_name(t, config__check_name, &ctx);
 }
 
-static int config__template(tb_template *t, const json_t *v, const tb_pattern *p,
-			    const char *where)
+static int config__template(tb_template *t, const json_t *v, const tb_pattern *p, const char *where)
 {
 	if (!json_is_string(v) || json_string_length(v) == 0)
 		return config__fail("%s: must be a non-empty string", where);
@@ -135,10 +134,10 @@ static int config__captures(struct tbp_ingest_route *r, const json_t *j, const c
 	char err[256];
 	json_t *cp = json_object_get(j, "capture_pattern");
 	if (cp && (!json_is_string(cp) || json_string_length(cp) == 0))
-		return config__fail("%s.capture_pattern: must be a non-empty PCRE2 regular expression",
-				    where);
+		return config__fail(
+		    "%s.capture_pattern: must be a non-empty PCRE2 regular expression", where);
 	r->capture_rule = tb_capture_rule_compile(cp ? json_string_value(cp) : "[A-Za-z0-9_-]+",
-						  err, sizeof(err));
+	                                          err, sizeof(err));
 	if (!r->capture_rule)
 		return config__fail("%s.capture_pattern: %s", where, err);
 	int idx = 0;
@@ -164,9 +163,10 @@ static int config__types(struct tbp_ingest_route *r, const json_t *types, const 
 	if (!types)
 		return MOSQ_ERR_SUCCESS;
 	if (!json_is_array(types) || json_array_size(types) == 0)
-		return config__fail("%s.types: must be a non-empty array of event types (omit it to "
-				    "accept any type)",
-				    where);
+		return config__fail(
+		    "%s.types: must be a non-empty array of event types (omit it to "
+		    "accept any type)",
+		    where);
 	r->types = calloc(json_array_size(types), sizeof(*r->types));
 	if (!r->types)
 		return MOSQ_ERR_NOMEM;
@@ -177,7 +177,7 @@ static int config__types(struct tbp_ingest_route *r, const json_t *types, const 
 		size_t n = s ? strlen(s) : 0;
 		if (n == 0 || !strcmp(s, "*") || (strchr(s, '*') && strchr(s, '*') != s + n - 1))
 			return config__fail("%s: must be an event type, or a prefix ending in '*'",
-					    sub);
+			                    sub);
 		char *text = strndup(s, s[n - 1] == '*' ? n - 1 : n);
 		if (!text)
 			return MOSQ_ERR_NOMEM;
@@ -192,7 +192,7 @@ static int config__types(struct tbp_ingest_route *r, const json_t *types, const 
 }
 
 static int config__response_lookup(void *ctx, const char *name, size_t len, const char **value,
-				   size_t *vlen)
+                                   size_t *vlen)
 {
 	(void)ctx;
 	(void)name;
@@ -206,15 +206,14 @@ static int config__response_lookup(void *ctx, const char *name, size_t len, cons
  * name, e.g. its own reply topic; filters with `+`/`#` allow a subtree. The
  * default adds the client's own error topic, where `mosquitto_rr -e` users
  * see their refusals. */
-static int config__response_topics(struct tributary *tb, const json_t *rt,
-				   const char *error_topic)
+static int config__response_topics(struct tributary *tb, const json_t *rt, const char *error_topic)
 {
 	const char *const dflt[] = {"clients/{client_id}/replies", error_topic};
 	char where[96], err[256], out[1024];
 	size_t n = rt ? json_array_size(rt) : 2;
 	if (rt && !json_is_array(rt))
 		return config__fail("ingest.response_topics: must be an array of MQTT topic "
-				    "templates (empty: no response topic allowed)");
+		                    "templates (empty: no response topic allowed)");
 	tb->response_topics = calloc(n ? n : 1, sizeof(*tb->response_topics));
 	if (!tb->response_topics)
 		return MOSQ_ERR_NOMEM;
@@ -225,7 +224,7 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 			snprintf(where, sizeof(where), "ingest.response_topics[%zu]", i);
 		else
 			snprintf(where, sizeof(where), "ingest.response_topics (default, from %s)",
-				 i ? "ingest.error_topic" : "clients/{client_id}/replies");
+			         i ? "ingest.error_topic" : "clients/{client_id}/replies");
 		if (!s || !*s)
 			return config__fail("%s: must be a non-empty string", where);
 		if (tb_template_compile(&r->topic, s, err, sizeof(err)))
@@ -235,12 +234,13 @@ static int config__response_topics(struct tributary *tb, const json_t *rt,
 			const char *name = r->topic.parts[p].str;
 			if (r->topic.parts[p].placeholder && strcmp(name, "client_id") &&
 			    strcmp(name, "username") && strcmp(name, "sub"))
-				return config__fail("%s: unknown placeholder {%s} (use {client_id}, "
-						    "{username}, {sub})",
-						    where, name);
+				return config__fail(
+				    "%s: unknown placeholder {%s} (use {client_id}, "
+				    "{username}, {sub})",
+				    where, name);
 		}
 		if (tb_template_expand(&r->topic, config__response_lookup, NULL, NULL, out,
-				       sizeof(out), NULL) < 0 ||
+		                       sizeof(out), NULL) < 0 ||
 		    mosquitto_sub_topic_check(out) != MOSQ_ERR_SUCCESS)
 			return config__fail("%s: '%s' is not a valid MQTT topic filter", where, s);
 		r->wildcard = strpbrk(out, "+#") != NULL;
@@ -317,7 +317,7 @@ static int config__schemas(struct tributary *tb, struct tbp_ingest_route *r, con
 }
 
 static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const json_t *j,
-			 size_t idx)
+                         size_t idx)
 {
 	static const char *const allowed[] = {"match",
 	                                      "topic",
@@ -362,7 +362,7 @@ static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const
 	const char *cname = cl ? json_string_value(cl) : "main";
 	if (!cname || !(r->cluster = config__cluster(tb, cname)))
 		return config__fail("%s.cluster: no cluster named \"%s\" in \"clusters\"", where,
-				    cname ? cname : "?");
+		                    cname ? cname : "?");
 
 	json_t *sr = json_object_get(j, "schema_required");
 	if (sr && !json_is_boolean(sr))
@@ -390,10 +390,10 @@ static int config__route(struct tributary *tb, struct tbp_ingest_route *r, const
 		const char *mc = json_string_value(json_object_get(mirror, "cluster"));
 		if (!mc || !(r->mirror_cluster = config__cluster(tb, mc)))
 			return config__fail("%s.cluster: no cluster named \"%s\"", sub,
-					    mc ? mc : "?");
+			                    mc ? mc : "?");
 		snprintf(sub, sizeof(sub), "%s.mirror.topic", where);
 		if ((rc = config__template(&r->mirror_topic, json_object_get(mirror, "topic"),
-					   &r->match, sub)))
+		                           &r->match, sub)))
 			return rc;
 	}
 	if ((rc = config__captures(r, j, where)))

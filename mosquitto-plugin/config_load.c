@@ -27,7 +27,7 @@ static int config__clusters(struct tributary *tb, const json_t *clusters, bool j
 	int rc;
 	if (!json_is_object(clusters) || json_object_size(clusters) == 0)
 		return config__fail("clusters: must name at least one Kafka cluster, e.g. "
-				    "{\"main\": {\"bootstrap.servers\": \"host:9092\"}}");
+		                    "{\"main\": {\"bootstrap.servers\": \"host:9092\"}}");
 	tb->clusters = calloc(json_object_size(clusters), sizeof(*tb->clusters));
 	if (!tb->clusters)
 		return MOSQ_ERR_NOMEM;
@@ -40,8 +40,8 @@ static int config__clusters(struct tributary *tb, const json_t *clusters, bool j
 			return MOSQ_ERR_NOMEM;
 		tb->nclusters++;
 		if (!json_is_object(props))
-			return config__fail("clusters.%s: must be an object of librdkafka properties",
-					    name);
+			return config__fail(
+			    "clusters.%s: must be an object of librdkafka properties", name);
 		if ((rc = cluster__config(c, props, journaled)))
 			return rc;
 	}
@@ -100,7 +100,7 @@ int config__load(struct tributary *tb, const char *path)
 	tb->flush_timeout_ms = (int)n;
 
 	if ((rc = config__clusters(tb, json_object_get(root, "clusters"),
-				   json_object_get(root, "journal") != NULL)))
+	                           json_object_get(root, "journal") != NULL)))
 		goto cleanup;
 	if ((rc = journal__config(tb, json_object_get(root, "journal"), dir)))
 		goto cleanup;
@@ -113,7 +113,7 @@ int config__load(struct tributary *tb, const char *path)
 
 	/* Kafka -> MQTT (outbound_config.c) */
 	if ((rc = outbound__config(tb, json_object_get(root, "outbound"),
-				   json_object_get(root, "clusters"))))
+	                           json_object_get(root, "clusters"))))
 		goto cleanup;
 	/* Kafka topics as wanted (topics.c) */
 	if ((rc = topics__config(tb, root)))

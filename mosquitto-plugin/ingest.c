@@ -50,18 +50,18 @@ static void ingest__read_properties(const mosquitto_property *props, struct inge
 		case MQTT_PROP_CONTENT_TYPE:
 			if (!m->content_type)
 				mosquitto_property_read_string(p, MQTT_PROP_CONTENT_TYPE,
-							       &m->content_type, false);
+				                               &m->content_type, false);
 			break;
 		case MQTT_PROP_RESPONSE_TOPIC:
 			if (!m->response_topic)
 				mosquitto_property_read_string(p, MQTT_PROP_RESPONSE_TOPIC,
-							       &m->response_topic, false);
+				                               &m->response_topic, false);
 			break;
 		case MQTT_PROP_CORRELATION_DATA:
 			if (!m->correlation_data)
 				mosquitto_property_read_binary(p, MQTT_PROP_CORRELATION_DATA,
-							       &m->correlation_data,
-							       &m->correlation_len, false);
+				                               &m->correlation_data,
+				                               &m->correlation_len, false);
 			break;
 		case MQTT_PROP_USER_PROPERTY: {
 			if (m->nattrs == INGEST_MAX_USER_PROPS) {
@@ -70,7 +70,7 @@ static void ingest__read_properties(const mosquitto_property *props, struct inge
 			}
 			char *name = NULL, *value = NULL;
 			if (mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name,
-								&value, false) == NULL)
+			                                        &value, false) == NULL)
 				break;
 			m->names[m->nattrs] = name;
 			m->values[m->nattrs] = value;
@@ -93,7 +93,7 @@ struct ingest__response_ctx {
 };
 
 static int ingest__response_lookup(void *vctx, const char *name, size_t len, const char **value,
-				   size_t *vlen)
+                                   size_t *vlen)
 {
 	struct ingest__response_ctx *ctx = vctx;
 	const char *v = NULL;
@@ -114,7 +114,7 @@ static int ingest__response_lookup(void *vctx, const char *name, size_t len, con
  * (ingest.response_topics), or the service's reply, with the sender's
  * correlation data, would be delivered to another client. */
 static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *client,
-				      const char *topic)
+                                      const char *topic)
 {
 	struct ingest__response_ctx ctx = {tb, client};
 	char allowed[1024];
@@ -125,7 +125,7 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 		bool match = false;
 		/* A value with topic syntax would widen the template: skipped. */
 		if (tb_template_expand(&r->topic, ingest__response_lookup, &ctx, "+#/", allowed,
-				       sizeof(allowed), NULL) < 0)
+		                       sizeof(allowed), NULL) < 0)
 			continue;
 		if (!r->wildcard)
 			match = !strcmp(topic, allowed);
@@ -140,13 +140,20 @@ static bool ingest__response_topic_ok(struct tributary *tb, struct mosquitto *cl
 static enum tbp_reject_reason ingest__reason(tb_ce_status st)
 {
 	switch (st) {
-	case TB_CE_INVALID_UTF8: return TBP_REJECT_INVALID_UTF8;
-	case TB_CE_INVALID_JSON: return TBP_REJECT_INVALID_JSON;
-	case TB_CE_NOT_AN_EVENT: return TBP_REJECT_NOT_AN_EVENT;
-	case TB_CE_MISSING_ATTRIBUTE: return TBP_REJECT_MISSING_ATTRIBUTE;
-	case TB_CE_INVALID_ATTRIBUTE: return TBP_REJECT_INVALID_ATTRIBUTE;
-	case TB_CE_INVALID_DATA: return TBP_REJECT_INVALID_DATA;
-	default: return TBP_REJECT_INTERNAL;
+	case TB_CE_INVALID_UTF8:
+		return TBP_REJECT_INVALID_UTF8;
+	case TB_CE_INVALID_JSON:
+		return TBP_REJECT_INVALID_JSON;
+	case TB_CE_NOT_AN_EVENT:
+		return TBP_REJECT_NOT_AN_EVENT;
+	case TB_CE_MISSING_ATTRIBUTE:
+		return TBP_REJECT_MISSING_ATTRIBUTE;
+	case TB_CE_INVALID_ATTRIBUTE:
+		return TBP_REJECT_INVALID_ATTRIBUTE;
+	case TB_CE_INVALID_DATA:
+		return TBP_REJECT_INVALID_DATA;
+	default:
+		return TBP_REJECT_INTERNAL;
 	}
 }
 

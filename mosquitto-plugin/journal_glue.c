@@ -72,23 +72,23 @@ static void journal__log(void *opaque, tjournal_level level, const char *msg)
 {
 	struct tributary *tb = opaque;
 	cluster__note_failure(tb, "journal%s: %s",
-			      level == TJOURNAL_LOG_ERROR     ? " error"
-			      : level == TJOURNAL_LOG_WARNING ? " warning"
-							      : "",
-			      msg);
+	                      level == TJOURNAL_LOG_ERROR     ? " error"
+	                      : level == TJOURNAL_LOG_WARNING ? " warning"
+	                                                      : "",
+	                      msg);
 }
 
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 {
 	static const char *const allowed[] = {"dir",
-					      "sync",
-					      "sync_interval_ms",
-					      "max_bytes",
-					      "segment_bytes",
-					      "max_entry_bytes",
-					      "retry_backoff_ms",
-					      "retry_backoff_max_ms",
-					      NULL};
+	                                      "sync",
+	                                      "sync_interval_ms",
+	                                      "max_bytes",
+	                                      "segment_bytes",
+	                                      "max_entry_bytes",
+	                                      "retry_backoff_ms",
+	                                      "retry_backoff_max_ms",
+	                                      NULL};
 	tjournal_options opts = {.sync = TJOURNAL_SYNC_ALWAYS};
 	char path[4096];
 	int rc;
@@ -103,17 +103,17 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	if (!dir || !*dir)
 		return config__fail("journal.dir: required (a directory)");
 	snprintf(path, sizeof(path), "%s%s%s", dir[0] == '/' ? "" : base_dir,
-		 dir[0] == '/' ? "" : "/", dir);
+	         dir[0] == '/' ? "" : "/", dir);
 	json_t *sync = json_object_get(j, "sync");
 	if (sync && (!json_is_string(sync) ||
-		     tjournal_sync_from_string(json_string_value(sync), &opts.sync)))
+	             tjournal_sync_from_string(json_string_value(sync), &opts.sync)))
 		return config__fail("journal.sync: must be \"always\", \"interval\" or \"never\"");
 	static const struct {
 		const char *name;
 		long long min, max;
 	} nums[] = {{"sync_interval_ms", 1, 60000},        {"max_bytes", 1 << 20, 1LL << 50},
-		    {"segment_bytes", 1 << 16, 1LL << 40}, {"max_entry_bytes", 1024, 1 << 30},
-		    {"retry_backoff_ms", 1, 600000},       {"retry_backoff_max_ms", 1, 3600000}};
+	            {"segment_bytes", 1 << 16, 1LL << 40}, {"max_entry_bytes", 1024, 1 << 30},
+	            {"retry_backoff_ms", 1, 600000},       {"retry_backoff_max_ms", 1, 3600000}};
 	long long val[6] = {0, 0, 0, 0, JOURNAL_RETRY_BACKOFF_MS, JOURNAL_RETRY_BACKOFF_MAX_MS};
 	for (int i = 0; i < 6; i++) {
 		json_t *n = json_object_get(j, nums[i].name);
@@ -133,8 +133,8 @@ int journal__config(struct tributary *tb, const json_t *j, const char *base_dir)
 	opts.log_opaque = tb;
 	if (val[5] < val[4])
 		return config__fail("journal.retry_backoff_max_ms: must be at least "
-				    "retry_backoff_ms (%lld)",
-				    val[4]);
+		                    "retry_backoff_ms (%lld)",
+		                    val[4]);
 	tb->retry = calloc(1, sizeof(*tb->retry));
 	if (!tb->retry)
 		return MOSQ_ERR_NOMEM;
@@ -173,8 +173,8 @@ int journal__open(struct tributary *tb)
 }
 
 int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
-		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-		    size_t valuelen, uint64_t *seq, void **blobp, size_t *blob_len)
+                    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
+                    size_t valuelen, uint64_t *seq, void **blobp, size_t *blob_len)
 {
 	size_t count = rd_kafka_header_cnt(kh);
 	tjournal_header *hdrs = calloc(count + 1, sizeof(*hdrs));
@@ -198,13 +198,13 @@ int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, con
 	hdrs[n].value_len = strlen(cluster->name);
 	n++;
 	tjournal_record r = {.topic = topic,
-			     .topic_len = strlen(topic),
-			     .key = key,
-			     .key_len = keylen,
-			     .headers = hdrs,
-			     .header_count = n,
-			     .value = value,
-			     .value_len = valuelen};
+	                     .topic_len = strlen(topic),
+	                     .key = key,
+	                     .key_len = keylen,
+	                     .headers = hdrs,
+	                     .header_count = n,
+	                     .value = value,
+	                     .value_len = valuelen};
 	int rc = TJOURNAL_EINVAL;
 	size_t size = tjournal_record_size(&r);
 	void *blob = size ? malloc(size) : NULL;
@@ -269,7 +269,7 @@ static struct tbp_cluster *journal__entry_cluster(struct tributary *tb, const tj
 		if (!strcmp(h->name, JOURNAL_CLUSTER_HEADER)) {
 			char name[128];
 			snprintf(name, sizeof(name), "%.*s", (int)h->value_len,
-				 (const char *)h->value);
+			         (const char *)h->value);
 			return config__cluster(tb, name);
 		}
 	}
@@ -283,9 +283,9 @@ enum journal_sent { JOURNAL_SENT, JOURNAL_SKIPPED, JOURNAL_REFUSED, JOURNAL_UNUS
 /* Produces one journal entry (any thread). With `only`, entries of other
  * clusters are skipped. A refusal is logged in `err`. */
 static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t seq,
-						const void *data, size_t len,
-						const struct tbp_cluster *only, char *err,
-						size_t errlen)
+                                                const void *data, size_t len,
+                                                const struct tbp_cluster *only, char *err,
+                                                size_t errlen)
 {
 	tjournal_record *r = NULL;
 	enum journal_sent sent = JOURNAL_SKIPPED;
@@ -293,15 +293,15 @@ static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t s
 	if (tjournal_record_decode(data, len, &r) != TJOURNAL_OK) {
 		/* Undecodable: keep it for the operator (tributary-journal-tool dump). */
 		snprintf(err, errlen, "journal: entry %llu cannot be decoded; left in the journal",
-			 (unsigned long long)seq);
+		         (unsigned long long)seq);
 		return JOURNAL_UNUSABLE;
 	}
 	struct tbp_cluster *cluster = journal__entry_cluster(tb, r);
 	if (!cluster) {
 		snprintf(err, errlen,
-			 "journal: entry %llu names a cluster that is no longer configured; left "
-			 "in the journal",
-			 (unsigned long long)seq);
+		         "journal: entry %llu names a cluster that is no longer configured; left "
+		         "in the journal",
+		         (unsigned long long)seq);
 		sent = JOURNAL_UNUSABLE;
 		goto out;
 	}
@@ -312,17 +312,17 @@ static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t s
 		const tjournal_header *h = &r->headers[i];
 		if (strcmp(h->name, JOURNAL_CLUSTER_HEADER) &&
 		    rd_kafka_header_add(kh, h->name, (ssize_t)h->name_len, h->value,
-					h->value ? (ssize_t)h->value_len : 0)) {
+		                        h->value ? (ssize_t)h->value_len : 0)) {
 			rd_kafka_headers_destroy(kh);
 			snprintf(err, errlen, "journal: entry %llu: cannot copy its headers",
-				 (unsigned long long)seq);
+			         (unsigned long long)seq);
 			sent = JOURNAL_REFUSED;
 			goto out;
 		}
 	}
 	char perr[384];
 	if (produce__send(cluster, r->topic, r->key, r->key_len, r->value, r->value_len, kh, seq,
-			  perr, sizeof(perr))) {
+	                  perr, sizeof(perr))) {
 		snprintf(err, errlen, "journal: entry %llu: %s", (unsigned long long)seq, perr);
 		sent = JOURNAL_REFUSED;
 	} else {
@@ -355,17 +355,17 @@ int journal__replay(struct tributary *tb)
 	int rc = tjournal_replay(tb->journal, journal__replay_one, tb);
 	if (rc != TJOURNAL_OK) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "journal: replay failed: %s",
-				     tjournal_strerror(rc));
+		                     tjournal_strerror(rc));
 		return MOSQ_ERR_UNKNOWN;
 	}
 	if (atomic_load(&tb->stats.replayed))
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
-				     TB_LOG_PREFIX
-				     "journal: producing %llu unconfirmed events again",
-				     (unsigned long long)atomic_load(&tb->stats.replayed));
+		                     TB_LOG_PREFIX
+		                     "journal: producing %llu unconfirmed events again",
+		                     (unsigned long long)atomic_load(&tb->stats.replayed));
 	if (pthread_create(&tb->retry->thread, NULL, journal__retry_main, tb) != 0) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "journal: cannot start the retry thread");
+		                     TB_LOG_PREFIX "journal: cannot start the retry thread");
 		return MOSQ_ERR_UNKNOWN;
 	}
 	tb->retry->started = true;
@@ -388,8 +388,8 @@ void journal__failing(struct tbp_cluster *c, bool purge)
 		    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
 		if (err)
 			cluster__note_failure(c->tb,
-					      "cluster %s: cannot take back queued events: %s",
-					      c->name, rd_kafka_err2str(err));
+			                      "cluster %s: cannot take back queued events: %s",
+			                      c->name, rd_kafka_err2str(err));
 	}
 }
 
@@ -483,7 +483,7 @@ static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 	rd_kafka_resp_err_t perr = rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE);
 	if (perr) {
 		cluster__note_failure(tb, "cluster %s: cannot take back queued events: %s", c->name,
-				      rd_kafka_err2str(perr));
+		                      rd_kafka_err2str(perr));
 		return false;
 	}
 	atomic_store(&c->retry_again, false);
@@ -494,7 +494,7 @@ static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 	int rc = tjournal_replay_from(tb->journal, 1, journal__retry_one, &rd);
 	if (rc < 0)
 		cluster__note_failure(tb, "journal: retry of cluster %s: %s", c->name,
-				      tjournal_strerror(rc));
+		                      tjournal_strerror(rc));
 	if (rc < 0 || rd.failed)
 		return false;
 
@@ -511,7 +511,7 @@ static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 	rc = tjournal_replay_from(tb->journal, from, journal__retry_one, &rd);
 	if (rc < 0)
 		cluster__note_failure(tb, "journal: retry of cluster %s: %s", c->name,
-				      tjournal_strerror(rc));
+		                      tjournal_strerror(rc));
 
 	bool done = false;
 	char err[512];
@@ -521,7 +521,7 @@ static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 		for (size_t i = 0; i < r->ntail && done; i++) {
 			enum journal_sent sent =
 			    journal__produce_entry(tb, r->tail[i].seq, r->tail[i].blob,
-						   r->tail[i].len, c, err, sizeof(err));
+			                           r->tail[i].len, c, err, sizeof(err));
 			if (sent == JOURNAL_REFUSED) {
 				cluster__note_failure(tb, "%s (retried later)", err);
 				done = false;
@@ -651,8 +651,8 @@ void journal__note_refusal(struct tributary *tb, int code)
 	tjournal_stats st;
 	tjournal_get_stats(tb->journal, &st);
 	mosquitto_log_printf(MOSQ_LOG_WARNING,
-			     TB_LOG_PREFIX "journal: refusing new events: %s (%llu events, %llu of "
-					   "%llu bytes waiting for Kafka)",
-			     tjournal_strerror(code), (unsigned long long)st.depth,
-			     (unsigned long long)st.bytes, (unsigned long long)st.max_bytes);
+	                     TB_LOG_PREFIX "journal: refusing new events: %s (%llu events, %llu of "
+	                                   "%llu bytes waiting for Kafka)",
+	                     tjournal_strerror(code), (unsigned long long)st.depth,
+	                     (unsigned long long)st.bytes, (unsigned long long)st.max_bytes);
 }

@@ -218,8 +218,7 @@ void outbound__publish_stats(struct tributary *tb)
 	stats__put("$SYS/tributary/outbound/paused", atomic_load(&ob->stats.paused) ? 1 : 0);
 	stats__put("$SYS/tributary/outbound/queue_full", atomic_load(&ob->stats.full));
 	stats__put("$SYS/tributary/outbound/pauses", atomic_load(&ob->stats.pauses));
-	stats__put("$SYS/tributary/outbound/assigned_partitions",
-	              atomic_load(&ob->stats.assigned));
+	stats__put("$SYS/tributary/outbound/assigned_partitions", atomic_load(&ob->stats.assigned));
 	stats__put("$SYS/tributary/outbound/wakes", atomic_load(&ob->stats.wakes));
 	stats__put("$SYS/tributary/outbound/kafka_errors", atomic_load(&ob->stats.kafka_errors));
 }
@@ -249,7 +248,9 @@ int outbound__start(struct tributary *tb)
 	                     "outbound: %zu routes from %zu Kafka topics of cluster %s, "
 	                     "group %s, queue %zu, wake %s%s%s",
 	                     ob->nroutes, ob->ntopics, ob->cluster_name, ob->group_id, ob->capacity,
-	                     !ob->wake_enabled ? "off" : ob->wake.autodetect ? "auto" : ob->wake.host,
+	                     !ob->wake_enabled     ? "off"
+	                     : ob->wake.autodetect ? "auto"
+	                                           : ob->wake.host,
 	                     ob->wake_enabled && !ob->wake.autodetect ? ":" : "",
 	                     ob->wake_enabled && !ob->wake.autodetect ? ob->wake.port : "");
 	return MOSQ_ERR_SUCCESS;

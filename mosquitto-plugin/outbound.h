@@ -94,8 +94,8 @@ struct ob_stats {
 	atomic_uint_fast64_t published;
 	atomic_uint_fast64_t dropped[OB_DROP__COUNT];
 	atomic_uint_fast64_t not_events; /* ce_specversion records sent as plain */
-	atomic_uint_fast64_t full;   /* times the queue reached its capacity */
-	atomic_uint_fast64_t pauses; /* times the partitions were paused */
+	atomic_uint_fast64_t full;       /* times the queue reached its capacity */
+	atomic_uint_fast64_t pauses;     /* times the partitions were paused */
 	atomic_uint_fast64_t wakes;
 	atomic_uint_fast64_t kafka_errors;
 	atomic_uint_fast64_t offset_store_failed;
@@ -121,9 +121,9 @@ struct ob_wake {
 	bool autodetect;   /* find one of the broker's own listeners */
 	struct sockaddr_storage cand[OB_WAKE_MAX_CANDIDATES];
 	socklen_t candlen[OB_WAKE_MAX_CANDIDATES];
-	int ncand, cur;     /* listeners found, the one in use or tried next */
-	char curname[128];  /* the address in use, for the log */
-	time_t connect_at;  /* when the CONNECT went out: no CONNACK, next one */
+	int ncand, cur;    /* listeners found, the one in use or tried next */
+	char curname[128]; /* the address in use, for the log */
+	time_t connect_at; /* when the CONNECT went out: no CONNACK, next one */
 	char *username, *password, *client_id;
 	bool connack_seen;
 	bool warned;

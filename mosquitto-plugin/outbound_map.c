@@ -42,7 +42,7 @@ struct map_ctx {
 	size_t content_type_len;
 	tb_event ev;         /* binary: the event the record carries */
 	char not_event[160]; /* why a ce_specversion record is plain */
-	json_t *event; /* structured: the parsed value, on demand */
+	json_t *event;       /* structured: the parsed value, on demand */
 	bool event_tried;
 	char partition[16];
 };

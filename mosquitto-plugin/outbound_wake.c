@@ -233,7 +233,8 @@ static void wake__scan(struct ob_wake *w)
 			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 			if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
 				in6->sin6_addr = in6addr_loopback;
-		} else if (ss.ss_family != AF_UNIX || sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+		} else if (ss.ss_family != AF_UNIX ||
+		           sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
 		           ((struct sockaddr_un *)&ss)->sun_path[0] == '\0') {
 			continue; /* unnamed or abstract: nothing to connect to */
 		}
@@ -279,17 +280,18 @@ static void wake__failed(struct tbp_outbound *ob, const char *why)
 	wake__close(ob, 0);
 	if (was_up) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     TB_LOG_PREFIX "outbound.wake: %s: %s; reconnecting", w->curname,
-		                     why);
+		                     TB_LOG_PREFIX "outbound.wake: %s: %s; reconnecting",
+		                     w->curname, why);
 		w->retry_at = time(NULL) + 1;
 		return;
 	}
 	if (!w->autodetect) {
 		if (!w->warned)
 			mosquitto_log_printf(MOSQ_LOG_WARNING,
-			                     TB_LOG_PREFIX "outbound.wake: %s: %s; records wait for "
-			                                   "the next idle tick (up to 100 ms) until it "
-			                                   "works",
+			                     TB_LOG_PREFIX
+			                     "outbound.wake: %s: %s; records wait for "
+			                     "the next idle tick (up to 100 ms) until it "
+			                     "works",
 			                     w->curname, why);
 		w->warned = true;
 		w->retry_at = time(NULL) + 5;
@@ -300,13 +302,13 @@ static void wake__failed(struct tbp_outbound *ob, const char *why)
 	if (++w->cur < w->ncand)
 		return; /* the next one at the next tick */
 	if (!w->warned)
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     TB_LOG_PREFIX
-		                     "outbound.wake: none of this broker's %d listening sockets "
-		                     "accepted a plain MQTT connection%s; records wait for the next "
-		                     "idle tick (up to 100 ms): set outbound.wake to a listener's "
-		                     "address, with a username and password if it needs them",
-		                     w->ncand, w->username ? " with the configured username" : "");
+		mosquitto_log_printf(
+		    MOSQ_LOG_WARNING,
+		    TB_LOG_PREFIX "outbound.wake: none of this broker's %d listening sockets "
+		                  "accepted a plain MQTT connection%s; records wait for the next "
+		                  "idle tick (up to 100 ms): set outbound.wake to a listener's "
+		                  "address, with a username and password if it needs them",
+		    w->ncand, w->username ? " with the configured username" : "");
 	w->warned = true;
 	w->retry_at = time(NULL) + 30;
 }
@@ -327,10 +329,10 @@ static void wake__open(struct tbp_outbound *ob)
 			wake__scan(w);
 		if (!w->ncand) {
 			if (!w->warned)
-				mosquitto_log_printf(MOSQ_LOG_WARNING,
-				                     TB_LOG_PREFIX "outbound.wake: no listening socket "
-				                                   "found in this process; records wait "
-				                                   "for the next idle tick (up to 100 ms)");
+				mosquitto_log_printf(MOSQ_LOG_WARNING, TB_LOG_PREFIX
+				                     "outbound.wake: no listening socket "
+				                     "found in this process; records wait "
+				                     "for the next idle tick (up to 100 ms)");
 			w->warned = true;
 			w->retry_at = time(NULL) + 30;
 			return;

@@ -12,7 +12,7 @@
 static struct tributary *tributary__instance;
 
 __attribute__((visibility("default"))) int mosquitto_plugin_version(int supported_version_count,
-								      const int *supported_versions)
+                                                                    const int *supported_versions)
 {
 	for (int i = 0; i < supported_version_count; i++)
 		if (supported_versions[i] == 5)
@@ -86,31 +86,33 @@ static void plugin__free(struct tributary *tb)
 }
 
 __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier,
-								   void **userdata,
-								   struct mosquitto_opt *options,
-								   int option_count)
+                                                                 void **userdata,
+                                                                 struct mosquitto_opt *options,
+                                                                 int option_count)
 {
 	const char *config = NULL;
 	int rc;
 
 	if (tributary__instance) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "loaded twice; use one plugin line "
-								 "(per_listener_settings false)");
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "loaded twice; use one plugin line "
+		                                   "(per_listener_settings false)");
 		return MOSQ_ERR_INVAL;
 	}
 	for (int i = 0; i < option_count; i++) {
 		if (!strcmp(options[i].key, "config"))
 			config = options[i].value;
 		else {
-			mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "unknown option plugin_opt_%s",
-					     options[i].key);
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+			                     TB_LOG_PREFIX "unknown option plugin_opt_%s",
+			                     options[i].key);
 			return MOSQ_ERR_INVAL;
 		}
 	}
 	if (!config) {
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     TB_LOG_PREFIX "plugin_opt_config (the JSON configuration file) "
-						   "is required");
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX
+		                     "plugin_opt_config (the JSON configuration file) "
+		                     "is required");
 		return MOSQ_ERR_INVAL;
 	}
 
@@ -127,18 +129,20 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 	if ((rc = config__load(tb, config)) || (rc = plugin__start(tb)))
 		goto error;
 
-	if ((rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, ingest__on_message, NULL,
-					      tb)) ||
-	    (rc = mosquitto_callback_register(identifier, MOSQ_EVT_TICK, stats__on_tick, NULL, tb)) ||
+	if ((rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, ingest__on_message,
+	                                      NULL, tb)) ||
+	    (rc = mosquitto_callback_register(identifier, MOSQ_EVT_TICK, stats__on_tick, NULL,
+	                                      tb)) ||
 	    (rc = mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, plugin__on_reload, NULL,
-					      tb))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "cannot register callbacks (%d)", rc);
+	                                      tb))) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "cannot register callbacks (%d)",
+		                     rc);
 		goto error;
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			     TB_LOG_PREFIX "ready: %zu ingest routes, %zu event types, %zu Kafka "
-					   "clusters (config %s)",
-			     tb->nroutes, tb_catalog_count(tb->catalog), tb->nclusters, config);
+	                     TB_LOG_PREFIX "ready: %zu ingest routes, %zu event types, %zu Kafka "
+	                                   "clusters (config %s)",
+	                     tb->nroutes, tb_catalog_count(tb->catalog), tb->nclusters, config);
 	*userdata = tb;
 	tributary__instance = tb;
 	return MOSQ_ERR_SUCCESS;
@@ -150,9 +154,8 @@ error:
 	return rc ? rc : MOSQ_ERR_UNKNOWN;
 }
 
-__attribute__((visibility("default"))) int mosquitto_plugin_cleanup(void *userdata,
-								      struct mosquitto_opt *options,
-								      int option_count)
+__attribute__((visibility("default"))) int
+mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
 {
 	struct tributary *tb = userdata;
 	(void)options;

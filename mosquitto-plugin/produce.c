@@ -24,7 +24,7 @@ static int produce__add_header(void *ctx, const char *name, const char *value, s
 }
 
 static rd_kafka_headers_t *produce__headers(const tb_event *ev, enum tbp_kafka_mode mode,
-					    const struct tbp_origin *o)
+                                            const struct tbp_origin *o)
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(16);
 	char qos[4];
@@ -42,9 +42,8 @@ static rd_kafka_headers_t *produce__headers(const tb_event *ev, enum tbp_kafka_m
 	if (o->response_topic &&
 	    rd_kafka_header_add(h, "mqtt_response_topic", -1, o->response_topic, -1))
 		goto error;
-	if (o->correlation_data &&
-	    rd_kafka_header_add(h, "mqtt_correlation_data", -1, o->correlation_data,
-				o->correlation_len))
+	if (o->correlation_data && rd_kafka_header_add(h, "mqtt_correlation_data", -1,
+	                                               o->correlation_data, o->correlation_len))
 		goto error;
 	return h;
 error:
@@ -55,8 +54,8 @@ error:
 _Thread_local bool produce__sending;
 
 int produce__send(struct tbp_cluster *cluster, const char *topic, const void *key, size_t keylen,
-		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
-		  char *err, size_t errlen)
+                  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
+                  char *err, size_t errlen)
 {
 	produce__sending = true;
 	/* Never RD_KAFKA_MSG_F_BLOCK: this is the broker's main thread. A full
@@ -70,7 +69,7 @@ int produce__send(struct tbp_cluster *cluster, const char *topic, const void *ke
 	if (rerr) {
 		rd_kafka_headers_destroy(hdrs);
 		snprintf(err, errlen, "Kafka cluster %s refused the event: %s", cluster->name,
-			 rd_kafka_err2str(rerr));
+		         rd_kafka_err2str(rerr));
 		return -1;
 	}
 	return 0;
@@ -124,18 +123,19 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 	size_t bloblen = 0;
 	if (journal && tb->journal) {
 		int jrc = journal__append(tb, cluster, kafka_topic, key, keylen, hdrs, value, vlen,
-					  &seq, &blob, &bloblen);
+		                          &seq, &blob, &bloblen);
 		if (jrc != TJOURNAL_OK) {
 			free(json);
 			rd_kafka_headers_destroy(hdrs);
 			if (jrc == TJOURNAL_FULL || jrc == TJOURNAL_NOSPACE) {
 				*why = TBP_REJECT_STORE_FULL;
-				snprintf(err, errlen, "the broker's event store is full (%s): try "
-						      "again later",
-					 tjournal_strerror(jrc));
+				snprintf(err, errlen,
+				         "the broker's event store is full (%s): try "
+				         "again later",
+				         tjournal_strerror(jrc));
 			} else {
 				snprintf(err, errlen, "the broker could not store the event: %s",
-					 tjournal_strerror(jrc));
+				         tjournal_strerror(jrc));
 			}
 			journal__note_refusal(tb, jrc);
 			return -1;
@@ -148,7 +148,7 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 		rd_kafka_headers_destroy(hdrs);
 	else
 		rc = produce__send(cluster, kafka_topic, key, keylen, value, vlen, hdrs, seq, err,
-				   errlen);
+		                   errlen);
 	if (seq)
 		journal__produce_end(cluster);
 	free(json);

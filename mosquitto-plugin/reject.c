@@ -16,7 +16,7 @@ struct reject__ctx {
 };
 
 static int reject__lookup(void *vctx, const char *name, size_t len, const char **value,
-			  size_t *vlen)
+                          size_t *vlen)
 {
 	struct reject__ctx *ctx = vctx;
 	if (len == 9 && !memcmp(name, "client_id", 9) && ctx->client_id) {
@@ -34,17 +34,18 @@ static json_t *reject__errors(const tjs_result *res)
 		return arr;
 	for (size_t i = 0; i < res->count; i++) {
 		const tjs_error *e = &res->errors[i];
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "instanceLocation",
-						     e->instance_location ? e->instance_location : "",
-						     "keywordLocation",
-						     e->keyword_location ? e->keyword_location : "",
-						     "message", e->message ? e->message : ""));
+		json_array_append_new(arr,
+		                      json_pack("{s:s,s:s,s:s}", "instanceLocation",
+		                                e->instance_location ? e->instance_location : "",
+		                                "keywordLocation",
+		                                e->keyword_location ? e->keyword_location : "",
+		                                "message", e->message ? e->message : ""));
 	}
 	return arr;
 }
 
 void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
-		     int qos, const struct tbp_reject *rej)
+                     int qos, const struct tbp_reject *rej)
 {
 	const char *client_id = mosquitto_client_id(client);
 	char topic[512], id[TB_UUID_LEN + 1], now[TB_TIME_LEN + 1];
@@ -63,8 +64,8 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 	    tb_log_escape(qmsg, sizeof(qmsg), rej->message));
 
 	/* A client id with topic syntax in it would publish somewhere else. */
-	if (tb_template_expand(&tb->error_topic, reject__lookup, &ctx, "+#/", topic,
-			       sizeof(topic), &bad) < 0) {
+	if (tb_template_expand(&tb->error_topic, reject__lookup, &ctx, "+#/", topic, sizeof(topic),
+	                       &bad) < 0) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 		                     TB_LOG_PREFIX "no error event for client '%s': its id cannot "
 		                                   "be used in a topic",
@@ -74,9 +75,10 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 
 	tb_uuid7(id);
 	tb_time_rfc3339(now);
-	json_t *data = json_pack("{s:s,s:s,s:{s:s,s:i},s:o}", "reason",
-				 stats__reason_name(rej->reason), "message", rej->message, "mqtt",
-				 "topic", mqtt_topic, "qos", qos, "errors", reject__errors(rej->errors));
+	json_t *data =
+	    json_pack("{s:s,s:s,s:{s:s,s:i},s:o}", "reason", stats__reason_name(rej->reason),
+	              "message", rej->message, "mqtt", "topic", mqtt_topic, "qos", qos, "errors",
+	              reject__errors(rej->errors));
 	if (!data)
 		return;
 	if (rej->event && rej->event->attrs) {
@@ -92,10 +94,10 @@ void reject__publish(struct tributary *tb, struct mosquitto *client, const char 
 			json_object_set_new(evinfo, "source", json_string(esrc));
 		json_object_set_new(data, "event", evinfo);
 	}
-	json_t *ce = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "specversion", "1.0", "id", id,
-			       "source", "tributary://broker", "type", "tributary.event.rejected",
-			       "subject", mqtt_topic, "time", now, "datacontenttype",
-			       "application/json", "data", data);
+	json_t *ce =
+	    json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "specversion", "1.0", "id", id, "source",
+	              "tributary://broker", "type", "tributary.event.rejected", "subject",
+	              mqtt_topic, "time", now, "datacontenttype", "application/json", "data", data);
 	if (!ce)
 		return;
 	json_object_set_new(ce, "source", json_sprintf("tributary://%s", tb->broker_id));

@@ -142,7 +142,7 @@ struct tbp_ingest_route {
 	tb_template topic;
 	tb_capture_rule *capture_rule; /* "capture_pattern" */
 	uint32_t topic_captures;       /* bit i: capture i is in topic or mirror.topic */
-	struct tbp_type_rule *types;    /* "types"; NULL: any type */
+	struct tbp_type_rule *types;   /* "types"; NULL: any type */
 	size_t ntypes;
 	tb_template key; /* text NULL: the partitionkey extension, else no key */
 	struct tbp_cluster *cluster;
@@ -183,7 +183,7 @@ struct tributary {
 	struct tbp_response_topic {
 		tb_template topic;
 		bool wildcard; /* an MQTT filter: `+` or `#` levels */
-	} *response_topics;
+	} * response_topics;
 	size_t nresponse_topics;
 	size_t resend_clients;     /* ingest.qos2_resend_clients */
 	struct tbp_resend *resend; /* resend.c: NULL when off */
@@ -214,8 +214,8 @@ int config__fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* MOSQ_ERR_INVAL, logged, when `obj` has a key that `allowed` lacks. */
 int config__only(const json_t *obj, const char *where, const char *const *allowed);
 json_t *config__read(const char *path, char *err, size_t errlen);
-int config__int(const json_t *obj, const char *name, long long min, long long max,
-                long long dflt, long long *out, const char *msg);
+int config__int(const json_t *obj, const char *name, long long min, long long max, long long dflt,
+                long long *out, const char *msg);
 int config__ingest(struct tributary *tb, const json_t *ingest);
 void config__ingest_free(struct tributary *tb);
 /* config_load.c: each area's section checked, nothing started */
@@ -302,15 +302,15 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 extern _Thread_local bool produce__sending;
 /* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
 int produce__send(struct tbp_cluster *cluster, const char *topic, const void *key, size_t keylen,
-		  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
-		  char *err, size_t errlen);
+                  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
+                  char *err, size_t errlen);
 
 /* journal_glue.c */
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
 int journal__open(struct tributary *tb); /* NULL journal without a "journal" section */
 int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
-		    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-		    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
+                    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
+                    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
 /* Before any traffic: produces what a previous run left unconfirmed, then
  * starts the thread that produces failed deliveries again. */
@@ -348,21 +348,21 @@ void resend__cleanup(struct tributary *tb);
  * event accepted on its previous connection, it now carries that event's
  * generated id and time. `attrs`: the MQTT v5 user properties. */
 void resend__check(struct tributary *tb, const struct mosquitto_evt_message *msg,
-		   const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
-		   tb_event *ev, struct resend__check *chk);
+                   const tb_ce_attr *attrs, size_t nattrs, const char *content_type, tb_event *ev,
+                   struct resend__check *chk);
 /* After `ev` was accepted, when chk->active: remembers the id it was given. */
 void resend__accepted(struct tributary *tb, struct mosquitto *client,
-		      const struct resend__check *chk, const tb_event *ev);
+                      const struct resend__check *chk, const tb_event *ev);
 
 /* reject.c */
 struct tbp_reject {
 	enum tbp_reject_reason reason;
 	const char *message;
-	const tb_event *event;     /* may be NULL or partial */
-	const tjs_result *errors;  /* validator errors, may be NULL */
+	const tb_event *event;    /* may be NULL or partial */
+	const tjs_result *errors; /* validator errors, may be NULL */
 };
 void reject__publish(struct tributary *tb, struct mosquitto *client, const char *mqtt_topic,
-		     int qos, const struct tbp_reject *rej);
+                     int qos, const struct tbp_reject *rej);
 
 /* stats.c */
 int stats__on_tick(int event, void *event_data, void *userdata);
@@ -382,7 +382,7 @@ int topics__config(struct tributary *tb, const json_t *root);
 int topics__start(struct tributary *tb);
 void topics__poll(struct tbp_cluster *c); /* the cluster's poll thread */
 bool topics__refuse(struct tributary *tb, struct tbp_cluster *c, const char *topic, char *err,
-		    size_t errlen);
+                    size_t errlen);
 void topics__cleanup(struct tributary *tb);
 
 /* auth.c (MOSQ_EVT_BASIC_AUTH: the MQTT password is a JWT) and acl.c

@@ -13,14 +13,22 @@
 const char *tb_ce_status_reason(tb_ce_status st)
 {
 	switch (st) {
-	case TB_CE_OK: return "ok";
-	case TB_CE_INVALID_UTF8: return "invalid_utf8";
-	case TB_CE_INVALID_JSON: return "invalid_json";
-	case TB_CE_NOT_AN_EVENT: return "not_an_event";
-	case TB_CE_MISSING_ATTRIBUTE: return "missing_attribute";
-	case TB_CE_INVALID_ATTRIBUTE: return "invalid_attribute";
-	case TB_CE_INVALID_DATA: return "invalid_data";
-	case TB_CE_NO_MEMORY: return "out_of_memory";
+	case TB_CE_OK:
+		return "ok";
+	case TB_CE_INVALID_UTF8:
+		return "invalid_utf8";
+	case TB_CE_INVALID_JSON:
+		return "invalid_json";
+	case TB_CE_NOT_AN_EVENT:
+		return "not_an_event";
+	case TB_CE_MISSING_ATTRIBUTE:
+		return "missing_attribute";
+	case TB_CE_INVALID_ATTRIBUTE:
+		return "invalid_attribute";
+	case TB_CE_INVALID_DATA:
+		return "invalid_data";
+	case TB_CE_NO_MEMORY:
+		return "out_of_memory";
 	}
 	return "unknown";
 }
@@ -53,8 +61,7 @@ static tb_ce_attrval *ce__find(const tb_event *ev, const char *name)
 }
 
 /* Sets or replaces (in place, so the order stays that of first setting). */
-static int ce__set(tb_event *ev, const char *name, const char *value, size_t len,
-		   tb_ce_kind kind)
+static int ce__set(tb_event *ev, const char *name, const char *value, size_t len, tb_ce_kind kind)
 {
 	tb_ce_attrval *a = ce__find(ev, name);
 	if (!a) {
@@ -144,7 +151,7 @@ static tb_ce_status ce__control_error(const char *name, char *err, size_t errlen
  * numbers RFC 8259 allows beyond jansson's (1e400, 40-digit integers),
  * which it keeps as written. */
 static tb_ce_status ce__parse_json_data(tb_event *ev, const char *bytes, size_t len, char *err,
-					size_t errlen)
+                                        size_t errlen)
 {
 	char perr[256];
 	ev->doc = tjs_doc_parse(bytes, len, 0, perr, sizeof(perr));
@@ -160,7 +167,7 @@ static tb_ce_status ce__parse_json_data(tb_event *ev, const char *bytes, size_t 
  * integers as their literal in the payload (JSON's grammar makes that the
  * decimal form, but for -0), booleans as constants. */
 static int ce__attr_from_member(tb_event *ev, const tjs_value *root, size_t i, const char *key,
-				const tjs_value *v)
+                                const tjs_value *v)
 {
 	size_t n;
 	const char *str;
@@ -184,7 +191,7 @@ static int ce__attr_from_member(tb_event *ev, const tjs_value *root, size_t i, c
 }
 
 tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *ev, char *err,
-				    size_t errlen)
+                                    size_t errlen)
 {
 	char perr[256];
 	ce__init(ev);
@@ -225,15 +232,15 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 		}
 		if (strlen(key) != keylen || !ce__name_ok(key)) {
 			snprintf(err, errlen,
-				 "attribute name '%s' is not valid (lower-case letters and digits)",
-				 key);
+			         "attribute name '%s' is not valid (lower-case letters and digits)",
+			         key);
 			st = TB_CE_INVALID_ATTRIBUTE;
 			goto done;
 		}
 		int arc = ce__attr_from_member(ev, root, i, key, value);
 		if (arc > 0) {
 			snprintf(err, errlen, "attribute '%s' must be a string, integer or boolean",
-				 key);
+			         key);
 			st = TB_CE_INVALID_ATTRIBUTE;
 			goto done;
 		}
@@ -280,9 +287,9 @@ tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *e
 			st = TB_CE_NO_MEMORY;
 			goto done;
 		}
-		int out = in ? EVP_DecodeBlock((unsigned char *)ev->owned, (const unsigned char *)b64,
-					       (int)in)
-			     : 0;
+		int out = in ? EVP_DecodeBlock((unsigned char *)ev->owned,
+		                               (const unsigned char *)b64, (int)in)
+		             : 0;
 		if (out < 0 || in % 4) {
 			snprintf(err, errlen, "'data_base64' is not valid base64");
 			st = TB_CE_INVALID_DATA;
@@ -311,15 +318,16 @@ done:
 }
 
 tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
-				const char *payload, size_t len, tb_event *ev, char *err,
-				size_t errlen)
+                                const char *payload, size_t len, tb_event *ev, char *err,
+                                size_t errlen)
 {
 	ce__init(ev);
 	for (size_t i = 0; i < nattrs; i++) {
 		const char *name = attrs[i].name;
-		if (!ce__name_ok(name) || !strcmp(name, "data") || !strcmp(name, "datacontenttype")) {
+		if (!ce__name_ok(name) || !strcmp(name, "data") ||
+		    !strcmp(name, "datacontenttype")) {
 			snprintf(err, errlen, "user property '%s' is not a valid attribute name",
-				 name);
+			         name);
 			tb_event_clear(ev);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
@@ -413,7 +421,7 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)
 		return st;
 	if (strcmp(tb_ce_attr_string(ev, "specversion"), "1.0") != 0) {
 		snprintf(err, errlen, "specversion '%s' is not supported (only 1.0)",
-			 tb_ce_attr_string(ev, "specversion"));
+		         tb_ce_attr_string(ev, "specversion"));
 		return TB_CE_INVALID_ATTRIBUTE;
 	}
 	_Static_assert(sizeof(ev->gen_id) > TB_UUID_LEN, "room for a UUID");
@@ -428,8 +436,10 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)
 		if (ce__set(ev, "time", ev->gen_time, strlen(ev->gen_time), TB_CE_STRING))
 			goto nomem;
 	}
-	if ((st = ce__require(ev, "id", err, errlen)) || (st = ce__require(ev, "source", err, errlen)) ||
-	    (st = ce__require(ev, "type", err, errlen)) || (st = ce__require(ev, "time", err, errlen)))
+	if ((st = ce__require(ev, "id", err, errlen)) ||
+	    (st = ce__require(ev, "source", err, errlen)) ||
+	    (st = ce__require(ev, "type", err, errlen)) ||
+	    (st = ce__require(ev, "time", err, errlen)))
 		return st;
 	if (!tb_time_is_rfc3339(tb_ce_attr_string(ev, "time"))) {
 		snprintf(err, errlen, "attribute 'time' is not an RFC 3339 timestamp");
@@ -440,7 +450,7 @@ tb_ce_status tb_ce_complete(tb_event *ev, char *err, size_t errlen)
 		const tb_ce_attrval *v = ce__find(ev, strings[i]);
 		if (v && (v->kind != TB_CE_STRING || v->len == 0)) {
 			snprintf(err, errlen, "attribute '%s' must be a non-empty string",
-				 strings[i]);
+			         strings[i]);
 			return TB_CE_INVALID_ATTRIBUTE;
 		}
 	}
@@ -482,8 +492,8 @@ int tb_ce_set_authcontext(tb_event *ev, const char *authtype, const char *authid
 }
 
 int tb_ce_each_kafka_header(const tb_event *ev,
-			    int (*add)(void *ctx, const char *name, const char *value, size_t len),
-			    void *ctx)
+                            int (*add)(void *ctx, const char *name, const char *value, size_t len),
+                            void *ctx)
 {
 	char name[80];
 	for (size_t i = 0; i < ev->nattrs; i++) {
@@ -582,7 +592,7 @@ char *tb_ce_to_json(const tb_event *ev, size_t *len)
 	char *b64 = malloc(b64len);
 	if (b64) {
 		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)ev->data_bytes,
-				(int)ev->data_len);
+		                (int)ev->data_len);
 		json_object_set_new(obj, "data_base64", json_string(b64));
 		free(b64);
 		out = tb_json_encode(obj, len);

@@ -33,7 +33,7 @@ static tjs_node *sub_node(tjs_cctx *cc, const json_t *j, const char *kw)
 }
 
 static tjs_kw *kw_new(tjs_cctx *cc, tjs_node *n, size_t cap, tjs_op fn, const char *name,
-		      const json_t *value)
+                      const json_t *value)
 {
 	if (n->nkw >= cap) {
 		tjs_cfail(cc, "internal error: keyword table full");
@@ -50,7 +50,7 @@ static tjs_kw *kw_new(tjs_cctx *cc, tjs_node *n, size_t cap, tjs_op fn, const ch
 static bool subs_array(tjs_cctx *cc, tjs_kw *kw, const json_t *arr)
 {
 	if (!json_is_array(arr) || (json_array_size(arr) == 0 && strcmp(kw->name, "prefixItems") &&
-				    strcmp(kw->name, "items"))) {
+	                            strcmp(kw->name, "items"))) {
 		tjs_cfail(cc, "%s must be a non-empty array of schemas", kw->name);
 		return false;
 	}
@@ -207,8 +207,8 @@ static void add_ref(tjs_cctx *cc, tjs_kw *kw, const tjs_node *n, const json_t *r
 		return;
 	}
 	char *frag = NULL;
-	const json_t *target =
-		tjs_resolve_ref(cc, n->owner->uri, json_string_value(refv), n->draft, dynamic ? &frag : NULL);
+	const json_t *target = tjs_resolve_ref(cc, n->owner->uri, json_string_value(refv), n->draft,
+	                                       dynamic ? &frag : NULL);
 	if (!target)
 		return;
 	tjs_pending *p = calloc_arena(cc, sizeof(*p));
@@ -231,9 +231,10 @@ static unsigned parse_types(tjs_cctx *cc, const json_t *t)
 	static const struct {
 		const char *name;
 		unsigned bit;
-	} names[] = {{"null", TJS_T_NULL},     {"boolean", TJS_T_BOOLEAN}, {"object", TJS_T_OBJECT},
-		     {"array", TJS_T_ARRAY},   {"number", TJS_T_NUMBER},   {"string", TJS_T_STRING},
-		     {"integer", TJS_T_INTEGER}};
+	} names[] = {{"null", TJS_T_NULL},      {"boolean", TJS_T_BOOLEAN},
+	             {"object", TJS_T_OBJECT},  {"array", TJS_T_ARRAY},
+	             {"number", TJS_T_NUMBER},  {"string", TJS_T_STRING},
+	             {"integer", TJS_T_INTEGER}};
 	unsigned bits = 0;
 	size_t n = json_is_array(t) ? json_array_size(t) : 1;
 	for (size_t i = 0; i < n; i++) {
@@ -297,7 +298,8 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		if (d <= TJS_DRAFT_7)
 			return;
 	}
-	if (d >= TJS_DRAFT_2020_12 && GET("$dynamicRef") && (kw = kw_new(cc, n, cap, TJS_OP_DYNAMIC_REF, "$dynamicRef", v)))
+	if (d >= TJS_DRAFT_2020_12 && GET("$dynamicRef") &&
+	    (kw = kw_new(cc, n, cap, TJS_OP_DYNAMIC_REF, "$dynamicRef", v)))
 		add_ref(cc, kw, n, v, true);
 	if (d == TJS_DRAFT_2019_09 && GET("$recursiveRef") &&
 	    (kw = kw_new(cc, n, cap, TJS_OP_RECURSIVE_REF, "$recursiveRef", v)))
@@ -310,17 +312,20 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 	if (validation) {
 		if (GET("type") && (kw = kw_new(cc, n, cap, TJS_OP_TYPE, "type", v)))
 			kw->types = parse_types(cc, v);
-		if (GET("enum") && (kw = kw_new(cc, n, cap, TJS_OP_ENUM, "enum", v)) && !json_is_array(v))
+		if (GET("enum") && (kw = kw_new(cc, n, cap, TJS_OP_ENUM, "enum", v)) &&
+		    !json_is_array(v))
 			tjs_cfail(cc, "enum must be an array");
 		if (d >= TJS_DRAFT_6 && GET("const"))
 			kw_new(cc, n, cap, TJS_OP_CONST, "const", v);
-		if (GET("multipleOf") && (kw = kw_new(cc, n, cap, TJS_OP_MULTIPLE_OF, "multipleOf", v))) {
+		if (GET("multipleOf") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_MULTIPLE_OF, "multipleOf", v))) {
 			if (!json_is_number(v) || tjs_number(v) <= 0)
 				tjs_cfail(cc, "multipleOf must be a number greater than 0");
 			else
 				set_number(kw, v);
 		}
-		const char *bounds[2][2] = {{"maximum", "exclusiveMaximum"}, {"minimum", "exclusiveMinimum"}};
+		const char *bounds[2][2] = {{"maximum", "exclusiveMaximum"},
+		                            {"minimum", "exclusiveMinimum"}};
 		for (int b = 0; b < 2; b++) {
 			tjs_op fn = b == 0 ? TJS_OP_MAXIMUM : TJS_OP_MINIMUM;
 			const json_t *lim = json_object_get(j, bounds[b][0]);
@@ -348,9 +353,11 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				}
 			}
 		}
-		if (GET("maxLength") && (kw = kw_new(cc, n, cap, TJS_OP_MAX_LENGTH, "maxLength", v)))
+		if (GET("maxLength") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_MAX_LENGTH, "maxLength", v)))
 			get_count(cc, v, "maxLength", &kw->max);
-		if (GET("minLength") && (kw = kw_new(cc, n, cap, TJS_OP_MIN_LENGTH, "minLength", v)))
+		if (GET("minLength") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_MIN_LENGTH, "minLength", v)))
 			get_count(cc, v, "minLength", &kw->min);
 		if (GET("pattern") && (kw = kw_new(cc, n, cap, TJS_OP_PATTERN, "pattern", v))) {
 			if (!json_is_string(v))
@@ -364,9 +371,11 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 			get_count(cc, v, "minItems", &kw->min);
 		if (GET("uniqueItems") && json_is_true(v))
 			kw_new(cc, n, cap, TJS_OP_UNIQUE_ITEMS, "uniqueItems", v);
-		if (GET("maxProperties") && (kw = kw_new(cc, n, cap, TJS_OP_MAX_PROPERTIES, "maxProperties", v)))
+		if (GET("maxProperties") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_MAX_PROPERTIES, "maxProperties", v)))
 			get_count(cc, v, "maxProperties", &kw->max);
-		if (GET("minProperties") && (kw = kw_new(cc, n, cap, TJS_OP_MIN_PROPERTIES, "minProperties", v)))
+		if (GET("minProperties") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_MIN_PROPERTIES, "minProperties", v)))
 			get_count(cc, v, "minProperties", &kw->min);
 		if (GET("required") && (kw = kw_new(cc, n, cap, TJS_OP_REQUIRED, "required", v))) {
 			if (!json_is_array(v))
@@ -381,7 +390,8 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		}
 	}
 	if (GET("format") && json_is_string(v) &&
-	    (cc->s->opts.format_assert || (d >= TJS_DRAFT_2020_12 && (voc & TJS_VOC_FORMAT_ASSERTION)))) {
+	    (cc->s->opts.format_assert ||
+	     (d >= TJS_DRAFT_2020_12 && (voc & TJS_VOC_FORMAT_ASSERTION)))) {
 		tjs_format_fn f = tjs_format_lookup(json_string_value(v));
 		/* unknown formats stay annotations */
 		if (f && (kw = kw_new(cc, n, cap, TJS_OP_FORMAT, "format", v)))
@@ -395,9 +405,11 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				subs_array(cc, kw, v);
 		if (GET("not") && (kw = kw_new(cc, n, cap, TJS_OP_NOT, "not", v)))
 			kw->sub = sub_node(cc, v, "not");
-		if (d >= TJS_DRAFT_7 && GET("if") && (kw = kw_new(cc, n, cap, TJS_OP_IF, "if", v))) {
+		if (d >= TJS_DRAFT_7 && GET("if") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_IF, "if", v))) {
 			kw->sub = sub_node(cc, v, "if");
-			const json_t *t = json_object_get(j, "then"), *e = json_object_get(j, "else");
+			const json_t *t = json_object_get(j, "then"),
+			             *e = json_object_get(j, "else");
 			if (t)
 				kw->sub2 = sub_node(cc, t, "then");
 			if (e)
@@ -406,19 +418,23 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		/* arrays */
 		size_t nprefix = 0;
 		if (d >= TJS_DRAFT_2020_12) {
-			if (GET("prefixItems") && (kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "prefixItems", v)) &&
+			if (GET("prefixItems") &&
+			    (kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "prefixItems", v)) &&
 			    subs_array(cc, kw, v))
 				nprefix = kw->nsubs;
-			if (GET("items") && (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "items", v))) {
+			if (GET("items") &&
+			    (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "items", v))) {
 				kw->sub = sub_node(cc, v, "items");
 				kw->min = nprefix;
 			}
 		} else if (GET("items")) {
 			if (json_is_array(v)) {
-				if ((kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "items", v)) && subs_array(cc, kw, v))
+				if ((kw = kw_new(cc, n, cap, TJS_OP_PREFIX_ITEMS, "items", v)) &&
+				    subs_array(cc, kw, v))
 					nprefix = kw->nsubs;
 				const json_t *add = json_object_get(j, "additionalItems");
-				if (add && (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST, "additionalItems", add))) {
+				if (add && (kw = kw_new(cc, n, cap, TJS_OP_ITEMS_REST,
+				                        "additionalItems", add))) {
 					kw->sub = sub_node(cc, add, "additionalItems");
 					kw->min = nprefix;
 				}
@@ -426,12 +442,14 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 				kw->sub = sub_node(cc, v, "items");
 			}
 		}
-		if (d >= TJS_DRAFT_6 && GET("contains") && (kw = kw_new(cc, n, cap, TJS_OP_CONTAINS, "contains", v))) {
+		if (d >= TJS_DRAFT_6 && GET("contains") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_CONTAINS, "contains", v))) {
 			kw->sub = sub_node(cc, v, "contains");
 			kw->has_min = true;
 			kw->min = 1;
 			if (d >= TJS_DRAFT_2019_09 && validation) {
-				const json_t *mn = json_object_get(j, "minContains"), *mx = json_object_get(j, "maxContains");
+				const json_t *mn = json_object_get(j, "minContains"),
+				             *mx = json_object_get(j, "maxContains");
 				if (mn)
 					get_count(cc, mn, "minContains", &kw->min);
 				if (mx) {
@@ -442,10 +460,14 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 		}
 		/* objects: properties, patternProperties and additionalProperties
 		 * are one pass over the instance's members */
-		const json_t *props = json_object_get(j, "properties"), *pats = json_object_get(j, "patternProperties"),
-			     *addl = json_object_get(j, "additionalProperties");
+		const json_t *props = json_object_get(j, "properties"),
+		             *pats = json_object_get(j, "patternProperties"),
+		             *addl = json_object_get(j, "additionalProperties");
 		if ((props || pats || addl) &&
-		    (kw = kw_new(cc, n, cap, TJS_OP_OBJECT_PROPS, "properties", props ? props : pats ? pats : addl))) {
+		    (kw = kw_new(cc, n, cap, TJS_OP_OBJECT_PROPS, "properties",
+		                 props  ? props
+		                 : pats ? pats
+		                        : addl))) {
 			kw->name2 = "additionalProperties";
 			if (props)
 				subs_map(cc, kw, props);
@@ -455,7 +477,8 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 					return;
 				}
 				kw->npatterns = json_object_size(pats);
-				kw->patterns = calloc_arena(cc, kw->npatterns * sizeof(*kw->patterns));
+				kw->patterns =
+				    calloc_arena(cc, kw->npatterns * sizeof(*kw->patterns));
 				size_t i = 0;
 				const char *pk;
 				json_t *pv;
@@ -497,16 +520,23 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 			if (!req || !sch) {
 				tjs_cfail(cc, "out of memory");
 			} else {
-				/* the split objects only sort names; values stay owned by the schema */
-				if (json_object_size(req) && (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_REQUIRED, "dependencies", v))) {
+				/* the split objects only sort names; values stay owned by the
+				 * schema */
+				if (json_object_size(req) &&
+				    (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_REQUIRED,
+				                 "dependencies", v))) {
 					kw->names = sorted_names(cc, req, &kw->nsubs);
 					for (size_t i = 0; kw->names && i < kw->nsubs; i++)
-						kw->names[i] = json_object_iter_key(json_object_iter_at((json_t *)v, kw->names[i]));
+						kw->names[i] = json_object_iter_key(
+						    json_object_iter_at((json_t *)v, kw->names[i]));
 				}
-				if (json_object_size(sch) && (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_SCHEMAS, "dependencies", v))) {
+				if (json_object_size(sch) &&
+				    (kw = kw_new(cc, n, cap, TJS_OP_DEPENDENT_SCHEMAS,
+				                 "dependencies", v))) {
 					subs_map(cc, kw, sch);
 					for (size_t i = 0; kw->names && i < kw->nsubs; i++)
-						kw->names[i] = json_object_iter_key(json_object_iter_at((json_t *)v, kw->names[i]));
+						kw->names[i] = json_object_iter_key(
+						    json_object_iter_at((json_t *)v, kw->names[i]));
 				}
 			}
 			json_decref(req);
@@ -515,12 +545,14 @@ static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 	}
 	if (unevaluated) {
 		/* last: they see the annotations of every other keyword */
-		if (GET("unevaluatedItems") && (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_ITEMS, "unevaluatedItems", v))) {
+		if (GET("unevaluatedItems") &&
+		    (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_ITEMS, "unevaluatedItems", v))) {
 			kw->sub = sub_node(cc, v, "unevaluatedItems");
 			n->has_uneval = true;
 		}
 		if (GET("unevaluatedProperties") &&
-		    (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_PROPERTIES, "unevaluatedProperties", v))) {
+		    (kw = kw_new(cc, n, cap, TJS_OP_UNEVALUATED_PROPERTIES, "unevaluatedProperties",
+		                 v))) {
 			kw->sub = sub_node(cc, v, "unevaluatedProperties");
 			n->has_uneval = true;
 		}
@@ -550,7 +582,8 @@ static tjs_node *node_for(tjs_cctx *cc, const json_t *j)
 	n->boolean = json_is_true(j) ? 1 : json_is_false(j) ? 0 : -1;
 	if (n->boolean < 0) {
 		if (++cc->depth > TJS_MAX_SCHEMA_NESTING)
-			tjs_cfail(cc, "schema nested deeper than %u levels", TJS_MAX_SCHEMA_NESTING);
+			tjs_cfail(cc, "schema nested deeper than %u levels",
+			          TJS_MAX_SCHEMA_NESTING);
 		else
 			compile_keywords(cc, n, info);
 		cc->depth--;
@@ -572,7 +605,8 @@ static void finish(tjs_cctx *cc)
 			p->kw->sub = node_for(cc, p->target);
 			if (p->fragment && json_is_object(p->target)) {
 				const json_t *a = json_object_get(p->target, "$dynamicAnchor");
-				if (json_is_string(a) && strcmp(json_string_value(a), p->fragment) == 0)
+				if (json_is_string(a) &&
+				    strcmp(json_string_value(a), p->fragment) == 0)
 					p->kw->dyn_name = p->fragment;
 			}
 			progress = true;
@@ -600,7 +634,7 @@ static void first_error(const tjs_result *res, char *buf, size_t len)
 	}
 	const tjs_error *e = &res->errors[0];
 	snprintf(buf, len, "at %s (%s): %s", e->instance_location[0] ? e->instance_location : "/",
-		 e->keyword_location, e->message);
+	         e->keyword_location, e->message);
 }
 
 static int check_meta(tjs_cctx *cc, const json_t *schema, tjs_draft draft, const tjs_options *o)
@@ -615,7 +649,8 @@ static int check_meta(tjs_cctx *cc, const json_t *schema, tjs_draft draft, const
 		json_t *doc = uri ? tjs_registry_lookup(cc->reg, uri, &root) : NULL;
 		if (doc) {
 			tjs_options mo = {.default_draft = draft, .max_depth = o->max_depth};
-			custom = tjs_compile_internal(cc->reg, doc, root, &mo, false, true, err, sizeof(err));
+			custom = tjs_compile_internal(cc->reg, doc, root, &mo, false, true, err,
+			                              sizeof(err));
 		} else {
 			snprintf(err, sizeof(err), "unknown meta-schema");
 		}
@@ -628,7 +663,8 @@ static int check_meta(tjs_cctx *cc, const json_t *schema, tjs_draft draft, const
 	} else {
 		meta = tjs_registry_metaschema(cc->reg, draft, err, sizeof(err));
 		if (!meta) {
-			tjs_cfail(cc, "cannot load the %s meta-schema: %s", tjs_draft_name(draft), err);
+			tjs_cfail(cc, "cannot load the %s meta-schema: %s", tjs_draft_name(draft),
+			          err);
 			return -1;
 		}
 	}
@@ -637,7 +673,8 @@ static int check_meta(tjs_cctx *cc, const json_t *schema, tjs_draft draft, const
 	if (!ok) {
 		first_error(&res, err, sizeof(err));
 		tjs_cfail(cc, "schema is invalid against its meta-schema (%s): %s",
-			  json_is_string(sch) ? json_string_value(sch) : tjs_draft_name(draft), err);
+		          json_is_string(sch) ? json_string_value(sch) : tjs_draft_name(draft),
+		          err);
 	}
 	tjs_result_clear(&res);
 	tjs_schema_free(custom);
@@ -654,8 +691,8 @@ static void cctx_free(tjs_cctx *cc)
 }
 
 tjs_schema *tjs_compile_internal(tjs_registry *reg, json_t *schema, const char *base_uri,
-				 const tjs_options *opts, bool meta_check, bool hold_reg, char *err,
-				 size_t errlen)
+                                 const tjs_options *opts, bool meta_check, bool hold_reg, char *err,
+                                 size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -677,7 +714,8 @@ tjs_schema *tjs_compile_internal(tjs_registry *reg, json_t *schema, const char *
 		s->opts = *opts;
 	if (!s->opts.max_depth)
 		s->opts.max_depth = TJS_DEFAULT_MAX_DEPTH;
-	if (s->opts.default_draft == TJS_DRAFT_DEFAULT || tjs_draft_index(s->opts.default_draft) < 0)
+	if (s->opts.default_draft == TJS_DRAFT_DEFAULT ||
+	    tjs_draft_index(s->opts.default_draft) < 0)
 		s->opts.default_draft = TJS_DRAFT_2020_12;
 	tjs_cctx cc = {.s = s, .reg = reg, .err = err, .errlen = errlen};
 	char *base = NULL;
@@ -723,7 +761,7 @@ fail:
 }
 
 TJS_API tjs_schema *tjs_compile(tjs_registry *reg, json_t *schema, const char *base_uri,
-				const tjs_options *opts, char *err, size_t errlen)
+                                const tjs_options *opts, char *err, size_t errlen)
 {
 	return tjs_compile_internal(reg, schema, base_uri, opts, true, true, err, errlen);
 }

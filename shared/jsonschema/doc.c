@@ -54,7 +54,7 @@ static inline void skip_ws(parser *ps)
 {
 	const unsigned char *p = ps->p, *end = ps->end;
 	/* compact JSON has none: one test */
-	if (p < end && *p > ' ')
+	if (p<end && * p> ' ')
 		return;
 	while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
 		p++;
@@ -146,9 +146,11 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 		while (end - p >= 8) {
 			uint64_t x;
 			memcpy(&x, p, 8);
-			uint64_t special = (((x - ONES * 0x20) & ~x) | (((x ^ (ONES * '"')) - ONES) & ~(x ^ (ONES * '"'))) |
-					    (((x ^ (ONES * '\\')) - ONES) & ~(x ^ (ONES * '\\'))) | x) &
-					   (ONES * 0x80);
+			uint64_t special =
+			    (((x - ONES * 0x20) & ~x) |
+			     (((x ^ (ONES * '"')) - ONES) & ~(x ^ (ONES * '"'))) |
+			     (((x ^ (ONES * '\\')) - ONES) & ~(x ^ (ONES * '\\'))) | x) &
+			    (ONES * 0x80);
 			memcpy(o, &x, 8);
 			if (special) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -189,14 +191,30 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 		c = p[1];
 		p += 2;
 		switch (c) {
-		case '"': *o++ = '"'; break;
-		case '\\': *o++ = '\\'; break;
-		case '/': *o++ = '/'; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
+		case '"':
+			*o++ = '"';
+			break;
+		case '\\':
+			*o++ = '\\';
+			break;
+		case '/':
+			*o++ = '/';
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
 		case 'u': {
 			uint32_t cp;
 			if (!read_hex4(ps, p, &cp))
@@ -204,9 +222,10 @@ static bool parse_string(parser *ps, const char **out, size_t *outlen)
 			p += 4;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				uint32_t lo;
-				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !read_hex4(ps, p + 2, &lo) ||
-				    lo < 0xDC00 || lo > 0xDFFF)
-					return fail(ps, "invalid Unicode escape (lone surrogate)", p);
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+				    !read_hex4(ps, p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+					return fail(ps, "invalid Unicode escape (lone surrogate)",
+					            p);
 				p += 6;
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
@@ -244,8 +263,9 @@ static bool keep_literal(parser *ps, tjs_value *v, const unsigned char *start, s
 	return true;
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-				     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 static bool parse_number(parser *ps, tjs_value *v)
 {
@@ -258,8 +278,8 @@ static bool parse_number(parser *ps, tjs_value *v)
 	if (p >= end || *p < '0' || *p > '9')
 		return fail(ps, "invalid number", start);
 	uint64_t mant = 0;
-	int digits = 0;    /* significant digits gathered into mant */
-	int dropped = 0;   /* integer digits beyond 19 */
+	int digits = 0;  /* significant digits gathered into mant */
+	int dropped = 0; /* integer digits beyond 19 */
 	const unsigned char *int_start = p;
 	if (*p == '0') {
 		p++;
@@ -318,7 +338,8 @@ static bool parse_number(parser *ps, tjs_value *v)
 	bool plain = false; /* a double, even if not exact */
 	if (!is_real) {
 		/* as strtoll: 19 digits may still overflow, 20+ always do */
-		if (int_len <= 18 || (int_len == 19 && (neg ? mant <= (uint64_t)1 << 63 : mant < (uint64_t)1 << 63))) {
+		if (int_len <= 18 || (int_len == 19 && (neg ? mant <= (uint64_t)1 << 63
+		                                            : mant < (uint64_t)1 << 63))) {
 			v->type = JSON_INTEGER;
 			v->u.i = neg ? (json_int_t)(0 - mant) : (json_int_t)mant;
 			return true;
@@ -403,7 +424,8 @@ static bool close_container(parser *ps, tjs_value *v)
 {
 	frame *f = &ps->frames[--ps->nframes];
 	size_t n = ps->ntmp - f->start;
-	const tjs_member *src = n ? ps->tmp + f->start : NULL; /* no array before the first member */
+	const tjs_member *src =
+	    n ? ps->tmp + f->start : NULL; /* no array before the first member */
 	v->type = f->type;
 	v->n = n;
 	v->u.items = NULL;
@@ -561,7 +583,10 @@ static bool parse(parser *ps)
 				break; /* next value */
 			}
 			if (c != (t == JSON_OBJECT ? '}' : ']'))
-				return fail(ps, t == JSON_OBJECT ? "',' or '}' expected" : "',' or ']' expected", ps->p);
+				return fail(ps,
+				            t == JSON_OBJECT ? "',' or '}' expected"
+				                             : "',' or ']' expected",
+				            ps->p);
 			ps->p++;
 			if (!close_container(ps, &v))
 				return false;
@@ -569,7 +594,8 @@ static bool parse(parser *ps)
 	}
 }
 
-TJS_API tjs_doc *tjs_doc_parse(const char *bytes, size_t len, unsigned flags, char *err, size_t errlen)
+TJS_API tjs_doc *tjs_doc_parse(const char *bytes, size_t len, unsigned flags, char *err,
+                               size_t errlen)
 {
 	if (err && errlen)
 		err[0] = '\0';
@@ -587,17 +613,17 @@ TJS_API tjs_doc *tjs_doc_parse(const char *bytes, size_t len, unsigned flags, ch
 	tjs_member tmp_inline[32];
 	frame frames_inline[16];
 	parser ps = {.tmp = tmp_inline,
-		     .captmp = sizeof(tmp_inline) / sizeof(tmp_inline[0]),
-		     .tmp_inline = tmp_inline,
-		     .frames = frames_inline,
-		     .capframes = sizeof(frames_inline) / sizeof(frames_inline[0]),
-		     .frames_inline = frames_inline,
-		     .p = (const unsigned char *)bytes,
-		     .begin = (const unsigned char *)bytes,
-		     .end = (const unsigned char *)bytes + len,
-		     .flags = flags,
-		     .doc = doc,
-		     .sp = doc->strings};
+	             .captmp = sizeof(tmp_inline) / sizeof(tmp_inline[0]),
+	             .tmp_inline = tmp_inline,
+	             .frames = frames_inline,
+	             .capframes = sizeof(frames_inline) / sizeof(frames_inline[0]),
+	             .frames_inline = frames_inline,
+	             .p = (const unsigned char *)bytes,
+	             .begin = (const unsigned char *)bytes,
+	             .end = (const unsigned char *)bytes + len,
+	             .flags = flags,
+	             .doc = doc,
+	             .sp = doc->strings};
 	bool ok = parse(&ps);
 	if (ps.tmp != tmp_inline)
 		free(ps.tmp);
@@ -681,7 +707,8 @@ TJS_API const tjs_value *tjs_value_at(const tjs_value *a, size_t i)
 	return a && a->type == JSON_ARRAY && i < a->n ? &a->u.items[i] : NULL;
 }
 
-TJS_API const tjs_value *tjs_value_member(const tjs_value *o, size_t i, const char **key, size_t *keylen)
+TJS_API const tjs_value *tjs_value_member(const tjs_value *o, size_t i, const char **key,
+                                          size_t *keylen)
 {
 	bool ok = o && o->type == JSON_OBJECT && i < o->n;
 	if (key)
@@ -720,7 +747,8 @@ TJS_API json_t *tjs_value_to_json(const tjs_value *v)
 		json_t *o = json_object();
 		for (size_t i = 0; o && i < v->n; i++) {
 			const tjs_member *m = &v->u.members[i];
-			if (json_object_setn_new_nocheck(o, m->key, m->keylen, tjs_value_to_json(&m->val)) < 0) {
+			if (json_object_setn_new_nocheck(o, m->key, m->keylen,
+			                                 tjs_value_to_json(&m->val)) < 0) {
 				json_decref(o);
 				return NULL;
 			}
@@ -778,7 +806,8 @@ static const char *number_text(const tjs_value *v, char buf[48])
 
 bool tjs_value_equal(const tjs_value *a, const tjs_value *b)
 {
-	bool an = a->type == JSON_INTEGER || a->type == JSON_REAL, bn = b->type == JSON_INTEGER || b->type == JSON_REAL;
+	bool an = a->type == JSON_INTEGER || a->type == JSON_REAL,
+	     bn = b->type == JSON_INTEGER || b->type == JSON_REAL;
 	if (an && bn && (tjs_value_big(a) || tjs_value_big(b))) {
 		char x[48], y[48];
 		return tjs_big_equal(number_text(a, x), number_text(b, y));
@@ -836,7 +865,8 @@ bool tjs_value_equal_json(const tjs_value *a, const json_t *b)
 		return false;
 	switch (a->type) {
 	case JSON_STRING:
-		return a->n == json_string_length(b) && memcmp(a->u.s, json_string_value(b), a->n) == 0;
+		return a->n == json_string_length(b) &&
+		       memcmp(a->u.s, json_string_value(b), a->n) == 0;
 	case JSON_ARRAY:
 		if (a->n != json_array_size(b))
 			return false;
@@ -873,13 +903,27 @@ static void dump_string(tjs_buf *b, const char *s, size_t n)
 		tjs_buf_add(b, s + start, i - start);
 		start = i + 1;
 		switch (c) {
-		case '"': tjs_buf_add(b, "\\\"", 2); break;
-		case '\\': tjs_buf_add(b, "\\\\", 2); break;
-		case '\n': tjs_buf_add(b, "\\n", 2); break;
-		case '\r': tjs_buf_add(b, "\\r", 2); break;
-		case '\t': tjs_buf_add(b, "\\t", 2); break;
-		case '\b': tjs_buf_add(b, "\\b", 2); break;
-		case '\f': tjs_buf_add(b, "\\f", 2); break;
+		case '"':
+			tjs_buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			tjs_buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			tjs_buf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			tjs_buf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			tjs_buf_add(b, "\\t", 2);
+			break;
+		case '\b':
+			tjs_buf_add(b, "\\b", 2);
+			break;
+		case '\f':
+			tjs_buf_add(b, "\\f", 2);
+			break;
 		default: {
 			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			tjs_buf_add(b, u, 6);

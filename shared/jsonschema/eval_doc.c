@@ -29,11 +29,11 @@ static inline const tjs_value *key_value(tjs_value *tmp, const char *key, size_t
 #define V_AT(v, i) (&(v)->u.items[i])
 #define V_GET(v, k) doc_get((v), (k))
 #define V_STRINGS_UTF8 1 /* the parser checked every string and key */
-#define V_GET_IS_FAST 0 /* members are an array: scan once instead */
-#define V_OBJ_FOREACH(o_, k_, kl_, v_)                                                                    \
-	for (size_t k_##_i = 0; k_##_i < (o_)->n && ((k_) = (o_)->u.members[k_##_i].key,                     \
-						     (kl_) = (o_)->u.members[k_##_i].keylen,               \
-						     (v_) = &(o_)->u.members[k_##_i].val, 1);              \
+#define V_GET_IS_FAST 0  /* members are an array: scan once instead */
+#define V_OBJ_FOREACH(o_, k_, kl_, v_)                                                             \
+	for (size_t k_##_i = 0; k_##_i < (o_)->n && ((k_) = (o_)->u.members[k_##_i].key,           \
+	                                            (kl_) = (o_)->u.members[k_##_i].keylen,        \
+	                                            (v_) = &(o_)->u.members[k_##_i].val, 1);       \
 	     k_##_i++)
 #define V_EQ(a, b) tjs_value_equal((a), (b))
 #define V_EQ_JSON(a, b) tjs_value_equal_json((a), (b))

@@ -70,9 +70,10 @@ static unsigned type_bits(INST v, tjs_draft d)
 		 * not one; but an integral real beyond 64 bits can only be an
 		 * integer literal too big for jansson (read as a double). */
 		if (d == TJS_DRAFT_4)
-			return TJS_T_NUMBER | (real_is_integral(V_REAL(v)) && fabs(V_REAL(v)) >= 9223372036854775808.0
-						       ? TJS_T_INTEGER
-						       : 0);
+			return TJS_T_NUMBER | (real_is_integral(V_REAL(v)) &&
+			                               fabs(V_REAL(v)) >= 9223372036854775808.0
+			                           ? TJS_T_INTEGER
+			                           : 0);
 		return TJS_T_NUMBER | (real_is_integral(V_REAL(v)) ? TJS_T_INTEGER : 0);
 	case JSON_TRUE:
 	case JSON_FALSE:
@@ -95,7 +96,8 @@ static bool kw_type(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_enum(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_enum(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                              tjs_ann *ann)
 {
 	(void)ann;
 	size_t n = json_array_size(kw->value);
@@ -109,7 +111,8 @@ __attribute__((noinline)) static bool kw_enum(tjs_vctx *c, const tjs_kw *kw, INS
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_const(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_const(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                               tjs_ann *ann)
 {
 	(void)ann;
 	if (V_EQ_JSON(inst, kw->value))
@@ -121,7 +124,8 @@ __attribute__((noinline)) static bool kw_const(tjs_vctx *c, const tjs_kw *kw, IN
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                     tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_NUMBER(inst))
@@ -134,7 +138,8 @@ __attribute__((noinline)) static bool kw_multiple_of(tjs_vctx *c, const tjs_kw *
 	} else {
 		double x = V_NUMBER(inst), q = x / kw->num;
 		if (!isfinite(q))
-			ok = isfinite(x) && fmod(x, kw->num) == 0; /* quotient overflow: exact remainder */
+			ok = isfinite(x) &&
+			     fmod(x, kw->num) == 0; /* quotient overflow: exact remainder */
 		else
 			ok = fabs(q - nearbyint(q)) <= 1e-9 * (fabs(q) > 1.0 ? fabs(q) : 1.0);
 	}
@@ -196,7 +201,8 @@ static bool kw_minimum(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_max_length(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_length(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                    tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_STRING(inst) || V_STRLEN(inst) <= kw->max)
@@ -210,7 +216,8 @@ __attribute__((noinline)) static bool kw_max_length(tjs_vctx *c, const tjs_kw *k
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_min_length(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_min_length(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                    tjs_ann *ann)
 {
 	(void)ann;
 	/* a code point is at most 4 bytes: most strings need no count */
@@ -232,13 +239,14 @@ static int search(tjs_vctx *c, const pcre2_code *re, const char *kwname, const c
 	if (!md)
 		return -1;
 	int rc = V_STRINGS_UTF8 ? tjs_regex_search_utf8(re, s, n, md, c->schema->mctx)
-				 : tjs_regex_search(re, s, n, md, c->schema->mctx);
+	                        : tjs_regex_search(re, s, n, md, c->schema->mctx);
 	if (rc < 0)
 		tjs_report(c, kwname, "pattern matching gave up (match or depth limit reached)");
 	return rc;
 }
 
-__attribute__((noinline)) static bool kw_pattern(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_pattern(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                 tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_STRING(inst))
@@ -248,13 +256,15 @@ __attribute__((noinline)) static bool kw_pattern(tjs_vctx *c, const tjs_kw *kw, 
 		return true;
 	if (rc == 0) {
 		char *v = SHOWI(c, inst);
-		tjs_report(c, kw->name, "%s does not match the pattern %s", v, json_string_value(kw->value));
+		tjs_report(c, kw->name, "%s does not match the pattern %s", v,
+		           json_string_value(kw->value));
 		free(v);
 	}
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_format(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_format(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_STRING(inst) || kw->format(V_STR(inst), V_STRLEN(inst)))
@@ -265,21 +275,25 @@ __attribute__((noinline)) static bool kw_format(tjs_vctx *c, const tjs_kw *kw, I
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_max_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_items(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                   tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_ARRAY(inst) || V_SIZE(inst) <= kw->max)
 		return true;
-	tjs_report(c, kw->name, "array has %zu items, more than the maximum of %zu", V_SIZE(inst), kw->max);
+	tjs_report(c, kw->name, "array has %zu items, more than the maximum of %zu", V_SIZE(inst),
+	           kw->max);
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_min_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_min_items(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                   tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_ARRAY(inst) || V_SIZE(inst) >= kw->min)
 		return true;
-	tjs_report(c, kw->name, "array has %zu items, fewer than the minimum of %zu", V_SIZE(inst), kw->min);
+	tjs_report(c, kw->name, "array has %zu items, fewer than the minimum of %zu", V_SIZE(inst),
+	           kw->min);
 	return false;
 }
 
@@ -344,7 +358,8 @@ static int cmp_hitem(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-__attribute__((noinline)) static bool kw_unique_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_unique_items(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                      tjs_ann *ann)
 {
 	(void)ann;
 	size_t n = V_SIZE(inst);
@@ -382,31 +397,34 @@ __attribute__((noinline)) static bool kw_unique_items(tjs_vctx *c, const tjs_kw 
 	if (!dup)
 		return true;
 	tjs_report(c, kw->name, "array items %zu and %zu are equal", dup_a < dup_b ? dup_a : dup_b,
-		  dup_a < dup_b ? dup_b : dup_a);
+	           dup_a < dup_b ? dup_b : dup_a);
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_max_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_max_properties(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                        tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst) || V_SIZE(inst) <= kw->max)
 		return true;
-	tjs_report(c, kw->name, "object has %zu properties, more than the maximum of %zu", V_SIZE(inst),
-		  kw->max);
+	tjs_report(c, kw->name, "object has %zu properties, more than the maximum of %zu",
+	           V_SIZE(inst), kw->max);
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_min_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_min_properties(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                        tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst) || V_SIZE(inst) >= kw->min)
 		return true;
-	tjs_report(c, kw->name, "object has %zu properties, fewer than the minimum of %zu", V_SIZE(inst),
-		  kw->min);
+	tjs_report(c, kw->name, "object has %zu properties, fewer than the minimum of %zu",
+	           V_SIZE(inst), kw->min);
 	return false;
 }
 
-static bool require_all(tjs_vctx *c, const char *kwname, INST inst, const json_t *list, const char *because)
+static bool require_all(tjs_vctx *c, const char *kwname, INST inst, const json_t *list,
+                        const char *because)
 {
 	bool ok = true;
 	size_t i;
@@ -419,15 +437,17 @@ static bool require_all(tjs_vctx *c, const char *kwname, INST inst, const json_t
 		if (!c->collect)
 			return false;
 		if (because)
-			tjs_report(c, kwname, "property \"%s\" is required when \"%s\" is present", json_string_value(e),
-				  because);
+			tjs_report(c, kwname, "property \"%s\" is required when \"%s\" is present",
+			           json_string_value(e), because);
 		else
-			tjs_report(c, kwname, "required property \"%s\" is missing", json_string_value(e));
+			tjs_report(c, kwname, "required property \"%s\" is missing",
+			           json_string_value(e));
 	}
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_required(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_required(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                  tjs_ann *ann)
 {
 	(void)ann;
 	/* checked by the node's `properties` unless errors are wanted */
@@ -454,7 +474,8 @@ __attribute__((noinline)) static bool kw_required(tjs_vctx *c, const tjs_kw *kw,
 	return require_all(c, kw->name, inst, kw->value, NULL);
 }
 
-__attribute__((noinline)) static bool kw_dependent_required(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_dependent_required(tjs_vctx *c, const tjs_kw *kw,
+                                                            INST inst, tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst))
@@ -464,7 +485,8 @@ __attribute__((noinline)) static bool kw_dependent_required(tjs_vctx *c, const t
 		if (!V_GET(inst, kw->names[i]))
 			continue;
 		tjs_kpush(c, kw->name);
-		bool r = require_all(c, kw->names[i], inst, json_object_get(kw->value, kw->names[i]), kw->names[i]);
+		bool r = require_all(c, kw->names[i], inst,
+		                     json_object_get(kw->value, kw->names[i]), kw->names[i]);
 		tjs_kpop(c);
 		if (!r) {
 			ok = false;
@@ -475,7 +497,8 @@ __attribute__((noinline)) static bool kw_dependent_required(tjs_vctx *c, const t
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_dependent_schemas(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_dependent_schemas(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                           tjs_ann *ann)
 {
 	if (!V_IS_OBJECT(inst))
 		return true;
@@ -510,7 +533,8 @@ __attribute__((noinline)) static bool kw_ref(tjs_vctx *c, const tjs_kw *kw, INST
 	return eval_in(c, kw->name, kw->sub, inst, ann);
 }
 
-__attribute__((noinline)) static bool kw_dynamic_ref(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_dynamic_ref(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                     tjs_ann *ann)
 {
 	const tjs_node *target = kw->sub;
 	if (kw->dyn_name) {
@@ -530,10 +554,12 @@ __attribute__((noinline)) static bool kw_dynamic_ref(tjs_vctx *c, const tjs_kw *
 	return eval_in(c, kw->name, target, inst, ann);
 }
 
-__attribute__((noinline)) static bool kw_recursive_ref(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_recursive_ref(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                       tjs_ann *ann)
 {
 	const tjs_node *target = kw->sub;
-	if (target->owner && target->owner->recursive_anchor && target->json == target->owner->json) {
+	if (target->owner && target->owner->recursive_anchor &&
+	    target->json == target->owner->json) {
 		for (size_t i = 1; i < c->nscope; i++) {
 			if (c->scope[i]->recursive_anchor && c->scope[i]->root_node) {
 				target = c->scope[i]->root_node;
@@ -544,7 +570,8 @@ __attribute__((noinline)) static bool kw_recursive_ref(tjs_vctx *c, const tjs_kw
 	return eval_in(c, kw->name, target, inst, ann);
 }
 
-__attribute__((noinline)) static bool kw_all_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_all_of(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                tjs_ann *ann)
 {
 	bool ok = true;
 	for (size_t i = 0; i < kw->nsubs; i++) {
@@ -575,7 +602,8 @@ static bool branch(tjs_vctx *c, const tjs_kw *kw, size_t i, INST inst, tjs_ann *
 	return r;
 }
 
-__attribute__((noinline)) static bool kw_any_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_any_of(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                tjs_ann *ann)
 {
 	size_t mark = tjs_error_mark(c);
 	bool any = false;
@@ -598,7 +626,8 @@ __attribute__((noinline)) static bool kw_any_of(tjs_vctx *c, const tjs_kw *kw, I
 	return false;
 }
 
-__attribute__((noinline)) static bool kw_one_of(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_one_of(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                tjs_ann *ann)
 {
 	size_t mark = tjs_error_mark(c);
 	size_t matches = 0, first = 0, second = 0;
@@ -622,10 +651,12 @@ __attribute__((noinline)) static bool kw_one_of(tjs_vctx *c, const tjs_kw *kw, I
 	}
 	char *v = SHOWI(c, inst);
 	if (matches == 0) {
-		tjs_error_summary(c, mark, kw->name, "%s does not match any of the schemas in oneOf", v);
+		tjs_error_summary(c, mark, kw->name,
+		                  "%s does not match any of the schemas in oneOf", v);
 	} else {
 		tjs_error_rollback(c, mark);
-		tjs_report(c, kw->name, "%s matches more than one schema in oneOf (%zu and %zu)", v, first, second);
+		tjs_report(c, kw->name, "%s matches more than one schema in oneOf (%zu and %zu)", v,
+		           first, second);
 	}
 	free(v);
 	return false;
@@ -661,7 +692,8 @@ __attribute__((noinline)) static bool kw_if(tjs_vctx *c, const tjs_kw *kw, INST 
 	return eval_in(c, cond ? "then" : "else", next, inst, ann);
 }
 
-__attribute__((noinline)) static bool kw_prefix_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_prefix_items(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                      tjs_ann *ann)
 {
 	if (!V_IS_ARRAY(inst))
 		return true;
@@ -683,7 +715,8 @@ __attribute__((noinline)) static bool kw_prefix_items(tjs_vctx *c, const tjs_kw 
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_items_rest(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_items_rest(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                    tjs_ann *ann)
 {
 	if (!V_IS_ARRAY(inst))
 		return true;
@@ -709,7 +742,8 @@ __attribute__((noinline)) static bool kw_items_rest(tjs_vctx *c, const tjs_kw *k
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_contains(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_contains(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                  tjs_ann *ann)
 {
 	if (!V_IS_ARRAY(inst))
 		return true;
@@ -732,13 +766,15 @@ __attribute__((noinline)) static bool kw_contains(tjs_vctx *c, const tjs_kw *kw,
 		if (kw->min == 1)
 			tjs_report(c, kw->name, "array does not contain an item matching contains");
 		else
-			tjs_report(c, "minContains", "array contains %zu matching items, fewer than minContains %zu", count,
-				  kw->min);
+			tjs_report(c, "minContains",
+			           "array contains %zu matching items, fewer than minContains %zu",
+			           count, kw->min);
 		return false;
 	}
 	if (kw->has_max && count > kw->max) {
-		tjs_report(c, "maxContains", "array contains %zu matching items, more than maxContains %zu", count,
-			  kw->max);
+		tjs_report(c, "maxContains",
+		           "array contains %zu matching items, more than maxContains %zu", count,
+		           kw->max);
 		return false;
 	}
 	return true;
@@ -751,7 +787,8 @@ static inline bool required_seen(const tjs_vctx *c, const tjs_kw *kw, uint64_t s
 	return c->collect || (seen & kw->req_fused) == kw->req_fused;
 }
 
-__attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                      tjs_ann *ann)
 {
 	if (!V_IS_OBJECT(inst))
 		return true;
@@ -766,7 +803,8 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 		/* one pass over the members finds them all; then in name order */
 		inst_t local[32], *found = local;
 		tjs_arena_mark m = tjs_arena_save(&c->arena);
-		if (kw->nsubs > 32 && !(found = tjs_arena_alloc(&c->arena, kw->nsubs * sizeof(*found)))) {
+		if (kw->nsubs > 32 &&
+		    !(found = tjs_arena_alloc(&c->arena, kw->nsubs * sizeof(*found)))) {
 			c->fatal = true;
 			return false;
 		}
@@ -839,7 +877,8 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 		if (!matched && kw->sub) {
 			matched = true;
 			if (kw->sub->boolean == 0) {
-				tjs_report(c, kw->name2, "additional property \"%s\" is not allowed", key);
+				tjs_report(c, kw->name2,
+				           "additional property \"%s\" is not allowed", key);
 				ok = false;
 			} else {
 				tjs_kpush(c, kw->name2);
@@ -857,7 +896,8 @@ __attribute__((noinline)) static bool kw_object_props(tjs_vctx *c, const tjs_kw 
 	return ok && required_seen(c, kw, seen);
 }
 
-__attribute__((noinline)) static bool kw_property_names(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_property_names(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                        tjs_ann *ann)
 {
 	(void)ann;
 	if (!V_IS_OBJECT(inst) || kw->sub->boolean == 1)
@@ -888,7 +928,8 @@ __attribute__((noinline)) static bool kw_property_names(tjs_vctx *c, const tjs_k
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_unevaluated_items(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_unevaluated_items(tjs_vctx *c, const tjs_kw *kw, INST inst,
+                                                           tjs_ann *ann)
 {
 	if (!V_IS_ARRAY(inst) || !ann || ann->all)
 		return true;
@@ -919,7 +960,8 @@ __attribute__((noinline)) static bool kw_unevaluated_items(tjs_vctx *c, const tj
 	return ok;
 }
 
-__attribute__((noinline)) static bool kw_unevaluated_properties(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *ann)
+__attribute__((noinline)) static bool kw_unevaluated_properties(tjs_vctx *c, const tjs_kw *kw,
+                                                                INST inst, tjs_ann *ann)
 {
 	if (!V_IS_OBJECT(inst) || !ann || ann->all)
 		return true;
@@ -957,39 +999,72 @@ __attribute__((noinline)) static bool kw_unevaluated_properties(tjs_vctx *c, con
 static bool run_keyword(tjs_vctx *c, const tjs_kw *kw, INST inst, tjs_ann *a)
 {
 	switch (kw->op) {
-	case TJS_OP_TYPE: return kw_type(c, kw, inst, a);
-	case TJS_OP_ENUM: return kw_enum(c, kw, inst, a);
-	case TJS_OP_CONST: return kw_const(c, kw, inst, a);
-	case TJS_OP_MULTIPLE_OF: return kw_multiple_of(c, kw, inst, a);
-	case TJS_OP_MAXIMUM: return kw_maximum(c, kw, inst, a);
-	case TJS_OP_MINIMUM: return kw_minimum(c, kw, inst, a);
-	case TJS_OP_MAX_LENGTH: return kw_max_length(c, kw, inst, a);
-	case TJS_OP_MIN_LENGTH: return kw_min_length(c, kw, inst, a);
-	case TJS_OP_PATTERN: return kw_pattern(c, kw, inst, a);
-	case TJS_OP_FORMAT: return kw_format(c, kw, inst, a);
-	case TJS_OP_MAX_ITEMS: return kw_max_items(c, kw, inst, a);
-	case TJS_OP_MIN_ITEMS: return kw_min_items(c, kw, inst, a);
-	case TJS_OP_UNIQUE_ITEMS: return kw_unique_items(c, kw, inst, a);
-	case TJS_OP_MAX_PROPERTIES: return kw_max_properties(c, kw, inst, a);
-	case TJS_OP_MIN_PROPERTIES: return kw_min_properties(c, kw, inst, a);
-	case TJS_OP_REQUIRED: return kw_required(c, kw, inst, a);
-	case TJS_OP_DEPENDENT_REQUIRED: return kw_dependent_required(c, kw, inst, a);
-	case TJS_OP_DEPENDENT_SCHEMAS: return kw_dependent_schemas(c, kw, inst, a);
-	case TJS_OP_REF: return kw_ref(c, kw, inst, a);
-	case TJS_OP_DYNAMIC_REF: return kw_dynamic_ref(c, kw, inst, a);
-	case TJS_OP_RECURSIVE_REF: return kw_recursive_ref(c, kw, inst, a);
-	case TJS_OP_ALL_OF: return kw_all_of(c, kw, inst, a);
-	case TJS_OP_ANY_OF: return kw_any_of(c, kw, inst, a);
-	case TJS_OP_ONE_OF: return kw_one_of(c, kw, inst, a);
-	case TJS_OP_NOT: return kw_not(c, kw, inst, a);
-	case TJS_OP_IF: return kw_if(c, kw, inst, a);
-	case TJS_OP_PREFIX_ITEMS: return kw_prefix_items(c, kw, inst, a);
-	case TJS_OP_ITEMS_REST: return kw_items_rest(c, kw, inst, a);
-	case TJS_OP_CONTAINS: return kw_contains(c, kw, inst, a);
-	case TJS_OP_OBJECT_PROPS: return kw_object_props(c, kw, inst, a);
-	case TJS_OP_PROPERTY_NAMES: return kw_property_names(c, kw, inst, a);
-	case TJS_OP_UNEVALUATED_ITEMS: return kw_unevaluated_items(c, kw, inst, a);
-	case TJS_OP_UNEVALUATED_PROPERTIES: return kw_unevaluated_properties(c, kw, inst, a);
+	case TJS_OP_TYPE:
+		return kw_type(c, kw, inst, a);
+	case TJS_OP_ENUM:
+		return kw_enum(c, kw, inst, a);
+	case TJS_OP_CONST:
+		return kw_const(c, kw, inst, a);
+	case TJS_OP_MULTIPLE_OF:
+		return kw_multiple_of(c, kw, inst, a);
+	case TJS_OP_MAXIMUM:
+		return kw_maximum(c, kw, inst, a);
+	case TJS_OP_MINIMUM:
+		return kw_minimum(c, kw, inst, a);
+	case TJS_OP_MAX_LENGTH:
+		return kw_max_length(c, kw, inst, a);
+	case TJS_OP_MIN_LENGTH:
+		return kw_min_length(c, kw, inst, a);
+	case TJS_OP_PATTERN:
+		return kw_pattern(c, kw, inst, a);
+	case TJS_OP_FORMAT:
+		return kw_format(c, kw, inst, a);
+	case TJS_OP_MAX_ITEMS:
+		return kw_max_items(c, kw, inst, a);
+	case TJS_OP_MIN_ITEMS:
+		return kw_min_items(c, kw, inst, a);
+	case TJS_OP_UNIQUE_ITEMS:
+		return kw_unique_items(c, kw, inst, a);
+	case TJS_OP_MAX_PROPERTIES:
+		return kw_max_properties(c, kw, inst, a);
+	case TJS_OP_MIN_PROPERTIES:
+		return kw_min_properties(c, kw, inst, a);
+	case TJS_OP_REQUIRED:
+		return kw_required(c, kw, inst, a);
+	case TJS_OP_DEPENDENT_REQUIRED:
+		return kw_dependent_required(c, kw, inst, a);
+	case TJS_OP_DEPENDENT_SCHEMAS:
+		return kw_dependent_schemas(c, kw, inst, a);
+	case TJS_OP_REF:
+		return kw_ref(c, kw, inst, a);
+	case TJS_OP_DYNAMIC_REF:
+		return kw_dynamic_ref(c, kw, inst, a);
+	case TJS_OP_RECURSIVE_REF:
+		return kw_recursive_ref(c, kw, inst, a);
+	case TJS_OP_ALL_OF:
+		return kw_all_of(c, kw, inst, a);
+	case TJS_OP_ANY_OF:
+		return kw_any_of(c, kw, inst, a);
+	case TJS_OP_ONE_OF:
+		return kw_one_of(c, kw, inst, a);
+	case TJS_OP_NOT:
+		return kw_not(c, kw, inst, a);
+	case TJS_OP_IF:
+		return kw_if(c, kw, inst, a);
+	case TJS_OP_PREFIX_ITEMS:
+		return kw_prefix_items(c, kw, inst, a);
+	case TJS_OP_ITEMS_REST:
+		return kw_items_rest(c, kw, inst, a);
+	case TJS_OP_CONTAINS:
+		return kw_contains(c, kw, inst, a);
+	case TJS_OP_OBJECT_PROPS:
+		return kw_object_props(c, kw, inst, a);
+	case TJS_OP_PROPERTY_NAMES:
+		return kw_property_names(c, kw, inst, a);
+	case TJS_OP_UNEVALUATED_ITEMS:
+		return kw_unevaluated_items(c, kw, inst, a);
+	case TJS_OP_UNEVALUATED_PROPERTIES:
+		return kw_unevaluated_properties(c, kw, inst, a);
 	}
 	return true;
 }
@@ -1021,7 +1096,8 @@ static bool eval(tjs_vctx *c, const tjs_node *n, INST inst, tjs_ann *ann)
 	/* Instance nesting is bounded in eval_child; this bounds the C stack as
 	 * a whole, including reference cycles that never reach a child. */
 	if (c->node_depth >= c->max_depth * 8) {
-		tjs_report(c, NULL, "schema evaluation deeper than %u levels (reference cycle?)", c->max_depth * 8);
+		tjs_report(c, NULL, "schema evaluation deeper than %u levels (reference cycle?)",
+		           c->max_depth * 8);
 		c->fatal = true;
 		return false;
 	}

@@ -12,7 +12,7 @@
 #define V_AT(v, i) json_array_get((v), (i))
 #define V_GET(v, k) json_object_get((v), (k))
 #define V_STRINGS_UTF8 0 /* json_t strings may be built unchecked */
-#define V_GET_IS_FAST 1 /* a hash table per object */
+#define V_GET_IS_FAST 1  /* a hash table per object */
 #define V_OBJ_FOREACH(o_, k_, kl_, v_) json_object_keylen_foreach((json_t *)(o_), k_, kl_, v_)
 #define V_EQ(a, b) tjs_json_equal((a), (b))
 #define V_EQ_JSON(a, b) tjs_json_equal((a), (b))

@@ -54,7 +54,8 @@ static int days_in_month(int y, int m)
 
 bool tjs_format_date(const char *s, size_t n)
 {
-	if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) || !digits(s + 5, 2) || !digits(s + 8, 2))
+	if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) || !digits(s + 5, 2) ||
+	    !digits(s + 8, 2))
 		return false;
 	int y = num(s, 4), m = num(s + 5, 2), d = num(s + 8, 2);
 	return m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
@@ -62,7 +63,8 @@ bool tjs_format_date(const char *s, size_t n)
 
 bool tjs_format_time(const char *s, size_t n)
 {
-	if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2) || !digits(s + 3, 2) || !digits(s + 6, 2))
+	if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2) || !digits(s + 3, 2) ||
+	    !digits(s + 6, 2))
 		return false;
 	int h = num(s, 2), mi = num(s + 3, 2), se = num(s + 6, 2);
 	size_t i = 8;
@@ -312,7 +314,9 @@ static bool punycode_encode(const uint32_t *cp, size_t n, char *out, size_t cap,
 			if (cp[i] == nn) {
 				uint32_t q = delta;
 				for (uint32_t k = base;; k += base) {
-					uint32_t t = k <= bias ? tmin : k >= bias + tmax ? tmax : k - bias;
+					uint32_t t = k <= bias          ? tmin
+					             : k >= bias + tmax ? tmax
+					                                : k - bias;
 					if (q < t)
 						break;
 					uint32_t d = t + (q - t) % (base - t);
@@ -370,10 +374,12 @@ static enum bidi bidi_class(uint32_t c)
 		return B_EN;
 	if (is_combining_mark(c) || (c >= 0x610 && c <= 0x61A) || (c >= 0x6D6 && c <= 0x6ED))
 		return B_NSM;
-	if ((c >= 0x590 && c <= 0x5FF) || (c >= 0x7C0 && c <= 0x85F) || (c >= 0xFB1D && c <= 0xFB4F))
+	if ((c >= 0x590 && c <= 0x5FF) || (c >= 0x7C0 && c <= 0x85F) ||
+	    (c >= 0xFB1D && c <= 0xFB4F))
 		return B_R;
-	if ((c >= 0x600 && c <= 0x6FF) || (c >= 0x700 && c <= 0x7BF) || (c >= 0x860 && c <= 0x8FF) ||
-	    (c >= 0xFB50 && c <= 0xFDFF) || (c >= 0xFE70 && c <= 0xFEFF))
+	if ((c >= 0x600 && c <= 0x6FF) || (c >= 0x700 && c <= 0x7BF) ||
+	    (c >= 0x860 && c <= 0x8FF) || (c >= 0xFB50 && c <= 0xFDFF) ||
+	    (c >= 0xFE70 && c <= 0xFEFF))
 		return B_AL;
 	return B_L;
 }
@@ -467,14 +473,17 @@ static bool hostname(const char *s, size_t n, bool idn)
 				break;
 			}
 			total += len + 1;
-			bool xn = len >= 4 && (l[0] == 'x' || l[0] == 'X') && (l[1] == 'n' || l[1] == 'N') && l[2] == '-' &&
-				  l[3] == '-';
+			bool xn = len >= 4 && (l[0] == 'x' || l[0] == 'X') &&
+			          (l[1] == 'n' || l[1] == 'N') && l[2] == '-' && l[3] == '-';
 			if (xn) {
 				char re[MAX_LABEL_CPS];
 				size_t rn;
-				if (!punycode_decode(l + 4, len - 4, lb->cp, MAX_LABEL_CPS, &lb->n) || lb->n == 0 ||
-				    !punycode_encode(lb->cp, lb->n, re, sizeof(re), &rn) || rn != len - 4 ||
-				    strncasecmp(re, l + 4, rn) != 0 || !idn_label_ok(lb->cp, lb->n)) {
+				if (!punycode_decode(l + 4, len - 4, lb->cp, MAX_LABEL_CPS,
+				                     &lb->n) ||
+				    lb->n == 0 ||
+				    !punycode_encode(lb->cp, lb->n, re, sizeof(re), &rn) ||
+				    rn != len - 4 || strncasecmp(re, l + 4, rn) != 0 ||
+				    !idn_label_ok(lb->cp, lb->n)) {
 					ok = false;
 					break;
 				}
@@ -488,8 +497,8 @@ static bool hostname(const char *s, size_t n, bool idn)
 			char a[MAX_LABEL_CPS];
 			size_t an;
 			/* the A-label ("xn--" + punycode) must fit in 63 octets */
-			if (!idn_label_ok(lb->cp, lb->n) || !punycode_encode(lb->cp, lb->n, a, sizeof(a), &an) ||
-			    an + 4 > 63) {
+			if (!idn_label_ok(lb->cp, lb->n) ||
+			    !punycode_encode(lb->cp, lb->n, a, sizeof(a), &an) || an + 4 > 63) {
 				ok = false;
 				break;
 			}
@@ -525,10 +534,10 @@ bool tjs_format_idn_hostname(const char *s, size_t n)
  * the CONTEXTJ/CONTEXTO rules. */
 static bool is_virama(uint32_t c)
 {
-	static const uint32_t v[] = {0x94D, 0x9CD, 0xA4D, 0xACD, 0xB4D, 0xBCD, 0xC4D, 0xCCD, 0xD3B, 0xD3C, 0xD4D,
-				     0xDCA, 0xE3A, 0xEBA, 0xF84, 0x1039, 0x103A, 0x1714, 0x1734, 0x17D2, 0x1A60,
-				     0x1B44, 0x1BAA, 0x1BAB, 0x1BF2, 0x1BF3, 0x2D7F, 0xA806, 0xA8C4, 0xA953, 0xA9C0,
-				     0xAAF6, 0xABED};
+	static const uint32_t v[] = {
+	    0x94D,  0x9CD,  0xA4D,  0xACD,  0xB4D,  0xBCD,  0xC4D,  0xCCD,  0xD3B,  0xD3C,  0xD4D,
+	    0xDCA,  0xE3A,  0xEBA,  0xF84,  0x1039, 0x103A, 0x1714, 0x1734, 0x17D2, 0x1A60, 0x1B44,
+	    0x1BAA, 0x1BAB, 0x1BF2, 0x1BF3, 0x2D7F, 0xA806, 0xA8C4, 0xA953, 0xA9C0, 0xAAF6, 0xABED};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		if (v[i] == c)
 			return true;
@@ -537,7 +546,8 @@ static bool is_virama(uint32_t c)
 
 static bool is_greek(uint32_t c)
 {
-	return (c >= 0x370 && c <= 0x3FF && c != 0x37E && c != 0x387) || (c >= 0x1F00 && c <= 0x1FFF);
+	return (c >= 0x370 && c <= 0x3FF && c != 0x37E && c != 0x387) ||
+	       (c >= 0x1F00 && c <= 0x1FFF);
 }
 
 static bool is_hebrew(uint32_t c)
@@ -548,13 +558,15 @@ static bool is_hebrew(uint32_t c)
 static bool is_kana_han(uint32_t c)
 {
 	return (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF && c != 0x30FB) ||
-	       (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x31F0 && c <= 0x31FF);
+	       (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0x31F0 && c <= 0x31FF);
 }
 
 static bool is_combining_mark(uint32_t c)
 {
-	return (c >= 0x300 && c <= 0x36F) || (c >= 0x483 && c <= 0x489) || (c >= 0x591 && c <= 0x5BD) ||
-	       (c >= 0x610 && c <= 0x61A) || (c >= 0x64B && c <= 0x65F) || (c >= 0x900 && c <= 0x903) ||
+	return (c >= 0x300 && c <= 0x36F) || (c >= 0x483 && c <= 0x489) ||
+	       (c >= 0x591 && c <= 0x5BD) || (c >= 0x610 && c <= 0x61A) ||
+	       (c >= 0x64B && c <= 0x65F) || (c >= 0x900 && c <= 0x903) ||
 	       (c >= 0x93A && c <= 0x94F) || (c >= 0x20D0 && c <= 0x20FF);
 }
 
@@ -562,15 +574,16 @@ static bool is_combining_mark(uint32_t c)
  * approximating Unicode's Joining_Type for RFC 5892 appendix A.1. */
 static bool right_joining_only(uint32_t c)
 {
-	return (c >= 0x622 && c <= 0x625) || c == 0x627 || c == 0x629 || (c >= 0x62F && c <= 0x632) || c == 0x648 ||
-	       (c >= 0x671 && c <= 0x673) || (c >= 0x675 && c <= 0x677) || (c >= 0x688 && c <= 0x699) ||
-	       c == 0x6C0 || (c >= 0x6C3 && c <= 0x6CB) || c == 0x6CD || c == 0x6CF || c == 0x6D2 || c == 0x6D3;
+	return (c >= 0x622 && c <= 0x625) || c == 0x627 || c == 0x629 ||
+	       (c >= 0x62F && c <= 0x632) || c == 0x648 || (c >= 0x671 && c <= 0x673) ||
+	       (c >= 0x675 && c <= 0x677) || (c >= 0x688 && c <= 0x699) || c == 0x6C0 ||
+	       (c >= 0x6C3 && c <= 0x6CB) || c == 0x6CD || c == 0x6CF || c == 0x6D2 || c == 0x6D3;
 }
 
 static bool arabic_letter(uint32_t c)
 {
-	return (c >= 0x620 && c <= 0x64A) || (c >= 0x66E && c <= 0x6D3) || c == 0x6D5 || (c >= 0x6FA && c <= 0x6FC) ||
-	       c == 0x6FF;
+	return (c >= 0x620 && c <= 0x64A) || (c >= 0x66E && c <= 0x6D3) || c == 0x6D5 ||
+	       (c >= 0x6FA && c <= 0x6FC) || c == 0x6FF;
 }
 
 /* (L|D) T* ZWNJ T* (R|D) */
@@ -597,7 +610,8 @@ static bool idn_label_ok(const uint32_t *cp, size_t n)
 		return false;
 	if (is_combining_mark(cp[0]))
 		return false;
-	bool arabic_indic = false, ext_arabic_indic = false, has_katakana_dot = false, kana_han = false;
+	bool arabic_indic = false, ext_arabic_indic = false, has_katakana_dot = false,
+	     kana_han = false;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t c = cp[i];
 		if (c < 0x80 && !is_alpha((char)c) && !is_digit((char)c) && c != '-')
@@ -605,9 +619,10 @@ static bool idn_label_ok(const uint32_t *cp, size_t n)
 		/* DISALLOWED in IDNA2008 and easy to meet: upper case, tatweel,
 		 * NKo lajanyalan, vertical kana repeat marks, width variants,
 		 * general punctuation other than the joiners */
-		if ((c >= 'A' && c <= 'Z') || (c >= 0x80 && c <= 0xBF && c != 0xB7) || c == 0xD7 || c == 0xF7 || c == 0x0640 || c == 0x07FA || c == 0x302E || c == 0x302F ||
-		    (c >= 0x3031 && c <= 0x3035) || c == 0x303B || (c >= 0xFF00 && c <= 0xFFEF) || c == 0xFFFD ||
-		    (c >= 0x2000 && c <= 0x206F && c != 0x200C && c != 0x200D))
+		if ((c >= 'A' && c <= 'Z') || (c >= 0x80 && c <= 0xBF && c != 0xB7) || c == 0xD7 ||
+		    c == 0xF7 || c == 0x0640 || c == 0x07FA || c == 0x302E || c == 0x302F ||
+		    (c >= 0x3031 && c <= 0x3035) || c == 0x303B || (c >= 0xFF00 && c <= 0xFFEF) ||
+		    c == 0xFFFD || (c >= 0x2000 && c <= 0x206F && c != 0x200C && c != 0x200D))
 			return false;
 		if (c == 0x00B7) { /* MIDDLE DOT: only between two 'l' */
 			if (i == 0 || i + 1 >= n || cp[i - 1] != 'l' || cp[i + 1] != 'l')
@@ -707,8 +722,8 @@ bool tjs_format_idn_email(const char *s, size_t n)
 
 static bool unreserved(unsigned char c, bool iri)
 {
-	return is_alpha((char)c) || is_digit((char)c) || c == '-' || c == '.' || c == '_' || c == '~' ||
-	       (iri && c >= 0x80);
+	return is_alpha((char)c) || is_digit((char)c) || c == '-' || c == '.' || c == '_' ||
+	       c == '~' || (iri && c >= 0x80);
 }
 
 static bool sub_delim(unsigned char c)
@@ -725,7 +740,8 @@ static bool component(const char *s, size_t n, const char *extra, bool iri)
 			if (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
 				return false;
 			i += 2;
-		} else if (!unreserved(c, iri) && !sub_delim(c) && c != ':' && c != '@' && !strchr(extra, c)) {
+		} else if (!unreserved(c, iri) && !sub_delim(c) && c != ':' && c != '@' &&
+		           !strchr(extra, c)) {
 			return false;
 		} else if (c == '\0') {
 			return false;
@@ -786,7 +802,8 @@ static bool uri_ref(const char *s, size_t n, bool iri, bool need_scheme)
 	bool has_scheme = false;
 	if (n && is_alpha(s[0])) {
 		size_t k = 1;
-		while (k < n && (is_alpha(s[k]) || is_digit(s[k]) || s[k] == '+' || s[k] == '-' || s[k] == '.'))
+		while (k < n && (is_alpha(s[k]) || is_digit(s[k]) || s[k] == '+' || s[k] == '-' ||
+		                 s[k] == '.'))
 			k++;
 		if (k < n && s[k] == ':') {
 			has_scheme = true;
@@ -873,12 +890,15 @@ bool tjs_format_uri_template(const char *s, size_t n)
 				k++;
 			for (;;) {
 				size_t st = k;
-				while (k < n && (is_alpha(s[k]) || is_digit(s[k]) || s[k] == '_' || s[k] == '.' || s[k] == '%')) {
-					if (s[k] == '%' && (k + 2 >= n || !is_hex(s[k + 1]) || !is_hex(s[k + 2])))
+				while (k < n && (is_alpha(s[k]) || is_digit(s[k]) || s[k] == '_' ||
+				                 s[k] == '.' || s[k] == '%')) {
+					if (s[k] == '%' &&
+					    (k + 2 >= n || !is_hex(s[k + 1]) || !is_hex(s[k + 2])))
 						return false;
 					k += s[k] == '%' ? 3 : 1;
 				}
-				if (k == st || s[st] == '.' || s[k - 1] == '.' || memmem(s + st, k - st, "..", 2))
+				if (k == st || s[st] == '.' || s[k - 1] == '.' ||
+				    memmem(s + st, k - st, "..", 2))
 					return false;
 				if (k < n && s[k] == ':') {
 					size_t ds = ++k;
@@ -899,7 +919,7 @@ bool tjs_format_uri_template(const char *s, size_t n)
 				return false;
 			i = k;
 		} else if (c == '}' || c <= 0x20 || c == '"' || c == '<' || c == '>' || c == '\\' ||
-			   c == '^' || c == '`' || c == '|' || c == 0x7F) {
+		           c == '^' || c == '`' || c == '|' || c == 0x7F) {
 			return false;
 		} else if (c == '%') {
 			if (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
@@ -942,25 +962,25 @@ static const struct {
 	const char *name;
 	tjs_format_fn fn;
 } formats[] = {
-	{"date-time", tjs_format_date_time},
-	{"date", tjs_format_date},
-	{"time", tjs_format_time},
-	{"duration", tjs_format_duration},
-	{"email", tjs_format_email},
-	{"idn-email", tjs_format_idn_email},
-	{"hostname", tjs_format_hostname},
-	{"idn-hostname", tjs_format_idn_hostname},
-	{"ipv4", tjs_format_ipv4},
-	{"ipv6", tjs_format_ipv6},
-	{"uri", tjs_format_uri},
-	{"uri-reference", tjs_format_uri_reference},
-	{"iri", tjs_format_iri},
-	{"iri-reference", tjs_format_iri_reference},
-	{"uuid", tjs_format_uuid},
-	{"uri-template", tjs_format_uri_template},
-	{"json-pointer", tjs_format_json_pointer},
-	{"relative-json-pointer", tjs_format_relative_json_pointer},
-	{"regex", tjs_format_regex},
+    {"date-time", tjs_format_date_time},
+    {"date", tjs_format_date},
+    {"time", tjs_format_time},
+    {"duration", tjs_format_duration},
+    {"email", tjs_format_email},
+    {"idn-email", tjs_format_idn_email},
+    {"hostname", tjs_format_hostname},
+    {"idn-hostname", tjs_format_idn_hostname},
+    {"ipv4", tjs_format_ipv4},
+    {"ipv6", tjs_format_ipv6},
+    {"uri", tjs_format_uri},
+    {"uri-reference", tjs_format_uri_reference},
+    {"iri", tjs_format_iri},
+    {"iri-reference", tjs_format_iri_reference},
+    {"uuid", tjs_format_uuid},
+    {"uri-template", tjs_format_uri_template},
+    {"json-pointer", tjs_format_json_pointer},
+    {"relative-json-pointer", tjs_format_relative_json_pointer},
+    {"regex", tjs_format_regex},
 };
 
 tjs_format_fn tjs_format_lookup(const char *name)

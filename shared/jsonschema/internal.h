@@ -73,8 +73,8 @@ typedef struct tjs_map {
 int tjs_map_put(tjs_map *m, const char *key, void *val);
 void *tjs_map_get(const tjs_map *m, const char *key);
 void tjs_map_free(tjs_map *m, void (*free_val)(void *));
-#define tjs_map_foreach(m, i, k, v)                                                            \
-	for (size_t i = 0; i < (m)->cap; i++)                                                  \
+#define tjs_map_foreach(m, i, k, v)                                                                \
+	for (size_t i = 0; i < (m)->cap; i++)                                                      \
 		if (((k) = tjs_map_key_at((m), i)) != NULL && (((v) = tjs_map_val_at((m), i)), 1))
 const char *tjs_map_key_at(const tjs_map *m, size_t i);
 void *tjs_map_val_at(const tjs_map *m, size_t i);
@@ -158,7 +158,7 @@ char *tjs_percent_decode(const char *s, size_t n);
 /* Walks an unescaped-fragment JSON pointer ("" or "/a/b"); NULL if absent.
  * `visit` (may be NULL) sees each value passed through, root first. */
 const json_t *tjs_pointer_get(const json_t *doc, const char *ptr,
-			      void (*visit)(const json_t *v, void *arg), void *arg);
+                              void (*visit)(const json_t *v, void *arg), void *arg);
 /* Appends "/" + escaped token (~0, ~1). */
 void tjs_pointer_append(tjs_buf *b, const char *token);
 void tjs_pointer_append_index(tjs_buf *b, size_t i);
@@ -171,10 +171,10 @@ pcre2_code *tjs_regex_compile(const char *src, size_t n, char *err, size_t errle
 pcre2_match_context *tjs_regex_match_context(void);
 /* 1 match, 0 no match, -1 limit hit or error. */
 int tjs_regex_search(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
-		     pcre2_match_context *mc);
+                     pcre2_match_context *mc);
 /* The same for a subject known to be valid UTF-8 (tjs_doc strings). */
 int tjs_regex_search_utf8(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
-			  pcre2_match_context *mc);
+                          pcre2_match_context *mc);
 
 /* ---- format.c ---- */
 typedef bool (*tjs_format_fn)(const char *s, size_t n);
@@ -218,7 +218,7 @@ const char *tjs_draft_name(tjs_draft d);
 
 /* ---- registry.c ---- */
 struct tjs_registry {
-	int refcount; /* atomic */
+	int refcount;            /* atomic */
 	struct tjs_regdoc *docs; /* owned documents */
 	tjs_map uris;            /* absolute URI without fragment -> struct tjs_regdoc* */
 	pthread_mutex_t lock;
@@ -388,7 +388,7 @@ typedef struct tjs_cctx {
 	tjs_map anchors;   /* "uri#name" -> const json_t* */
 	tjs_pmap info;     /* const json_t* -> tjs_sinfo* */
 	tjs_pmap docs_scanned;
-	tjs_map regexes;   /* pattern source -> pcre2_code* */
+	tjs_map regexes; /* pattern source -> pcre2_code* */
 	tjs_pending *pending;
 	char *err;
 	size_t errlen;
@@ -398,20 +398,20 @@ typedef struct tjs_cctx {
 
 void tjs_cfail(tjs_cctx *cc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Draft and vocabularies of a document from its $schema (or the fallback). */
-int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_draft *draft, unsigned *vocab,
-		    unsigned depth);
+int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_draft *draft,
+                    unsigned *vocab, unsigned depth);
 /* Registers the resources, anchors and subschemas of `doc` found from `uri`. */
 tjs_resource *tjs_scan_document(tjs_cctx *cc, const json_t *doc, const char *uri, tjs_draft draft,
-				unsigned vocab);
+                                unsigned vocab);
 /* Resolves `ref` against `base` to a scanned schema value, NULL (with error). */
 const json_t *tjs_resolve_ref(tjs_cctx *cc, const char *base, const char *ref, tjs_draft draft,
-			      char **fragment_out);
+                              char **fragment_out);
 tjs_sinfo *tjs_info(tjs_cctx *cc, const json_t *j);
 
 /* ---- compile.c ---- */
 tjs_schema *tjs_compile_internal(tjs_registry *reg, json_t *schema, const char *base_uri,
-				 const tjs_options *opts, bool check_meta, bool hold_reg, char *err,
-				 size_t errlen);
+                                 const tjs_options *opts, bool check_meta, bool hold_reg, char *err,
+                                 size_t errlen);
 
 /* ---- validate.c: evaluation services used by keywords ---- */
 struct tjs_ann {
@@ -468,12 +468,13 @@ static inline void tjs_kpop(tjs_vctx *c)
 		c->nkpath--;
 }
 /* Records an error at the current locations plus `kw` (printf message). */
-void tjs_report(tjs_vctx *c, const char *kw, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tjs_report(tjs_vctx *c, const char *kw, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 size_t tjs_error_mark(const tjs_vctx *c);
 void tjs_error_rollback(tjs_vctx *c, size_t mark);
 /* Moves the errors after `mark` behind a new one (the summary comes first). */
 void tjs_error_summary(tjs_vctx *c, size_t mark, const char *kw, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 bool tjs_ann_init_n(tjs_vctx *c, tjs_ann *a, size_t n);
 void tjs_ann_set(tjs_ann *a, size_t i);
 bool tjs_ann_get(const tjs_ann *a, size_t i);
@@ -511,7 +512,8 @@ static inline uint64_t tjs_hash_bytes(const char *s, size_t n)
 		a = x;
 		b = y;
 	} else if (n) {
-		a = (unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 | (uint64_t)(unsigned char)s[n - 1] << 16;
+		a = (unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+		    (uint64_t)(unsigned char)s[n - 1] << 16;
 	}
 	uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ n;
 	return h ^ (h >> 29);
@@ -550,11 +552,13 @@ static inline bool tjs_bytes_equal(const char *a, const char *b, size_t n)
 }
 
 /* Index of a `properties` name, -1 if none (table built by compile.c). */
-__attribute__((always_inline)) static inline ssize_t tjs_find_name(const tjs_kw *kw, const char *key, size_t keylen)
+__attribute__((always_inline)) static inline ssize_t tjs_find_name(const tjs_kw *kw,
+                                                                   const char *key, size_t keylen)
 {
 	if (!kw->ntab)
 		return -1;
-	for (size_t j = tjs_hash_bytes(key, keylen) & kw->ntab_mask; kw->ntab[j]; j = (j + 1) & kw->ntab_mask) {
+	for (size_t j = tjs_hash_bytes(key, keylen) & kw->ntab_mask; kw->ntab[j];
+	     j = (j + 1) & kw->ntab_mask) {
 		size_t i = kw->ntab[j] - 1;
 		if (kw->name_lens[i] == keylen && tjs_bytes_equal(kw->names[i], key, keylen))
 			return (ssize_t)i;

@@ -46,7 +46,7 @@ static bool parse_index(const char *t, size_t n, size_t *out)
 }
 
 const json_t *tjs_pointer_get(const json_t *doc, const char *ptr,
-			      void (*visit)(const json_t *v, void *arg), void *arg)
+                              void (*visit)(const json_t *v, void *arg), void *arg)
 {
 	const json_t *cur = doc;
 	if (visit)

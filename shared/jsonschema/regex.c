@@ -13,27 +13,63 @@
 
 #include "internal.h"
 
-#define ECMA_WS "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+#define ECMA_WS                                                                                    \
+	"\\t\\n\\x{0B}\\f\\r "                                                                     \
+	"\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{"     \
+	"FEFF}"
 #define ECMA_NOT_WS                                                                                \
-	"\\x{0}-\\x{8}\\x{E}-\\x{1F}\\x{21}-\\x{9F}\\x{A1}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-\\x{2027}" \
-	"\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{FEFE}\\x{FF00}-\\x{10FFFF}"
+	"\\x{0}-\\x{8}\\x{E}-\\x{1F}\\x{21}-\\x{9F}\\x{A1}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-" \
+	"\\x{2027}"                                                                                \
+	"\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{FEFE}\\x{FF00}-"   \
+	"\\x{10FFFF}"
 #define ECMA_NOT_DIGIT "\\x{0}-\\x{2F}\\x{3A}-\\x{10FFFF}"
 #define ECMA_NOT_WORD "\\x{0}-\\x{2F}\\x{3A}-\\x{40}\\x{5B}-\\x{5E}\\x{60}\\x{7B}-\\x{10FFFF}"
 
 static const struct {
 	const char *lng, *shrt;
 } gc_names[] = {
-	{"Letter", "L"}, {"Cased_Letter", "L&"}, {"Uppercase_Letter", "Lu"}, {"Lowercase_Letter", "Ll"},
-	{"Titlecase_Letter", "Lt"}, {"Modifier_Letter", "Lm"}, {"Other_Letter", "Lo"}, {"Mark", "M"},
-	{"Combining_Mark", "M"}, {"Nonspacing_Mark", "Mn"}, {"Spacing_Mark", "Mc"}, {"Enclosing_Mark", "Me"},
-	{"Number", "N"}, {"Decimal_Number", "Nd"}, {"digit", "Nd"}, {"Letter_Number", "Nl"},
-	{"Other_Number", "No"}, {"Punctuation", "P"}, {"punct", "P"}, {"Connector_Punctuation", "Pc"},
-	{"Dash_Punctuation", "Pd"}, {"Open_Punctuation", "Ps"}, {"Close_Punctuation", "Pe"},
-	{"Initial_Punctuation", "Pi"}, {"Final_Punctuation", "Pf"}, {"Other_Punctuation", "Po"},
-	{"Symbol", "S"}, {"Math_Symbol", "Sm"}, {"Currency_Symbol", "Sc"}, {"Modifier_Symbol", "Sk"},
-	{"Other_Symbol", "So"}, {"Separator", "Z"}, {"Space_Separator", "Zs"}, {"Line_Separator", "Zl"},
-	{"Paragraph_Separator", "Zp"}, {"Other", "C"}, {"Control", "Cc"}, {"cntrl", "Cc"},
-	{"Format", "Cf"}, {"Surrogate", "Cs"}, {"Private_Use", "Co"}, {"Unassigned", "Cn"},
+    {"Letter", "L"},
+    {"Cased_Letter", "L&"},
+    {"Uppercase_Letter", "Lu"},
+    {"Lowercase_Letter", "Ll"},
+    {"Titlecase_Letter", "Lt"},
+    {"Modifier_Letter", "Lm"},
+    {"Other_Letter", "Lo"},
+    {"Mark", "M"},
+    {"Combining_Mark", "M"},
+    {"Nonspacing_Mark", "Mn"},
+    {"Spacing_Mark", "Mc"},
+    {"Enclosing_Mark", "Me"},
+    {"Number", "N"},
+    {"Decimal_Number", "Nd"},
+    {"digit", "Nd"},
+    {"Letter_Number", "Nl"},
+    {"Other_Number", "No"},
+    {"Punctuation", "P"},
+    {"punct", "P"},
+    {"Connector_Punctuation", "Pc"},
+    {"Dash_Punctuation", "Pd"},
+    {"Open_Punctuation", "Ps"},
+    {"Close_Punctuation", "Pe"},
+    {"Initial_Punctuation", "Pi"},
+    {"Final_Punctuation", "Pf"},
+    {"Other_Punctuation", "Po"},
+    {"Symbol", "S"},
+    {"Math_Symbol", "Sm"},
+    {"Currency_Symbol", "Sc"},
+    {"Modifier_Symbol", "Sk"},
+    {"Other_Symbol", "So"},
+    {"Separator", "Z"},
+    {"Space_Separator", "Zs"},
+    {"Line_Separator", "Zl"},
+    {"Paragraph_Separator", "Zp"},
+    {"Other", "C"},
+    {"Control", "Cc"},
+    {"cntrl", "Cc"},
+    {"Format", "Cf"},
+    {"Surrogate", "Cs"},
+    {"Private_Use", "Co"},
+    {"Unassigned", "Cn"},
 };
 
 typedef struct rx {
@@ -85,17 +121,19 @@ static void rx_property(rx *r)
 		size_t kl = (size_t)(eq - name);
 		const char *val = eq + 1;
 		size_t vl = len - kl - 1;
-		if ((kl == 16 && memcmp(name, "General_Category", 16) == 0) || (kl == 2 && memcmp(name, "gc", 2) == 0)) {
+		if ((kl == 16 && memcmp(name, "General_Category", 16) == 0) ||
+		    (kl == 2 && memcmp(name, "gc", 2) == 0)) {
 			const char *s = gc_short(val, vl);
 			if (s)
 				tjs_buf_puts(r->out, s);
 			else
 				tjs_buf_add(r->out, val, vl);
-		} else if ((kl == 6 && memcmp(name, "Script", 6) == 0) || (kl == 2 && memcmp(name, "sc", 2) == 0)) {
+		} else if ((kl == 6 && memcmp(name, "Script", 6) == 0) ||
+		           (kl == 2 && memcmp(name, "sc", 2) == 0)) {
 			tjs_buf_puts(r->out, "sc:");
 			tjs_buf_add(r->out, val, vl);
 		} else if ((kl == 17 && memcmp(name, "Script_Extensions", 17) == 0) ||
-			   (kl == 3 && memcmp(name, "scx", 3) == 0)) {
+		           (kl == 3 && memcmp(name, "scx", 3) == 0)) {
 			tjs_buf_puts(r->out, "scx:");
 			tjs_buf_add(r->out, val, vl);
 		} else {
@@ -149,7 +187,8 @@ static long rx_unicode(rx *r)
 	}
 	r->i = i + 3;
 	/* a surrogate pair written as two escapes is one code point */
-	if (v >= 0xD800 && v <= 0xDBFF && r->i + 6 < r->n && s[r->i + 1] == '\\' && s[r->i + 2] == 'u') {
+	if (v >= 0xD800 && v <= 0xDBFF && r->i + 6 < r->n && s[r->i + 1] == '\\' &&
+	    s[r->i + 2] == 'u') {
 		long lo = 0;
 		bool ok = true;
 		for (size_t k = 0; k < 4; k++) {
@@ -217,8 +256,10 @@ static void rx_escape(rx *r, bool in_class)
 		return;
 	}
 	case 'x':
-		if (r->i + 2 < r->n && tjs_hexval(r->s[r->i + 1]) >= 0 && tjs_hexval(r->s[r->i + 2]) >= 0) {
-			put_cp(r, (uint32_t)(tjs_hexval(r->s[r->i + 1]) * 16 + tjs_hexval(r->s[r->i + 2])));
+		if (r->i + 2 < r->n && tjs_hexval(r->s[r->i + 1]) >= 0 &&
+		    tjs_hexval(r->s[r->i + 2]) >= 0) {
+			put_cp(r, (uint32_t)(tjs_hexval(r->s[r->i + 1]) * 16 +
+			                     tjs_hexval(r->s[r->i + 2])));
 			r->i += 2;
 		} else {
 			rx_fail(r, "bad \\x escape");
@@ -226,7 +267,7 @@ static void rx_escape(rx *r, bool in_class)
 		return;
 	case 'c':
 		if (r->i + 1 < r->n && ((r->s[r->i + 1] >= 'a' && r->s[r->i + 1] <= 'z') ||
-					 (r->s[r->i + 1] >= 'A' && r->s[r->i + 1] <= 'Z'))) {
+		                        (r->s[r->i + 1] >= 'A' && r->s[r->i + 1] <= 'Z'))) {
 			r->i++;
 			put_cp(r, (uint32_t)(r->s[r->i] % 32));
 		} else {
@@ -333,9 +374,10 @@ int tjs_regex_translate(const char *src, size_t n, tjs_buf *out, char *err, size
 			if (r.i + 1 < n && src[r.i + 1] == '?') {
 				char d = r.i + 2 < n ? src[r.i + 2] : '\0';
 				char e = r.i + 3 < n ? src[r.i + 3] : '\0';
-				bool ok = d == ':' || d == '=' || d == '!' ||
-					  (d == '<' && (e == '=' || e == '!' || (e >= 'A' && e <= 'Z') ||
-							(e >= 'a' && e <= 'z') || e == '_' || e == '$'));
+				bool ok =
+				    d == ':' || d == '=' || d == '!' ||
+				    (d == '<' && (e == '=' || e == '!' || (e >= 'A' && e <= 'Z') ||
+				                  (e >= 'a' && e <= 'z') || e == '_' || e == '$'));
 				if (!ok) {
 					rx_fail(&r, "group syntax not in ECMA-262");
 					break;
@@ -364,8 +406,8 @@ pcre2_code *tjs_regex_compile(const char *src, size_t n, char *err, size_t errle
 	int code;
 	PCRE2_SIZE off;
 	pcre2_code *re = pcre2_compile((PCRE2_SPTR)(b.s ? b.s : ""), b.len,
-				       PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C, &code, &off,
-				       NULL);
+	                               PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
+	                               &code, &off, NULL);
 	tjs_buf_free(&b);
 	if (!re) {
 		if (err && errlen) {
@@ -392,7 +434,7 @@ pcre2_match_context *tjs_regex_match_context(void)
 }
 
 int tjs_regex_search(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
-		     pcre2_match_context *mc)
+                     pcre2_match_context *mc)
 {
 	int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, mc);
 	if (rc >= 0)
@@ -403,7 +445,7 @@ int tjs_regex_search(const pcre2_code *re, const char *s, size_t n, pcre2_match_
 }
 
 int tjs_regex_search_utf8(const pcre2_code *re, const char *s, size_t n, pcre2_match_data *md,
-			  pcre2_match_context *mc)
+                          pcre2_match_context *mc)
 {
 	/* the JIT entry skips pcre2_match's option and UTF checks; it honours
 	 * the match limit as pcre2_match does when it runs JIT code */

@@ -21,11 +21,11 @@ static const struct {
 	const char *uri;
 	const char *name;
 } drafts[] = {
-	{TJS_DRAFT_4, "http://json-schema.org/draft-04/schema", "draft-04"},
-	{TJS_DRAFT_6, "http://json-schema.org/draft-06/schema", "draft-06"},
-	{TJS_DRAFT_7, "http://json-schema.org/draft-07/schema", "draft-07"},
-	{TJS_DRAFT_2019_09, "https://json-schema.org/draft/2019-09/schema", "2019-09"},
-	{TJS_DRAFT_2020_12, "https://json-schema.org/draft/2020-12/schema", "2020-12"},
+    {TJS_DRAFT_4, "http://json-schema.org/draft-04/schema", "draft-04"},
+    {TJS_DRAFT_6, "http://json-schema.org/draft-06/schema", "draft-06"},
+    {TJS_DRAFT_7, "http://json-schema.org/draft-07/schema", "draft-07"},
+    {TJS_DRAFT_2019_09, "https://json-schema.org/draft/2019-09/schema", "2019-09"},
+    {TJS_DRAFT_2020_12, "https://json-schema.org/draft/2020-12/schema", "2020-12"},
 };
 
 int tjs_draft_index(tjs_draft d)
@@ -83,7 +83,7 @@ static int map_uri(tjs_registry *reg, const char *uri, struct tjs_regdoc *d)
 
 /* Embedded resources ($id below the root) are reachable by their own URI. */
 static int map_embedded(tjs_registry *reg, const json_t *j, const char *base, struct tjs_regdoc *d,
-			unsigned depth)
+                        unsigned depth)
 {
 	if (depth > TJS_MAX_SCHEMA_NESTING)
 		return 0;
@@ -126,7 +126,8 @@ static int map_embedded(tjs_registry *reg, const json_t *j, const char *base, st
 	return 0;
 }
 
-TJS_API int tjs_registry_add(tjs_registry *reg, const char *uri, json_t *doc, char *err, size_t errlen)
+TJS_API int tjs_registry_add(tjs_registry *reg, const char *uri, json_t *doc, char *err,
+                             size_t errlen)
 {
 	if (!reg || !doc) {
 		snprintf(err, errlen, "no registry or document");
@@ -145,7 +146,8 @@ TJS_API int tjs_registry_add(tjs_registry *reg, const char *uri, json_t *doc, ch
 		return -1;
 	}
 	if (!key || !tjs_uri_is_absolute(key)) {
-		snprintf(err, errlen, "document URI %s is not absolute", key ? key : "(out of memory)");
+		snprintf(err, errlen, "document URI %s is not absolute",
+		         key ? key : "(out of memory)");
 		free(key);
 		return -1;
 	}
@@ -239,7 +241,8 @@ const tjs_schema *tjs_registry_metaschema(tjs_registry *reg, tjs_draft d, char *
 			tjs_options o = {.default_draft = d};
 			/* the meta-schema's own validator does not hold the registry:
 			 * the registry holds it */
-			reg->meta[i] = tjs_compile_internal(reg, doc, drafts[i].uri, &o, false, false, err, errlen);
+			reg->meta[i] = tjs_compile_internal(reg, doc, drafts[i].uri, &o, false,
+			                                    false, err, errlen);
 		} else {
 			snprintf(err, errlen, "meta-schema %s is not registered", drafts[i].uri);
 		}

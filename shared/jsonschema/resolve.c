@@ -31,21 +31,22 @@ static const struct {
 	const char *uri;
 	unsigned bits;
 } vocab_uris[] = {
-	{"https://json-schema.org/draft/2020-12/vocab/core", TJS_VOC_CORE},
-	{"https://json-schema.org/draft/2020-12/vocab/applicator", TJS_VOC_APPLICATOR},
-	{"https://json-schema.org/draft/2020-12/vocab/unevaluated", TJS_VOC_UNEVALUATED},
-	{"https://json-schema.org/draft/2020-12/vocab/validation", TJS_VOC_VALIDATION},
-	{"https://json-schema.org/draft/2020-12/vocab/meta-data", TJS_VOC_META},
-	{"https://json-schema.org/draft/2020-12/vocab/format-annotation", TJS_VOC_FORMAT_ANNOTATION},
-	{"https://json-schema.org/draft/2020-12/vocab/format-assertion", TJS_VOC_FORMAT_ASSERTION},
-	{"https://json-schema.org/draft/2020-12/vocab/content", TJS_VOC_CONTENT},
-	{"https://json-schema.org/draft/2019-09/vocab/core", TJS_VOC_CORE},
-	/* 2019-09 had the unevaluated keywords in the applicator vocabulary */
-	{"https://json-schema.org/draft/2019-09/vocab/applicator", TJS_VOC_APPLICATOR | TJS_VOC_UNEVALUATED},
-	{"https://json-schema.org/draft/2019-09/vocab/validation", TJS_VOC_VALIDATION},
-	{"https://json-schema.org/draft/2019-09/vocab/meta-data", TJS_VOC_META},
-	{"https://json-schema.org/draft/2019-09/vocab/format", TJS_VOC_FORMAT_ANNOTATION},
-	{"https://json-schema.org/draft/2019-09/vocab/content", TJS_VOC_CONTENT},
+    {"https://json-schema.org/draft/2020-12/vocab/core", TJS_VOC_CORE},
+    {"https://json-schema.org/draft/2020-12/vocab/applicator", TJS_VOC_APPLICATOR},
+    {"https://json-schema.org/draft/2020-12/vocab/unevaluated", TJS_VOC_UNEVALUATED},
+    {"https://json-schema.org/draft/2020-12/vocab/validation", TJS_VOC_VALIDATION},
+    {"https://json-schema.org/draft/2020-12/vocab/meta-data", TJS_VOC_META},
+    {"https://json-schema.org/draft/2020-12/vocab/format-annotation", TJS_VOC_FORMAT_ANNOTATION},
+    {"https://json-schema.org/draft/2020-12/vocab/format-assertion", TJS_VOC_FORMAT_ASSERTION},
+    {"https://json-schema.org/draft/2020-12/vocab/content", TJS_VOC_CONTENT},
+    {"https://json-schema.org/draft/2019-09/vocab/core", TJS_VOC_CORE},
+    /* 2019-09 had the unevaluated keywords in the applicator vocabulary */
+    {"https://json-schema.org/draft/2019-09/vocab/applicator",
+     TJS_VOC_APPLICATOR | TJS_VOC_UNEVALUATED},
+    {"https://json-schema.org/draft/2019-09/vocab/validation", TJS_VOC_VALIDATION},
+    {"https://json-schema.org/draft/2019-09/vocab/meta-data", TJS_VOC_META},
+    {"https://json-schema.org/draft/2019-09/vocab/format", TJS_VOC_FORMAT_ANNOTATION},
+    {"https://json-schema.org/draft/2019-09/vocab/content", TJS_VOC_CONTENT},
 };
 
 static const json_t *lookup_document(tjs_cctx *cc, const char *uri, const char **root_uri)
@@ -58,8 +59,8 @@ static const json_t *lookup_document(tjs_cctx *cc, const char *uri, const char *
 	return tjs_registry_lookup(cc->reg, uri, root_uri);
 }
 
-int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_draft *draft, unsigned *vocab,
-		    unsigned depth)
+int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_draft *draft,
+                    unsigned *vocab, unsigned depth)
 {
 	*draft = fallback;
 	*vocab = TJS_VOC_ALL_STANDARD;
@@ -110,7 +111,8 @@ int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_dra
 				}
 			}
 			if (!known && json_is_true(v)) {
-				tjs_cfail(cc, "meta-schema %s requires unsupported vocabulary %s", s, k);
+				tjs_cfail(cc, "meta-schema %s requires unsupported vocabulary %s",
+				          s, k);
 				return -1;
 			}
 		}
@@ -119,8 +121,8 @@ int tjs_doc_dialect(tjs_cctx *cc, const json_t *doc, tjs_draft fallback, tjs_dra
 	return 0;
 }
 
-static tjs_resource *resource_new(tjs_cctx *cc, const char *uri, const json_t *json, tjs_draft draft,
-				  unsigned vocab)
+static tjs_resource *resource_new(tjs_cctx *cc, const char *uri, const json_t *json,
+                                  tjs_draft draft, unsigned vocab)
 {
 	tjs_resource *r = tjs_map_get(&cc->resources, uri);
 	if (r && r->json == json)
@@ -149,7 +151,8 @@ static void add_anchor(tjs_cctx *cc, const char *uri, const char *name, const js
 	tjs_buf_putc(&b, '#');
 	tjs_buf_puts(&b, name);
 	char *key = tjs_buf_take(&b);
-	if (!key || (!tjs_map_get(&cc->anchors, key) && tjs_map_put(&cc->anchors, key, (void *)j) < 0))
+	if (!key ||
+	    (!tjs_map_get(&cc->anchors, key) && tjs_map_put(&cc->anchors, key, (void *)j) < 0))
 		tjs_cfail(cc, "out of memory");
 	free(key);
 }
@@ -256,17 +259,17 @@ static int subschema_kind(const char *k, tjs_draft d)
 }
 
 static void scan(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft draft, unsigned vocab,
-		 unsigned depth);
+                 unsigned depth);
 
-static void scan_sub(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft draft, unsigned vocab,
-		     unsigned depth)
+static void scan_sub(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft draft,
+                     unsigned vocab, unsigned depth)
 {
 	if (json_is_object(j) || json_is_boolean(j))
 		scan(cc, j, res, draft, vocab, depth + 1);
 }
 
 static void scan(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft draft, unsigned vocab,
-		 unsigned depth)
+                 unsigned depth)
 {
 	if (cc->failed || tjs_pmap_get(&cc->info, j))
 		return;
@@ -328,7 +331,8 @@ static void scan(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft dra
 				add_dynamic_anchor(cc, res, json_string_value(a), j);
 			}
 		}
-		if (draft == TJS_DRAFT_2019_09 && res->json == j && json_is_true(json_object_get(j, "$recursiveAnchor")))
+		if (draft == TJS_DRAFT_2019_09 && res->json == j &&
+		    json_is_true(json_object_get(j, "$recursiveAnchor")))
 			res->recursive_anchor = true;
 	}
 	info->res = res;
@@ -363,7 +367,8 @@ static void scan(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft dra
 		case SUB_MAP:
 		case SUB_DEPENDENCIES:
 			if (json_is_object(v))
-				json_object_foreach(v, kk, e) scan_sub(cc, e, res, draft, vocab, depth);
+				json_object_foreach(v, kk, e)
+				    scan_sub(cc, e, res, draft, vocab, depth);
 			break;
 		default:
 			break;
@@ -372,7 +377,7 @@ static void scan(tjs_cctx *cc, const json_t *j, tjs_resource *res, tjs_draft dra
 }
 
 tjs_resource *tjs_scan_document(tjs_cctx *cc, const json_t *doc, const char *uri, tjs_draft draft,
-				unsigned vocab)
+                                unsigned vocab)
 {
 	tjs_resource *r = tjs_map_get(&cc->resources, uri);
 	if (tjs_pmap_get(&cc->docs_scanned, doc))
@@ -403,7 +408,7 @@ static void walk_visit(const json_t *v, void *arg)
 }
 
 const json_t *tjs_resolve_ref(tjs_cctx *cc, const char *base, const char *ref, tjs_draft draft,
-			      char **fragment_out)
+                              char **fragment_out)
 {
 	const json_t *target = NULL;
 	char *abs = tjs_uri_resolve(base, ref);
@@ -423,7 +428,8 @@ const json_t *tjs_resolve_ref(tjs_cctx *cc, const char *base, const char *ref, t
 		const char *root = uri;
 		const json_t *doc = lookup_document(cc, uri, &root);
 		if (!doc) {
-			tjs_cfail(cc, "cannot resolve reference %s (no such document registered)", abs);
+			tjs_cfail(cc, "cannot resolve reference %s (no such document registered)",
+			          abs);
 			goto cleanup;
 		}
 		tjs_draft d;

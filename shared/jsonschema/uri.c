@@ -82,7 +82,8 @@ static void remove_dot_segments(tjs_buf *out, const char *src, size_t n)
 		} else if (rest == 2 && memcmp(p, "/.", 2) == 0) {
 			i += 1;
 			in[i] = '/';
-		} else if ((rest >= 4 && memcmp(p, "/../", 4) == 0) || (rest == 3 && memcmp(p, "/..", 3) == 0)) {
+		} else if ((rest >= 4 && memcmp(p, "/../", 4) == 0) ||
+		           (rest == 3 && memcmp(p, "/..", 3) == 0)) {
 			if (rest >= 4) {
 				i += 3;
 			} else {

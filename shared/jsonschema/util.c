@@ -408,7 +408,8 @@ bool tjs_json_equal(const json_t *a, const json_t *b)
 	switch (json_typeof(a)) {
 	case JSON_STRING:
 		return json_string_length(a) == json_string_length(b) &&
-		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) ==
+		           0;
 	case JSON_ARRAY: {
 		size_t n = json_array_size(a);
 		if (n != json_array_size(b))

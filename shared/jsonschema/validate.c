@@ -64,7 +64,8 @@ void tjs_kpush_index_collect(tjs_vctx *c, size_t index)
 
 bool tjs_ipush(tjs_vctx *c, const char *key, size_t index)
 {
-	if (!grow_from((void **)&c->ipath, &c->capipath, c->nipath + 1, sizeof(*c->ipath), c->ipath_inline)) {
+	if (!grow_from((void **)&c->ipath, &c->capipath, c->nipath + 1, sizeof(*c->ipath),
+	               c->ipath_inline)) {
 		oom(c);
 		return false;
 	}
@@ -89,7 +90,8 @@ static char *render_path(const tjs_seg *segs, size_t n, const char *last)
 static void push_error(tjs_vctx *c, char *msg, const char *kw)
 {
 	tjs_result *r = c->result;
-	tjs_error e = {render_path(c->ipath, c->nipath, NULL), render_path(c->kpath, c->nkpath, kw), msg};
+	tjs_error e = {render_path(c->ipath, c->nipath, NULL), render_path(c->kpath, c->nkpath, kw),
+	               msg};
 	if (!e.instance_location || !e.keyword_location || !e.message ||
 	    !grow((void **)&r->errors, &c->nerrors_cap, r->count + 1, sizeof(*r->errors))) {
 		free(e.instance_location);
@@ -156,14 +158,16 @@ void tjs_error_summary(tjs_vctx *c, size_t mark, const char *kw, const char *fmt
 	push_error(c, msg, kw);
 	if (c->result->count == before + 1 && before > mark) {
 		tjs_error e = c->result->errors[before];
-		memmove(&c->result->errors[mark + 1], &c->result->errors[mark], (before - mark) * sizeof(e));
+		memmove(&c->result->errors[mark + 1], &c->result->errors[mark],
+		        (before - mark) * sizeof(e));
 		c->result->errors[mark] = e;
 	}
 }
 
 bool tjs_scope_push(tjs_vctx *c, const tjs_resource *r)
 {
-	if (!grow_from((void **)&c->scope, &c->capscope, c->nscope + 1, sizeof(*c->scope), c->scope_inline)) {
+	if (!grow_from((void **)&c->scope, &c->capscope, c->nscope + 1, sizeof(*c->scope),
+	               c->scope_inline)) {
 		oom(c);
 		return false;
 	}
@@ -257,7 +261,7 @@ pcre2_match_data *tjs_match_data(tjs_vctx *c)
 /* Runs the validation; errors only on a second pass over an invalid
  * instance, so that the common case (valid) builds no locations at all. */
 static bool validate_any(const tjs_schema *schema, const json_t *jinst, const tjs_value *vinst,
-			 tjs_result *result, size_t max_errors)
+                         tjs_result *result, size_t max_errors)
 {
 	if (result) {
 		result->count = 0;
@@ -279,7 +283,8 @@ static bool validate_any(const tjs_schema *schema, const json_t *jinst, const tj
 		/* a sentinel under the scope (no resource), so that eval need not
 		 * test for an empty stack; scope readers start at 1 */
 		c.scope[c.nscope++] = NULL;
-		ok = jinst ? tjs_eval_json(&c, schema->root, jinst) : tjs_eval_doc(&c, schema->root, vinst);
+		ok = jinst ? tjs_eval_json(&c, schema->root, jinst)
+		           : tjs_eval_doc(&c, schema->root, vinst);
 		if (c.fatal) {
 			ok = false;
 			if (c.collect && result->count == 0)
@@ -308,19 +313,19 @@ static bool validate_any(const tjs_schema *schema, const json_t *jinst, const tj
 }
 
 TJS_API bool tjs_validate(const tjs_schema *schema, const json_t *instance, tjs_result *result,
-			  size_t max_errors)
+                          size_t max_errors)
 {
 	return validate_any(schema, instance, NULL, result, max_errors);
 }
 
-TJS_API bool tjs_validate_value(const tjs_schema *schema, const tjs_value *instance, tjs_result *result,
-				size_t max_errors)
+TJS_API bool tjs_validate_value(const tjs_schema *schema, const tjs_value *instance,
+                                tjs_result *result, size_t max_errors)
 {
 	return validate_any(schema, NULL, instance, result, max_errors);
 }
 
-TJS_API bool tjs_validate_bytes(const tjs_schema *schema, const char *bytes, size_t len, unsigned flags,
-				tjs_result *result, size_t max_errors)
+TJS_API bool tjs_validate_bytes(const tjs_schema *schema, const char *bytes, size_t len,
+                                unsigned flags, tjs_result *result, size_t max_errors)
 {
 	if (result) {
 		result->count = 0;

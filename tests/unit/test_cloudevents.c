@@ -25,9 +25,10 @@ static void test_structured_complete(void **state)
 	(void)state;
 	tb_event ev;
 	char err[256];
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":{\"total\":19.99}}",
-			       &ev, err),
-			 TB_CE_OK);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":{"
+	                       "\"total\":19.99}}",
+	                       &ev, err),
+	                 TB_CE_OK);
 	const char *id = tb_ce_attr_string(&ev, "id");
 	assert_non_null(id);
 	assert_int_equal(strlen(id), 36);
@@ -48,16 +49,18 @@ static void test_structured_data_verbatim(void **state)
 	const char *data = "{ \"total\" : 1.50,\n \"lines\": [ {\"q\": 1e2} ] }";
 	char payload[512];
 	snprintf(payload, sizeof(payload),
-		 "{\"data\" :  %s , \"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}", data);
+	         "{\"data\" :  %s , \"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}",
+	         data);
 	assert_int_equal(parse(payload, &ev, err), TB_CE_OK);
 	assert_int_equal(ev.data_len, strlen(data));
 	assert_memory_equal(ev.data_bytes, data, ev.data_len);
 	assert_null(ev.owned);
 	tb_event_clear(&ev);
 	/* last member, scalar data */
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":-0.0}",
-			       &ev, err),
-			 TB_CE_OK);
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data\":-0.0}", &ev,
+	          err),
+	    TB_CE_OK);
 	assert_int_equal(ev.data_len, 4);
 	assert_memory_equal(ev.data_bytes, "-0.0", 4);
 	tb_event_clear(&ev);
@@ -76,9 +79,9 @@ static void test_generated_ids(void **state)
 			else
 				assert_non_null(strchr("0123456789abcdef", id[i]));
 		}
-		assert_int_equal(id[14], '7');                 /* version */
-		assert_non_null(strchr("89ab", id[19]));        /* variant */
-		assert_true(strncmp(prev, id, 8) <= 0);         /* time-ordered */
+		assert_int_equal(id[14], '7');           /* version */
+		assert_non_null(strchr("89ab", id[19])); /* variant */
+		assert_true(strncmp(prev, id, 8) <= 0);  /* time-ordered */
 		assert_string_not_equal(prev, id);
 		strcpy(prev, id);
 	}
@@ -103,10 +106,11 @@ static void test_structured_to_json(void **state)
 	tb_event ev;
 	char err[256];
 	json_error_t jerr;
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"s\",\"type\":\"t\","
-			       "\"data\":{\"a\":[1,2.5,\"\\u00e9\"]},\"n\":7}",
-			       &ev, err),
-			 TB_CE_OK);
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"s\",\"type\":\"t\","
+	          "\"data\":{\"a\":[1,2.5,\"\\u00e9\"]},\"n\":7}",
+	          &ev, err),
+	    TB_CE_OK);
 	size_t len;
 	char *json = tb_ce_to_json(&ev, &len);
 	assert_int_equal(strlen(json), len);
@@ -127,29 +131,34 @@ static void test_structured_errors(void **state)
 	(void)state;
 	tb_event ev;
 	char err[256];
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"", &ev, err),
-			 TB_CE_INVALID_JSON);
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"", &ev, err),
+	    TB_CE_INVALID_JSON);
 	assert_int_equal(parse("[1]", &ev, err), TB_CE_NOT_AN_EVENT);
 	assert_int_equal(parse("{\"specversion\":\"1.0\",\"type\":\"t\"}", &ev, err),
-			 TB_CE_MISSING_ATTRIBUTE);
+	                 TB_CE_MISSING_ATTRIBUTE);
 	assert_non_null(strstr(err, "source"));
 	tb_event_clear(&ev);
-	assert_int_equal(parse("{\"specversion\":\"0.3\",\"source\":\"s\",\"type\":\"t\"}", &ev, err),
-			 TB_CE_INVALID_ATTRIBUTE);
+	assert_int_equal(
+	    parse("{\"specversion\":\"0.3\",\"source\":\"s\",\"type\":\"t\"}", &ev, err),
+	    TB_CE_INVALID_ATTRIBUTE);
 	tb_event_clear(&ev);
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"time\":\"now\"}",
-			       &ev, err),
-			 TB_CE_INVALID_ATTRIBUTE);
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"time\":\"now\"}", &ev,
+	          err),
+	    TB_CE_INVALID_ATTRIBUTE);
 	tb_event_clear(&ev);
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"Bad\":\"x\"}",
-			       &ev, err),
-			 TB_CE_INVALID_ATTRIBUTE);
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"type\":\"u\"}",
-			       &ev, err),
-			 TB_CE_INVALID_JSON); /* duplicate keys */
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"Bad\":\"x\"}", &ev,
+	          err),
+	    TB_CE_INVALID_ATTRIBUTE);
+	assert_int_equal(
+	    parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"type\":\"u\"}", &ev,
+	          err),
+	    TB_CE_INVALID_JSON); /* duplicate keys */
 	const char bad_utf8[] = "{\"specversion\":\"1.0\",\"source\":\"\xc3\x28\",\"type\":\"t\"}";
 	assert_int_equal(tb_ce_parse_structured(bad_utf8, strlen(bad_utf8), &ev, err, sizeof(err)),
-			 TB_CE_INVALID_UTF8);
+	                 TB_CE_INVALID_UTF8);
 }
 
 static void test_data_base64(void **state)
@@ -157,9 +166,10 @@ static void test_data_base64(void **state)
 	(void)state;
 	tb_event ev;
 	char err[256];
-	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data_base64\":\"AAEC/w==\"}",
-			       &ev, err),
-			 TB_CE_OK);
+	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",\"data_"
+	                       "base64\":\"AAEC/w==\"}",
+	                       &ev, err),
+	                 TB_CE_OK);
 	assert_int_equal(ev.data_len, 4);
 	assert_memory_equal(ev.data_bytes, "\x00\x01\x02\xff", 4);
 	assert_string_equal(tb_ce_attr_string(&ev, "datacontenttype"), "application/octet-stream");
@@ -180,7 +190,8 @@ static int collect_header(void *ctx, const char *name, const char *value, size_t
 static int parse_reusing(const char *json, const char *id, const char *time, tb_event *ev)
 {
 	char err[256];
-	assert_int_equal(tb_ce_parse_structured(json, strlen(json), ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_parse_structured(json, strlen(json), ev, err, sizeof(err)),
+	                 TB_CE_OK);
 	int r = tb_ce_reuse_generated(ev, id, time);
 	assert_int_equal(tb_ce_complete(ev, err, sizeof(err)), TB_CE_OK);
 	return r;
@@ -205,8 +216,9 @@ static void test_reuse_generated(void **state)
 	assert_string_not_equal(tb_ce_attr_string(&ev, "time"), t);
 	tb_event_clear(&ev);
 
-	const char *own = "{\"specversion\":\"1.0\",\"id\":\"mine\",\"time\":\"2020-01-01T00:00:00Z\","
-			  "\"source\":\"s\",\"type\":\"t\"}";
+	const char *own =
+	    "{\"specversion\":\"1.0\",\"id\":\"mine\",\"time\":\"2020-01-01T00:00:00Z\","
+	    "\"source\":\"s\",\"type\":\"t\"}";
 	assert_int_equal(parse_reusing(own, id, t, &ev), 0);
 	assert_string_equal(tb_ce_attr_string(&ev, "id"), "mine");
 	assert_string_equal(tb_ce_attr_string(&ev, "time"), "2020-01-01T00:00:00Z");
@@ -218,12 +230,15 @@ static void test_binary_and_headers(void **state)
 	(void)state;
 	tb_event ev;
 	char err[256];
-	tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"id", "1"}, {"source", "s"}, {"type", "t"},
-			      {"partitionkey", "k"}};
+	tb_ce_attr attrs[] = {{"specversion", "1.0"},
+	                      {"id", "1"},
+	                      {"source", "s"},
+	                      {"type", "t"},
+	                      {"partitionkey", "k"}};
 	const char *payload = "{ \"a\": 1 }";
 	assert_int_equal(tb_ce_parse_binary(attrs, 5, "application/json", payload, strlen(payload),
-					    &ev, err, sizeof(err)),
-			 TB_CE_OK);
+	                                    &ev, err, sizeof(err)),
+	                 TB_CE_OK);
 	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
 	assert_ptr_equal(ev.data_bytes, payload); /* binary mode keeps the bytes */
 	assert_int_equal(tb_ce_set_authcontext(&ev, "user", "alice"), 0);
@@ -232,26 +247,27 @@ static void test_binary_and_headers(void **state)
 	assert_string_equal(json_string_value(json_object_get(h, "ce_id")), "1");
 	assert_string_equal(json_string_value(json_object_get(h, "ce_partitionkey")), "k");
 	assert_string_equal(json_string_value(json_object_get(h, "ce_authid")), "alice");
-	assert_string_equal(json_string_value(json_object_get(h, "content-type")), "application/json");
+	assert_string_equal(json_string_value(json_object_get(h, "content-type")),
+	                    "application/json");
 	assert_null(json_object_get(h, "ce_datacontenttype"));
 	json_decref(h);
 	tb_event_clear(&ev);
 
 	tb_ce_attr dup[] = {{"specversion", "1.0"}, {"id", "1"}, {"id", "2"}};
 	assert_int_equal(tb_ce_parse_binary(dup, 3, NULL, "1", 1, &ev, err, sizeof(err)),
-			 TB_CE_INVALID_ATTRIBUTE);
+	                 TB_CE_INVALID_ATTRIBUTE);
 	assert_int_equal(tb_ce_parse_binary(attrs, 4, NULL, "{", 1, &ev, err, sizeof(err)),
-			 TB_CE_INVALID_JSON);
+	                 TB_CE_INVALID_JSON);
 	tb_ce_attr bad[] = {{"specversion", "1.0"}, {"subject", "\xc3\x28"}};
 	assert_int_equal(tb_ce_parse_binary(bad, 2, NULL, "1", 1, &ev, err, sizeof(err)),
-			 TB_CE_INVALID_ATTRIBUTE);
+	                 TB_CE_INVALID_ATTRIBUTE);
 	assert_non_null(strstr(err, "'subject' is not valid UTF-8"));
 	/* JSON data that is not UTF-8, in a string and outside one */
 	const char *bad_data[] = {"{\"a\":\"\xc3\x28\"}", "\xff"};
 	for (size_t i = 0; i < 2; i++) {
 		assert_int_equal(tb_ce_parse_binary(attrs, 4, "application/json", bad_data[i],
-						    strlen(bad_data[i]), &ev, err, sizeof(err)),
-				 TB_CE_INVALID_UTF8);
+		                                    strlen(bad_data[i]), &ev, err, sizeof(err)),
+		                 TB_CE_INVALID_UTF8);
 		assert_string_equal(err, "data is not valid UTF-8");
 	}
 }
@@ -267,7 +283,8 @@ static void test_implied_content_type(void **state)
 	    {"\"data\":{\"a\":1}", "application/json"},
 	    {"\"data\":\"text\"", "application/json"},
 	    {"\"data\":null", "application/json"},
-	    {"\"datacontenttype\":\"application/vnd.x+json\",\"data\":[1]", "application/vnd.x+json"},
+	    {"\"datacontenttype\":\"application/vnd.x+json\",\"data\":[1]",
+	     "application/vnd.x+json"},
 	    {"\"datacontenttype\":\"text/plain\",\"data\":\"text\"", "text/plain"},
 	    {"\"data_base64\":\"AAE=\"", "application/octet-stream"},
 	    {"\"ext\":\"no data\"", NULL},
@@ -276,8 +293,8 @@ static void test_implied_content_type(void **state)
 		tb_event ev;
 		char err[256], payload[256];
 		snprintf(payload, sizeof(payload),
-			 "{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",%s}",
-			 cases[i].event);
+		         "{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\",%s}",
+		         cases[i].event);
 		assert_int_equal(parse(payload, &ev, err), TB_CE_OK);
 		json_t *h = json_object();
 		assert_int_equal(tb_ce_each_kafka_header(&ev, collect_header, h), 0);
@@ -293,11 +310,13 @@ static void test_implied_content_type(void **state)
 	tb_event ev;
 	char err[256];
 	tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"source", "s"}, {"type", "t"}};
-	assert_int_equal(tb_ce_parse_binary(attrs, 3, NULL, "{}", 2, &ev, err, sizeof(err)), TB_CE_OK);
+	assert_int_equal(tb_ce_parse_binary(attrs, 3, NULL, "{}", 2, &ev, err, sizeof(err)),
+	                 TB_CE_OK);
 	assert_int_equal(tb_ce_complete(&ev, err, sizeof(err)), TB_CE_OK);
 	json_t *h = json_object();
 	assert_int_equal(tb_ce_each_kafka_header(&ev, collect_header, h), 0);
-	assert_string_equal(json_string_value(json_object_get(h, "content-type")), "application/json");
+	assert_string_equal(json_string_value(json_object_get(h, "content-type")),
+	                    "application/json");
 	json_decref(h);
 	tb_event_clear(&ev);
 }
@@ -311,46 +330,50 @@ static void test_control_characters(void **state)
 	tb_event ev;
 	char err[256], payload[256];
 	/* JSON escapes, as the event's text spells them */
-	const char *bad[] = {"a\\r\\nb", "a\\u001b[31m", "x\\u007f", "\\u0080", "y\\u009f",
-			     "\\t", "raw\x7f", "raw\xc2\x85"};
+	const char *bad[] = {"a\\r\\nb", "a\\u001b[31m", "x\\u007f", "\\u0080",
+	                     "y\\u009f", "\\t",          "raw\x7f",  "raw\xc2\x85"};
 	const char *where[] = {"id", "source", "type", "subject", "myext"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
 			const char *v[5] = {"i", "s", "t", "ok", "ok"};
 			v[w] = bad[i];
 			snprintf(payload, sizeof(payload),
-				 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\","
-				 "\"type\":\"%s\",\"subject\":\"%s\",\"myext\":\"%s\"}",
-				 v[0], v[1], v[2], v[3], v[4]);
-			assert_int_equal(tb_ce_parse_structured(payload, strlen(payload), &ev, err,
-								sizeof(err)),
-					 TB_CE_INVALID_ATTRIBUTE);
+			         "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\","
+			         "\"type\":\"%s\",\"subject\":\"%s\",\"myext\":\"%s\"}",
+			         v[0], v[1], v[2], v[3], v[4]);
+			assert_int_equal(
+			    tb_ce_parse_structured(payload, strlen(payload), &ev, err, sizeof(err)),
+			    TB_CE_INVALID_ATTRIBUTE);
 			assert_non_null(strstr(err, "control character"));
 			assert_non_null(strstr(err, where[w]));
 		}
 	}
 	/* U+00A0 and beyond, and U+0100 (0xC4 0x80), are not control characters */
-	const char *fine = "{\"specversion\":\"1.0\",\"id\":\"\\u00a0\\u0100\\u00ff\xc2\xa0\",\"source\":\"s\","
-			   "\"type\":\"t\"}";
+	const char *fine =
+	    "{\"specversion\":\"1.0\",\"id\":\"\\u00a0\\u0100\\u00ff\xc2\xa0\",\"source\":\"s\","
+	    "\"type\":\"t\"}";
 	assert_int_equal(parse(fine, &ev, err), TB_CE_OK);
 	tb_event_clear(&ev);
 
 	/* binary mode: user properties and the content type */
 	const char *raw_bad[] = {"a\r\nb", "a\x1b[31m", "x\x7f", "\xc2\x80", "y\xc2\x9f"};
 	for (size_t i = 0; i < sizeof(raw_bad) / sizeof(raw_bad[0]); i++) {
-		tb_ce_attr attrs[] = {{"specversion", "1.0"}, {"id", "1"}, {"source", "s"},
-				      {"type", "t"},          {"myext", raw_bad[i]}};
+		tb_ce_attr attrs[] = {{"specversion", "1.0"},
+		                      {"id", "1"},
+		                      {"source", "s"},
+		                      {"type", "t"},
+		                      {"myext", raw_bad[i]}};
 		assert_int_equal(tb_ce_parse_binary(attrs, 5, NULL, "1", 1, &ev, err, sizeof(err)),
-				 TB_CE_INVALID_ATTRIBUTE);
+		                 TB_CE_INVALID_ATTRIBUTE);
 		assert_non_null(strstr(err, "'myext' contains a control character"));
 		attrs[1].value = raw_bad[i];
 		attrs[4].value = "ok";
 		assert_int_equal(tb_ce_parse_binary(attrs, 5, NULL, "1", 1, &ev, err, sizeof(err)),
-				 TB_CE_INVALID_ATTRIBUTE);
+		                 TB_CE_INVALID_ATTRIBUTE);
 		assert_non_null(strstr(err, "'id' contains a control character"));
-		assert_int_equal(tb_ce_parse_binary(attrs + 2, 3, raw_bad[i], "1", 1, &ev, err,
-						    sizeof(err)),
-				 TB_CE_INVALID_ATTRIBUTE);
+		assert_int_equal(
+		    tb_ce_parse_binary(attrs + 2, 3, raw_bad[i], "1", 1, &ev, err, sizeof(err)),
+		    TB_CE_INVALID_ATTRIBUTE);
 		assert_non_null(strstr(err, "'datacontenttype' contains a control character"));
 	}
 }
@@ -371,14 +394,15 @@ static void test_attribute_table(void **state)
 	(void)state;
 	tb_event ev;
 	char err[256], payload[2048], want[4096], got[4096] = "";
-	int n = snprintf(payload, sizeof(payload),
-			 "{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"s\",\"type\":\"t\","
-			 "\"authtype\":\"forged\",\"authid\":\"mallory\",\"authclaims\":\"x\","
-			 "\"neg\":-7,\"zero\":-0,\"big\":9007199254740993,\"yes\":true,\"no\":false");
+	int n =
+	    snprintf(payload, sizeof(payload),
+	             "{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"s\",\"type\":\"t\","
+	             "\"authtype\":\"forged\",\"authid\":\"mallory\",\"authclaims\":\"x\","
+	             "\"neg\":-7,\"zero\":-0,\"big\":9007199254740993,\"yes\":true,\"no\":false");
 	int w = snprintf(want, sizeof(want),
-			 "ce_specversion=1.0;ce_id=i;ce_source=s;ce_type=t;ce_authtype=user;"
-			 "ce_authid=alice;ce_neg=-7;ce_zero=0;ce_big=9007199254740993;ce_yes=true;"
-			 "ce_no=false;");
+	                 "ce_specversion=1.0;ce_id=i;ce_source=s;ce_type=t;ce_authtype=user;"
+	                 "ce_authid=alice;ce_neg=-7;ce_zero=0;ce_big=9007199254740993;ce_yes=true;"
+	                 "ce_no=false;");
 	for (int i = 0; i < 20; i++) {
 		n += snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"ext%d\":\"v%d\"", i, i);
 		w += snprintf(want + w, sizeof(want) - (size_t)w, "ce_ext%d=v%d;", i, i);
@@ -417,9 +441,9 @@ static void test_attribute_table(void **state)
 
 	/* Text data of a non-JSON type: the string's bytes, unescaped. */
 	assert_int_equal(parse("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\","
-			       "\"datacontenttype\":\"text/plain\",\"data\":\"a\\nb\"}",
-			       &ev, err),
-			 TB_CE_OK);
+	                       "\"datacontenttype\":\"text/plain\",\"data\":\"a\\nb\"}",
+	                       &ev, err),
+	                 TB_CE_OK);
 	assert_int_equal(ev.data_len, 3);
 	assert_memory_equal(ev.data_bytes, "a\nb", 3);
 	assert_null(ev.data);
@@ -443,9 +467,13 @@ static void test_json_encode_numbers(void **state)
 {
 	(void)state;
 	json_error_t e;
-	json_t *j = json_loads("{\"a\":19.99,\"b\":0.1,\"c\":1e300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}", 0, &e);
+	json_t *j = json_loads(
+	    "{\"a\":19.99,\"b\":0.1,\"c\":1e300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}", 0,
+	    &e);
 	char *s = tb_json_encode(j, NULL);
-	assert_string_equal(s, "{\"a\":19.99,\"b\":0.1,\"c\":1e+300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}");
+	assert_string_equal(
+	    s,
+	    "{\"a\":19.99,\"b\":0.1,\"c\":1e+300,\"d\":-0.0,\"e\":3.0,\"s\":\"q\\\"\\n\\u0001\"}");
 	free(s);
 	json_decref(j);
 }
@@ -476,10 +504,12 @@ static void test_env_expansion(void **state)
 	char err[256];
 	setenv("TB_TEST_BOOT", "kafka:9093", 1);
 	unsetenv("TB_TEST_UNSET");
-	json_t *j = json_pack("{s:s,s:[s]}", "a", "${TB_TEST_BOOT}", "b", "x${TB_TEST_UNSET:-dflt}y");
+	json_t *j =
+	    json_pack("{s:s,s:[s]}", "a", "${TB_TEST_BOOT}", "b", "x${TB_TEST_UNSET:-dflt}y");
 	assert_int_equal(tb_json_expand_env(j, err, sizeof(err)), 0);
 	assert_string_equal(json_string_value(json_object_get(j, "a")), "kafka:9093");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "b"), 0)), "xdflty");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "b"), 0)),
+	                    "xdflty");
 	json_decref(j);
 	j = json_pack("{s:{s:s}}", "clusters", "x", "${TB_TEST_UNSET}");
 	assert_int_equal(tb_json_expand_env(j, err, sizeof(err)), -1);
@@ -491,14 +521,22 @@ static void test_env_expansion(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_structured_complete), cmocka_unit_test(test_structured_errors),
-	    cmocka_unit_test(test_structured_to_json), cmocka_unit_test(test_structured_data_verbatim),
-	    cmocka_unit_test(test_generated_ids),       cmocka_unit_test(test_reuse_generated),
-	    cmocka_unit_test(test_data_base64),         cmocka_unit_test(test_binary_and_headers),
-	    cmocka_unit_test(test_content_types),       cmocka_unit_test(test_json_encode_numbers),
-	    cmocka_unit_test(test_utf8),                cmocka_unit_test(test_time),
-	    cmocka_unit_test(test_env_expansion),       cmocka_unit_test(test_attribute_table),
-	    cmocka_unit_test(test_control_characters),  cmocka_unit_test(test_implied_content_type),
+	    cmocka_unit_test(test_structured_complete),
+	    cmocka_unit_test(test_structured_errors),
+	    cmocka_unit_test(test_structured_to_json),
+	    cmocka_unit_test(test_structured_data_verbatim),
+	    cmocka_unit_test(test_generated_ids),
+	    cmocka_unit_test(test_reuse_generated),
+	    cmocka_unit_test(test_data_base64),
+	    cmocka_unit_test(test_binary_and_headers),
+	    cmocka_unit_test(test_content_types),
+	    cmocka_unit_test(test_json_encode_numbers),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_time),
+	    cmocka_unit_test(test_env_expansion),
+	    cmocka_unit_test(test_attribute_table),
+	    cmocka_unit_test(test_control_characters),
+	    cmocka_unit_test(test_implied_content_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

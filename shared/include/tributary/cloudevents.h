@@ -17,10 +17,10 @@ typedef enum tb_ce_status {
 	TB_CE_OK = 0,
 	TB_CE_INVALID_UTF8,
 	TB_CE_INVALID_JSON,
-	TB_CE_NOT_AN_EVENT,        /* JSON but not an object */
+	TB_CE_NOT_AN_EVENT, /* JSON but not an object */
 	TB_CE_MISSING_ATTRIBUTE,
 	TB_CE_INVALID_ATTRIBUTE,
-	TB_CE_INVALID_DATA,        /* e.g. JSON content type with non-JSON data */
+	TB_CE_INVALID_DATA, /* e.g. JSON content type with non-JSON data */
 	TB_CE_NO_MEMORY,
 } tb_ce_status;
 
@@ -50,14 +50,14 @@ typedef struct tb_event {
 	tb_ce_attrval attrs_inline[TB_CE_INLINE_ATTRS];
 	char gen_id[40], gen_time[32]; /* a generated id and time */
 	char *auth;                    /* authtype and authid, copied */
-	tjs_doc *event_doc;     /* the structured event, behind its attributes */
-	const tjs_value *data;  /* parsed data when it is JSON, else NULL */
-	tjs_doc *doc;           /* the parsed document behind `data` */
+	tjs_doc *event_doc;            /* the structured event, behind its attributes */
+	const tjs_value *data;         /* parsed data when it is JSON, else NULL */
+	tjs_doc *doc;                  /* the parsed document behind `data` */
 	/* The data as bytes (the Kafka value in binary mode): points into the
 	 * structured payload, so the event must not outlive it. */
 	const char *data_bytes;
 	size_t data_len;
-	char *owned;            /* storage behind data_bytes when we made it */
+	char *owned; /* storage behind data_bytes when we made it */
 	bool has_data;
 } tb_event;
 
@@ -69,13 +69,13 @@ typedef struct tb_ce_attr {
 /* A JSON object with "specversion" (CloudEvents JSON format). `payload` must
  * outlive `ev` only until tb_event_clear (data is re-encoded). */
 tb_ce_status tb_ce_parse_structured(const char *payload, size_t len, tb_event *ev, char *err,
-				    size_t errlen);
+                                    size_t errlen);
 /* Binary mode: attributes by name, datacontenttype from the MQTT Content
  * Type, payload = data. All referenced, not copied: keep them alive until
  * tb_event_clear. */
 tb_ce_status tb_ce_parse_binary(const tb_ce_attr *attrs, size_t nattrs, const char *content_type,
-				const char *payload, size_t len, tb_event *ev, char *err,
-				size_t errlen);
+                                const char *payload, size_t len, tb_event *ev, char *err,
+                                size_t errlen);
 
 /* Fills a missing id (UUIDv7) and time (now), then checks the required
  * attributes (specversion 1.0, id, source, type) and the formats of the
@@ -100,8 +100,8 @@ bool tb_ce_content_type_is_json(const char *content_type);
  * text) and content-type (datacontenttype, or application/json, implied for
  * JSON data without one); returns the first non-zero result of `add`. */
 int tb_ce_each_kafka_header(const tb_event *ev,
-			    int (*add)(void *ctx, const char *name, const char *value, size_t len),
-			    void *ctx);
+                            int (*add)(void *ctx, const char *name, const char *value, size_t len),
+                            void *ctx);
 
 /* The whole event as CloudEvents JSON (structured mode), malloc'ed. */
 char *tb_ce_to_json(const tb_event *ev, size_t *len);

@@ -55,13 +55,13 @@ int tjs_registry_add(tjs_registry *reg, const char *uri, json_t *doc, char *err,
  * checked against its meta-schema; NULL with `err` filled when it is invalid
  * or a reference cannot be resolved. */
 tjs_schema *tjs_compile(tjs_registry *reg, json_t *schema, const char *base_uri,
-			const tjs_options *opts, char *err, size_t errlen);
+                        const tjs_options *opts, char *err, size_t errlen);
 void tjs_schema_free(tjs_schema *schema);
 
 /* Validates `instance`. With `result` non-NULL, up to `max_errors` errors
  * (0 = all) are collected into it; free them with tjs_result_clear. */
 bool tjs_validate(const tjs_schema *schema, const json_t *instance, tjs_result *result,
-		  size_t max_errors);
+                  size_t max_errors);
 void tjs_result_clear(tjs_result *result);
 
 /* ---- Fast path: validating from bytes ----
@@ -101,10 +101,11 @@ double tjs_value_real(const tjs_value *v);
 /* A number's literal as written, when the document keeps it (see above),
  * else NULL. */
 const char *tjs_value_number_text(const tjs_value *v, size_t *len);
-size_t tjs_value_size(const tjs_value *v);   /* array items or object members */
+size_t tjs_value_size(const tjs_value *v); /* array items or object members */
 const tjs_value *tjs_value_at(const tjs_value *array, size_t i);
 /* Member i of an object (document order); key and its length. */
-const tjs_value *tjs_value_member(const tjs_value *object, size_t i, const char **key, size_t *keylen);
+const tjs_value *tjs_value_member(const tjs_value *object, size_t i, const char **key,
+                                  size_t *keylen);
 /* The JSON text of member i of the document's root object, exactly as in
  * the input given to tjs_doc_parse (so valid only while that input is):
  * lets a caller pass a member on without serializing it again. False for
@@ -120,10 +121,10 @@ char *tjs_value_dump(const tjs_value *v, size_t *len);
 
 /* tjs_validate on a parsed value: same errors (locations and messages). */
 bool tjs_validate_value(const tjs_schema *schema, const tjs_value *instance, tjs_result *result,
-			size_t max_errors);
+                        size_t max_errors);
 /* Parses `bytes` (flags as tjs_doc_parse) and validates the document. Not
  * JSON: false, with one error at "" whose message starts "not valid JSON". */
 bool tjs_validate_bytes(const tjs_schema *schema, const char *bytes, size_t len, unsigned flags,
-			tjs_result *result, size_t max_errors);
+                        tjs_result *result, size_t max_errors);
 
 #endif

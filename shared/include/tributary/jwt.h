@@ -38,23 +38,23 @@ int tjwt_algs_parse(const char *list, unsigned *mask, char *err, size_t errlen);
 
 typedef enum tjwt_status {
 	TJWT_OK = 0,
-	TJWT_ERR_TOO_LARGE,         /* longer than the policy's limit */
-	TJWT_ERR_MALFORMED,         /* parts, base64url, JSON, header fields */
-	TJWT_ERR_ALG_NONE,          /* alg "none" (unsecured JWS) */
-	TJWT_ERR_ALG_UNSUPPORTED,   /* an algorithm this library does not implement */
-	TJWT_ERR_ALG_NOT_ALLOWED,   /* supported but not in the policy's allow-list */
-	TJWT_ERR_ALG_KEY_MISMATCH,  /* e.g. HS256 presented for an RSA key */
-	TJWT_ERR_CRIT,              /* "crit" header with extensions we do not understand */
-	TJWT_ERR_NO_KEY,            /* no key with that kid / no key at all */
-	TJWT_ERR_SIGNATURE,         /* signature does not verify */
-	TJWT_ERR_EXPIRED,           /* now >= exp + leeway */
-	TJWT_ERR_NOT_YET_VALID,     /* now + leeway < nbf */
-	TJWT_ERR_IAT,               /* issued in the future, or older than max_age */
-	TJWT_ERR_ISSUER,            /* iss missing or not accepted */
-	TJWT_ERR_AUDIENCE,          /* aud missing or not accepted */
-	TJWT_ERR_CLAIM_MISSING,     /* a required claim is absent */
-	TJWT_ERR_CLAIM_TYPE,        /* a registered claim has the wrong JSON type */
-	TJWT_ERR_INTERNAL,          /* allocation or OpenSSL failure */
+	TJWT_ERR_TOO_LARGE,        /* longer than the policy's limit */
+	TJWT_ERR_MALFORMED,        /* parts, base64url, JSON, header fields */
+	TJWT_ERR_ALG_NONE,         /* alg "none" (unsecured JWS) */
+	TJWT_ERR_ALG_UNSUPPORTED,  /* an algorithm this library does not implement */
+	TJWT_ERR_ALG_NOT_ALLOWED,  /* supported but not in the policy's allow-list */
+	TJWT_ERR_ALG_KEY_MISMATCH, /* e.g. HS256 presented for an RSA key */
+	TJWT_ERR_CRIT,             /* "crit" header with extensions we do not understand */
+	TJWT_ERR_NO_KEY,           /* no key with that kid / no key at all */
+	TJWT_ERR_SIGNATURE,        /* signature does not verify */
+	TJWT_ERR_EXPIRED,          /* now >= exp + leeway */
+	TJWT_ERR_NOT_YET_VALID,    /* now + leeway < nbf */
+	TJWT_ERR_IAT,              /* issued in the future, or older than max_age */
+	TJWT_ERR_ISSUER,           /* iss missing or not accepted */
+	TJWT_ERR_AUDIENCE,         /* aud missing or not accepted */
+	TJWT_ERR_CLAIM_MISSING,    /* a required claim is absent */
+	TJWT_ERR_CLAIM_TYPE,       /* a registered claim has the wrong JSON type */
+	TJWT_ERR_INTERNAL,         /* allocation or OpenSSL failure */
 } tjwt_status;
 
 /* Stable short name, e.g. "expired", for metrics and log keys. */
@@ -75,10 +75,12 @@ typedef struct tjwt_keyset tjwt_keyset;
  */
 tjwt_keyset *tjwt_keyset_load(const char *path, char *err, size_t errlen);
 /* The same from memory; `what` names the source in error messages. */
-tjwt_keyset *tjwt_keyset_parse(const void *data, size_t len, const char *what, char *err, size_t errlen);
+tjwt_keyset *tjwt_keyset_parse(const void *data, size_t len, const char *what, char *err,
+                               size_t errlen);
 /* Forces the shared-secret interpretation (e.g. a secret that begins with '{'). */
 tjwt_keyset *tjwt_keyset_load_secret(const char *path, char *err, size_t errlen);
-tjwt_keyset *tjwt_keyset_from_secret(const void *secret, size_t len, const char *kid, char *err, size_t errlen);
+tjwt_keyset *tjwt_keyset_from_secret(const void *secret, size_t len, const char *kid, char *err,
+                                     size_t errlen);
 
 tjwt_keyset *tjwt_keyset_ref(tjwt_keyset *ks);
 void tjwt_keyset_unref(tjwt_keyset *ks); /* NULL is fine */
@@ -129,8 +131,8 @@ typedef struct tjwt_result {
  * `ks` and `pol` at time `now` (0 = the current time). Fills `res` either
  * way; release it with tjwt_result_clear. Returns res->status.
  */
-tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const char *token, size_t len,
-			time_t now, tjwt_result *res);
+tjwt_status tjwt_verify(const tjwt_keyset *ks, const tjwt_policy *pol, const char *token,
+                        size_t len, time_t now, tjwt_result *res);
 void tjwt_result_clear(tjwt_result *res);
 
 /* Takes the claims out of the result (caller json_decref's them). */
@@ -138,7 +140,10 @@ json_t *tjwt_result_steal_claims(tjwt_result *res);
 
 /* The string claim `name`, or NULL if absent or not a string. */
 const char *tjwt_claim_string(const json_t *claims, const char *name);
-static inline const char *tjwt_subject(const json_t *claims) { return tjwt_claim_string(claims, "sub"); }
+static inline const char *tjwt_subject(const json_t *claims)
+{
+	return tjwt_claim_string(claims, "sub");
+}
 
 /* ---- signing (tools, tests and benchmarks; the servers never sign) --------- */
 
@@ -148,14 +153,17 @@ static inline const char *tjwt_subject(const json_t *claims) { return tjwt_claim
  * `secret`/`secret_len` is the shared secret and `key` is unused.
  * Returns a malloc'd NUL-terminated token or NULL with `err` filled.
  */
-char *tjwt_sign(tjwt_alg alg, void *key /* EVP_PKEY * */, const void *secret, size_t secret_len, const char *kid,
-		const json_t *claims, char *err, size_t errlen);
+char *tjwt_sign(tjwt_alg alg, void *key /* EVP_PKEY * */, const void *secret, size_t secret_len,
+                const char *kid, const json_t *claims, char *err, size_t errlen);
 
 /* ---- base64url (RFC 4648 §5, no padding) -------------------------------- */
 
 /* Strict decode: alphabet only, no padding, canonical trailing bits.
  * `out` needs room for tjwt_b64url_decoded_max(len). Returns bytes or -1. */
-static inline size_t tjwt_b64url_decoded_max(size_t len) { return len / 4 * 3 + 3; }
+static inline size_t tjwt_b64url_decoded_max(size_t len)
+{
+	return len / 4 * 3 + 3;
+}
 long tjwt_b64url_decode(const char *in, size_t len, unsigned char *out);
 /* Encodes into a malloc'd NUL-terminated string (NULL on allocation failure). */
 char *tjwt_b64url_encode(const void *in, size_t len);

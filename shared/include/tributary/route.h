@@ -16,11 +16,11 @@
 #define TB_PATTERN_MAX_CAPTURES 16
 
 typedef struct tb_pattern {
-	char *filter;      /* the MQTT filter with names turned into `+` */
-	int nlevels;       /* levels before a trailing `#` */
-	bool multi;        /* ends in `#` */
-	char **literal;    /* per level: the literal text, or NULL for a wildcard */
-	char **name;       /* per level: the capture name, or NULL */
+	char *filter;   /* the MQTT filter with names turned into `+` */
+	int nlevels;    /* levels before a trailing `#` */
+	bool multi;     /* ends in `#` */
+	char **literal; /* per level: the literal text, or NULL for a wildcard */
+	char **name;    /* per level: the capture name, or NULL */
 } tb_pattern;
 
 typedef struct tb_capture {
@@ -44,7 +44,7 @@ const tb_capture *tb_captures_get(const tb_captures *caps, const char *name, siz
 /* Looks up placeholder `name` (not NUL-terminated); returns 0 and sets
  * value/len, or -1 when the name has no value for this message. */
 typedef int (*tb_template_lookup)(void *ctx, const char *name, size_t namelen, const char **value,
-				  size_t *len);
+                                  size_t *len);
 
 typedef struct tb_template {
 	char *text;
@@ -53,18 +53,18 @@ typedef struct tb_template {
 		bool placeholder;
 		char *str; /* literal text, or the placeholder name */
 		size_t len;
-	} *parts;
+	} * parts;
 } tb_template;
 
 int tb_template_compile(tb_template *t, const char *text, char *err, size_t errlen);
 void tb_template_free(tb_template *t);
 /* Calls `check` for each placeholder name at config time; returns its first error. */
 int tb_template_each_name(const tb_template *t, int (*check)(void *ctx, const char *name),
-			  void *ctx);
+                          void *ctx);
 /* Expands into `out`. Returns the length, or -1 (missing value, or a value
  * containing a byte `forbidden` lists), or -2 when `out` is too small. */
 int tb_template_expand(const tb_template *t, tb_template_lookup lookup, void *ctx,
-		       const char *forbidden, char *out, size_t outlen, const char **missing);
+                       const char *forbidden, char *out, size_t outlen, const char **missing);
 
 /* Kafka topic names: 1 to 249 characters of [a-zA-Z0-9._-], not "." nor "..". */
 bool tb_kafka_topic_valid(const char *name);

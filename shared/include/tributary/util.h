@@ -18,7 +18,7 @@ void tb_uuid7(char out[TB_UUID_LEN + 1]);
 void tb_time_rfc3339(char out[TB_TIME_LEN + 1]);
 bool tb_time_is_rfc3339(const char *s);
 
-uint64_t tb_now_ms(void);      /* wall clock */
+uint64_t tb_now_ms(void); /* wall clock */
 uint64_t tb_monotonic_us(void);
 
 /* Replaces ${NAME} and ${NAME:-default} in every string of `json`, in place.
