@@ -162,6 +162,7 @@ integration: all
 	BUILD=$(BUILD) tests/run-integration.sh
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
