@@ -136,7 +136,7 @@ if [[ "${BENCH_REAL_KAFKA:-1}" == 1 ]] && command -v java >/dev/null; then
 	pair "bare mosquitto, QoS 1 (max rate), again" "$bare_port 1" \
 		"tributary on Apache Kafka, QoS 1 (max rate)" "$MQTT_PORT 1"
 	pair "bare, QoS 1 @10k msg/s (to subscriber), again" "$bare_port 1 --rate 10000 --sub" \
-		"tributary, QoS 1 @10k msg/s (to Apache Kafka)" "$MQTT_PORT 1 --rate 10000 --kafka $KAFKA_BOOTSTRAP"
+		"tributary, QoS 1 @10k msg/s (to Apache Kafka)" "$MQTT_PORT 1 --rate 10000 --kafka $KAFKA_BOOTSTRAP --fetch-wait-ms 100"
 	kafka_stop
 	export KAFKA_PORT=${mock[0]} KAFKA_CONTROLLER_PORT=${mock[1]} KAFKA_BOOTSTRAP=${mock[2]}
 fi
