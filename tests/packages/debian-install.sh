@@ -108,13 +108,13 @@ grep -qx '#plugin /usr/lib/tributary/mosquitto_tributary.so' "$MOSQ_CONF" || fai
 pass "mosquitto plugin: /etc/tributary conffiles, $MOSQ_CONF commented out"
 
 # tools: what tools/ has but the development-only ones
-for t in validate jwt journal-tool topics; do
+for t in validate jwt journal-tool topics registry; do
 	command -v "tributary-$t" >/dev/null || fail "tributary-$t not installed"
 done
-for t in devkafka kafka-admin responder; do
+for t in devkafka kafka-admin registry-dev responder; do
 	! dpkg -L tributary-tools | grep -q "tributary-$t" || fail "tributary-$t is development-only"
 done
-pass "tributary-tools: validate, jwt, journal-tool, topics"
+pass "tributary-tools: validate, jwt, journal-tool, topics, registry"
 
 # --- configure as an admin would -----------------------------------------
 sed -i "s|\"bootstrap.servers\": \"localhost:9092\"|\"bootstrap.servers\": \"$KAFKA_BOOTSTRAP\"|" /etc/tributary/tributary.json
