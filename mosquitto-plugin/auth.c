@@ -218,7 +218,10 @@ static bool auth__reserved_match(const struct auth__conf *c, const char *client_
 /*
  * Checks the "auth" section of the plugin's configuration (NULL: none);
  * relative key paths are relative to `dir`. Returns 0 with *out NULL when
- * authentication is off, 0 with a conf, or -1 with err.
+ * authentication is off, 0 with a conf, or -1 with err. Every option of
+ * the section is read here, so that the checks between them
+ * (internal_client_ids with internal_usernames, …) sit beside the options
+ * they join; hence its length.
  */
 static int auth__conf_load(const json_t *auth, const char *dir, struct auth__conf **out, char *err,
                            size_t errlen)

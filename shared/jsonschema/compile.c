@@ -278,6 +278,12 @@ static void fuse_required(tjs_node *n)
 	req->fused = true;
 }
 
+/*
+ * One pass over every keyword the drafts define, in the order they are
+ * evaluated (the order matters: $ref first, which before 2019-09 replaces
+ * the schema). It is long because the vocabulary is: each keyword is a few
+ * lines, and spreading them over helpers would hide that order.
+ */
 static void compile_keywords(tjs_cctx *cc, tjs_node *n, const tjs_sinfo *info)
 {
 	const json_t *j = n->json;
