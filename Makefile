@@ -29,7 +29,7 @@ endif
 
 CC ?= cc
 OPT ?= -O2
-PKGS := jansson rdkafka libpcre2-8 libssl libcrypto libcurl
+PKGS := jansson rdkafka libpcre2-8 libssl libcrypto libcurl avro-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) -fPIC -fvisibility=hidden \

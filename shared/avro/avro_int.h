@@ -1,0 +1,14 @@
+/* Private to shared/avro: what a parsed schema holds. */
+#ifndef TRIBUTARY_AVRO_INT_H
+#define TRIBUTARY_AVRO_INT_H
+
+#include <avro.h>
+
+#include "tributary/avro.h"
+
+struct tb_avro_schema {
+	avro_schema_t schema;
+	avro_value_iface_t *iface; /* generic class: avro_generic_value_new */
+};
+
+#endif
