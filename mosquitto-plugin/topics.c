@@ -6,10 +6,21 @@
  * events refused with topic_not_compliant.
  *
  * Threads: every admin request runs on the cluster's poll thread
- * (topics__poll, from cluster.c). What the main thread needs crosses under
- * a mutex: each cluster's table of known topics and their verdicts, and a
- * log of lines drained on the tick. At start the main thread waits for the
- * first check, at most topics.startup_timeout_ms.
+ * (topics__poll, from cluster.c). Each cluster's table of known topics and
+ * their verdicts is that thread's, under a mutex; what the main thread reads
+ * per event is an immutable snapshot of it (sorted, verdicts copied) that
+ * the poll thread replaces whole with one atomic store, and frees once the
+ * main thread no longer reads it (a one-slot hazard pointer, as the registry
+ * cache in registry.c). A topic the snapshot lacks is added to the table
+ * under a trylock, never waited for (the next event asks again), and is in
+ * the next snapshot (the next poll, 100 ms at most). Log lines cross under
+ * the mutex and are written on the tick. At start the main thread waits for
+ * the first check, at most topics.startup_timeout_ms.
+ *
+ * A cluster tracks TOPICS_MAX_TRACKED topics at most (a template with a
+ * client-chosen placeholder must not grow the table without bound): a
+ * managed topic beyond it cannot be checked, which is logged once, and
+ * under policy enforce its events are refused (never unchecked silently).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,8 +34,10 @@
 #include "tributary/util.h"
 
 #define TOPICS_BUCKETS 1024
-#define TOPICS_MAX_TRACKED 10000 /* per cluster: beyond it, topics go unchecked */
-#define TOPICS_RETRY_S 2         /* after a failed check */
+#ifndef TOPICS_MAX_TRACKED       /* the unit test sets a small one */
+#define TOPICS_MAX_TRACKED 10000 /* per cluster: beyond it, topics cannot be checked */
+#endif
+#define TOPICS_RETRY_S 2 /* after a failed check */
 #define TOPICS_LOG 64
 
 enum { TOPICS_PENDING = -2, TOPICS_UNMANAGED = -1 };
@@ -36,13 +49,30 @@ struct topics__entry {
 	char name[];
 };
 
+/* A cluster's table as the main thread reads it, sorted by name: replaced
+ * whole, never changed. Names are the table's (entries live until the
+ * plugin stops). */
+struct topics__snap {
+	size_t n;
+	struct topics__seen {
+		const char *name;
+		int state;
+		char why[80];
+	} e[];
+};
+
 struct topics__cluster {
 	enum tb_topics_policy policy;
 	struct topics__entry *buckets[TOPICS_BUCKETS];
 	size_t tracked;
-	bool pending; /* a topic seen in use waits for its check */
-	bool checked; /* at least one check succeeded */
-	bool failing; /* the last check failed (logged once per outage) */
+	bool dirty;       /* the table changed since the snapshot was made */
+	atomic_bool full; /* TOPICS_MAX_TRACKED reached: new topics are not tracked */
+	bool full_logged; /* the main thread's */
+	_Atomic(struct topics__snap *) snap;
+	_Atomic(struct topics__snap *) hazard; /* the snapshot the main thread reads */
+	bool pending;                          /* a topic seen in use waits for its check */
+	bool checked;                          /* at least one check succeeded */
+	bool failing;                          /* the last check failed (logged once per outage) */
 	time_t next_check;
 	unsigned count[TB_TOPIC_UNKNOWN + 1]; /* verdicts of the last check */
 };
@@ -58,7 +88,7 @@ struct tbp_topics_state {
 		char line[512];
 	} log[TOPICS_LOG];
 	unsigned nlog, dropped;
-	atomic_uint_fast64_t created, check_failures, refused;
+	atomic_uint_fast64_t created, check_failures, refused, untracked;
 	time_t next_sys;
 	bool tick_registered;
 };
@@ -110,8 +140,12 @@ static struct topics__entry *topics__entry(struct topics__cluster *tc, const cha
 	for (struct topics__entry *e = tc->buckets[h]; e; e = e->next)
 		if (!strcmp(e->name, name))
 			return e;
-	if (!add || tc->tracked >= TOPICS_MAX_TRACKED)
+	if (!add)
 		return NULL;
+	if (tc->tracked >= TOPICS_MAX_TRACKED) {
+		atomic_store(&tc->full, true);
+		return NULL;
+	}
 	size_t len = strlen(name);
 	struct topics__entry *e = malloc(sizeof(*e) + len + 1);
 	if (!e)
@@ -122,7 +156,44 @@ static struct topics__entry *topics__entry(struct topics__cluster *tc, const cha
 	e->next = tc->buckets[h];
 	tc->buckets[h] = e;
 	tc->tracked++;
+	tc->dirty = true;
 	return e;
+}
+
+static int topics__seen_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct topics__seen *)a)->name,
+	              ((const struct topics__seen *)b)->name);
+}
+
+/* Poll thread: when the table changed, a new snapshot of it replaces the
+ * main thread's; the one replaced is freed once the main thread is done
+ * with it. */
+static void topics__publish_snap(struct tbp_topics_state *st, struct topics__cluster *tc)
+{
+	pthread_mutex_lock(&st->lock);
+	struct topics__snap *next = NULL;
+	if (tc->dirty && (next = malloc(sizeof(*next) + tc->tracked * sizeof(next->e[0])))) {
+		next->n = 0;
+		for (size_t b = 0; b < TOPICS_BUCKETS; b++)
+			for (struct topics__entry *e = tc->buckets[b]; e; e = e->next) {
+				struct topics__seen *v = &next->e[next->n++];
+				v->name = e->name;
+				v->state = e->state;
+				memcpy(v->why, e->why, sizeof(v->why));
+			}
+		tc->dirty = false;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (!next)
+		return; /* unchanged (or out of memory: the next poll tries again) */
+	qsort(next->e, next->n, sizeof(next->e[0]), topics__seen_cmp);
+	struct topics__snap *old = atomic_exchange(&tc->snap, next);
+	while (old && atomic_load(&tc->hazard) == old) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	free(old);
 }
 
 static int topics__level(enum tb_topic_verdict v)
@@ -146,9 +217,10 @@ static void topics__record(struct tbp_topics_state *st, struct topics__cluster *
 			atomic_fetch_add(&st->created, 1);
 		bool changed =
 		    !e || e->state != (int)r[i].verdict || strcmp(e->why, r[i].retention);
-		if (e) {
+		if (e && changed) {
 			e->state = (int)r[i].verdict;
 			snprintf(e->why, sizeof(e->why), "%s", r[i].retention);
+			tc->dirty = true;
 		}
 		if (!r[i].created && (!changed || r[i].verdict == TB_TOPIC_OK))
 			continue;
@@ -184,6 +256,7 @@ void topics__poll(struct tbp_cluster *c)
 	struct topics__cluster *tc = &st->clusters[c - tb->clusters];
 	if (tc->policy == TB_TOPICS_OFF || atomic_load(&c->stop))
 		return;
+	topics__publish_snap(st, tc); /* the topics the main thread added */
 	time_t now = time(NULL);
 	size_t nextra = 0;
 	const char **extra = NULL;
@@ -222,11 +295,16 @@ void topics__poll(struct tbp_cluster *c)
 			topics__note(st, MOSQ_LOG_NOTICE, "topics: cluster %s: checked again",
 			             c->name);
 		topics__record(st, tc, r, n, tb_topics_policy_name(tc->policy));
-		tc->checked = true;
 		tc->failing = false;
 		tc->next_check =
 		    st->spec.check_interval_s ? now + st->spec.check_interval_s : (time_t)1 << 62;
 	}
+	pthread_mutex_unlock(&st->lock);
+	/* `checked` once the main thread sees the verdicts: the start waits
+	 * for it, and enforce refuses from the first event */
+	topics__publish_snap(st, tc);
+	pthread_mutex_lock(&st->lock);
+	tc->checked = tc->checked || !rc;
 	pthread_cond_broadcast(&st->started);
 	pthread_mutex_unlock(&st->lock);
 	for (size_t i = 0; i < n; i++)
@@ -234,10 +312,67 @@ void topics__poll(struct tbp_cluster *c)
 	free(r);
 }
 
+/* Main thread: `topic` as the snapshot has it, or NULL. */
+static const struct topics__seen *topics__snap_find(const struct topics__snap *s, const char *topic)
+{
+	struct topics__seen key = {.name = topic};
+	return s && s->n ? bsearch(&key, s->e, s->n, sizeof(s->e[0]), topics__seen_cmp) : NULL;
+}
+
+/* Main thread: a managed topic the table has no room for cannot be
+ * checked: logged once per cluster; refused under enforce. */
+static bool topics__untracked(struct tbp_topics_state *st, struct topics__cluster *tc,
+                              const struct tbp_cluster *c, const char *topic, char *err,
+                              size_t errlen)
+{
+	bool enforce = tc->policy == TB_TOPICS_ENFORCE;
+	atomic_fetch_add(&st->untracked, 1);
+	if (!tc->full_logged) {
+		tc->full_logged = true;
+		mosquitto_log_printf(enforce ? MOSQ_LOG_ERR : MOSQ_LOG_WARNING,
+		                     TB_LOG_PREFIX "topics: cluster %s already tracks %d topics "
+		                                   "(the limit): topic %s and every further new "
+		                                   "topic cannot be checked%s",
+		                     c->name, TOPICS_MAX_TRACKED, topic,
+		                     enforce ? "; their events are refused (policy enforce)"
+		                             : " (counted in $SYS/tributary/topics/untracked)");
+	}
+	if (!enforce)
+		return false;
+	snprintf(err, errlen,
+	         "Kafka topic %s cannot be checked: cluster %s already tracks %d topics (the "
+	         "limit); refused by the topics policy enforce",
+	         topic, c->name, TOPICS_MAX_TRACKED);
+	return true;
+}
+
+/* Main thread: a topic the snapshot lacks goes into the table for the
+ * cluster's thread to check; its events go on until its verdict is known.
+ * Never waits for the lock: when the thread holds it, the next event of
+ * this topic asks again (with the table full, a managed topic is then taken
+ * for one it has no room for). */
+static bool topics__unseen(struct tbp_topics_state *st, struct topics__cluster *tc,
+                           const struct tbp_cluster *c, const char *topic, char *err,
+                           size_t errlen)
+{
+	bool managed = tb_topics_match(&st->spec, c->name, topic) != NULL;
+	struct topics__entry *e = NULL;
+	if (!pthread_mutex_trylock(&st->lock)) {
+		e = topics__entry(tc, topic, managed ? TOPICS_PENDING : TOPICS_UNMANAGED, true);
+		if (e && e->state == TOPICS_PENDING)
+			tc->pending = true;
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (e || !managed || !atomic_load(&tc->full))
+		return false; /* tracked; unmanaged; or out of memory, busy: asked again */
+	return topics__untracked(st, tc, c, topic, err, errlen);
+}
+
 /* Main thread, for every event produced to `topic` on cluster `c`: true
- * (with the reason in `err`) when policy enforce refuses the topic. A topic
- * seen for the first time is checked on the cluster's thread; until its
- * verdict is known its events go on. */
+ * (with the reason in `err`) when policy enforce refuses the topic. Reads
+ * the cluster's snapshot, no lock. A topic seen for the first time is
+ * checked on the cluster's thread; until its verdict is known its events
+ * go on. */
 bool topics__refuse(struct tributary *tb, struct tbp_cluster *c, const char *topic, char *err,
                     size_t errlen)
 {
@@ -247,22 +382,23 @@ bool topics__refuse(struct tributary *tb, struct tbp_cluster *c, const char *top
 	struct topics__cluster *tc = &st->clusters[c - tb->clusters];
 	if (tc->policy == TB_TOPICS_OFF)
 		return false;
+	struct topics__snap *s;
+	do {
+		s = atomic_load(&tc->snap);
+		atomic_store(&tc->hazard, s);
+	} while (atomic_load(&tc->snap) != s);
+	const struct topics__seen *v = topics__snap_find(s, topic);
 	bool refuse = false;
-	pthread_mutex_lock(&st->lock);
-	struct topics__entry *e = topics__entry(tc, topic, 0, false);
-	if (!e) {
-		bool managed = tb_topics_match(&st->spec, c->name, topic) != NULL;
-		e = topics__entry(tc, topic, managed ? TOPICS_PENDING : TOPICS_UNMANAGED, true);
-		if (e && managed)
-			tc->pending = true;
-	} else if (e->state == TB_TOPIC_FINITE && tc->policy == TB_TOPICS_ENFORCE) {
+	if (!v)
+		refuse = topics__unseen(st, tc, c, topic, err, errlen);
+	else if (v->state == TB_TOPIC_FINITE && tc->policy == TB_TOPICS_ENFORCE) {
 		snprintf(err, errlen,
 		         "Kafka topic %s has finite retention (%s): refused by the topics policy "
 		         "enforce of cluster %s",
-		         topic, e->why, c->name);
+		         topic, v->why, c->name);
 		refuse = true;
 	}
-	pthread_mutex_unlock(&st->lock);
+	atomic_store(&tc->hazard, NULL);
 	if (refuse)
 		atomic_fetch_add(&st->refused, 1);
 	return refuse;
@@ -292,6 +428,7 @@ static void topics__publish_stats(struct tributary *tb, struct tbp_topics_state 
 	topics__put("created", atomic_load(&st->created));
 	topics__put("check_failures", atomic_load(&st->check_failures));
 	topics__put("refused", atomic_load(&st->refused));
+	topics__put("untracked", atomic_load(&st->untracked));
 	(void)tb;
 }
 
@@ -318,6 +455,8 @@ static void topics__free(struct tbp_topics_state *st)
 {
 	if (!st)
 		return;
+	for (size_t i = 0; st->clusters && i < st->nclusters; i++)
+		free(atomic_load(&st->clusters[i].snap));
 	for (size_t i = 0; st->clusters && i < st->nclusters; i++)
 		for (size_t b = 0; b < TOPICS_BUCKETS; b++)
 			for (struct topics__entry *e = st->clusters[i].buckets[b], *next; e;
