@@ -300,22 +300,9 @@ static bool ingest__subject(struct ingest__ctx *ctx, char *out, size_t outlen)
 	return n >= 0 && (size_t)n < outlen;
 }
 
-/* A client's dataschema must name the version the event is validated
- * against: REGISTRY_URL/schemas/ids/ID or
- * REGISTRY_URL/subjects/SUBJECT/versions/VERSION (docs/registry.md). */
-static bool ingest__dataschema_ok(const struct tbp_registry *r, const struct tbp_schema_ref *s,
-                                  const char *ds)
-{
-	char want[1024];
-	snprintf(want, sizeof(want), "%s/schemas/ids/%d", r->url, s->id);
-	if (!strcmp(ds, want))
-		return true;
-	snprintf(want, sizeof(want), "%s/subjects/%s/versions/%d", r->url, s->subject, s->version);
-	return !strcmp(ds, want);
-}
-
 /* A registry route's schema: the subject's latest version as the cache
- * holds it; never waited for. */
+ * holds it, or the older one a client's dataschema names; never waited
+ * for. */
 static bool ingest__registry_schema(struct ingest__ctx *ctx, const tjs_schema **schema)
 {
 	struct tbp_registry *r = ctx->t.route->registry;
@@ -330,16 +317,20 @@ static bool ingest__registry_schema(struct ingest__ctx *ctx, const tjs_schema **
 		                      "no schema for subject '%s' of registry %s yet: it is being "
 		                      "fetched, try again later",
 		                      subject, r->name);
+	const char *ds = tb_ce_attr_string(&ctx->ev, "dataschema");
+	switch (ds ? registry__dataschema(r, subject, ds, s, ctx->err, sizeof(ctx->err))
+	           : REGISTRY_PIN_LATEST) {
+	case REGISTRY_PIN_INVALID:
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_ATTRIBUTE, NULL);
+	case REGISTRY_PIN_PENDING:
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE, NULL);
+	default:
+		break;
+	}
 	if (!s->schema)
 		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
 		                      "subject '%s' version %d of registry %s cannot be used: %s",
 		                      subject, s->version, r->name, s->error);
-	const char *ds = tb_ce_attr_string(&ctx->ev, "dataschema");
-	if (ds && !ingest__dataschema_ok(r, s, ds))
-		return ingest__refuse(ctx, TBP_REJECT_INVALID_ATTRIBUTE,
-		                      "dataschema '%s' is not the schema this event is validated "
-		                      "against: %s/schemas/ids/%d (subject '%s' version %d)",
-		                      ds, r->url, s->id, subject, s->version);
 	*schema = s->schema;
 	return true;
 }

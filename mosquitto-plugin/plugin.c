@@ -21,8 +21,9 @@ __attribute__((visibility("default"))) int mosquitto_plugin_version(int supporte
 }
 
 /* SIGHUP, the one reload of everything reloadable: the schema catalog is
- * compiled again, and the "auth" section (keys, rules) of the configuration
- * file read again; whatever fails keeps serving its previous version. */
+ * compiled again, and the "registries" (registry.c) and "auth" (keys,
+ * rules) sections of the configuration file read again; whatever fails
+ * keeps serving its previous version. */
 static int plugin__on_reload(int event, void *event_data, void *userdata)
 {
 	struct tributary *tb = userdata;
@@ -40,16 +41,20 @@ static int plugin__on_reload(int event, void *event_data, void *userdata)
 		                     TB_LOG_PREFIX "reload: catalog %s, %zu event types",
 		                     tb->catalog_path, tb_catalog_count(cat));
 	}
-	if (!tb->auth)
-		return MOSQ_ERR_SUCCESS; /* turning it on needs a restart */
+	if (!tb->auth && !tb->nregistries)
+		return MOSQ_ERR_SUCCESS; /* turning them on needs a restart */
 	json_t *root = config__read(tb->config_path, err, sizeof(err));
 	if (!root) {
-		mosquitto_log_printf(
-		    MOSQ_LOG_ERR,
-		    TB_LOG_PREFIX "auth: reload: keeping the previous keys and rules: %s", err);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "reload: keeping the previous registries, keys "
+		                                   "and rules: %s",
+		                     err);
 		return MOSQ_ERR_SUCCESS;
 	}
-	auth__reload(tb, json_object_get(root, "auth"));
+	if (tb->nregistries)
+		registry__reload(tb, json_object_get(root, "registries"));
+	if (tb->auth)
+		auth__reload(tb, json_object_get(root, "auth"));
 	json_decref(root);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -127,6 +127,7 @@ struct tbp_registry {
 	long timeout_ms;
 	long start_timeout_ms;
 	int max_age_s;
+	int pinned_versions;        /* older versions kept for dataschema, at most */
 	struct tbp_regcache *cache; /* registry.c: the thread and the compiled schemas */
 };
 
@@ -233,6 +234,11 @@ int registry__config(struct tributary *tb, const json_t *registries, const char 
 int registry__start(struct tributary *tb);
 void registry__cleanup(struct tributary *tb);
 void registry__publish_stats(struct tributary *tb);
+/* SIGHUP: the section read again. A changed registry (url, credentials,
+ * max_age_s, ...) takes effect at once; a bad section, or one without a
+ * registry that a route uses, is logged and the previous settings stay
+ * (MOSQ_ERR_INVAL). Main thread. */
+int registry__reload(struct tributary *tb, const json_t *registries);
 /* The compiled schema of a subject, as the main thread sees it. */
 struct tbp_schema_ref {
 	const char *subject;
@@ -245,6 +251,21 @@ struct tbp_schema_ref {
  * fetch is queued; never waited for). Call registry__release after either. */
 bool registry__find(struct tbp_registry *r, const char *subject, struct tbp_schema_ref *out);
 void registry__release(struct tbp_registry *r);
+/* Main thread, after registry__find gave `*s` (the subject's latest): the
+ * version a client's CloudEvents dataschema names (docs/registry.md).
+ * LATEST: `ds` names *s; PINNED: *s is now the older version it names
+ * (valid until registry__release); PENDING: that version is not cached yet,
+ * fetched in the background, never waited for (schema_unavailable);
+ * INVALID: not a version of this subject in this registry
+ * (invalid_attribute). err says why for the last two. */
+enum registry_pin {
+	REGISTRY_PIN_LATEST,
+	REGISTRY_PIN_PINNED,
+	REGISTRY_PIN_PENDING,
+	REGISTRY_PIN_INVALID
+};
+enum registry_pin registry__dataschema(struct tbp_registry *r, const char *subject, const char *ds,
+                                       struct tbp_schema_ref *s, char *err, size_t errlen);
 
 /* cluster.c */
 int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled);

@@ -31,6 +31,32 @@ grep -q "registry wrongkey (http://127.0.0.1:$REGISTRY_PORT): the registry refus
 	{ cat "$T/mosquitto.log" >&2; fail "no clear log line for the wrong credential"; }
 pass "a wrong credential: logged as such"
 
+# SIGHUP reads "registries" again: the credential fixed takes effect
+# without a restart; a registry removed while a route uses it is refused
+# and the previous settings keep serving.
+edit_config() { # JS: a function body given `c`, the configuration (the rendered file)
+	node -e 'const fs = require("fs"); const p = process.argv[1]; const c = JSON.parse(fs.readFileSync(p));
+		new Function("c", process.argv[2])(c); fs.writeFileSync(p, JSON.stringify(c, null, 1));' "$TRIBUTARY_CONFIG" "$1" ||
+		fail "edit $TRIBUTARY_CONFIG"
+}
+edit_config 'c.registries.wrongkey["basic.auth.user.info"] = "tributary:${REG_TEST_SECRET}"; c.registries.wrongkey.max_age_s = 2;'
+kill -HUP "$MOSQUITTO_PID"
+wait_log "$T/mosquitto.log" "reload: registry wrongkey (http://127.0.0.1:$REGISTRY_PORT): credentials, max_age_s changed, in effect now" 10 ||
+	{ cat "$T/mosquitto.log" >&2; fail "the registry's new settings not logged"; }
+phase reloaded
+edit_config 'delete c.registries.sr;'
+kill -HUP "$MOSQUITTO_PID"
+wait_log "$T/mosquitto.log" 'reload: registries.sr: removed, but ingest.routes\[0\] uses it; keeping the previous registries' 10 ||
+	{ cat "$T/mosquitto.log" >&2; fail "a registry removed while a route uses it: not refused"; }
+edit_config 'c.registries.wrongkey.max_age_s = 0;'
+kill -HUP "$MOSQUITTO_PID"
+wait_log "$T/mosquitto.log" 'registries.wrongkey.max_age_s: must be 1 to 86400 seconds' 10 ||
+	{ cat "$T/mosquitto.log" >&2; fail "a bad value on reload: not logged"; }
+(($(grep -c 'reload: keeping the previous registries' "$T/mosquitto.log") == 2)) ||
+	{ cat "$T/mosquitto.log" >&2; fail "the previous registries not kept twice"; }
+phase reloadkept
+pass "SIGHUP: a registry's credential fixed without a restart; a removal a route needs, a bad value: refused, logged, the previous settings kept"
+
 stop_registry
 phase outage
 n=$(grep -c 'registry sr (.*): the registry is unavailable' "$T/mosquitto.log")

@@ -8,6 +8,8 @@
 //   register   the first schemas (a reference, three strategies)
 //   ingest     valid/invalid, strategies, references, an unknown subject,
 //              evolution, dataschema, a wrong credential
+//   reloaded   after SIGHUP fixed the wrong credential: accepted
+//   reloadkept after refused reloads: the previous settings serve
 //   outage     the registry down: cached schemas keep working
 //   downstart  the broker started while the registry was down
 //   recover    ... and the registry back
@@ -76,6 +78,18 @@ async function refused(topic, ev, reason, what, pattern) {
   if (pattern) assert.match(r.data.message, pattern, what);
   return r.data;
 }
+// Publishes (a new event each time) until refused for `reason` (not
+// schema_unavailable: still being fetched).
+async function eventuallyRefused(topic, make, reason, what, pattern) {
+  let last;
+  await waitFor(async () => {
+    last = await send(topic, make());
+    assert.notEqual(last.rc, 0, `${what}: accepted`);
+    return last.data.reason !== 'schema_unavailable';
+  }, 10000, what);
+  assert.equal(last.data.reason, reason, `${what}: ${JSON.stringify(last.data)}`);
+  if (pattern) assert.match(last.data.message, pattern, what);
+}
 // Publishes (a new event each time) until accepted.
 async function eventuallyAccepted(topic, make, what, ms = 10000) {
   let last;
@@ -140,21 +154,60 @@ const phases = {
       10000, 'version 2 in use');
     ok(`schema evolution: version 2 (id ${v2}) in use ${Date.now() - t0} ms after it was registered`);
 
-    // dataschema names the version validated against
-    const ds = (s) => event('example.order.made', order(), { dataschema: s });
+    // dataschema names the version validated against: the latest, or an
+    // older one (fetched in the background: schema_unavailable until then)
+    const ds = (s, extra = {}) => event('example.order.made', order(extra), { dataschema: s });
     await accepted('events/regorders/3', ds(`${url}/schemas/ids/${v2}`), 'dataschema by id');
     await accepted('events/regorders/3', ds(`${url}/subjects/reg.orders-value/versions/2`), 'dataschema by version');
-    await refused('events/regorders/3', ds(`${url}/schemas/ids/${v1}`), 'invalid_attribute', 'dataschema of version 1',
-      new RegExp(`schemas/ids/${v2}`));
-    await refused('events/regorders/3', ds(`${url}/subjects/reg.orders-value/versions/1`), 'invalid_attribute', 'version 1');
-    await refused('events/regorders/3', ds('https://example.com/schemas/order.json'), 'invalid_attribute', 'another URL');
-    ok('dataschema: the validated version accepted (id and version forms), another refused invalid_attribute');
+    const byVersion1 = `${url}/subjects/reg.orders-value/versions/1`;
+    await eventuallyAccepted('events/regorders/3', () => ds(byVersion1, { orderId: 'pinv1-a' }), 'pinned version 1');
+    await refused('events/regorders/3', ds(byVersion1, { note: 'v2 only' }), 'schema_validation_failed',
+      'pinned version 1 validates against version 1');
+    // the same version by its id: cached already
+    await accepted('events/regorders/3', ds(`${url}/schemas/ids/${v1}`, { orderId: 'pinv1-b' }), 'pinned by id');
+    await refused('events/regorders/3', ds(`${url}/schemas/ids/${v1}`, { note: 'v2 only' }), 'schema_validation_failed',
+      'pinned by id validates against version 1');
+    await eventuallyRefused('events/regorders/3', () => ds(`${url}/subjects/reg.orders-value/versions/99`), 'invalid_attribute',
+      'a version that does not exist', /subject 'reg\.orders-value' has no version 99 in registry sr/);
+    await eventuallyRefused('events/regorders/3', () => ds(`${url}/schemas/ids/9999`), 'invalid_attribute',
+      'an id that does not exist', /registry sr has no schema id 9999/);
+    const moneyId = await idOf('common.money', 1);
+    await eventuallyRefused('events/regorders/3', () => ds(`${url}/schemas/ids/${moneyId}`), 'invalid_attribute',
+      'the id of another subject', new RegExp(`schema id ${moneyId} of registry sr is not a version of subject 'reg\\.orders-value'`));
+    await refused('events/regorders/3', ds(`${url}/subjects/common.money/versions/1`), 'invalid_attribute',
+      'another subject', /names subject 'common\.money', but this event's subject is 'reg\.orders-value'/);
+    await refused('events/regorders/3', ds('https://example.com/schemas/order.json'), 'invalid_attribute', 'another URL',
+      /is not a schema of registry sr/);
+    await refused('events/regorders/3', ds(`${url}/subjects/reg.orders-value/versions/01`), 'invalid_attribute', 'not a number');
+    ok('dataschema: the latest and an older version (id and version forms) accepted and validated against; ' +
+      'a missing version, an id of another subject, another URL refused invalid_attribute');
+
+    // pinned_versions: 1 (the configuration): the versions found missing
+    // above took the one place, so version 1 is fetched again when asked
+    const again = await send('events/regorders/3', ds(byVersion1, { orderId: 'pinv1-c' }));
+    assert.equal(again.rc, 0x87, 'the older pin was dropped');
+    assert.equal(again.data.reason, 'schema_unavailable', JSON.stringify(again.data));
+    await eventuallyAccepted('events/regorders/3', () => ds(byVersion1, { orderId: 'pinv1-d' }), 'pinned again');
+    assert.ok(await sysValue('$SYS/tributary/registry/sr/pinned') <= 1);
+    ok('pinned versions bounded (pinned_versions): the oldest dropped, fetched again when asked');
 
     // a registry whose credentials are refused: nothing cached
     await refused('events/regwrongkey/1', event('example.thing.made', { n: 1 }), 'schema_unavailable', 'wrong key');
     assert.equal(await sysValue('$SYS/tributary/registry/wrongkey/outages'), 1);
     assert.ok(await sysValue('$SYS/tributary/registry/sr/schemas') >= 5);
     ok('a wrong credential: schema_unavailable, one outage counted');
+  },
+
+  async reloaded() {
+    await eventuallyAccepted('events/regwrongkey/2', () => event('example.thing.made', { n: 2 }), 'credential fixed by SIGHUP');
+    await refused('events/regwrongkey/2', event('example.thing.made', { n: 200 }), 'schema_validation_failed', 'after SIGHUP');
+    ok('SIGHUP: the fixed credential in use, no restart');
+  },
+
+  async reloadkept() {
+    await accepted('events/regorders/7', event('example.order.made', order()), 'sr kept');
+    await accepted('events/regwrongkey/3', event('example.thing.made', { n: 3 }), 'wrongkey kept');
+    ok('a refused reload: the previous registries keep serving');
   },
 
   async outage() {
@@ -182,7 +235,8 @@ const phases = {
   async decode() {
     const des = new JsonDeserializer(sr, SerdeType.VALUE, { validate: true, validateFormats: false });
     const v2 = await idOf('reg.orders-value', 2);
-    let n = 0;
+    const v1 = await idOf('reg.orders-value', 1);
+    let n = 0, pinned = 0;
     for (const [topic, subject] of [['reg.orders', 'reg.orders-value'], ['reg.things', null]]) {
       const recs = await kafkaRecords(topic);
       assert.ok(recs.length >= 3, `${topic}: ${recs.length} records`);
@@ -196,12 +250,14 @@ const phases = {
         assert.deepEqual(data, JSON.parse(buf.subarray(5).toString()));
         assert.equal(r.headers.ce_specversion, '1.0', 'ce_* headers kept');
         if (subject && data.note === 'v2') assert.equal(id, v2, 'evolved records carry version 2\'s id');
+        if (subject && data.orderId.startsWith('pinv1-')) { assert.equal(id, v1, 'pinned records carry version 1\'s id'); pinned++; }
         if (subject === null && r.headers.ce_type === 'example.thing.made')
           assert.equal(id, await idOf('example.thing.made', 1));
         n++;
       }
     }
-    ok(`${n} records in the confluent format decoded by Confluent's JSON Schema deserializer`);
+    assert.equal(pinned, 3, 'the records pinned to version 1');
+    ok(`${n} records in the confluent format decoded by Confluent's JSON Schema deserializer, ${pinned} with version 1's id`);
   },
 };
 
