@@ -44,7 +44,8 @@
 #define REGISTRY_RETRY_S 5 /* while the registry is down */
 #define REGISTRY_MISS_S 1  /* a subject found missing is asked again after */
 #define REGISTRY_MAX_REF_DEPTH 16
-#define REGISTRY_PINNED 1000 /* older versions cached for dataschema, by default */
+#define REGISTRY_PINNED 1000      /* older versions cached for dataschema, by default */
+#define REGISTRY_PINS_MISSING 256 /* versions found missing, remembered at most */
 
 struct regcache_entry {
 	char *subject;
@@ -63,7 +64,7 @@ struct regcache_set {
  * "dataschema"): versions are immutable, so it is fetched once and kept,
  * up to the registry's pinned_versions (the oldest fetched goes first); or
  * found not to exist (`missing` says why: forgotten at each refresh, as
- * such a version may be registered later). */
+ * such a version may be registered later; REGISTRY_PINS_MISSING at most). */
 struct regcache_pin {
 	char *subject;
 	int id, version;          /* a missing one's, as asked: the other is 0 */
@@ -784,7 +785,8 @@ static const struct regcache_pin *regcache__pins_find(const struct regcache_pins
 enum regcache_keep { REGCACHE_KEEP_ALL, REGCACHE_KEEP_FOUND, REGCACHE_KEEP_NONE };
 
 /* New pins for the main thread: the current ones that `keep` keeps, and
- * `add` (taken) when not NULL, the oldest dropped beyond pinned_versions. */
+ * `add` (taken) when not NULL, the oldest of its kind dropped beyond
+ * pinned_versions (found) or REGISTRY_PINS_MISSING (missing). */
 static void regcache__pins_update(struct tbp_regcache *c, enum regcache_keep keep,
                                   struct regcache_pin *add)
 {
@@ -799,14 +801,19 @@ static void regcache__pins_update(struct tbp_regcache *c, enum regcache_keep kee
 			regcache__pin_free(add);
 		return;
 	}
+	/* found and missing ones bounded apart: asking for versions that do
+	 * not exist never drops the ones that do */
+	bool found = add && add->e;
 	for (size_t i = 0; i < n; i++)
-		nkeep += keep == REGCACHE_KEEP_ALL || (keep == REGCACHE_KEEP_FOUND && cur->p[i]->e);
-	size_t max = (size_t)c->conf->pinned_versions;
+		nkeep +=
+		    (keep == REGCACHE_KEEP_ALL || (keep == REGCACHE_KEEP_FOUND && cur->p[i]->e)) &&
+		    !cur->p[i]->e == !found;
+	size_t max = found ? (size_t)c->conf->pinned_versions : REGISTRY_PINS_MISSING;
 	size_t skip = add && nkeep + 1 > max ? nkeep + 1 - max : 0;
 	for (size_t i = 0; i < n; i++) {
 		struct regcache_pin *p = cur->p[i];
 		bool kept = keep == REGCACHE_KEEP_ALL || (keep == REGCACHE_KEEP_FOUND && p->e);
-		if (kept && skip) {
+		if (kept && skip && !p->e == !found) {
 			skip--;
 			kept = false;
 		}
@@ -822,7 +829,10 @@ static void regcache__pins_update(struct tbp_regcache *c, enum regcache_keep kee
 		free(dropped);
 		return;
 	}
-	atomic_store(&c->npinned, next->n);
+	size_t nfound = 0;
+	for (size_t i = 0; i < next->n; i++)
+		nfound += next->p[i]->e != NULL;
+	atomic_store(&c->npinned, nfound);
 	struct regcache_pins *old = atomic_exchange(&c->pins, next);
 	regcache__unread(c, old, true);
 	for (size_t i = 0; i < ndropped; i++)

@@ -39,6 +39,8 @@ const orderV1 = {
 };
 const orderV2 = structuredClone(orderV1);
 orderV2.properties.note = { type: 'string' };
+const orderV3 = structuredClone(orderV2);
+orderV3.properties.note3 = { type: 'string' };
 const moneyRef = [{ name: money.$id, subject: 'common.money', version: 1 }];
 const thing = { type: 'object', required: ['n'], properties: { n: { type: 'integer', maximum: 100 } } };
 const trThing = { type: 'object', required: ['s'], properties: { s: { type: 'string' } } };
@@ -183,12 +185,20 @@ const phases = {
       'a missing version, an id of another subject, another URL refused invalid_attribute');
 
     // pinned_versions: 1 (the configuration): the versions found missing
-    // above took the one place, so version 1 is fetched again when asked
-    const again = await send('events/regorders/3', ds(byVersion1, { orderId: 'pinv1-c' }));
+    // above dropped nothing; a second older version drops the first, which
+    // is fetched again when asked (schema_unavailable first)
+    await accepted('events/regorders/3', ds(byVersion1, { orderId: 'pinv1-c' }), 'still pinned');
+    await reg('reg.orders-value', orderV3, moneyRef);
+    await waitFor(async () => (await send('events/regorders/3', event('example.order.made', order({ note3: 'v3' })))).rc === 0,
+      10000, 'version 3 in use');
+    const byVersion2 = `${url}/subjects/reg.orders-value/versions/2`;
+    await eventuallyAccepted('events/regorders/3', () => ds(byVersion2, { note: 'pinned v2' }), 'pinned version 2');
+    await refused('events/regorders/3', ds(byVersion2, { note3: 'v3' }), 'schema_validation_failed', 'version 2 refuses v3 data');
+    const again = await send('events/regorders/3', ds(byVersion1, { orderId: 'pinv1-x' }));
     assert.equal(again.rc, 0x87, 'the older pin was dropped');
     assert.equal(again.data.reason, 'schema_unavailable', JSON.stringify(again.data));
     await eventuallyAccepted('events/regorders/3', () => ds(byVersion1, { orderId: 'pinv1-d' }), 'pinned again');
-    assert.ok(await sysValue('$SYS/tributary/registry/sr/pinned') <= 1);
+    assert.equal(await sysValue('$SYS/tributary/registry/sr/pinned'), 1);
     ok('pinned versions bounded (pinned_versions): the oldest dropped, fetched again when asked');
 
     // a registry whose credentials are refused: nothing cached
@@ -256,7 +266,7 @@ const phases = {
         n++;
       }
     }
-    assert.equal(pinned, 3, 'the records pinned to version 1');
+    assert.equal(pinned, 4, 'the records pinned to version 1');
     ok(`${n} records in the confluent format decoded by Confluent's JSON Schema deserializer, ${pinned} with version 1's id`);
   },
 };
