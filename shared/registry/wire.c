@@ -117,7 +117,7 @@ tb_wire_status tb_wire_decode(tb_wire_cache *c, const void *value, size_t len, i
 	int sid;
 	*owned = NULL;
 	if (tb_wire_schema_id(value, len, &sid)) {
-		snprintf(err, errlen, "not in the registry's wire format (%s)",
+		snprintf(err, errlen, "not in the Schema Registry wire format (%s)",
 		         len < TB_WIRE_HEADER_LEN ? "shorter than its 5-byte header"
 		                                  : "the first byte is not the magic byte 0");
 		return TB_WIRE_BAD;
