@@ -110,6 +110,11 @@ static const struct wire_entry *wire__get(tb_wire_cache *c, int id)
 	return e;
 }
 
+int tb_wire_cached(tb_wire_cache *c, int id)
+{
+	return wire__get(c, id) != NULL;
+}
+
 tb_wire_status tb_wire_decode(tb_wire_cache *c, const void *value, size_t len, int *id,
                               const char **json, size_t *jsonlen, char **owned, char *err,
                               size_t errlen)

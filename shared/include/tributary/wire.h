@@ -43,6 +43,9 @@ int tb_wire_schema_id(const void *value, size_t len, int *id);
 tb_wire_cache *tb_wire_cache_new(void);
 void tb_wire_cache_free(tb_wire_cache *c);
 
+/* 1 when schema `id` is cached (tb_wire_decode will not say MISSING). */
+int tb_wire_cached(tb_wire_cache *c, int id);
+
 /* Decodes `value` with the cached schemas only (no network). On
  * TB_WIRE_OK *json points at the JSON text: into `value` for a JSON
  * Schema payload (then *owned is NULL), else into *owned (malloc'd, the

@@ -1,14 +1,16 @@
-// tests/integration/registry-outbound.sh: records in a Schema Registry's
+// tests/integration/registry-decode.sh: records in a Schema Registry's
 // wire format (magic byte 0, schema id, payload) written by Confluent's own
 // serializers (@confluentinc/schemaregistry) and by the plugin's
 // `value_format: confluent`, read back as JSON by MQTT subscribers through
-// outbound routes that name the registry (docs/registry.md). One phase per
-// run:
+// outbound routes that name the registry and by SSE clients of nginx
+// (tributary_stream_registry; docs/registry.md). One phase per run:
 //
 //   register  the schema of the plugin's route (before the broker starts)
 //   mqtt   JSON Schema and Avro records, an undecodable one between good
 //          ones, the plugin's own records (binary and structured routes):
 //          every MQTT payload compared with the original JSON
+//   sse    the SSE clients' events (stream-client.mjs, $OUT_DIR/sse-*.jsonl)
+//          compared with what the mqtt phase sent
 //   held   writes $OUT_DIR/held1.bin (a schema id never asked for yet) and
 //          held2.bin (a cached one) for the shell, which produces them
 //          while the registry is down
@@ -16,7 +18,7 @@
 //   REGISTRY_URL=... OUT_DIR=... node registry-outbound.mjs PHASE
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { SchemaRegistryClient, JsonSerializer, AvroSerializer, SerdeType } from '@confluentinc/schemaregistry';
 import { connect, subscribe, publish, collect, waitFor, env } from './lib.mjs';
@@ -78,6 +80,7 @@ async function mqttPhase() {
   const unknownId = Buffer.concat([Buffer.from([0, 0, 0, 0x7f, 0x7f]), Buffer.from('{"x":1}')]);
   await produceFiles('rego.json', 'k1', [b1, Buffer.from('{"not":"wire format"}'), unknownId, b2]);
   await waitFor(() => byTopic('sandbox/rego/json/k1').length >= 2, 10000, 'two JSON Schema records');
+  const expect = { json: [j1, j2] };
   const jm = byTopic('sandbox/rego/json/k1');
   assert.deepEqual(jm.map((m) => JSON.parse(m.payload.toString())), [j1, j2], 'JSON records, in order');
   console.log('ok JSON Schema records (Confluent JsonSerializer) arrive as their JSON, in order');
@@ -94,7 +97,8 @@ async function mqttPhase() {
     await waitFor(() => byTopic('sandbox/rego/avro/k2').length >= 2, 10000, 'two Avro records');
     const am = byTopic('sandbox/rego/avro/k2').map((m) => JSON.parse(m.payload.toString()));
     // the Avro JSON encoding: a union's non-null value under its branch
-    assert.deepEqual(am, [{ ...a1, note: { string: 'hot' } }, a2], 'Avro records, in order');
+    expect.avro = [{ ...a1, note: { string: 'hot' } }, a2];
+    assert.deepEqual(am, expect.avro, 'Avro records, in order');
     for (const m of byTopic('sandbox/rego/avro/k2'))
       assert.equal(m.packet.properties?.contentType, undefined, 'no content type for a plain record');
     console.log('ok Avro records (Confluent AvroSerializer) arrive as their JSON encoding, in order');
@@ -120,7 +124,28 @@ async function mqttPhase() {
   assert.equal(sm.id, e2.id, 'structured route: the event');
   assert.deepEqual(sm.data, e2.data, 'structured route: the data as JSON');
   console.log('ok the plugin\'s confluent records arrive as their data (binary) and as CloudEvents (structured)');
+  expect.plugin = [e1, e2];
+  writeFileSync(`${process.env.OUT_DIR}/expect.json`, JSON.stringify(expect));
   c.end(true);
+}
+
+// The SSE clients' events: plain records' data is the JSON itself, the
+// plugin's records are CloudEvents with their data as JSON.
+function ssePhase() {
+  const expect = JSON.parse(readFileSync(`${process.env.OUT_DIR}/expect.json`, 'utf8'));
+  const events = (name) => readFileSync(`${process.env.OUT_DIR}/sse-${name}.jsonl`, 'utf8')
+    .split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(events('json').map((e) => JSON.parse(e.data)), expect.json, 'SSE: JSON Schema records');
+  assert.deepEqual(events('avro').map((e) => JSON.parse(e.data)), expect.avro, 'SSE: Avro records');
+  const pe = events('plugin');
+  assert.deepEqual(pe.map((e) => e.type), expect.plugin.map((e) => e.type), 'SSE: event types');
+  for (const [i, e] of pe.entries()) {
+    const ce = JSON.parse(e.data);
+    assert.equal(ce.id, expect.plugin[i].id, 'SSE: the event');
+    assert.deepEqual(ce.data, expect.plugin[i].data, 'SSE: the data as JSON');
+    assert.equal(ce.datacontenttype, 'application/json', 'SSE: datacontenttype');
+  }
+  console.log('ok SSE clients get the same records as JSON, in order');
 }
 
 async function heldPhase() {
@@ -139,5 +164,6 @@ const phase = process.argv[2];
 if (phase === 'register') await sr.register('rego.plugin-value', { schemaType: 'JSON', schema: JSON.stringify(reading) });
 else if (phase === 'mqtt') await mqttPhase();
 else if (phase === 'held') await heldPhase();
+else if (phase === 'sse') ssePhase();
 else throw new Error(`unknown phase ${phase}`);
 process.exit(0);
