@@ -106,8 +106,7 @@ async function mqttPhase() {
 
   // The plugin's own confluent records: binary route (data + properties)
   // and structured route (a CloudEvents document)
-  // (rego.plugin-value: registered by the `register` phase, before the
-  // broker started)
+  // (rego.plugin-value: registered by the shell before the broker started)
   const ev = (type, data) => ({ specversion: '1.0', id: randomUUID(), source: 'urn:test:rego', type, data });
   const e1 = ev('example.rego.reading', { sensor: 'p-1', value: 7 });
   const e2 = ev('example.rego.structured', { sensor: 'p-2', value: 8, tags: ['z'] });
@@ -125,16 +124,16 @@ async function mqttPhase() {
   assert.deepEqual(sm.data, e2.data, 'structured route: the data as JSON');
   console.log('ok the plugin\'s confluent records arrive as their data (binary) and as CloudEvents (structured)');
   expect.plugin = [e1, e2];
-  writeFileSync(`${process.env.OUT_DIR}/expect.json`, JSON.stringify(expect));
   c.end(true);
+  return expect;
 }
 
 // The SSE clients' events: plain records' data is the JSON itself, the
 // plugin's records are CloudEvents with their data as JSON.
-function ssePhase() {
-  const expect = JSON.parse(readFileSync(`${process.env.OUT_DIR}/expect.json`, 'utf8'));
+async function ssePhase(expect) {
   const events = (name) => readFileSync(`${process.env.OUT_DIR}/sse-${name}.jsonl`, 'utf8')
     .split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  await waitFor(() => ['json', 'avro', 'plugin'].every((n) => events(n).length >= 2), 10000, 'the SSE events');
   assert.deepEqual(events('json').map((e) => JSON.parse(e.data)), expect.json, 'SSE: JSON Schema records');
   assert.deepEqual(events('avro').map((e) => JSON.parse(e.data)), expect.avro, 'SSE: Avro records');
   const pe = events('plugin');
@@ -160,10 +159,6 @@ async function heldPhase() {
   writeFileSync(`${process.env.OUT_DIR}/held.want`, `${JSON.stringify(h1)}\n${JSON.stringify(h2)}\n`);
 }
 
-const phase = process.argv[2];
-if (phase === 'register') await sr.register('rego.plugin-value', { schemaType: 'JSON', schema: JSON.stringify(reading) });
-else if (phase === 'mqtt') await mqttPhase();
-else if (phase === 'held') await heldPhase();
-else if (phase === 'sse') ssePhase();
-else throw new Error(`unknown phase ${phase}`);
+await ssePhase(await mqttPhase());
+await heldPhase();
 process.exit(0);
