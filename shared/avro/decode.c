@@ -241,17 +241,27 @@ char *tb_avro_decode_json(const tb_avro_schema *s, const void *buf, size_t len, 
 		snprintf(err, errlen, "out of memory");
 		goto done;
 	}
-	if (avro_value_read(rd, &v)) {
+	/* A first pass that only skips: libavro 1.11's reader leaks the
+	 * buffer of a string or bytes value cut short (read_bytes returns
+	 * without freeing it), so the value is read only once the bytes are
+	 * known to hold it whole, and nothing after it. */
+	char extra;
+	if (avro_skip_data(rd, s->schema)) {
 		snprintf(err, errlen, "not a value of Avro schema %s: %s", tb_avro_schema_name(s),
 		         avro_strerror());
 		goto done;
 	}
 	/* avro_reader_is_eof only knows file readers: a byte that can still
 	 * be read is one too many. */
-	char extra;
 	if (avro_read(rd, &extra, 1) == 0) {
 		snprintf(err, errlen, "not a value of Avro schema %s: bytes left after the value",
 		         tb_avro_schema_name(s));
+		goto done;
+	}
+	avro_reader_memory_set_source(rd, buf ? buf : "", (int64_t)len);
+	if (avro_value_read(rd, &v)) {
+		snprintf(err, errlen, "not a value of Avro schema %s: %s", tb_avro_schema_name(s),
+		         avro_strerror());
 		goto done;
 	}
 	if (!(j = decode__value(&d, &v, 0)))
