@@ -325,24 +325,28 @@ ngx_tributary_stream_wake(ngx_event_t *ev)
             more = 1;
         }
 
-        if (n > 0 && sub->held == NULL) {
-            sub->held = ngx_palloc(sub->request->pool,
-                           sizeof(rd_kafka_message_t *)
-                           * NGX_TRIBUTARY_STREAM_BATCH);
-        }
-
-        if (sub->held) {
-            ngx_tributary_stream_take(msgs, n, sub->held, &sub->nheld,
-                                      ngx_tributary_stream_replay_handler,
-                                      sub);
+        if (n <= 0) {
             continue;
         }
 
-        for (i = 0; i < n; i++) {
-            rd_kafka_message_destroy(msgs[i]);   /* out of memory */
+        if (sub->held == NULL) {
+            sub->held = ngx_palloc(sub->request->pool,
+                           sizeof(rd_kafka_message_t *)
+                           * NGX_TRIBUTARY_STREAM_BATCH);
+
+            if (sub->held == NULL) {
+                for (i = 0; i < n; i++) {
+                    rd_kafka_message_destroy(msgs[i]);
+                }
+
+                ngx_tributary_stream_finish(sub,
+                                            NGX_HTTP_INTERNAL_SERVER_ERROR);
+                continue;
+            }
         }
 
-        ngx_tributary_stream_finish(sub, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_tributary_stream_take(msgs, n, sub->held, &sub->nheld,
+                                  ngx_tributary_stream_replay_handler, sub);
 
         /* the reader may have been stopped: next is still valid */
     }

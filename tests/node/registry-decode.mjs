@@ -124,6 +124,7 @@ async function mqttPhase() {
   assert.deepEqual(sm.data, e2.data, 'structured route: the data as JSON');
   console.log('ok the plugin\'s confluent records arrive as their data (binary) and as CloudEvents (structured)');
   expect.plugin = [e1, e2];
+  writeFileSync(`${process.env.OUT_DIR}/expect.json`, JSON.stringify(expect));
   c.end(true);
   return expect;
 }
