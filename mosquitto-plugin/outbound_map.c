@@ -353,18 +353,9 @@ static int map__fetch(struct tbp_outbound *ob, struct ob_wire *w, const char *ka
 	char err[512];
 	tb_registry_error e = {0};
 	const struct tbp_registry *r = w->reg;
-	if (!w->client) {
-		tb_registry_opts o = {.url = r->url,
-		                      .username = r->user,
-		                      .password = r->password,
-		                      .bearer = r->bearer,
-		                      .ca_file = r->ca,
-		                      .timeout_ms = r->timeout_ms,
-		                      .retries = 1};
-		if (!(w->client = tb_registry_new(&o, err, sizeof(err)))) {
-			snprintf(e.message, sizeof(e.message), "%s", err);
-			goto down;
-		}
+	if (!w->client && !(w->client = registry__client(r, err, sizeof(err)))) {
+		snprintf(e.message, sizeof(e.message), "%s", err);
+		goto down;
 	}
 	if (tb_wire_fetch(w->cache, w->client, id, &e) == 0) {
 		if (w->down)

@@ -62,13 +62,14 @@ static const char ORDER_BYTES[] = "\x0a"
                                   "\x02\x04hi"
                                   "\x04\x00\xff";
 
+static const char ORDER_JSON[] = "{\"id\":5,\"name\":\"ab\",\"tags\":[\"x\"],"
+                                 "\"note\":{\"string\":\"hi\"},\"raw\":\"\\u0000\xc3\xbf\"}";
+
 static void test_record(void **state)
 {
 	(void)state;
 	tb_avro_schema *s = parse(ORDER);
-	expect_json(s, ORDER_BYTES, sizeof(ORDER_BYTES) - 1,
-	            "{\"id\":5,\"name\":\"ab\",\"tags\":[\"x\"],"
-	            "\"note\":{\"string\":\"hi\"},\"raw\":\"\\u0000\xc3\xbf\"}");
+	expect_json(s, ORDER_BYTES, sizeof(ORDER_BYTES) - 1, ORDER_JSON);
 	/* note null (branch 0), no tags, negative id (zigzag 3 = -2) */
 	static const char b2[] = "\x03\x00\x00\x00\x00";
 	expect_json(s, b2, sizeof(b2) - 1,
@@ -160,9 +161,7 @@ static void test_reuse(void **state)
 	(void)state;
 	tb_avro_schema *s = parse(ORDER);
 	for (int i = 0; i < 3; i++) {
-		expect_json(s, ORDER_BYTES, sizeof(ORDER_BYTES) - 1,
-		            "{\"id\":5,\"name\":\"ab\",\"tags\":[\"x\"],"
-		            "\"note\":{\"string\":\"hi\"},\"raw\":\"\\u0000\xc3\xbf\"}");
+		expect_json(s, ORDER_BYTES, sizeof(ORDER_BYTES) - 1, ORDER_JSON);
 		expect_error(s, ORDER_BYTES, 3, "Order");
 	}
 	tb_avro_schema_free(s);

@@ -90,8 +90,9 @@ static void test_decode(void **state)
 	    o.err, "schema id 3: PROTOBUF records are not decoded (only JSON Schema and Avro)");
 	o = decode(c, "{\"n\":1}", 7);
 	assert_int_equal(o.st, TB_WIRE_BAD);
-	assert_string_equal(o.err, "not in the Schema Registry wire format (the first byte is not the "
-	                           "magic byte 0)");
+	assert_string_equal(o.err,
+	                    "not in the Schema Registry wire format (the first byte is not the "
+	                    "magic byte 0)");
 	o = decode(c, "\x00\x00", 2);
 	assert_int_equal(o.st, TB_WIRE_BAD);
 	assert_non_null(strstr(o.err, "shorter than its 5-byte header"));
