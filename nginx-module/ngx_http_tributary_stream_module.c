@@ -985,7 +985,8 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               NGX_TRIBUTARY_STREAM_RESET_END);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_value(conf->status, prev->status, 0);
-    ngx_conf_merge_value(conf->registry, prev->registry, -1);
+    ngx_conf_merge_value(conf->registry, prev->registry,
+                         NGX_TRIBUTARY_REGISTRY_OFF);
 
     if (conf->topic >= 0) {
         ngx_http_tributary_stream_main_conf_t  *mcf;
@@ -1032,11 +1033,11 @@ ngx_http_tributary_stream_topic_registry(ngx_conf_t *cf,
         }
 
         for (i = 0; i < mcf->topics.nelts; i++) {
-            mcf->topic_registry[i] = -2;        /* no location seen yet */
+            mcf->topic_registry[i] = NGX_CONF_UNSET;  /* no location yet */
         }
     }
 
-    if (mcf->topic_registry[conf->topic] == -2) {
+    if (mcf->topic_registry[conf->topic] == NGX_CONF_UNSET) {
         mcf->topic_registry[conf->topic] = conf->registry;
         return NGX_CONF_OK;
     }

@@ -53,7 +53,8 @@ typedef struct {
     ngx_array_t                topics;         /* ngx_str_t */
     ngx_array_t                registries;     /* ngx_tributary_registry_conf_t */
     ngx_int_t                 *topic_registry; /* per topic: an index into
-                                                  registries, -1: none */
+                                                  registries, or
+                                                  NGX_TRIBUTARY_REGISTRY_OFF */
     ngx_uint_t                 max_replays;
     size_t                     budget;         /* bytes per wakeup */
     ngx_int_t                  jwt_expires;    /* $tributary_jwt_expires */
@@ -72,7 +73,8 @@ typedef struct {
     ngx_uint_t                 reset;          /* NGX_TRIBUTARY_STREAM_RESET_ */
     ngx_array_t               *origins;
     ngx_flag_t                 status;
-    ngx_int_t                  registry;       /* index, or -1 */
+    ngx_int_t                  registry;       /* index, or
+                                                  NGX_TRIBUTARY_REGISTRY_OFF */
 } ngx_http_tributary_stream_loc_conf_t;
 
 

@@ -89,6 +89,12 @@ ngx_tributary_registry_parse(ngx_conf_t *cf, ngx_array_t *registries,
     }
 
     value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        *index = NGX_TRIBUTARY_REGISTRY_OFF;
+        return NGX_CONF_OK;
+    }
+
     ngx_memzero(&rc, sizeof(rc));
     rc.timeout = 10000;
 

@@ -39,7 +39,10 @@ typedef struct ngx_tributary_registry_s  ngx_tributary_registry_t;
 
 /* "tributary_stream_registry URL [user=USER:PASSWORD | bearer=TOKEN]
  * [ca=FILE] [timeout=TIME]": the index of the registry in `registries`
- * (ngx_tributary_registry_conf_t; the same URL twice is one registry). */
+ * (ngx_tributary_registry_conf_t; the same URL twice is one registry);
+ * "tributary_stream_registry off": NGX_TRIBUTARY_REGISTRY_OFF (not -1,
+ * which is NGX_CONF_UNSET). */
+#define NGX_TRIBUTARY_REGISTRY_OFF  -2
 char *ngx_tributary_registry_parse(ngx_conf_t *cf, ngx_array_t *registries,
     ngx_int_t *index);
 

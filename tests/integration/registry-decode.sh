@@ -66,6 +66,26 @@ http {
 }
 NGINX
 
+# nginx refuses a topic read through a registry in one location and not
+# in another, and options it does not know
+nginx_refuses() { # NAME EXPECTED LOCATIONS...
+	local name=$1 expect=$2
+	shift 2
+	sed "s|        location /rego/json { tributary_stream rego.json; }|$*|" "$T/nginx.conf.in" >"$T/$name.conf.in"
+	NGINX_PREFIX="$T/nginx" NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so" render "$T/$name.conf.in" "$T/$name.conf"
+	mkdir -p "$T/nginx/logs"
+	! nginx -t -p "$T/nginx" -c "$T/$name.conf" -e "$T/$name.err" >"$T/$name.out" 2>&1 ||
+		fail "nginx accepted $name"
+	grep -q -- "$expect" "$T/$name.out" || { cat "$T/$name.out" >&2; fail "$name: nginx does not say '$expect'"; }
+}
+nginx_refuses mixed 'one location of this topic has tributary_stream_registry and another not' \
+	'location /a { tributary_stream rego.json; } location /b { tributary_stream rego.json; tributary_stream_registry off; }'
+nginx_refuses other 'another location of this topic reads it through the registry http://127.0.0.1:1' \
+	'location /a { tributary_stream rego.avro; tributary_stream_registry http://127.0.0.1:1; }'
+nginx_refuses option 'unknown option "password=x"' \
+	'location /a { tributary_stream rego.json; tributary_stream_registry http://127.0.0.1:1 password=x; }'
+pass "nginx refuses bad tributary_stream_registry configurations"
+
 # the plugin's route validates against rego.plugin-value: there at start
 curl -sf -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
 	--data '{"schemaType":"JSON","schema":"{\"type\":\"object\",\"required\":[\"sensor\",\"value\"]}"}' \
