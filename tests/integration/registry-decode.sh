@@ -74,7 +74,7 @@ nginx_refuses() { # NAME EXPECTED LOCATIONS...
 	sed "s|        location /rego/json { tributary_stream rego.json; }|$*|" "$T/nginx.conf.in" >"$T/$name.conf.in"
 	NGINX_PREFIX="$T/nginx" NGINX_MODULE_PATH="$BUILD/ngx_http_tributary_module.so" render "$T/$name.conf.in" "$T/$name.conf"
 	mkdir -p "$T/nginx/logs"
-	! nginx -t -p "$T/nginx" -c "$T/$name.conf" -e "$T/$name.err" >"$T/$name.out" 2>&1 ||
+	! env $(stack_san_env nginx) nginx -t -p "$T/nginx" -c "$T/$name.conf" -e "$T/$name.err" >"$T/$name.out" 2>&1 ||
 		fail "nginx accepted $name"
 	grep -q -- "$expect" "$T/$name.out" || { cat "$T/$name.out" >&2; fail "$name: nginx does not say '$expect'"; }
 }
