@@ -48,8 +48,10 @@ enum ob_format { OB_FORMAT_BINARY, OB_FORMAT_STRUCTURED };
  * consumer thread, which alone uses `client` and fetches schemas by id
  * (outbound_map.c). */
 struct ob_wire {
-	struct tbp_registry *reg;
-	tb_registry *client; /* made on the consumer thread when first needed */
+	char *name;
+	tb_registry_opts opts; /* copied from "registries" at start: a reload
+	                          of that section never pulls them away */
+	tb_registry *client;   /* made on the consumer thread when first needed */
 	tb_wire_cache *cache;
 	bool down; /* the last fetch failed: logged once */
 };

@@ -111,6 +111,21 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The registry's connection settings, copied. */
+static int obconf__wire_new(struct ob_wire *w, const struct tbp_registry *reg)
+{
+	tb_registry_opts *o = &w->opts;
+	o->timeout_ms = reg->timeout_ms;
+	o->retries = 1;
+	if ((reg->user && !(o->username = strdup(reg->user))) ||
+	    (reg->password && !(o->password = strdup(reg->password))) ||
+	    (reg->bearer && !(o->bearer = strdup(reg->bearer))) ||
+	    (reg->ca && !(o->ca_file = strdup(reg->ca))) || !(o->url = strdup(reg->url)) ||
+	    !(w->name = strdup(reg->name)) || !(w->cache = tb_wire_cache_new()))
+		return MOSQ_ERR_NOMEM;
+	return MOSQ_ERR_SUCCESS;
+}
+
 /* "registry": the records of the route's Kafka topic are in that
  * registry's wire format. Every route of a topic says the same: a topic's
  * records are decoded once, before any route is chosen. */
@@ -124,13 +139,13 @@ static int obconf__wire(struct tbp_outbound *ob, struct ob_route *r, const json_
 		return config__fail("%s.registry: must name an entry of \"registries\"", where);
 	if (reg) {
 		size_t i = 0;
-		while (i < ob->nwires && ob->wires[i].reg != reg)
+		while (i < ob->nwires && strcmp(ob->wires[i].name, reg->name))
 			i++;
 		if (i == ob->nwires) {
-			ob->wires[i].reg = reg;
-			if (!(ob->wires[i].cache = tb_wire_cache_new()))
-				return MOSQ_ERR_NOMEM;
+			int rc = obconf__wire_new(&ob->wires[i], reg);
 			ob->nwires++;
+			if (rc)
+				return rc;
 		}
 		r->wire = &ob->wires[i];
 	}
@@ -443,8 +458,15 @@ void outbound__config_free(struct tbp_outbound *ob)
 	}
 	free(ob->routes);
 	for (size_t i = 0; i < ob->nwires; i++) {
-		tb_registry_free(ob->wires[i].client);
-		tb_wire_cache_free(ob->wires[i].cache);
+		struct ob_wire *w = &ob->wires[i];
+		tb_registry_free(w->client);
+		tb_wire_cache_free(w->cache);
+		free(w->name);
+		free((char *)w->opts.url);
+		free((char *)w->opts.username);
+		free((char *)w->opts.password);
+		free((char *)w->opts.bearer);
+		free((char *)w->opts.ca_file);
 	}
 	free(ob->wires);
 	free(ob->topics);

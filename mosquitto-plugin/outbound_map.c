@@ -352,16 +352,15 @@ static int map__fetch(struct tbp_outbound *ob, struct ob_wire *w, const char *ka
 {
 	char err[512];
 	tb_registry_error e = {0};
-	const struct tbp_registry *r = w->reg;
-	if (!w->client && !(w->client = registry__client(r, err, sizeof(err)))) {
+	if (!w->client && !(w->client = tb_registry_new(&w->opts, err, sizeof(err)))) {
 		snprintf(e.message, sizeof(e.message), "%s", err);
 		goto down;
 	}
 	if (tb_wire_fetch(w->cache, w->client, id, &e) == 0) {
 		if (w->down)
 			outbound__note(ob, MOSQ_LOG_NOTICE,
-			               "outbound: registry %s (%s) reachable again", r->name,
-			               r->url);
+			               "outbound: registry %s (%s) reachable again", w->name,
+			               w->opts.url);
 		w->down = false;
 		return 0;
 	}
@@ -370,7 +369,7 @@ down:
 		outbound__note(ob, MOSQ_LOG_WARNING,
 		               "outbound: registry %s (%s): cannot fetch schema id %d for a record "
 		               "of %s (HTTP %ld: %s); its records wait, in order, until it answers",
-		               r->name, r->url, id, kafka_topic, e.http_status, e.message);
+		               w->name, w->opts.url, id, kafka_topic, e.http_status, e.message);
 	w->down = true;
 	map__pause(ob, 1000);
 	return -1;
@@ -394,7 +393,7 @@ static int map__decode(struct tbp_outbound *ob, struct map_ctx *c, struct ob_wir
 		return -1;
 	if (st == TB_WIRE_BAD) {
 		char q[sizeof(err)];
-		snprintf(detail, dlen, "registry %s: %s", w->reg->name,
+		snprintf(detail, dlen, "registry %s: %s", w->name,
 		         tb_log_escape(q, sizeof(q), err));
 		return 1;
 	}

@@ -592,18 +592,6 @@ void registry__release(struct tbp_registry *r)
 	atomic_store(&r->cache->hazard, NULL);
 }
 
-tb_registry *registry__client(const struct tbp_registry *r, char *err, size_t errlen)
-{
-	tb_registry_opts o = {.url = r->url,
-	                      .username = r->user,
-	                      .password = r->password,
-	                      .bearer = r->bearer,
-	                      .ca_file = r->ca,
-	                      .timeout_ms = r->timeout_ms,
-	                      .retries = 1};
-	return tb_registry_new(&o, err, errlen);
-}
-
 int registry__start(struct tributary *tb)
 {
 	char err[512];
@@ -615,8 +603,15 @@ int registry__start(struct tributary *tb)
 		r->cache = c;
 		c->reg = r;
 		c->tb = tb;
+		tb_registry_opts o = {.url = r->url,
+		                      .username = r->user,
+		                      .password = r->password,
+		                      .bearer = r->bearer,
+		                      .ca_file = r->ca,
+		                      .timeout_ms = r->timeout_ms,
+		                      .retries = 1};
 		if (!(c->missed = json_object()) ||
-		    !(c->client = registry__client(r, err, sizeof(err)))) {
+		    !(c->client = tb_registry_new(&o, err, sizeof(err)))) {
 			mosquitto_log_printf(MOSQ_LOG_ERR, TB_LOG_PREFIX "registry %s: %s", r->name,
 			                     c->missed ? err : "out of memory");
 			return MOSQ_ERR_INVAL;

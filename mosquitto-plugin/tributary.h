@@ -233,10 +233,6 @@ int registry__config(struct tributary *tb, const json_t *registries, const char 
 int registry__start(struct tributary *tb);
 void registry__cleanup(struct tributary *tb);
 void registry__publish_stats(struct tributary *tb);
-/* A client of the registry with its configured URL, credentials, CA and
- * timeout, for a thread that may wait (the outbound consumer's too). */
-struct tb_registry;
-struct tb_registry *registry__client(const struct tbp_registry *r, char *err, size_t errlen);
 /* The compiled schema of a subject, as the main thread sees it. */
 struct tbp_schema_ref {
 	const char *subject;
