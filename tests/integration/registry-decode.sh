@@ -107,19 +107,22 @@ sse avro /rego/avro 2
 sse_avro=$!
 sse plugin /rego/plugin 2
 sse_plugin=$!
-wait_until 10 eval '(($(curl -s "http://127.0.0.1:$HTTP_PORT/tributary/status" | awk '"'"'/^tributary_stream_subscribers/ { s += $2 } END { print s + 0 }'"'"') >= 3))' ||
+node "$ROOT/tests/node/stream-client.mjs" ws "ws://127.0.0.1:$HTTP_PORT/rego/avro" 2 20000 \
+	>"$T/sse-ws-avro.jsonl" 2>"$T/sse-ws-avro.err" &
+sse_ws_avro=$!
+wait_until 10 eval '(($(curl -s "http://127.0.0.1:$HTTP_PORT/tributary/status" | awk '"'"'/^tributary_stream_subscribers/ { s += $2 } END { print s + 0 }'"'"') >= 4))' ||
 	fail "the SSE clients did not connect"
 
 node "$ROOT/tests/node/registry-decode.mjs" || { tail -30 "$T/mosquitto.log" >&2; fail "registry-decode.mjs"; }
-for c in json avro plugin; do
+for c in json avro plugin ws_avro; do
 	v=sse_$c
-	wait "${!v}" || { cat "$T/sse-$c.err" "$NGINX_PREFIX/logs/error.log" >&2; fail "SSE $c: events missing"; }
+	wait "${!v}" || { cat "$T/sse-${c/_/-}.err" "$NGINX_PREFIX/logs/error.log" >&2; fail "stream $c: events missing"; }
 done
 grep -q 'tributary_stream: record rego.json \[0\] at offset 1 not sent (undecodable): not in the Schema Registry wire format' "$NGINX_PREFIX/logs/error.log" ||
 	{ cat "$NGINX_PREFIX/logs/error.log" >&2; fail "nginx did not log the undecodable record"; }
 n=$(curl -s "http://127.0.0.1:$HTTP_PORT/tributary/status" | awk '/^tributary_stream_records_undecodable_total/ { s += $2 } END { print s + 0 }')
 ((n == 3)) || fail "tributary_stream_records_undecodable_total is $n, not 3"
-pass "nginx: the same records as JSON over SSE, the undecodable ones counted and logged"
+pass "nginx: the same records as JSON over SSE and WebSocket, the undecodable ones counted and logged"
 grep -q 'outbound: record rego.json \[0\] at offset 1 not published (undecodable): registry sr: not in the Schema Registry wire format (the first byte is not the magic byte 0)' "$T/mosquitto.log" ||
 	{ cat "$T/mosquitto.log" >&2; fail "the record without the magic byte not logged"; }
 # (one log line per reason every 10 s: the other two are counted)

@@ -134,7 +134,9 @@ async function mqttPhase() {
 async function ssePhase(expect) {
   const events = (name) => readFileSync(`${process.env.OUT_DIR}/sse-${name}.jsonl`, 'utf8')
     .split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  await waitFor(() => ['json', 'avro', 'plugin'].every((n) => events(n).length >= 2), 10000, 'the SSE events');
+  await waitFor(() => ['json', 'avro', 'plugin', 'ws-avro'].every((n) => events(n).length >= 2), 10000, 'the SSE and WebSocket events');
+  // a WebSocket frame is the event object: a plain record's data as JSON
+  assert.deepEqual(events('ws-avro').map((e) => e.data), expect.avro, 'WebSocket: Avro records');
   assert.deepEqual(events('json').map((e) => JSON.parse(e.data)), expect.json, 'SSE: JSON Schema records');
   assert.deepEqual(events('avro').map((e) => JSON.parse(e.data)), expect.avro, 'SSE: Avro records');
   const pe = events('plugin');
@@ -145,7 +147,7 @@ async function ssePhase(expect) {
     assert.deepEqual(ce.data, expect.plugin[i].data, 'SSE: the data as JSON');
     assert.equal(ce.datacontenttype, 'application/json', 'SSE: datacontenttype');
   }
-  console.log('ok SSE clients get the same records as JSON, in order');
+  console.log('ok SSE and WebSocket clients get the same records as JSON, in order');
 }
 
 async function heldPhase() {
