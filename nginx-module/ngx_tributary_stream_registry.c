@@ -261,6 +261,21 @@ ngx_tributary_registry_fetch(ngx_tributary_registry_t *reg, int id)
         reg->down_id = id;
         snprintf(reg->reason, sizeof(reg->reason), "HTTP %ld: %s",
                  e.http_status, e.message);
+
+        /* to the back: another registry's ids are not held behind it */
+        if (ngx_tributary_registry.nwanted > 1
+            && ngx_tributary_registry.wanted[0].reg == reg
+            && ngx_tributary_registry.wanted[0].id == id)
+        {
+            ngx_tributary_registry_want_t  w = ngx_tributary_registry.wanted[0];
+
+            memmove(&ngx_tributary_registry.wanted[0],
+                    &ngx_tributary_registry.wanted[1],
+                    (ngx_tributary_registry.nwanted - 1)
+                    * sizeof(ngx_tributary_registry_want_t));
+            ngx_tributary_registry.wanted[ngx_tributary_registry.nwanted - 1]
+                = w;
+        }
     }
 
     pthread_mutex_unlock(&ngx_tributary_registry.lock);
