@@ -26,6 +26,7 @@ static const char *const outbound__drops[OB_DROP__COUNT] = {
     [OB_DROP_INVALID_EVENT] = "invalid_event",
     [OB_DROP_TOO_LARGE] = "too_large",
     [OB_DROP_BROKER_REFUSED] = "broker_refused",
+    [OB_DROP_UNDECODABLE] = "undecodable",
 };
 
 const char *outbound__drop_name(enum ob_drop d)

@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 
 #include "tributary.h"
+#include "tributary/registry.h"
+#include "tributary/wire.h"
 
 /* Why a record was not published; the names appear in $SYS and the log. */
 enum ob_drop {
@@ -34,11 +36,25 @@ enum ob_drop {
 	OB_DROP_INVALID_EVENT,
 	OB_DROP_TOO_LARGE,
 	OB_DROP_BROKER_REFUSED,
+	OB_DROP_UNDECODABLE,
 	OB_DROP__COUNT
 };
 const char *outbound__drop_name(enum ob_drop d);
 
 enum ob_format { OB_FORMAT_BINARY, OB_FORMAT_STRUCTURED };
+
+/* A registry whose wire format (magic byte, schema id, payload) the
+ * records of some routes' topics are in: decoded back to JSON on the
+ * consumer thread, which alone uses `client` and fetches schemas by id
+ * (outbound_map.c). */
+struct ob_wire {
+	char *name;
+	tb_registry_opts opts; /* copied from "registries" at start: a reload
+	                          of that section never pulls them away */
+	tb_registry *client;   /* made on the consumer thread when first needed */
+	tb_wire_cache *cache;
+	bool down; /* the last fetch failed: logged once */
+};
 
 struct ob_route {
 	char *kafka_topic;
@@ -54,6 +70,8 @@ struct ob_route {
 	bool retain;
 	enum ob_format format;
 	uint32_t message_expiry; /* seconds, 0: none */
+	struct ob_wire *wire;    /* "registry": records of kafka_topic are in its
+	                            wire format; NULL: as they are */
 };
 
 struct ob_prop { /* a v5 user property */
@@ -145,6 +163,8 @@ struct tbp_outbound {
 	char *start; /* "latest" or "earliest": a group's first position */
 	struct ob_route *routes;
 	size_t nroutes;
+	struct ob_wire *wires; /* one per registry the routes name */
+	size_t nwires;
 	char **topics; /* distinct Kafka topics of the routes */
 	size_t ntopics;
 	size_t capacity, resume_below;

@@ -14,7 +14,9 @@
  *     "routes": [
  *       { "kafka_topic": "notifications", "topic": "users/{key}/notifications",
  *         "type": "example.*", "header": {"name": "n", "value": "v"},
- *         "qos": 1, "retain": false, "format": "binary", "message_expiry": 0 },
+ *         "qos": 1, "retain": false, "format": "binary", "message_expiry": 0,
+ *         "registry": "main" },                records in that registry's wire
+ *                                               format, decoded to JSON
  *       { "kafka_topic": "replies", "reply": true, "allow": ["clients/+/replies"] }
  *     ]
  *   }
@@ -109,11 +111,59 @@ static int obconf__allow(struct ob_route *r, const json_t *allow, const char *wh
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
+/* The registry's connection settings, copied. */
+static int obconf__wire_new(struct ob_wire *w, const struct tbp_registry *reg)
 {
-	static const char *const allowed[] = {"kafka_topic", "type",           "header",  "topic",
-	                                      "reply",       "allow",          "qos",     "retain",
-	                                      "format",      "message_expiry", "comment", NULL};
+	tb_registry_opts *o = &w->opts;
+	o->timeout_ms = reg->timeout_ms;
+	o->retries = 1;
+	if ((reg->user && !(o->username = strdup(reg->user))) ||
+	    (reg->password && !(o->password = strdup(reg->password))) ||
+	    (reg->bearer && !(o->bearer = strdup(reg->bearer))) ||
+	    (reg->ca && !(o->ca_file = strdup(reg->ca))) || !(o->url = strdup(reg->url)) ||
+	    !(w->name = strdup(reg->name)) || !(w->cache = tb_wire_cache_new()))
+		return MOSQ_ERR_NOMEM;
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* "registry": the records of the route's Kafka topic are in that
+ * registry's wire format. Every route of a topic says the same: a topic's
+ * records are decoded once, before any route is chosen. */
+static int obconf__wire(struct tbp_outbound *ob, struct ob_route *r, const json_t *j,
+                        const char *where)
+{
+	json_t *v = json_object_get(j, "registry");
+	const char *name = json_string_value(v);
+	struct tbp_registry *reg = NULL;
+	if (v && (!name || !(reg = config__registry(ob->tb, name))))
+		return config__fail("%s.registry: must name an entry of \"registries\"", where);
+	if (reg) {
+		size_t i = 0;
+		while (i < ob->nwires && strcmp(ob->wires[i].name, reg->name))
+			i++;
+		if (i == ob->nwires) {
+			int rc = obconf__wire_new(&ob->wires[i], reg);
+			ob->nwires++;
+			if (rc)
+				return rc;
+		}
+		r->wire = &ob->wires[i];
+	}
+	for (struct ob_route *o = ob->routes; o < r; o++)
+		if (!strcmp(o->kafka_topic, r->kafka_topic) && o->wire != r->wire)
+			return config__fail(
+			    "%s.registry: outbound.routes[%zu] reads Kafka topic %s %s; every "
+			    "route of a topic must name the same registry (or none)",
+			    where, (size_t)(o - ob->routes), r->kafka_topic,
+			    o->wire ? "through another registry" : "without one");
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int obconf__route(struct tbp_outbound *ob, struct ob_route *r, const json_t *j, size_t idx)
+{
+	static const char *const allowed[] = {
+	    "kafka_topic", "type",   "header",         "topic",    "reply",   "allow", "qos",
+	    "retain",      "format", "message_expiry", "registry", "comment", NULL};
 	char where[64], err[256];
 	int rc;
 	snprintf(where, sizeof(where), "outbound.routes[%zu]", idx);
@@ -224,7 +274,7 @@ static int obconf__route(struct ob_route *r, const json_t *j, size_t idx)
 		return config__fail("%s.message_expiry: must be 0 (none) to 4294967295 seconds",
 		                    where);
 	r->message_expiry = exp ? (uint32_t)json_integer_value(exp) : 0;
-	return MOSQ_ERR_SUCCESS;
+	return obconf__wire(ob, r, j, where);
 }
 
 static int obconf__size(const json_t *parent, const char *name, const char *where, size_t min,
@@ -379,14 +429,15 @@ int outbound__config(struct tributary *tb, const json_t *j, const json_t *cluste
 	if (!json_is_array(routes) || json_array_size(routes) == 0)
 		return config__fail("outbound.routes: must be an array of at least one route");
 	ob->routes = calloc(json_array_size(routes), sizeof(*ob->routes));
-	if (!ob->routes)
+	ob->wires = calloc(json_array_size(routes), sizeof(*ob->wires));
+	if (!ob->routes || !ob->wires)
 		return MOSQ_ERR_NOMEM;
 	size_t i;
 	json_t *r;
 	json_array_foreach(routes, i, r)
 	{
 		ob->nroutes++;
-		if ((rc = obconf__route(&ob->routes[i], r, i)))
+		if ((rc = obconf__route(ob, &ob->routes[i], r, i)))
 			return rc;
 	}
 	return obconf__topics(ob);
@@ -406,6 +457,18 @@ void outbound__config_free(struct tbp_outbound *ob)
 		free(r->allow);
 	}
 	free(ob->routes);
+	for (size_t i = 0; i < ob->nwires; i++) {
+		struct ob_wire *w = &ob->wires[i];
+		tb_registry_free(w->client);
+		tb_wire_cache_free(w->cache);
+		free(w->name);
+		free((char *)w->opts.url);
+		free((char *)w->opts.username);
+		free((char *)w->opts.password);
+		free((char *)w->opts.bearer);
+		free((char *)w->opts.ca_file);
+	}
+	free(ob->wires);
 	free(ob->topics);
 	json_decref(ob->kafka_props);
 	free(ob->cluster_name);

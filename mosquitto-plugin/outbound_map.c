@@ -19,11 +19,22 @@
  *   structured    a CloudEvents JSON document, readable by any MQTT version:
  *                 built from a binary record, passed through from a
  *                 structured one; plain records are dropped (not_cloudevents).
+ *
+ * A topic whose routes name a registry has its records in that registry's
+ * wire format (magic byte 0, schema id, payload): the value is decoded to
+ * JSON first (shared/registry/wire.c), and everything above reads the JSON
+ * in its place. A schema not cached yet is fetched here, on the consumer
+ * thread, before the record goes any further: records keep their order,
+ * and while the registry cannot answer the record is held (outbound__map
+ * returns NULL and is called again). A record that cannot be decoded (no
+ * magic byte, an id the registry does not know, bytes not of the schema,
+ * Protobuf) is dropped, counted and logged as `undecodable`.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "outbound.h"
 #include "tributary/kafka.h"
@@ -35,7 +46,11 @@ enum map_kind { MAP_PLAIN, MAP_BINARY, MAP_STRUCTURED };
 
 struct map_ctx {
 	rd_kafka_message_t *msg;
+	const void *value; /* the record's value, or what it decoded to */
+	size_t len;
+	char *decoded; /* malloc'd: Avro decoded to JSON */
 	rd_kafka_headers_t *hdrs;
+	rd_kafka_headers_t *own_hdrs; /* hdrs with content-type application/json */
 	const char *kafka_topic;
 	enum map_kind kind;
 	const char *content_type; /* the content-type header, NULL: none */
@@ -58,7 +73,7 @@ static const json_t *map__event(struct map_ctx *c)
 		return NULL;
 	if (!c->event_tried) {
 		c->event_tried = true;
-		c->event = json_loadb(c->msg->payload, c->msg->len, JSON_REJECT_DUPLICATES, NULL);
+		c->event = json_loadb(c->value, c->len, JSON_REJECT_DUPLICATES, NULL);
 		if (c->event && !json_is_object(c->event)) {
 			json_decref(c->event);
 			c->event = NULL;
@@ -244,8 +259,12 @@ static enum ob_drop map__to_structured(struct map_ctx *c, struct map_out *o, cha
 static enum ob_drop map__payload(struct map_ctx *c, const struct ob_route *r, struct map_out *o,
                                  char *detail, size_t dlen)
 {
-	o->payload = c->msg->payload;
-	o->len = c->msg->len;
+	o->payload = c->value;
+	o->len = c->len;
+	if (c->decoded) { /* the item keeps it until published */
+		o->owned = c->decoded;
+		c->decoded = NULL;
+	}
 	o->content_type = c->content_type;
 	o->content_type_len = c->content_type_len;
 	if (o->content_type && !map__string_ok(o->content_type, o->content_type_len))
@@ -286,8 +305,8 @@ static int map__classify(struct map_ctx *c)
 	case TB_CE_KAFKA_BINARY:
 		break;
 	}
-	tb_ce_status st = tb_ce_kafka_parse_binary(c->hdrs, c->msg->payload, c->msg->len, &c->ev,
-	                                           err, sizeof(err));
+	tb_ce_status st =
+	    tb_ce_kafka_parse_binary(c->hdrs, c->value, c->len, &c->ev, err, sizeof(err));
 	if (st == TB_CE_NO_MEMORY)
 		return -1;
 	if (st != TB_CE_OK) {
@@ -307,6 +326,88 @@ static int map__classify(struct map_ctx *c)
 			return 0;
 		}
 	c->kind = MAP_BINARY;
+	return 0;
+}
+
+/* The route's registry for the record's topic, NULL: none. */
+static struct ob_wire *map__wire(struct tbp_outbound *ob, const char *kafka_topic)
+{
+	for (size_t i = 0; i < ob->nroutes; i++)
+		if (!strcmp(ob->routes[i].kafka_topic, kafka_topic))
+			return ob->routes[i].wire;
+	return NULL;
+}
+
+/* Waits up to ms for `stop`, in short steps. */
+static void map__pause(struct tbp_outbound *ob, int ms)
+{
+	for (int t = 0; t < ms && !atomic_load(&ob->stop); t += 50)
+		usleep(50000);
+}
+
+/* Fetches schema `id` (blocking: the consumer thread's to do). 0 once it
+ * is known (or known to be unusable), -1 while the registry cannot answer:
+ * logged once per outage, the record held. */
+static int map__fetch(struct tbp_outbound *ob, struct ob_wire *w, const char *kafka_topic, int id)
+{
+	char err[512];
+	tb_registry_error e = {0};
+	if (!w->client && !(w->client = tb_registry_new(&w->opts, err, sizeof(err)))) {
+		snprintf(e.message, sizeof(e.message), "%s", err);
+		goto down;
+	}
+	if (tb_wire_fetch(w->cache, w->client, id, &e) == 0) {
+		if (w->down)
+			outbound__note(ob, MOSQ_LOG_NOTICE,
+			               "outbound: registry %s (%s) reachable again", w->name,
+			               w->opts.url);
+		w->down = false;
+		return 0;
+	}
+down:
+	if (!w->down)
+		outbound__note(ob, MOSQ_LOG_WARNING,
+		               "outbound: registry %s (%s): cannot fetch schema id %d for a record "
+		               "of %s (HTTP %ld: %s); its records wait, in order, until it answers",
+		               w->name, w->opts.url, id, kafka_topic, e.http_status, e.message);
+	w->down = true;
+	map__pause(ob, 1000);
+	return -1;
+}
+
+/* The record's value in the registry's wire format, as JSON, in c->value.
+ * 0 done; 1 undecodable (detail says why); -1 held: try again later. */
+static int map__decode(struct tbp_outbound *ob, struct map_ctx *c, struct ob_wire *w, char *detail,
+                       size_t dlen)
+{
+	char err[512];
+	const char *json;
+	size_t n;
+	int id;
+	tb_wire_status st;
+	while ((st = tb_wire_decode(w->cache, c->msg->payload, c->msg->len, &id, &json, &n,
+	                            &c->decoded, err, sizeof(err))) == TB_WIRE_MISSING)
+		if (map__fetch(ob, w, c->kafka_topic, id))
+			return -1;
+	if (st == TB_WIRE_NO_MEMORY)
+		return -1;
+	if (st == TB_WIRE_BAD) {
+		char q[sizeof(err)];
+		snprintf(detail, dlen, "registry %s: %s", w->name,
+		         tb_log_escape(q, sizeof(q), err));
+		return 1;
+	}
+	c->value = json;
+	c->len = n;
+	/* Avro became JSON: so says its content type now */
+	if (c->decoded && c->hdrs) {
+		if (!(c->own_hdrs = rd_kafka_headers_copy(c->hdrs)))
+			return -1;
+		c->hdrs = c->own_hdrs;
+		rd_kafka_header_remove(c->hdrs, "content-type");
+		if (rd_kafka_header_add(c->hdrs, "content-type", -1, "application/json", -1))
+			return -1;
+	}
 	return 0;
 }
 
@@ -400,10 +501,14 @@ static struct ob_item *map__dropped(enum ob_drop drop, const char *detail)
 	return it;
 }
 
-/* NULL only when out of memory; the record then stays with the caller. */
+/* NULL when out of memory or while the record's schema cannot be fetched;
+ * the record then stays with the caller, who tries again. */
 struct ob_item *outbound__map(struct tbp_outbound *ob, rd_kafka_message_t *msg)
 {
-	struct map_ctx c = {.msg = msg, .kafka_topic = rd_kafka_topic_name(msg->rkt)};
+	struct map_ctx c = {.msg = msg,
+	                    .value = msg->payload,
+	                    .len = msg->len,
+	                    .kafka_topic = rd_kafka_topic_name(msg->rkt)};
 	struct map_out *o = NULL;
 	const struct ob_route *route = NULL;
 	struct ob_item *it = NULL;
@@ -413,8 +518,18 @@ struct ob_item *outbound__map(struct tbp_outbound *ob, rd_kafka_message_t *msg)
 	if (rd_kafka_message_headers(msg, &c.hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		c.hdrs = NULL;
 	snprintf(c.partition, sizeof(c.partition), "%d", (int)msg->partition);
+	struct ob_wire *w = map__wire(ob, c.kafka_topic);
+	if (w) {
+		int rc = map__decode(ob, &c, w, detail, sizeof(detail));
+		if (rc < 0)
+			goto done;
+		if (rc > 0) {
+			drop = OB_DROP_UNDECODABLE;
+			goto dropped;
+		}
+	}
 	if (map__classify(&c))
-		return NULL;
+		goto done;
 
 	for (size_t i = 0; i < ob->nroutes && !route; i++)
 		if (map__route_matches(&c, &ob->routes[i]))
@@ -457,6 +572,9 @@ done:
 	free(o);
 	json_decref(c.event);
 	tb_event_clear(&c.ev);
+	free(c.decoded);
+	if (c.own_hdrs)
+		rd_kafka_headers_destroy(c.own_hdrs);
 	return it;
 }
 

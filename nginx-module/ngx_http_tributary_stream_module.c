@@ -52,6 +52,11 @@ static char *ngx_http_tributary_stream(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tributary_stream_status(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_tributary_stream_registry(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_tributary_stream_topic_registry(ngx_conf_t *cf,
+    ngx_http_tributary_stream_main_conf_t *mcf,
+    ngx_http_tributary_stream_loc_conf_t *conf);
 static char *ngx_http_tributary_kafka_property(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_tributary_stream_init_process(ngx_cycle_t *cycle);
@@ -84,6 +89,13 @@ static ngx_command_t  ngx_http_tributary_stream_commands[] = {
     { ngx_string("tributary_stream"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_tributary_stream,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tributary_stream_registry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_tributary_stream_registry,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -193,13 +205,84 @@ static u_char  ngx_tributary_stream_ws_ping_bytes[2] = { 0x89, 0x00 };
 /* worker events ---------------------------------------------------------- */
 
 static void
+ngx_tributary_stream_live_handler(void *data, rd_kafka_message_t *m)
+{
+    ngx_tributary_stream_live_record(m);
+}
+
+
+static void
+ngx_tributary_stream_replay_handler(void *data, rd_kafka_message_t *m)
+{
+    ngx_tributary_sub_t  *sub = data;
+
+    if (sub->replay) {
+        ngx_tributary_stream_replay_record(sub, m);
+    }
+}
+
+
+/*
+ * Records held until their schema is fetched (tributary_stream_registry):
+ * hands over the ready ones, in order. 1 while the first still waits.
+ * The handler may empty the array (a replay that ends).
+ */
+static ngx_uint_t
+ngx_tributary_stream_release_held(rd_kafka_message_t **held,
+    ngx_uint_t *nheld, void (*handler)(void *data, rd_kafka_message_t *m),
+    void *data)
+{
+    rd_kafka_message_t  *m;
+
+    while (*nheld) {
+        if (!ngx_tributary_stream_record_ready(held[0])) {
+            return 1;
+        }
+
+        m = held[0];
+        (*nheld)--;
+        ngx_memmove(&held[0], &held[1], *nheld * sizeof(m));
+
+        handler(data, m);
+        rd_kafka_message_destroy(m);
+    }
+
+    return 0;
+}
+
+
+/*
+ * Takes n polled records: handed over in order while they are ready; from
+ * the first that is not, held (with every one after it). 1 if any is held.
+ */
+static ngx_uint_t
+ngx_tributary_stream_take(rd_kafka_message_t **msgs, ssize_t n,
+    rd_kafka_message_t **held, ngx_uint_t *nheld,
+    void (*handler)(void *data, rd_kafka_message_t *m), void *data)
+{
+    ssize_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (*nheld || !ngx_tributary_stream_record_ready(msgs[i])) {
+            held[(*nheld)++] = msgs[i];
+            continue;
+        }
+
+        handler(data, msgs[i]);
+        rd_kafka_message_destroy(msgs[i]);
+    }
+
+    return *nheld != 0;
+}
+
+static void
 ngx_tributary_stream_wake(ngx_event_t *ev)
 {
     int32_t               partitions;
     int64_t              *end;
     ssize_t               n, i;
     size_t                bytes = 0;
-    ngx_uint_t            t, budget, more = 0;
+    ngx_uint_t            t, budget, more = 0, holding;
     ngx_queue_t          *q, *next;
     ngx_tributary_sub_t  *sub;
     rd_kafka_message_t   *msgs[NGX_TRIBUTARY_STREAM_BATCH];
@@ -227,25 +310,64 @@ ngx_tributary_stream_wake(ngx_event_t *ev)
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_tributary_sub_t, replaying);
 
+        /* records waiting for their schema: no more until they went */
+        if (ngx_tributary_stream_release_held(sub->held, &sub->nheld,
+                                              ngx_tributary_stream_replay_handler,
+                                              sub)
+            || sub->replay == NULL)
+        {
+            continue;
+        }
+
         n = ngx_tributary_kafka_replay_poll(sub->replay, msgs,
                                             NGX_TRIBUTARY_STREAM_BATCH);
         if (n == NGX_TRIBUTARY_STREAM_BATCH) {
             more = 1;
         }
 
-        for (i = 0; i < n; i++) {
-            if (sub->replay) {
-                ngx_tributary_stream_replay_record(sub, msgs[i]);
-            }
-            rd_kafka_message_destroy(msgs[i]);
+        if (n <= 0) {
+            continue;
         }
+
+        if (sub->held == NULL) {
+            sub->held = ngx_palloc(sub->request->pool,
+                           sizeof(rd_kafka_message_t *)
+                           * NGX_TRIBUTARY_STREAM_BATCH);
+
+            if (sub->held == NULL) {
+                for (i = 0; i < n; i++) {
+                    rd_kafka_message_destroy(msgs[i]);
+                }
+
+                ngx_tributary_stream_finish(sub,
+                                            NGX_HTTP_INTERNAL_SERVER_ERROR);
+                continue;
+            }
+        }
+
+        ngx_tributary_stream_take(msgs, n, sub->held, &sub->nheld,
+                                  ngx_tributary_stream_replay_handler, sub);
 
         /* the reader may have been stopped: next is still valid */
     }
 
     ngx_tributary_stream_replay_next();
 
-    for (budget = 0; budget < NGX_TRIBUTARY_STREAM_BUDGET; budget += n) {
+    ngx_tributary_registry_report(ev->log);
+
+    /*
+     * live records waiting for their schema: no more until they went (the
+     * registry thread wakes us when it has fetched or failed)
+     */
+    holding = ngx_tributary_stream_release_held(ngx_tributary_stream.held,
+                                                &ngx_tributary_stream.nheld,
+                                                ngx_tributary_stream_live_handler,
+                                                NULL);
+
+    for (budget = 0;
+         !holding && budget < NGX_TRIBUTARY_STREAM_BUDGET;
+         budget += n)
+    {
         n = ngx_tributary_kafka_live_poll(msgs, NGX_TRIBUTARY_STREAM_BATCH);
         if (n <= 0) {
             break;
@@ -253,9 +375,13 @@ ngx_tributary_stream_wake(ngx_event_t *ev)
 
         for (i = 0; i < n; i++) {
             bytes += msgs[i]->len;
-            ngx_tributary_stream_live_record(msgs[i]);
-            rd_kafka_message_destroy(msgs[i]);
         }
+
+        holding = ngx_tributary_stream_take(msgs, n,
+                                            ngx_tributary_stream.held,
+                                            &ngx_tributary_stream.nheld,
+                                            ngx_tributary_stream_live_handler,
+                                            NULL);
 
         if (n < NGX_TRIBUTARY_STREAM_BATCH) {
             break;
@@ -267,7 +393,7 @@ ngx_tributary_stream_wake(ngx_event_t *ev)
         }
     }
 
-    if (budget >= NGX_TRIBUTARY_STREAM_BUDGET) {
+    if (budget >= NGX_TRIBUTARY_STREAM_BUDGET && !holding) {
         more = 1;
     }
 
@@ -791,7 +917,10 @@ ngx_http_tributary_stream_create_main_conf(ngx_conf_t *cf)
     }
 
     if (ngx_array_init(&mcf->topics, cf->pool, 2, sizeof(ngx_str_t))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&mcf->registries, cf->pool, 1,
+                          sizeof(ngx_tributary_registry_conf_t))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -833,6 +962,7 @@ ngx_http_tributary_stream_create_loc_conf(ngx_conf_t *cf)
     lcf->reset = NGX_CONF_UNSET_UINT;
     lcf->origins = NGX_CONF_UNSET_PTR;
     lcf->status = NGX_CONF_UNSET;
+    lcf->registry = NGX_CONF_UNSET;
 
     return lcf;
 }
@@ -855,6 +985,8 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               NGX_TRIBUTARY_STREAM_RESET_END);
     ngx_conf_merge_ptr_value(conf->origins, prev->origins, NULL);
     ngx_conf_merge_value(conf->status, prev->status, 0);
+    ngx_conf_merge_value(conf->registry, prev->registry,
+                         NGX_TRIBUTARY_REGISTRY_OFF);
 
     if (conf->topic >= 0) {
         ngx_http_tributary_stream_main_conf_t  *mcf;
@@ -862,6 +994,12 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
         mcf = ngx_http_conf_get_module_main_conf(cf,
                                                  ngx_http_tributary_stream_module);
         mcf->budget = ngx_min(mcf->budget, ngx_max(conf->buffer / 4, 4096));
+
+        if (ngx_http_tributary_stream_topic_registry(cf, mcf, conf)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (conf->heartbeat < 1000) {
@@ -871,6 +1009,78 @@ ngx_http_tributary_stream_merge_loc_conf(ngx_conf_t *cf, void *parent,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A topic's records are decoded once for all its subscribers: every
+ * location of a topic names the same registry, or none.
+ */
+static char *
+ngx_http_tributary_stream_topic_registry(ngx_conf_t *cf,
+    ngx_http_tributary_stream_main_conf_t *mcf,
+    ngx_http_tributary_stream_loc_conf_t *conf)
+{
+    ngx_str_t                      *names;
+    ngx_uint_t                      i;
+    ngx_tributary_registry_conf_t  *regs;
+
+    if (mcf->topic_registry == NULL) {
+        mcf->topic_registry = ngx_palloc(cf->pool,
+                                  sizeof(ngx_int_t) * mcf->topics.nelts);
+        if (mcf->topic_registry == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < mcf->topics.nelts; i++) {
+            mcf->topic_registry[i] = NGX_CONF_UNSET;  /* no location yet */
+        }
+    }
+
+    if (mcf->topic_registry[conf->topic] == NGX_CONF_UNSET) {
+        mcf->topic_registry[conf->topic] = conf->registry;
+        return NGX_CONF_OK;
+    }
+
+    if (mcf->topic_registry[conf->topic] == conf->registry) {
+        return NGX_CONF_OK;
+    }
+
+    names = mcf->topics.elts;
+    regs = mcf->registries.elts;
+
+    if (mcf->topic_registry[conf->topic] < 0 || conf->registry < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tributary_stream \"%V\": one location of this "
+                           "topic has tributary_stream_registry and another "
+                           "not; every location of a topic needs the same "
+                           "registry (or none)", &names[conf->topic]);
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "tributary_stream \"%V\": another location of "
+                           "this topic reads it through the registry %V; "
+                           "every location of a topic needs the same "
+                           "registry (or none)", &names[conf->topic],
+                           &regs[mcf->topic_registry[conf->topic]].url);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_tributary_stream_registry(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_tributary_stream_loc_conf_t  *lcf = conf;
+
+    ngx_http_tributary_stream_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf,
+                                             ngx_http_tributary_stream_module);
+
+    return ngx_tributary_registry_parse(cf, &mcf->registries, &lcf->registry);
 }
 
 
@@ -1112,6 +1322,18 @@ ngx_http_tributary_stream_init_process(ngx_cycle_t *cycle)
         }
     }
 
+    if (ngx_tributary_registry_init(cycle, &mcf->registries) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; mcf->topic_registry && i < mcf->topics.nelts; i++) {
+        t = &ngx_tributary_stream.topics[i];
+        if (mcf->topic_registry[i] >= 0) {
+            t->registry = ngx_tributary_registry_get(mcf->topic_registry[i]);
+            t->wire = ngx_tributary_registry_cache(t->registry);
+        }
+    }
+
     ngx_tributary_stream.heartbeat = ngx_tributary_chunk_alloc(6);
     if (ngx_tributary_stream.heartbeat == NULL) {
         return NGX_ERROR;
@@ -1178,7 +1400,13 @@ ngx_http_tributary_stream_exit_process(ngx_cycle_t *cycle)
         ngx_delete_posted_event(&ngx_tributary_stream.wake_again);
     }
 
+    while (ngx_tributary_stream.nheld) {
+        rd_kafka_message_destroy(
+            ngx_tributary_stream.held[--ngx_tributary_stream.nheld]);
+    }
+
     ngx_tributary_kafka_exit(cycle);
+    ngx_tributary_registry_exit();
 
     for (i = 0; i < ngx_tributary_stream.ntopics; i++) {
         ngx_free(ngx_tributary_stream.topics[i].live);

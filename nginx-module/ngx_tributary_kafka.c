@@ -176,7 +176,7 @@ ngx_tributary_kafka_queue(rd_kafka_t *rk)
 }
 
 
-static void
+void
 ngx_tributary_kafka_wake(void)
 {
     ssize_t  n;

@@ -54,6 +54,9 @@ void ngx_tributary_kafka_exit(ngx_cycle_t *cycle);
 /* Empties the wakeup pipe; call first in on_wake. */
 void ngx_tributary_kafka_drain_wakeups(void);
 
+/* Wakes the worker (on_wake runs); any thread may call it. */
+void ngx_tributary_kafka_wake(void);
+
 /*
  * Hands over what the metadata thread found for topic i: its partition
  * count and, per partition, the end offset at that time (ngx_alloc'd, the

@@ -24,6 +24,7 @@
 #include "tributary/position.h"
 #include "ngx_tributary_stream_event.h"
 #include "ngx_tributary_kafka.h"
+#include "ngx_tributary_stream_registry.h"
 #include "tributary/ws.h"
 #include "ngx_tributary_ws_handshake.h"
 
@@ -50,6 +51,10 @@ typedef struct {
     ngx_str_t                  brokers;
     ngx_array_t               *properties;     /* ngx_keyval_t */
     ngx_array_t                topics;         /* ngx_str_t */
+    ngx_array_t                registries;     /* ngx_tributary_registry_conf_t */
+    ngx_int_t                 *topic_registry; /* per topic: an index into
+                                                  registries, or
+                                                  NGX_TRIBUTARY_REGISTRY_OFF */
     ngx_uint_t                 max_replays;
     size_t                     budget;         /* bytes per wakeup */
     ngx_int_t                  jwt_expires;    /* $tributary_jwt_expires */
@@ -68,6 +73,8 @@ typedef struct {
     ngx_uint_t                 reset;          /* NGX_TRIBUTARY_STREAM_RESET_ */
     ngx_array_t               *origins;
     ngx_flag_t                 status;
+    ngx_int_t                  registry;       /* index, or
+                                                  NGX_TRIBUTARY_REGISTRY_OFF */
 } ngx_http_tributary_stream_loc_conf_t;
 
 
@@ -85,6 +92,7 @@ typedef struct {
     ngx_atomic_t               records;
     ngx_atomic_t               delivered;
     ngx_atomic_t               not_events;
+    ngx_atomic_t               undecodable;
     ngx_atomic_t               dropped;
     ngx_atomic_t               cutoffs;
     ngx_atomic_t               lag;
@@ -119,6 +127,8 @@ typedef struct {
     ngx_queue_t                unfiltered;
     ngx_queue_t               *buckets;
     ngx_queue_t                waiting;        /* for partitions */
+    ngx_tributary_registry_t  *registry;       /* its wire format, or NULL */
+    tb_wire_cache             *wire;
 } ngx_tributary_topic_t;
 
 
@@ -146,6 +156,9 @@ struct ngx_tributary_sub_s {
     u_char                    *switched;       /* per partition */
     int32_t                    nswitched;
     ngx_tributary_replay_t    *replay;
+    rd_kafka_message_t       **held;           /* replayed, waiting for their
+                                                  schema (r->pool) */
+    ngx_uint_t                 nheld;
 
     ngx_queue_t                out;            /* ngx_tributary_out_t */
     ngx_chain_t               *pending;        /* SSE: not yet in filters */
@@ -193,6 +206,9 @@ typedef struct {
     ngx_tributary_stream_stats_t *stats;
     ngx_tributary_stream_stats_t  local;
     ngx_tributary_chunk_t     *heartbeat;      /* ": hb" comment, shared */
+    rd_kafka_message_t        *held[NGX_TRIBUTARY_STREAM_BATCH];
+    ngx_uint_t                 nheld;          /* live records waiting for
+                                                  their schema, in order */
     unsigned                   running:1;
 } ngx_tributary_stream_worker_t;
 
@@ -215,6 +231,7 @@ void ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
     rd_kafka_message_t *m);
 void ngx_tributary_stream_replay_done(ngx_tributary_sub_t *sub);
 void ngx_tributary_stream_replay_next(void);
+ngx_uint_t ngx_tributary_stream_record_ready(const rd_kafka_message_t *m);
 void ngx_tributary_stream_attach(ngx_tributary_sub_t *sub);
 void ngx_tributary_stream_topic_ready(ngx_tributary_topic_t *t,
     int32_t partitions, int64_t *end);

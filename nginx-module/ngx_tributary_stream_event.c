@@ -14,7 +14,9 @@
 #include <openssl/evp.h>
 
 #include "tributary/cloudevents.h"
+#include "tributary/jsonschema.h"
 #include "tributary/util.h"
+#include "tributary/wire.h"
 
 #include "ngx_tributary_stream_event.h"
 
@@ -33,6 +35,11 @@ ngx_tributary_event_is_json_type(const char *ct, size_t len)
            || (n == 9 && strncasecmp(ct, "text/json", 9) == 0)
            || (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
+
+
+static int ngx_tributary_event_build_value(const rd_kafka_message_t *m,
+    const void *value, size_t len, rd_kafka_headers_t *hdrs,
+    ngx_tributary_stream_event_t *ev);
 
 
 static json_t *
@@ -60,32 +67,42 @@ ngx_tributary_event_base64(const unsigned char *in, size_t len)
 }
 
 
-/* Sets "data" (or "data_base64") of obj from the record value. */
+/*
+ * Sets "data" (or "data_base64") of obj from the record value: the JSON
+ * already parsed when there is (a binary-mode event's data, parsed by
+ * shared/cloudevents: not parsed again), else parsed here when the content
+ * type is JSON or absent, else a string when UTF-8, else base64.
+ */
 static int
-ngx_tributary_event_set_data(json_t *obj, const rd_kafka_message_t *m,
-    const char *ct, size_t ct_len)
+ngx_tributary_event_set_data(json_t *obj, const void *value, size_t len,
+    const tjs_value *parsed, int parse, const char *ct, size_t ct_len)
 {
     json_t  *data;
 
-    if (m->payload == NULL) {
+    if (value == NULL) {
         return 0;
     }
 
     data = NULL;
 
-    if (ct == NULL || ngx_tributary_event_is_json_type(ct, ct_len)) {
-        data = json_loadb(m->payload, m->len, JSON_DECODE_ANY, NULL);
+    if (parsed) {
+        data = tjs_value_to_json(parsed);
+
+    } else if (parse
+               && (ct == NULL || ngx_tributary_event_is_json_type(ct, ct_len)))
+    {
+        data = json_loadb(value, len, JSON_DECODE_ANY, NULL);
     }
 
     if (data == NULL) {
-        data = json_stringn(m->payload, m->len);    /* NULL unless UTF-8 */
+        data = json_stringn(value, len);    /* NULL unless UTF-8 */
     }
 
     if (data) {
         return json_object_set_new(obj, "data", data);
     }
 
-    data = ngx_tributary_event_base64(m->payload, m->len);
+    data = ngx_tributary_event_base64(value, len);
     if (data == NULL) {
         return -1;
     }
@@ -134,8 +151,113 @@ ngx_tributary_event_binary(const tb_event *ce)
 }
 
 
+/*
+ * A record in a registry's wire format: its JSON in *value, *len (into the
+ * record, or ev->decoded); an Avro record's headers copied with
+ * content-type application/json in *own. 1: not decodable (ev->undecodable
+ * and the reason in not_event); -1: out of memory.
+ */
+static int
+ngx_tributary_event_decode(const rd_kafka_message_t *m, tb_wire_cache *wire,
+    ngx_tributary_stream_event_t *ev, const void **value, size_t *len,
+    rd_kafka_headers_t **hdrs, rd_kafka_headers_t **own)
+{
+    int              id = -1;
+    char             err[512];
+    const char      *json;
+    tb_wire_status   st;
+
+    st = tb_wire_decode(wire, m->payload, m->len, &id, &json, len,
+                        &ev->decoded, err, sizeof(err));
+
+    switch (st) {
+
+    case TB_WIRE_OK:
+        *value = json;
+        break;
+
+    case TB_WIRE_MISSING:
+        /* the callers hold such records until their schema is fetched */
+        snprintf(err, sizeof(err), "schema id %d not fetched", id);
+        /* fall through */
+
+    case TB_WIRE_BAD:
+        ev->undecodable = 1;
+        tb_log_escape(ev->not_event, sizeof(ev->not_event), err);
+        return 1;
+
+    case TB_WIRE_NO_MEMORY:
+        return -1;
+    }
+
+    if (ev->decoded == NULL || *hdrs == NULL) {
+        return 0;
+    }
+
+    /* Avro became JSON: so says its content type now */
+    *own = rd_kafka_headers_copy(*hdrs);
+    if (*own == NULL) {
+        return -1;
+    }
+
+    *hdrs = *own;
+    rd_kafka_header_remove(*hdrs, "content-type");
+
+    return rd_kafka_header_add(*hdrs, "content-type", -1, "application/json",
+                               -1)
+           ? -1 : 0;
+}
+
+
 int
 ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
+    tb_wire_cache *wire, ngx_tributary_stream_event_t *ev)
+{
+    int                    rc;
+    size_t                 len;
+    const void            *value;
+    rd_kafka_headers_t    *hdrs = NULL, *own = NULL;
+
+    memset(ev, 0, sizeof(*ev));
+
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hdrs = NULL;
+    }
+
+    value = m->payload;
+    len = m->len;
+
+    if (wire) {
+        rc = ngx_tributary_event_decode(m, wire, ev, &value, &len, &hdrs,
+                                        &own);
+        if (rc != 0) {
+            if (own) {
+                rd_kafka_headers_destroy(own);
+            }
+            if (rc < 0) {
+                ngx_tributary_stream_event_free(ev);
+            }
+            return rc < 0 ? -1 : 0;
+        }
+    }
+
+    rc = ngx_tributary_event_build_value(m, value, len, hdrs, ev);
+
+    if (own) {
+        rd_kafka_headers_destroy(own);
+    }
+
+    if (rc != 0) {
+        ngx_tributary_stream_event_free(ev);
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_tributary_event_build_value(const rd_kafka_message_t *m,
+    const void *value, size_t len, rd_kafka_headers_t *hdrs,
     ngx_tributary_stream_event_t *ev)
 {
     char                   err[256];
@@ -144,18 +266,11 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
     tb_event               ce;
     const char            *ct, *type;
     tb_ce_status           st;
-    rd_kafka_headers_t    *hdrs = NULL;
-
-    memset(ev, 0, sizeof(*ev));
-
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        hdrs = NULL;
-    }
 
     switch (tb_ce_kafka_read(hdrs, &ct, &ct_len)) {
 
     case TB_CE_KAFKA_STRUCTURED:
-        obj = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        obj = value ? json_loadb(value, len, 0, NULL) : NULL;
 
         if (obj && json_is_object(obj)) {
             ev->structured = 1;
@@ -172,7 +287,7 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
         break;
 
     case TB_CE_KAFKA_BINARY:
-        st = tb_ce_kafka_parse_binary(hdrs, m->payload, m->len, &ce, err,
+        st = tb_ce_kafka_parse_binary(hdrs, value, len, &ce, err,
                                       sizeof(err));
         if (st == TB_CE_NO_MEMORY) {
             return -1;
@@ -185,14 +300,18 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
         }
 
         obj = ngx_tributary_event_binary(&ce);
-        tb_event_clear(&ce);
 
         if (obj == NULL
-            || ngx_tributary_event_set_data(obj, m, ct, ct_len) != 0)
+            || ngx_tributary_event_set_data(obj, value, len, ce.data, 0, ct,
+                                            ct_len)
+               != 0)
         {
+            tb_event_clear(&ce);
             json_decref(obj);
             return -1;
         }
+
+        tb_event_clear(&ce);
 
         ev->cloudevent = 1;
         break;
@@ -215,13 +334,15 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
             }
         }
 
-        if (ngx_tributary_event_set_data(obj, m, ct, ct_len) != 0) {
+        if (ngx_tributary_event_set_data(obj, value, len, NULL, 1, ct, ct_len)
+            != 0)
+        {
             json_decref(obj);
             return -1;
         }
 
-        ev->raw = m->payload ? m->payload : "";
-        ev->raw_len = m->payload ? m->len : 0;
+        ev->raw = value ? value : "";
+        ev->raw_len = value ? len : 0;
     }
 
     if (ev->cloudevent) {
@@ -243,7 +364,6 @@ ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
     json_decref(obj);
 
     if (ev->json == NULL) {
-        ngx_tributary_stream_event_free(ev);
         return -1;
     }
 
@@ -258,8 +378,10 @@ ngx_tributary_stream_event_free(ngx_tributary_stream_event_t *ev)
 {
     free(ev->json);
     free(ev->type);
+    free(ev->decoded);
     ev->json = NULL;
     ev->type = NULL;
+    ev->decoded = NULL;
 }
 
 

@@ -20,6 +20,11 @@
  * "partitionkey" extension from the record key when the event has none; a
  * plain record becomes {"data": ...}.
  *
+ * A topic whose records are in a Schema Registry's wire format (magic byte
+ * 0, schema id, payload; tributary_stream_registry) is decoded first: the
+ * JSON Schema payload as it is, Avro to its JSON encoding; the JSON then
+ * takes the value's place above (content-type application/json for Avro).
+ *
  * No nginx headers: built once per record on the worker, shared by every
  * subscriber it goes to.
  */
@@ -31,23 +36,35 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "tributary/wire.h"
+
 
 typedef struct {
     char        *json;         /* the event object, compact; malloc'd */
     size_t       json_len;
     char        *type;         /* CloudEvents type or NULL; malloc'd */
     size_t       type_len;
-    const char  *raw;          /* plain record: the value (in the message) */
+    const char  *raw;          /* plain record: the value (in the message,
+                                  or in decoded) */
     size_t       raw_len;
-    char         not_event[160]; /* why a CloudEvents record is plain */
+    char         not_event[160]; /* why a CloudEvents record is plain, or
+                                    why it is undecodable */
+    char        *decoded;      /* an Avro value as JSON; malloc'd */
+    unsigned     undecodable:1; /* not in the registry's wire format, or
+                                   not decodable: not to be sent */
     unsigned     cloudevent:1;
     unsigned     structured:1;
 } ngx_tributary_stream_event_t;
 
 
-/* 0 on success; -1 only when memory runs out. */
+/*
+ * 0 on success; -1 only when memory runs out. With `wire` (the topic's
+ * records are in a Schema Registry's wire format) the value is decoded to
+ * JSON first, with the schemas cached there; a record that cannot be is
+ * `undecodable`, the reason in not_event. Free with _free either way.
+ */
 int ngx_tributary_stream_event_build(const rd_kafka_message_t *m,
-    ngx_tributary_stream_event_t *ev);
+    tb_wire_cache *wire, ngx_tributary_stream_event_t *ev);
 void ngx_tributary_stream_event_free(ngx_tributary_stream_event_t *ev);
 
 /*

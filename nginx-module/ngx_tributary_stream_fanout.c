@@ -274,8 +274,9 @@ ngx_tributary_stream_deliver_private(ngx_tributary_sub_t *sub,
 
 
 /*
- * A CloudEvents record that is not a valid event, sent as a plain record:
- * counted, and logged at most every 10 s per worker.
+ * A CloudEvents record that is not a valid event, sent as a plain record,
+ * or a record that cannot be decoded from a registry's wire format, not
+ * sent: counted, and logged at most every 10 s per worker for each.
  */
 static void
 ngx_tributary_stream_not_event(const rd_kafka_message_t *m,
@@ -283,32 +284,46 @@ ngx_tributary_stream_not_event(const rd_kafka_message_t *m,
 {
     u_char             more[48], *p;
     time_t             now;
-    static time_t      logged;
-    static ngx_uint_t  unlogged;
+    ngx_uint_t         k = ev->undecodable;
+    static time_t      logged[2];
+    static ngx_uint_t  unlogged[2];
 
-    ngx_tributary_stat(not_events)++;
+    if (k) {
+        ngx_tributary_stat(undecodable)++;
+    } else {
+        ngx_tributary_stat(not_events)++;
+    }
 
     now = ngx_time();
-    if (logged && now - logged < 10) {
-        unlogged++;
+    if (logged[k] && now - logged[k] < 10) {
+        unlogged[k]++;
         return;
     }
 
     p = more;
-    if (unlogged) {
+    if (unlogged[k]) {
         p = ngx_snprintf(more, sizeof(more) - 1, " (and %ui more since)",
-                         unlogged);
+                         unlogged[k]);
     }
     *p = '\0';
 
-    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "tributary_stream: record %s [%d] at offset %O is not a "
-                  "valid CloudEvent (%s), sent as a plain record%s",
-                  rd_kafka_topic_name(m->rkt), (int) m->partition,
-                  (off_t) m->offset, ev->not_event, more);
+    if (k) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "tributary_stream: record %s [%d] at offset %O not "
+                      "sent (undecodable): %s%s",
+                      rd_kafka_topic_name(m->rkt), (int) m->partition,
+                      (off_t) m->offset, ev->not_event, more);
 
-    logged = now;
-    unlogged = 0;
+    } else {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "tributary_stream: record %s [%d] at offset %O is not a "
+                      "valid CloudEvent (%s), sent as a plain record%s",
+                      rd_kafka_topic_name(m->rkt), (int) m->partition,
+                      (off_t) m->offset, ev->not_event, more);
+    }
+
+    logged[k] = now;
+    unlogged[k] = 0;
 }
 
 
@@ -316,6 +331,7 @@ typedef struct {
     ngx_tributary_stream_event_t  ev;
     ngx_tributary_chunk_t        *sse;
     ngx_tributary_chunk_t        *ws;
+    tb_wire_cache                *wire;
     unsigned                      built:1;
     unsigned                      failed:1;
 } ngx_tributary_fanout_t;
@@ -327,11 +343,12 @@ ngx_tributary_stream_event(ngx_tributary_fanout_t *f,
 {
     if (!f->built) {
         f->built = 1;
-        if (ngx_tributary_stream_event_build(m, &f->ev) != 0) {
+        if (ngx_tributary_stream_event_build(m, f->wire, &f->ev) != 0) {
             f->failed = 1;
 
         } else if (f->ev.not_event[0]) {
             ngx_tributary_stream_not_event(m, &f->ev);
+            f->failed = f->ev.undecodable;
         }
     }
 
@@ -419,6 +436,26 @@ ngx_tributary_stream_topic_of(const rd_kafka_message_t *m)
 }
 
 
+/*
+ * 1 when the record can be turned into an event now; 0 when its topic's
+ * registry is fetching its schema: the caller holds it, and every record
+ * after it, and asks again on a later wakeup.
+ */
+ngx_uint_t
+ngx_tributary_stream_record_ready(const rd_kafka_message_t *m)
+{
+    ngx_tributary_topic_t  *t;
+
+    if (m->err) {
+        return 1;
+    }
+
+    t = ngx_tributary_stream_topic_of(m);
+
+    return t == NULL || ngx_tributary_registry_ready(t->registry, m);
+}
+
+
 void
 ngx_tributary_stream_live_record(rd_kafka_message_t *m)
 {
@@ -449,6 +486,7 @@ ngx_tributary_stream_live_record(rd_kafka_message_t *m)
     ngx_tributary_stream_update_pos(t);
 
     ngx_memzero(&f, sizeof(f));
+    f.wire = t->wire;
 
     for (q = ngx_queue_head(&t->unfiltered);
          q != ngx_queue_sentinel(&t->unfiltered);
@@ -478,7 +516,7 @@ ngx_tributary_stream_live_record(rd_kafka_message_t *m)
         }
     }
 
-    if (f.built && !f.failed) {
+    if (f.built) {
         ngx_tributary_stream_event_free(&f.ev);
     }
 
@@ -512,6 +550,11 @@ ngx_tributary_stream_switch(ngx_tributary_sub_t *sub, int32_t p)
 void
 ngx_tributary_stream_replay_done(ngx_tributary_sub_t *sub)
 {
+    /* before the reader goes: its messages first */
+    while (sub->nheld) {
+        rd_kafka_message_destroy(sub->held[--sub->nheld]);
+    }
+
     if (sub->replay) {
         ngx_tributary_kafka_replay_stop(sub->replay);
         sub->replay = NULL;
@@ -686,8 +729,11 @@ ngx_tributary_stream_replay_record(ngx_tributary_sub_t *sub,
             || (m->key && m->key_len == sub->key.len
                 && ngx_memcmp(m->key, sub->key.data, sub->key.len) == 0))
         {
-            if (ngx_tributary_stream_event_build(m, &ev) == 0) {
-                if (ngx_tributary_stream_type_matches(sub, &ev)) {
+            if (ngx_tributary_stream_event_build(m, t->wire, &ev) == 0) {
+                if (ev.undecodable) {
+                    ngx_tributary_stream_not_event(m, &ev);
+
+                } else if (ngx_tributary_stream_type_matches(sub, &ev)) {
                     ngx_tributary_stream_deliver_private(sub, &ev);
                 }
                 ngx_tributary_stream_event_free(&ev);

@@ -68,6 +68,10 @@ ngx_tributary_stream_status_handler(ngx_http_request_t *r)
           "CloudEvents records (ce_specversion or structured) that are not "
           "valid events, sent as plain records.",
           offsetof(ngx_tributary_stream_stats_t, not_events) },
+        { "tributary_stream_records_undecodable_total", "counter",
+          "Records of a tributary_stream_registry topic that could not be "
+          "decoded from the registry's wire format, not sent.",
+          offsetof(ngx_tributary_stream_stats_t, undecodable) },
         { "tributary_stream_events_dropped_total", "counter",
           "Events lost to cut-off slow subscribers.",
           offsetof(ngx_tributary_stream_stats_t, dropped) },

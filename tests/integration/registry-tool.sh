@@ -7,7 +7,7 @@
 # serializer resolves the references. Also: an incompatible change refused
 # by check and push (exit 1), a compatible one pushed as version 2, the
 # registry's state surviving its restart, a wrong password, the
-# topic-record strategy.
+# topic-record strategy. Avro in the dev registry (registry-avro-dev.mjs).
 source "$(dirname "$0")/../lib/stack.sh"
 [[ -d "$ROOT/node_modules/@confluentinc/schemaregistry" ]] ||
 	skip "@confluentinc/schemaregistry is not installed (npm ci)"
@@ -148,6 +148,11 @@ reg topic-record push "${AUTH[@]}" --strategy topic-record --topic events.order 
 	{ cat "$T/topic-record.out" >&2; fail "push --strategy topic-record"; }
 referee "$CATALOG" topic-record events.order
 pass "--strategy topic-record: subjects TOPIC-TYPE"
+
+# The dev registry's Avro, with Confluent's client (registry-avro-dev.mjs).
+REGISTRY_USER_INFO=$USER_PASS node "$ROOT/tests/node/registry-avro-dev.mjs" >"$T/avro-dev.out" 2>&1 ||
+	{ cat "$T/avro-dev.out" "$T/registry.log" >&2; fail "the dev registry's Avro"; }
+pass "dev registry Avro: registered, looked up, invalid refused 42201, compatibility, Confluent's serde"
 
 # Bad usage and a broken catalog: exit 2, a clear message, nothing registered.
 reg usage1 push "${AUTH[@]}" --strategy topic "$CATALOG"

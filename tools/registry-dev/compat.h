@@ -24,4 +24,11 @@
 
 bool compat_json_backward(json_t *writer, json_t *reader, const char *where, json_t *messages);
 
+/* Avro (compat_avro.c): can data written with the `writer` schema (text)
+ * be read with the `reader` schema, by the specification's resolution
+ * rules? libavro's resolution, with reader fields that have a default
+ * allowed and enum symbols the reader dropped refused. */
+bool compat_avro_backward(const char *writer, const char *reader, const char *where,
+                          json_t *messages);
+
 #endif

@@ -4,7 +4,7 @@
  * compacted Kafka topic (`_schemas`, as Confluent's does): read whole at
  * start, and every write is produced there (acks=all) before it is
  * answered. It serves the subset of the REST API v1 Tributary uses, JSON
- * Schema only (docs/registry.md lists what it does and does not):
+ * Schema and Avro (docs/registry.md lists what it does and does not):
  *
  *   GET  /subjects                       GET  /schemas/ids/{id}
  *   GET  /subjects/{s}/versions          POST /subjects/{s}  (lookup)
@@ -33,6 +33,7 @@
 #include <microhttpd.h>
 
 #include "compat.h"
+#include "tributary/avro.h"
 
 #define MEDIA "application/vnd.schemaregistry.v1+json"
 #define MAX_REQUEST (8u << 20)
@@ -129,8 +130,10 @@ static bool same_schema(json_t *a, json_t *b)
 	const char *tb = json_string_value(json_object_get(b, "schemaType"));
 	if (strcmp(ta ? ta : "JSON", tb ? tb : "JSON"))
 		return false;
-	json_t *sa = json_loads(json_string_value(json_object_get(a, "schema")), 0, NULL);
-	json_t *sb = json_loads(json_string_value(json_object_get(b, "schema")), 0, NULL);
+	json_t *sa =
+	    json_loads(json_string_value(json_object_get(a, "schema")), JSON_DECODE_ANY, NULL);
+	json_t *sb =
+	    json_loads(json_string_value(json_object_get(b, "schema")), JSON_DECODE_ANY, NULL);
 	bool same = sa && sb && json_equal(sa, sb);
 	json_decref(sa);
 	json_decref(sb);
@@ -381,20 +384,36 @@ static json_t *request_schema(struct MHD_Connection *c, const reqbody *b, enum M
 	const char *type = json_string_value(json_object_get(j, "schemaType"));
 	if (!type)
 		type = "AVRO";
-	if (strcmp(type, "JSON")) {
-		*rc = send_error(c, 422, 42201,
-		                 "schemaType %s: this dev registry handles JSON Schema only", type);
-		goto bad;
-	}
-	json_t *parsed = json_loads(json_string_value(schema), 0, &je);
-	if (!json_is_object(parsed) && !json_is_boolean(parsed)) {
-		*rc = send_error(c, 422, 42201, "invalid JSON schema: %s",
-		                 parsed ? "not an object or boolean" : je.text);
-		json_decref(parsed);
-		goto bad;
-	}
-	json_decref(parsed);
 	json_t *refs = json_object_get(j, "references");
+	if (!strcmp(type, "AVRO")) {
+		char err[512];
+		const char *text = json_string_value(schema);
+		tb_avro_schema *as = tb_avro_schema_parse(text, strlen(text), err, sizeof err);
+		if (!as) {
+			*rc = send_error(c, 422, 42201, "Invalid schema: %s", err);
+			goto bad;
+		}
+		tb_avro_schema_free(as);
+		if (json_array_size(refs)) {
+			*rc = send_error(c, 422, 42201,
+			                 "Avro references: not handled by this dev registry");
+			goto bad;
+		}
+	} else if (strcmp(type, "JSON")) {
+		*rc = send_error(
+		    c, 422, 42201,
+		    "schemaType %s: this dev registry handles JSON Schema and Avro only", type);
+		goto bad;
+	} else {
+		json_t *parsed = json_loads(json_string_value(schema), 0, &je);
+		if (!json_is_object(parsed) && !json_is_boolean(parsed)) {
+			*rc = send_error(c, 422, 42201, "invalid JSON schema: %s",
+			                 parsed ? "not an object or boolean" : je.text);
+			json_decref(parsed);
+			goto bad;
+		}
+		json_decref(parsed);
+	}
 	size_t i;
 	json_t *ref;
 	if (refs && !json_is_array(refs) && !json_is_null(refs)) {
@@ -441,20 +460,36 @@ static bool compatible(const char *subject, json_t *cand, int against, json_t *m
 	if (!latest)
 		return true;
 	bool ok = true;
-	json_t *cs = json_loads(json_string_value(json_object_get(cand, "schema")), 0, NULL);
+	const char *ctext = json_string_value(json_object_get(cand, "schema"));
+	const char *ctype = json_string_value(json_object_get(cand, "schemaType"));
+	json_t *cs = json_loads(ctext, 0, NULL);
 	for (size_t i = 0; i < st.n; i++) {
 		version_t *x = &st.v[i];
 		if (strcmp(x->subject, subject) || (x != latest && !(transitive && against < 0)))
 			continue;
-		json_t *xs =
-		    json_loads(json_string_value(json_object_get(x->rec, "schema")), 0, NULL);
+		const char *xtext = json_string_value(json_object_get(x->rec, "schema"));
+		const char *xtype = json_string_value(json_object_get(x->rec, "schemaType"));
 		char where[64];
 		snprintf(where, sizeof where, "version %d", x->version);
-		if (back && !compat_json_backward(xs, cs, where, messages))
+		if (strcmp(xtype ? xtype : "AVRO", ctype)) {
+			char m[128];
+			snprintf(m, sizeof m, "%s: the schema type changed from %s to %s", where,
+			         xtype ? xtype : "AVRO", ctype);
+			json_array_append_new(messages, json_string(m));
 			ok = false;
-		if (fwd && !compat_json_backward(cs, xs, where, messages))
-			ok = false;
-		json_decref(xs);
+		} else if (!strcmp(ctype, "AVRO")) {
+			if (back && !compat_avro_backward(xtext, ctext, where, messages))
+				ok = false;
+			if (fwd && !compat_avro_backward(ctext, xtext, where, messages))
+				ok = false;
+		} else {
+			json_t *xs = json_loads(xtext, 0, NULL);
+			if (back && !compat_json_backward(xs, cs, where, messages))
+				ok = false;
+			if (fwd && !compat_json_backward(cs, xs, where, messages))
+				ok = false;
+			json_decref(xs);
+		}
 	}
 	json_decref(cs);
 	return ok;
