@@ -44,10 +44,17 @@
 #define ENC_MAX_DEPTH 128
 #define ENC_PATH_LEN 512
 
+/* A step of the path to the value being encoded: a member, or an index
+ * when key is NULL. The path is only formatted for an error. */
+typedef struct {
+	const char *key;
+	size_t idx;
+} enc_seg;
+
 typedef struct {
 	const tb_avro_schema *s;
-	char path[ENC_PATH_LEN]; /* JSON Pointer of the value being encoded */
-	size_t plen;
+	enc_seg seg[ENC_MAX_DEPTH + 2];
+	int nseg;
 	int depth;
 	char *err;
 	size_t errlen;
@@ -128,40 +135,51 @@ json_t *tb_avro__defaults(const char *text, size_t len)
 
 /* ---- errors and paths ---- */
 
+/* Appends /token, RFC 6901 escaped, to path (of *len bytes, at most
+ * ENC_PATH_LEN - 1). */
+static void path_append(char *path, size_t *len, const char *token)
+{
+	if (*len + 1 < ENC_PATH_LEN)
+		path[(*len)++] = '/';
+	for (const char *p = token; *p && *len + 2 < ENC_PATH_LEN; p++) {
+		if (*p == '~' || *p == '/') {
+			path[(*len)++] = '~';
+			path[(*len)++] = *p == '~' ? '0' : '1';
+		} else {
+			path[(*len)++] = *p;
+		}
+	}
+	path[*len] = '\0';
+}
+
 static int enc_fail(enc *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int enc_fail(enc *e, const char *fmt, ...)
 {
-	char what[512];
+	char what[512], path[ENC_PATH_LEN] = "/", idx[24];
+	size_t len = 0;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(e->err, e->errlen, "%s: %s", e->plen ? e->path : "/", what);
+	for (int i = 0; i < e->nseg && i < ENC_MAX_DEPTH + 2; i++) {
+		if (!e->seg[i].key)
+			snprintf(idx, sizeof(idx), "%zu", e->seg[i].idx);
+		path_append(path, &len, e->seg[i].key ? e->seg[i].key : idx);
+	}
+	snprintf(e->err, e->errlen, "%s: %s", path, what);
 	return -1;
 }
 
-/* Appends /token (RFC 6901 escaped) to the path; returns the old length. */
-static size_t path_push(enc *e, const char *token)
+static void seg_push(enc *e, const char *key, size_t idx)
 {
-	size_t old = e->plen;
-	if (e->plen + 1 < ENC_PATH_LEN)
-		e->path[e->plen++] = '/';
-	for (const char *p = token; *p && e->plen + 2 < ENC_PATH_LEN; p++) {
-		if (*p == '~' || *p == '/') {
-			e->path[e->plen++] = '~';
-			e->path[e->plen++] = *p == '~' ? '0' : '1';
-		} else {
-			e->path[e->plen++] = *p;
-		}
-	}
-	e->path[e->plen] = '\0';
-	return old;
+	if (e->nseg < ENC_MAX_DEPTH + 2)
+		e->seg[e->nseg] = (enc_seg){key, idx};
+	e->nseg++;
 }
 
-static void path_pop(enc *e, size_t old)
+static void seg_pop(enc *e)
 {
-	e->plen = old;
-	e->path[old] = '\0';
+	e->nseg--;
 }
 
 static const char *json_kind(const json_t *j)
@@ -260,31 +278,34 @@ static int enc_bytes(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j)
 static int enc_record(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j)
 {
 	char nb[512];
-	const char *name = full_name(s, nb, sizeof(nb));
+	const char *name = NULL; /* full_name, when needed */
 	if (!json_is_object(j))
-		return enc_fail(e, "expected record %s (an object), got %s", name, json_kind(j));
+		return enc_fail(e, "expected record %s (an object), got %s",
+		                full_name(s, nb, sizeof(nb)), json_kind(j));
 	size_t nfields = avro_schema_record_size(s);
 	const char *key;
 	json_t *val;
 	json_object_foreach((json_t *)j, key, val)
 	{
 		if (avro_schema_record_field_get_index(s, key) < 0) {
-			size_t old = path_push(e, key);
-			int rc = enc_fail(e, "not a field of record %s", name);
-			path_pop(e, old);
+			seg_push(e, key, 0);
+			int rc =
+			    enc_fail(e, "not a field of record %s", full_name(s, nb, sizeof(nb)));
+			seg_pop(e);
 			return rc;
 		}
 	}
-	json_t *defaults = json_object_get(e->s->defaults, name);
 	for (size_t i = 0; i < nfields; i++) {
 		const char *fname = avro_schema_record_field_name(s, (int)i);
 		avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
 		avro_value_t child;
 		const json_t *fj = json_object_get(j, fname);
 		bool dflt = false;
-		size_t old = path_push(e, fname);
+		seg_push(e, fname, 0);
 		if (!fj) {
-			fj = json_object_get(defaults, fname);
+			if (!name)
+				name = full_name(s, nb, sizeof(nb));
+			fj = json_object_get(json_object_get(e->s->defaults, name), fname);
 			dflt = true;
 		}
 		int rc;
@@ -295,7 +316,7 @@ static int enc_record(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j)
 			rc = enc_fail(e, "%s", avro_strerror());
 		else if ((rc = enc_value(e, fs, &child, fj, dflt)) && dflt)
 			enc_fail(e, "the default of this field of record %s is not valid", name);
-		path_pop(e, old);
+		seg_pop(e);
 		if (rc)
 			return rc;
 	}
@@ -318,8 +339,6 @@ static int union_branch(enc *e, avro_schema_t s, const json_t *j, bool dflt, int
 			null_idx = (int)i;
 		else
 			other = other == -1 ? (int)i : -2;
-		nl += (size_t)snprintf(names + nl, nl < sizeof(names) ? sizeof(names) - nl : 0,
-		                       "%s%s", i ? ", " : "", full_name(b, nb, sizeof(nb)));
 	}
 	*bj = j;
 	if (dflt) { /* a default is its first branch's value */
@@ -346,6 +365,13 @@ static int union_branch(enc *e, avro_schema_t s, const json_t *j, bool dflt, int
 	if (null_idx >= 0 && other >= 0 && n == 2) { /* ["null", T]: a bare T too */
 		*idx = other;
 		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		avro_schema_t b = avro_schema_union_branch(s, (int)i);
+		if (is_avro_link(b))
+			b = avro_schema_link_target(b);
+		nl += (size_t)snprintf(names + nl, nl < sizeof(names) ? sizeof(names) - nl : 0,
+		                       "%s%s", i ? ", " : "", full_name(b, nb, sizeof(nb)));
 	}
 	return enc_fail(
 	    e, "expected a union value: %s{\"BRANCH\": value} with BRANCH one of %s; got %s",
@@ -439,15 +465,13 @@ static int enc_value(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j, 
 		}
 		json_array_foreach((json_t *)j, i, x)
 		{
-			char idx[24];
 			avro_value_t child;
-			snprintf(idx, sizeof(idx), "%zu", i);
-			size_t old = path_push(e, idx);
+			seg_push(e, NULL, i);
 			if (avro_value_append(v, &child, NULL))
 				rc = enc_fail(e, "%s", avro_strerror());
 			else
 				rc = enc_value(e, avro_schema_array_items(s), &child, x, dflt);
-			path_pop(e, old);
+			seg_pop(e);
 			if (rc)
 				break;
 		}
@@ -463,12 +487,12 @@ static int enc_value(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j, 
 		json_object_foreach((json_t *)j, key, x)
 		{
 			avro_value_t child;
-			size_t old = path_push(e, key);
+			seg_push(e, key, 0);
 			if (avro_value_add(v, key, &child, NULL, NULL))
 				rc = enc_fail(e, "%s", avro_strerror());
 			else
 				rc = enc_value(e, avro_schema_map_values(s), &child, x, dflt);
-			path_pop(e, old);
+			seg_pop(e);
 			if (rc)
 				break;
 		}
