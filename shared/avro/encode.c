@@ -282,25 +282,14 @@ static int enc_record(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j)
 	if (!json_is_object(j))
 		return enc_fail(e, "expected record %s (an object), got %s",
 		                full_name(s, nb, sizeof(nb)), json_kind(j));
-	size_t nfields = avro_schema_record_size(s);
-	const char *key;
-	json_t *val;
-	json_object_foreach((json_t *)j, key, val)
-	{
-		if (avro_schema_record_field_get_index(s, key) < 0) {
-			seg_push(e, key, 0);
-			int rc =
-			    enc_fail(e, "not a field of record %s", full_name(s, nb, sizeof(nb)));
-			seg_pop(e);
-			return rc;
-		}
-	}
+	size_t nfields = avro_schema_record_size(s), given = 0;
 	for (size_t i = 0; i < nfields; i++) {
 		const char *fname = avro_schema_record_field_name(s, (int)i);
 		avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
 		avro_value_t child;
 		const json_t *fj = json_object_get(j, fname);
 		bool dflt = false;
+		given += fj != NULL;
 		seg_push(e, fname, 0);
 		if (!fj) {
 			if (!name)
@@ -319,6 +308,21 @@ static int enc_record(enc *e, avro_schema_t s, avro_value_t *v, const json_t *j)
 		seg_pop(e);
 		if (rc)
 			return rc;
+	}
+	if (given == json_object_size(j))
+		return 0;
+	/* a member that is no field */
+	const char *key;
+	json_t *val;
+	json_object_foreach((json_t *)j, key, val)
+	{
+		if (avro_schema_record_field_get_index(s, key) < 0) {
+			seg_push(e, key, 0);
+			int rc =
+			    enc_fail(e, "not a field of record %s", full_name(s, nb, sizeof(nb)));
+			seg_pop(e);
+			return rc;
+		}
 	}
 	return 0;
 }
