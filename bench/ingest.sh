@@ -8,10 +8,16 @@
 #   the plugin's QoS 1 max rate and 10k msg/s p99 again on Apache Kafka
 #   (one KRaft node, tools/kafka; BENCH_REAL_KAFKA=0 or no Java skips it),
 #   beside bare Mosquitto again; then the journal: QoS 1 msg/s and p99 at 2k msg/s with sync always,
-#   interval and never, beside no journal (BENCH_JOURNAL=0 skips it).
+#   interval and never, beside no journal (BENCH_JOURNAL=0 skips it);
+#   on Apache Kafka also the Schema Registry routes (docs/registry.md):
+#   value_format confluent with a JSON Schema and with an Avro schema from
+#   the dev registry, beside the catalog path on the same broker, QoS 1
+#   max rate and p99 at 10k msg/s, the three taking turns
+#   (BENCH_REGISTRY=0 skips them).
 # Targets: plugin QoS 1 msg/s >= 80% of bare; p99 publish-to-Kafka <= 5 ms
 # (on the dev Kafka and on Apache Kafka); journal `interval` within 10% of
-# no journal. Each plugin row of a pair is followed by its ratio to the
+# no journal; the registry routes within 10% of the catalog's msg/s and
+# p99. Each plugin row of a pair is followed by its ratio to the
 # bare row measured beside it.
 # Each row also prints the broker's CPU per acknowledged message (all of
 # Mosquitto's threads, librdkafka's included, and its main thread alone):
@@ -117,6 +123,79 @@ for _ in $(seq 1 "$REPS"); do
 done
 print_row "$label"
 
+# The registry routes beside the catalog's, on one broker (Apache Kafka:
+# the dev registry keeps its state there): the same 1 KB order events,
+# validated against the catalog's example.order.placed, against the same
+# JSON Schema from the registry (its order line inlined), and against an
+# Avro schema of the same record (encoded to Avro binary); the three take
+# turns, REPS runs each.
+registry_rows() {
+	echo
+	echo "Schema Registry routes (value_format confluent) beside the catalog, on Apache Kafka"
+	# (called in a list, as start_real_kafka: its own checks, not errexit)
+	TEST_KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP start_registry || fail "the dev registry did not start"
+	node -e 'const fs = require("fs");
+const s = JSON.parse(fs.readFileSync(process.argv[1])), line = JSON.parse(fs.readFileSync(process.argv[2]));
+delete s.$id; delete line.$id; delete line.$schema; s.properties.lines.items = line;
+fs.writeFileSync(process.argv[3], JSON.stringify({ schemaType: "JSON", schema: JSON.stringify(s) }));
+const avro = { type: "record", name: "OrderPlaced", namespace: "example.order", fields: [
+  { name: "orderId", type: { type: "string", logicalType: "uuid" } }, { name: "customerId", type: "string" },
+  { name: "total", type: "double" }, { name: "currency", type: "string" },
+  { name: "lines", type: { type: "array", items: { type: "record", name: "Line",
+    fields: [{ name: "sku", type: "string" }, { name: "qty", type: "int" }] } } }] };
+fs.writeFileSync(process.argv[4], JSON.stringify({ schemaType: "AVRO", schema: JSON.stringify(avro) }));' \
+		"$ROOT/schemas/events/example.order.placed.json" "$ROOT/schemas/common/order-line.json" \
+		"$T/bench-json.req" "$T/bench-avro.req"
+	local s
+	for s in json avro; do
+		curl -sf -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+			--data-binary "@$T/bench-$s.req" "$REGISTRY_URL/subjects/bench.$s-value/versions" >/dev/null ||
+			fail "registering bench.$s-value"
+	done
+	stop_mosquitto
+	local log0
+	log0=$(wc -l <"$T/mosquitto.log")
+	start_mosquitto "$ROOT/bench/ingest-registry.json.in"
+	broker_pid[$MQTT_PORT]=$MOSQUITTO_PID
+	local labels=("catalog, QoS 1" "registry JSON Schema, confluent, QoS 1" "registry Avro, confluent, QoS 1")
+	local prefixes=(events/order events/benchjson events/benchavro) topics=(events.order bench.json bench.avro)
+	local load i lbl
+	for load in max 10k; do
+		for _ in $(seq 1 "$REPS"); do
+			for i in 0 1 2; do
+				if [[ $load == max ]]; then
+					run_lg "$MQTT_PORT" 1 --mqtt-prefix "${prefixes[i]}" >>"$(row_file "${labels[i]} (max rate)")"
+				else
+					run_lg "$MQTT_PORT" 1 --mqtt-prefix "${prefixes[i]}" --rate 10000 \
+						--kafka "$KAFKA_BOOTSTRAP" --topic "${topics[i]}" --fetch-wait-ms 100 \
+						>>"$(row_file "${labels[i]} @10k msg/s")"
+				fi
+			done
+		done
+		for i in 0 1 2; do
+			lbl="${labels[i]} $([[ $load == max ]] && echo "(max rate)" || echo "@10k msg/s")"
+			print_row "$lbl"
+			((i)) && catalog_ratio "$lbl" "${labels[0]} $([[ $load == max ]] && echo "(max rate)" || echo "@10k msg/s")"
+		done
+	done
+	# The events reached their topics, and none was refused.
+	local t refused
+	for t in "${topics[@]}"; do
+		[[ -n "$(kcat -q -b "$KAFKA_BOOTSTRAP" -C -t "$t" -o -1 -e -f 'x\n')" ]] || fail "nothing reached $t"
+	done
+	refused=$(tail -n +$((log0 + 1)) "$T/mosquitto.log" | grep -c 'rejected event' || true)
+	((refused == 0)) || { tail -n +$((log0 + 1)) "$T/mosquitto.log" | grep -m3 'rejected event' >&2; fail "$refused events refused"; }
+}
+catalog_ratio() { # label catalog_label: msg/s and p99 as percentages of the catalog's
+	local f b
+	f=$(row_file "$1") b=$(row_file "$2")
+	awk -v a="$(column msgs_per_s "$f")" -v b="$(column msgs_per_s "$b")" \
+		-v pa="$(column p99_ms "$f")" -v pb="$(column p99_ms "$b")" 'BEGIN {
+		line = sprintf("%52s %9.0f%% of the catalog msg/s", "", b > 0 ? 100 * a / b : 0)
+		if (pa ~ /^[0-9.]+$/ && pb + 0 > 0) line = line sprintf("   p99 %5.0f%% of the catalog p99", 100 * pa / pb)
+		print line }'
+}
+
 # The same plugin on Apache Kafka (one KRaft node on this machine, beside
 # the dev Kafka): a real broker's acks=all produce path, its log on disk.
 # It has ports of its own: odd ones, as Linux gives outgoing connections
@@ -129,7 +208,8 @@ if [[ "${BENCH_REAL_KAFKA:-1}" == 1 ]] && command -v java >/dev/null; then
 	export KAFKA_PORT=$((TEST_PORT_BASE + 9111)) KAFKA_CONTROLLER_PORT=$((TEST_PORT_BASE + 9113))
 	export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 	# (called in a list: its own checks, not errexit, stop it)
-	start_real_kafka --topic events.order:3 >/dev/null || fail "Apache Kafka did not start"
+	start_real_kafka --topic events.order:3 --topic bench.json:3 --topic bench.avro:3 >/dev/null ||
+		fail "Apache Kafka did not start"
 	stop_mosquitto
 	start_mosquitto "$ROOT/bench/ingest-journal.json.in"
 	broker_pid[$MQTT_PORT]=$MOSQUITTO_PID
@@ -137,6 +217,7 @@ if [[ "${BENCH_REAL_KAFKA:-1}" == 1 ]] && command -v java >/dev/null; then
 		"tributary on Apache Kafka, QoS 1 (max rate)" "$MQTT_PORT 1"
 	pair "bare, QoS 1 @10k msg/s (to subscriber), again" "$bare_port 1 --rate 10000 --sub" \
 		"tributary, QoS 1 @10k msg/s (to Apache Kafka)" "$MQTT_PORT 1 --rate 10000 --kafka $KAFKA_BOOTSTRAP --fetch-wait-ms 100"
+	[[ "${BENCH_REGISTRY:-1}" == 1 ]] && registry_rows
 	kafka_stop
 	export KAFKA_PORT=${mock[0]} KAFKA_CONTROLLER_PORT=${mock[1]} KAFKA_BOOTSTRAP=${mock[2]}
 fi

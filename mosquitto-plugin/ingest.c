@@ -198,6 +198,7 @@ struct ingest__ctx {
 	struct tbp_origin origin;
 	struct tbp_registry *held; /* a registry route's: registry__release at the end */
 	struct tbp_schema_ref sref;
+	struct tbp_confluent_value cv; /* a confluent route's value (Avro: malloc'd) */
 	struct tbp_reject rej;
 	char err[1024];
 };
@@ -327,11 +328,45 @@ static bool ingest__registry_schema(struct ingest__ctx *ctx, const tjs_schema **
 	default:
 		break;
 	}
-	if (!s->schema)
+	if (!s->schema && !s->avro)
 		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
 		                      "subject '%s' version %d of registry %s cannot be used: %s",
 		                      subject, s->version, r->name, s->error);
 	*schema = s->schema;
+	ctx->cv.schema_id = s->id;
+	return true;
+}
+
+/* An Avro subject's data: validated by encoding it (an event without data
+ * as null), the bytes kept for the record. Only in Confluent's wire
+ * format: a CloudEvents record of Avro bytes would not say which schema
+ * wrote them. */
+static bool ingest__validate_avro(struct ingest__ctx *ctx)
+{
+	const struct tbp_schema_ref *s = &ctx->sref;
+	struct tbp_registry *r = ctx->t.route->registry;
+	unsigned char *bytes;
+	char aerr[700];
+	if (ctx->t.route->mode != TBP_MODE_CONFLUENT)
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
+		                      "subject '%s' version %d of registry %s is an Avro schema: "
+		                      "its events need a route with value_format \"confluent\"",
+		                      s->subject, s->version, r->name);
+	if (ctx->ev.has_data && !ctx->ev.data)
+		return ingest__refuse(ctx, TBP_REJECT_INVALID_DATA,
+		                      "the Avro schema of '%s' needs JSON data, not '%s'",
+		                      ctx->type, tb_ce_attr_string(&ctx->ev, "datacontenttype"));
+	json_t *data = ctx->ev.data ? tjs_value_to_json(ctx->ev.data) : json_null();
+	if (!data)
+		return ingest__refuse(ctx, TBP_REJECT_INTERNAL, "out of memory");
+	int rc = tb_avro_encode_json(s->avro, data, &bytes, &ctx->cv.len, aerr, sizeof(aerr));
+	json_decref(data);
+	if (rc)
+		return ingest__refuse(ctx, TBP_REJECT_SCHEMA,
+		                      "data does not match the Avro schema of '%s' (subject '%s' "
+		                      "version %d): %s",
+		                      ctx->type, s->subject, s->version, aerr);
+	ctx->cv.payload = bytes;
 	return true;
 }
 
@@ -342,6 +377,8 @@ static bool ingest__validate(struct ingest__ctx *ctx)
 	if (ctx->t.route->registry) {
 		if (!ingest__registry_schema(ctx, &schema))
 			return false;
+		if (ctx->sref.avro)
+			return ingest__validate_avro(ctx);
 	} else {
 		schema = tb_catalog_find(ctx->tb->catalog, type);
 		if (!schema && ctx->t.route->schema_required)
@@ -386,7 +423,7 @@ static bool ingest__produce(struct ingest__ctx *ctx)
 	                                  .correlation_data = ctx->m.correlation_data,
 	                                  .correlation_len = ctx->m.correlation_len};
 	if (produce__event(tb, ctx->t.route->cluster, ctx->t.kafka_topic, ctx->t.keyp,
-	                   ctx->t.keylen, ctx->t.route->mode, ctx->sref.id, &ctx->ev, &ctx->origin,
+	                   ctx->t.keylen, ctx->t.route->mode, &ctx->cv, &ctx->ev, &ctx->origin,
 	                   true, &ctx->rej.reason, ctx->err, sizeof(ctx->err))) {
 		ctx->rej.message = ctx->err;
 		return false;
@@ -409,7 +446,7 @@ static void ingest__mirror(struct ingest__ctx *ctx)
 	if (ingest__mirror_topic(&ctx->t, &ctx->ev, mtopic, sizeof(mtopic)) &&
 	    !topics__refuse(ctx->tb, route->mirror_cluster, mtopic, merr, sizeof(merr)) &&
 	    !produce__event(ctx->tb, route->mirror_cluster, mtopic, ctx->t.keyp, ctx->t.keylen,
-	                    route->mode, ctx->sref.id, &ctx->ev, &ctx->origin, false, &mwhy, merr,
+	                    route->mode, &ctx->cv, &ctx->ev, &ctx->origin, false, &mwhy, merr,
 	                    sizeof(merr)))
 		return;
 	atomic_fetch_add(&ctx->tb->stats.mirror_failed, 1);
@@ -449,6 +486,7 @@ cleanup:
 	if (ctx.held)
 		registry__release(ctx.held);
 	tjs_result_clear(&ctx.vres);
+	free((void *)ctx.cv.payload);
 	tb_event_clear(&ctx.ev);
 	ingest__msg_clear(&ctx.m);
 	return rc;

@@ -3,8 +3,9 @@
  * binary mode (value = data, ce_* headers, content-type) by default, or
  * structured mode (value = the whole event as JSON), or Confluent's wire
  * format (value = magic byte 0, the 4-byte big-endian schema id, then the
- * JSON data, as Confluent's JSON Schema serializer writes it; headers as in
- * binary mode). Every record also
+ * JSON data as Confluent's JSON Schema serializer writes it, or the data in
+ * Avro binary as its Avro serializer does; headers as in binary mode).
+ * Every record also
  * carries where it came from in MQTT (headers mqtt_*), which is what lets a
  * service answer a v5 request: mqtt_response_topic + mqtt_correlation_data.
  *
@@ -76,9 +77,10 @@ int produce__send(struct tbp_cluster *cluster, const char *topic, const void *ke
 }
 
 int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
-                   const char *key, size_t keylen, enum tbp_kafka_mode mode, int schema_id,
-                   const tb_event *ev, const struct tbp_origin *origin, bool journal,
-                   enum tbp_reject_reason *why, char *err, size_t errlen)
+                   const char *key, size_t keylen, enum tbp_kafka_mode mode,
+                   const struct tbp_confluent_value *cv, const tb_event *ev,
+                   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
+                   char *err, size_t errlen)
 {
 	char *json = NULL;
 	const void *value;
@@ -96,16 +98,21 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 		/* An event without data was validated as null: its value says so. */
 		const char *data = ev->has_data ? ev->data_bytes : "null";
 		size_t dlen = ev->has_data ? ev->data_len : 4;
+		uint32_t schema_id = (uint32_t)cv->schema_id;
+		if (cv->payload) {
+			data = cv->payload;
+			dlen = cv->len;
+		}
 		json = malloc(5 + dlen);
 		if (!json) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
 		json[0] = 0;
-		json[1] = (char)((uint32_t)schema_id >> 24);
-		json[2] = (char)((uint32_t)schema_id >> 16);
-		json[3] = (char)((uint32_t)schema_id >> 8);
-		json[4] = (char)(uint32_t)schema_id;
+		json[1] = (char)(schema_id >> 24);
+		json[2] = (char)(schema_id >> 16);
+		json[3] = (char)(schema_id >> 8);
+		json[4] = (char)schema_id;
 		memcpy(json + 5, data, dlen);
 		value = json;
 		vlen = 5 + dlen;

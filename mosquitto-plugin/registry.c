@@ -1,6 +1,8 @@
 /*
  * The "registries" section: Confluent-compatible Schema Registries whose
- * JSON Schemas ingest routes validate against (docs/registry.md).
+ * JSON Schemas and Avro schemas ingest routes validate against
+ * (docs/registry.md). Protobuf subjects are refused: no Debian C library
+ * validates JSON against a .proto (libprotobuf-c needs generated code).
  *
  *   "registries": { "main": { "url": "https://psrc-x.confluent.cloud",
  *                             "basic.auth.user.info": "${SR_KEY}:${SR_SECRET}",
@@ -50,9 +52,10 @@
 struct regcache_entry {
 	char *subject;
 	int id, version;
-	tjs_schema *schema; /* NULL: `error` says why it cannot be used */
-	char *error;
-	unsigned refs; /* the sets holding it; the thread's only */
+	tjs_schema *schema;   /* a JSON Schema, compiled */
+	tb_avro_schema *avro; /* or an Avro schema, parsed */
+	char *error;          /* neither: why it cannot be used */
+	unsigned refs;        /* the sets holding it; the thread's only */
 };
 
 struct regcache_set {
@@ -440,6 +443,7 @@ static void regcache__entry_unref(struct regcache_entry *e)
 	free(e->subject);
 	free(e->error);
 	tjs_schema_free(e->schema);
+	tb_avro_schema_free(e->avro);
 	free(e);
 }
 
@@ -595,10 +599,24 @@ static struct regcache_entry *regcache__compile(struct tbp_regcache *c, const ch
 		goto nomem;
 	en->id = s->id;
 	en->version = s->version;
-	if (s->schema_type && strcmp(s->schema_type, "JSON")) {
+	if (s->schema_type && !strcmp(s->schema_type, "AVRO")) {
+		char aerr[900];
+		if (s->nrefs)
+			snprintf(err, sizeof(err),
+			         "it is an Avro schema with references: not supported");
+		else if (!(en->avro = tb_avro_schema_parse(s->schema, strlen(s->schema), aerr,
+		                                           sizeof(aerr))))
+			snprintf(err, sizeof(err), "%s", aerr);
+		goto unusable;
+	}
+	if (s->schema_type && !strcmp(s->schema_type, "PROTOBUF")) {
 		snprintf(err, sizeof(err),
-		         "it is a %s schema: the broker validates against JSON Schema only",
-		         s->schema_type);
+		         "it is a Protobuf schema: not supported (no C library validates JSON "
+		         "data against a .proto without generated code; docs/registry.md)");
+		goto unusable;
+	}
+	if (s->schema_type && strcmp(s->schema_type, "JSON")) {
+		snprintf(err, sizeof(err), "it is a %s schema: not supported", s->schema_type);
 		goto unusable;
 	}
 	json_error_t jerr;
@@ -626,7 +644,7 @@ static struct regcache_entry *regcache__compile(struct tbp_regcache *c, const ch
 			snprintf(err, sizeof(err), "its schema does not compile: %s", cerr);
 	}
 unusable:
-	if (!en->schema && !(en->error = strdup(err)))
+	if (!en->schema && !en->avro && !(en->error = strdup(err)))
 		goto nomem;
 	if (en->error)
 		cluster__note_failure(c->tb, "registry %s: subject %s version %d (id %d): %s",
@@ -1047,6 +1065,7 @@ bool registry__find(struct tbp_registry *r, const char *subject, struct tbp_sche
 		                               .id = e->id,
 		                               .version = e->version,
 		                               .schema = e->schema,
+		                               .avro = e->avro,
 		                               .error = e->error};
 		return true;
 	}

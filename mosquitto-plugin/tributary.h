@@ -39,6 +39,7 @@
 #include <mosquitto_plugin.h>
 #include <mqtt_protocol.h>
 
+#include "tributary/avro.h"
 #include "tributary/catalog.h"
 #include "tributary/cloudevents.h"
 #include "tributary/route.h"
@@ -243,8 +244,9 @@ int registry__reload(struct tributary *tb, const json_t *registries);
 struct tbp_schema_ref {
 	const char *subject;
 	int id, version;
-	const tjs_schema *schema; /* NULL when the subject cannot be used: */
-	const char *error;        /* why (e.g. an Avro schema) */
+	const tjs_schema *schema;   /* a JSON Schema subject's, */
+	const tb_avro_schema *avro; /* or an Avro subject's; neither: */
+	const char *error;          /* why it cannot be used (e.g. Protobuf) */
 };
 /* Main thread only. The subject's cached schema: true with *out valid
  * until registry__release(r); false when it is not cached (a background
@@ -312,12 +314,20 @@ struct tbp_origin {
 	const void *correlation_data;
 	uint16_t correlation_len;
 };
+/* A confluent record's value after its magic byte and schema id: the
+ * event's JSON data (payload NULL), or the data encoded (Avro binary). */
+struct tbp_confluent_value {
+	int schema_id;
+	const void *payload;
+	size_t len;
+};
 /* Journals (when `journal` and a journal is configured) and produces; on
- * failure *why says which refusal it is. */
+ * failure *why says which refusal it is. `cv`: TBP_MODE_CONFLUENT's. */
 int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
-                   const char *key, size_t keylen, enum tbp_kafka_mode mode, int schema_id,
-                   const tb_event *ev, const struct tbp_origin *origin, bool journal,
-                   enum tbp_reject_reason *why, char *err, size_t errlen);
+                   const char *key, size_t keylen, enum tbp_kafka_mode mode,
+                   const struct tbp_confluent_value *cv, const tb_event *ev,
+                   const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
+                   char *err, size_t errlen);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;

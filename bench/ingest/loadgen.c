@@ -12,6 +12,10 @@
  *
  *   loadgen --port 1883 --conns 10 --qos 1 --seconds 5 [--rate 10000]
  *           [--kafka 127.0.0.1:9092 --topic events.order [--fetch-wait-ms 1]] [--sub]
+ *           [--mqtt-prefix events/order]
+ *
+ * Events go to MQTT topics PREFIX/ORDER_ID (--mqtt-prefix, default
+ * events/order).
  *
  * --fetch-wait-ms is the consumer's fetch.wait.max.ms: 1 for librdkafka's
  * mock, which holds an empty fetch for the whole wait even when a record
@@ -36,10 +40,10 @@
 #define MAX_SAMPLES 4000000
 
 static struct {
-	const char *host, *kafka, *topic, *fetch_wait_ms;
+	const char *host, *kafka, *topic, *fetch_wait_ms, *mqtt_prefix;
 	int port, conns, qos, seconds, size, window, sub;
 	double rate;
-} opt = {"127.0.0.1", NULL, "events.order", "1", 1883, 10, 1, 5, 1024, 64, 0, 0};
+} opt = {"127.0.0.1", NULL, "events.order", "1", "events/order", 1883, 10, 1, 5, 1024, 64, 0, 0};
 
 static atomic_uint_fast64_t acked, sent, received;
 static atomic_bool stop;
@@ -117,7 +121,7 @@ static void *publisher(void *arg)
 {
 	struct conn *c = arg;
 	char *buf = malloc((size_t)opt.size + 64);
-	char order_id[40], topic[96];
+	char order_id[40], topic[160];
 	double per_conn = opt.rate > 0 ? opt.rate / opt.conns : 0;
 	uint64_t start = now_ns();
 	while (!atomic_load(&stop)) {
@@ -139,7 +143,7 @@ static void *publisher(void *arg)
 		if (sem_timedwait(&c->window, &dl) != 0)
 			continue;
 		build_event(buf, (size_t)opt.size + 64, c, order_id);
-		snprintf(topic, sizeof(topic), "events/order/%s", order_id);
+		snprintf(topic, sizeof(topic), "%s/%s", opt.mqtt_prefix, order_id);
 		int rc =
 		    mosquitto_publish(c->m, NULL, topic, (int)strlen(buf), buf, opt.qos, false);
 		if (rc != MOSQ_ERR_SUCCESS) {
@@ -219,12 +223,13 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"host", 1, 0, 'h'},   {"port", 1, 0, 'p'},    {"conns", 1, 0, 'c'},
-	    {"qos", 1, 0, 'q'},    {"seconds", 1, 0, 's'}, {"size", 1, 0, 'z'},
-	    {"rate", 1, 0, 'r'},   {"kafka", 1, 0, 'k'},   {"topic", 1, 0, 't'},
-	    {"window", 1, 0, 'w'}, {"sub", 0, 0, 'S'},     {"fetch-wait-ms", 1, 0, 'F'},
-	    {0, 0, 0, 0}};
+	static const struct option lo[] = {{"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},
+	                                   {"conns", 1, 0, 'c'},       {"qos", 1, 0, 'q'},
+	                                   {"seconds", 1, 0, 's'},     {"size", 1, 0, 'z'},
+	                                   {"rate", 1, 0, 'r'},        {"kafka", 1, 0, 'k'},
+	                                   {"topic", 1, 0, 't'},       {"window", 1, 0, 'w'},
+	                                   {"sub", 0, 0, 'S'},         {"fetch-wait-ms", 1, 0, 'F'},
+	                                   {"mqtt-prefix", 1, 0, 'P'}, {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
@@ -263,6 +268,13 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			opt.fetch_wait_ms = optarg;
+			break;
+		case 'P':
+			if (strlen(optarg) > 100) {
+				fprintf(stderr, "loadgen: --mqtt-prefix: at most 100 characters\n");
+				return 2;
+			}
+			opt.mqtt_prefix = optarg;
 			break;
 		default:
 			fprintf(stderr, "see the comment at the top of bench/ingest/loadgen.c\n");

@@ -26,6 +26,10 @@ tb_avro_schema *tb_avro_schema_parse(const char *text, size_t len, char *err, si
 		snprintf(err, errlen, "Avro schema not usable: %s", avro_strerror());
 		goto fail;
 	}
+	if (!(s->defaults = tb_avro__defaults(text, len))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return s;
 fail:
 	tb_avro_schema_free(s);
@@ -40,6 +44,7 @@ void tb_avro_schema_free(tb_avro_schema *s)
 		avro_value_iface_decref(s->iface);
 	if (s->schema)
 		avro_schema_decref(s->schema);
+	json_decref(s->defaults);
 	free(s);
 }
 

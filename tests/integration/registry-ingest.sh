@@ -5,16 +5,17 @@
 # client (tests/node/registry-ingest.mjs has the checks). Also: the
 # registry stopped while the broker runs (cached schemas keep working, the
 # outage logged and counted once) and the broker started while it is down
-# or hung.
+# or hung. Avro: valid and invalid data, evolution, every record decoded by
+# Confluent's AvroDeserializer; a Protobuf subject refused.
 source "$(dirname "$0")/../lib/stack.sh"
 [[ -d "$ROOT/node_modules/@confluentinc/schemaregistry" ]] ||
 	skip "@confluentinc/schemaregistry is not installed (npm ci)"
 stack_init
-start_kafka --topic reg.orders:1 --topic reg.things:1 --topic reg.tr:1
+start_kafka --topic reg.orders:1 --topic reg.things:1 --topic reg.tr:1 --topic reg.avro:1
 export REG_TEST_SECRET=dev-secret # ${REG_TEST_SECRET} in the config: expanded by the plugin
 start_registry --user "tributary:$REG_TEST_SECRET"
 phase() {
-	REGISTRY_USER_INFO="tributary:$REG_TEST_SECRET" node "$ROOT/tests/node/registry-ingest.mjs" "$1" ||
+	AVRO_SENT=$T/avro-sent.json REGISTRY_USER_INFO="tributary:$REG_TEST_SECRET" node "$ROOT/tests/node/registry-ingest.mjs" "$1" ||
 		{ tail -30 "$T/mosquitto.log" >&2; fail "phase $1"; }
 }
 stop_registry() {
@@ -24,7 +25,7 @@ stop_registry() {
 
 phase register
 start_mosquitto "$ROOT/tests/integration/registry-ingest.json.in"
-grep -q 'registry sr (.*): 4 subjects loaded' "$T/mosquitto.log" ||
+grep -q 'registry sr (.*): 5 subjects loaded' "$T/mosquitto.log" ||
 	{ cat "$T/mosquitto.log" >&2; fail "the registry's subjects not loaded at start"; }
 phase ingest
 grep -q "registry wrongkey (http://127.0.0.1:$REGISTRY_PORT): the registry refused the credentials (HTTP 401" "$T/mosquitto.log" ||
@@ -61,10 +62,19 @@ stop_registry
 phase outage
 n=$(grep -c 'registry sr (.*): the registry is unavailable' "$T/mosquitto.log")
 ((n == 1)) || { cat "$T/mosquitto.log" >&2; fail "the outage logged $n times, not once"; }
+# A Protobuf subject, written into the registry's _schemas as Confluent's
+# registry stores it (the dev registry refuses to register Protobuf).
+printf '%s\t%s\n' '{"keytype":"SCHEMA","subject":"reg.proto-value","version":1,"magic":1}' \
+	'{"subject":"reg.proto-value","version":1,"id":900,"schemaType":"PROTOBUF","schema":"syntax = \"proto3\"; message M { string s = 1; }","references":[]}' |
+	kcat -q -b "$KAFKA_BOOTSTRAP" -P -t _schemas -p 0 -K $'\t' || fail "kcat: _schemas"
 start_registry --user "tributary:$REG_TEST_SECRET"
 wait_until 15 grep -q 'registry sr (.*): reachable again' "$T/mosquitto.log" ||
 	fail "the registry's return not logged"
 pass "registry down while running: logged once, and its return"
+phase protobuf
+n=$(grep -c 'subject reg.proto-value version 1 (id 900): it is a Protobuf schema: not supported' "$T/mosquitto.log")
+((n == 1)) || { cat "$T/mosquitto.log" >&2; fail "the Protobuf subject logged $n times, not once"; }
+pass "a Protobuf subject: refused, logged once"
 
 stop_registry
 stop_mosquitto

@@ -13,13 +13,19 @@
 //   outage     the registry down: cached schemas keep working
 //   downstart  the broker started while the registry was down
 //   recover    ... and the registry back
-//   decode     every confluent-format record decoded by the deserializer
+//   protobuf   a Protobuf subject (written into _schemas by the script)
+//   decode     every confluent-format record decoded by the deserializers
+//              (JSON Schema, and Avro for the Avro subject)
 //
 //   REGISTRY_URL=... REGISTRY_USER_INFO=user:pass node registry-ingest.mjs PHASE
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { SchemaRegistryClient, JsonDeserializer, SerdeType } from '@confluentinc/schemaregistry';
-import { connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords } from './lib.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  SchemaRegistryClient, JsonDeserializer, AvroDeserializer, SerdeType,
+} from '@confluentinc/schemaregistry';
+import { env, connect, subscribe, publish, collect, waitFor, sleep, kafkaRecords } from './lib.mjs';
 
 const url = process.env.REGISTRY_URL;
 const sr = new SchemaRegistryClient({
@@ -45,6 +51,24 @@ const moneyRef = [{ name: money.$id, subject: 'common.money', version: 1 }];
 const thing = { type: 'object', required: ['n'], properties: { n: { type: 'integer', maximum: 100 } } };
 const trThing = { type: 'object', required: ['s'], properties: { s: { type: 'string' } } };
 
+// Avro: a record of every kind of field; version 2 adds one with a default.
+const readingV1 = {
+  type: 'record', name: 'Reading', namespace: 'com.example', fields: [
+    { name: 'sensor', type: 'string' }, { name: 'value', type: 'double' }, { name: 'count', type: 'long' },
+    { name: 'unit', type: { type: 'enum', name: 'Unit', symbols: ['C', 'F'] } },
+    { name: 'tags', type: { type: 'map', values: 'string' } }, { name: 'samples', type: { type: 'array', items: 'int' } },
+    { name: 'note', type: ['null', 'string'], default: null }, { name: 'raw', type: 'bytes' },
+  ],
+};
+const readingV2 = { ...readingV1, fields: [...readingV1.fields, { name: 'site', type: 'string', default: 'main' }] };
+const regAvro = (subject, schema) => sr.register(subject, { schemaType: 'AVRO', schema: JSON.stringify(schema) });
+const reading = (extra = {}) => ({
+  sensor: 's1', value: 21.5, count: 2 ** 40, unit: 'F', tags: { room: 'k\u00fcche' }, samples: [1, -2],
+  raw: '\u0001\u00ff\u0080a', ...extra,
+});
+// The Avro events accepted, and what Confluent's deserializer must read back
+// (union values unwrapped, defaults filled in), for the decode phase.
+const avroSent = process.env.AVRO_SENT;
 const reg = (subject, schema, references = []) =>
   sr.register(subject, { schemaType: 'JSON', schema: JSON.stringify(schema), references });
 const idOf = async (subject, version) => (await sr.getSchemaMetadata(subject, version)).id;
@@ -117,7 +141,8 @@ const phases = {
     await reg('reg.orders-value', orderV1, moneyRef);
     await reg('example.thing.made', thing);
     await reg('reg.tr-example.thing.made', trThing);
-    ok('registered common.money, reg.orders-value (referencing it), example.thing.made, reg.tr-example.thing.made');
+    await regAvro('reg.avro-value', readingV1);
+    ok('registered reg.avro-value (Avro), common.money, reg.orders-value (referencing it), example.thing.made, reg.tr-example.thing.made');
   },
 
   async ingest() {
@@ -201,6 +226,47 @@ const phases = {
     assert.equal(await sysValue('$SYS/tributary/registry/sr/pinned'), 1);
     ok('pinned versions bounded (pinned_versions): the oldest dropped, fetched again when asked');
 
+    // Avro: validated and encoded; refused with the encoder's reason
+    const sent = [];
+    let schemaId = await idOf('reg.avro-value', 1);
+    const avroOk = async (data, want, what) => {
+      const ev = event('example.reading', data);
+      await accepted('events/regavro/1', ev, what);
+      sent.push({ id: ev.id, want, schemaId });
+    };
+    await avroOk(reading({ note: 'bare' }), reading({ note: 'bare' }), 'Avro: a union value bare');
+    await avroOk(reading({ note: { string: 'wrapped' } }), reading({ note: 'wrapped' }), 'Avro: a union value wrapped');
+    await avroOk(reading(), reading({ note: null }), 'Avro: a field with its default');
+    d = await refused('events/regavro/1', event('example.reading', reading({ sensor: 7 })), 'schema_validation_failed',
+      'Avro: a string field given a number', /reg\.avro-value.*\/sensor: expected a string, got an integer/);
+    await refused('events/regavro/1', event('example.reading', reading({ samples: [1, 2 ** 31] })), 'schema_validation_failed',
+      'Avro: an int out of range', /\/samples\/1: 2147483648 is out of range for an int/);
+    await refused('events/regavro/1', event('example.reading', reading({ unit: 'K' })), 'schema_validation_failed',
+      'Avro: not an enum symbol', /\/unit: "K" is not a symbol of enum com\.example\.Unit/);
+    await refused('events/regavro/1', event('example.reading', reading({ site: 'b' })), 'schema_validation_failed',
+      'Avro: a field version 1 does not have', /\/site: not a field of record com\.example\.Reading/);
+    await refused('events/regavro/1', event('example.reading', reading({ raw: '\u0100' })), 'schema_validation_failed',
+      'Avro: bytes beyond U+00FF', /\/raw: expected bytes/);
+    await refused('events/regavro/1', event('example.reading', undefined), 'schema_validation_failed',
+      'Avro: an event without data', /\/: expected record com\.example\.Reading \(an object\), got null/);
+    await refused('events/regavrobin/1', event('example.reading', reading()), 'schema_unavailable',
+      'Avro on a cloudevents-binary route', /Avro schema: its events need a route with value_format "confluent"/);
+    ok('Avro: valid data accepted, invalid refused with the JSON path; not on a cloudevents-binary route');
+    // Avro evolution: version 2 (a new field with a default) used after the refresh
+    await regAvro('reg.avro-value', readingV2);
+    const a2 = await idOf('reg.avro-value', 2);
+    schemaId = a2;
+    const t1 = Date.now();
+    await waitFor(async () => {
+      const ev = event('example.reading', reading({ site: 'b' }));
+      const r = await send('events/regavro/2', ev);
+      if (r.rc === 0) sent.push({ id: ev.id, want: reading({ site: 'b', note: null }), schemaId: a2 });
+      return r.rc === 0;
+    }, 10000, 'Avro version 2 in use');
+    await avroOk(reading(), reading({ note: null, site: 'main' }), 'Avro v2: a new field\'s default');
+    writeFileSync(avroSent, JSON.stringify(sent));
+    ok(`Avro schema evolution: version 2 (id ${a2}) in use ${Date.now() - t1} ms after it was registered`);
+
     // a registry whose credentials are refused: nothing cached
     await refused('events/regwrongkey/1', event('example.thing.made', { n: 1 }), 'schema_unavailable', 'wrong key');
     assert.equal(await sysValue('$SYS/tributary/registry/wrongkey/outages'), 1);
@@ -242,7 +308,31 @@ const phases = {
     ok('registry back: its schemas loaded without a restart');
   },
 
+  async protobuf() {
+    const d = await refused('events/regproto/1', event('example.proto', { s: 'x' }), 'schema_unavailable',
+      'a Protobuf subject', /reg\.proto-value.*Protobuf schema: not supported/);
+    assert.ok(d.message.length > 0);
+    ok('a Protobuf subject: refused schema_unavailable, saying Protobuf is not supported');
+  },
+
   async decode() {
+    // Avro: Confluent's deserializer reads every record back to the data sent.
+    const ades = new AvroDeserializer(sr, SerdeType.VALUE, {});
+    const sent = new Map(JSON.parse(readFileSync(avroSent, 'utf8')).map((x) => [x.id, x]));
+    const avroRecs = await kafkaValues('reg.avro');
+    assert.equal(avroRecs.length, sent.size, 'one record per accepted Avro event');
+    for (const r of avroRecs) {
+      const want = sent.get(r.headers.ce_id);
+      assert.ok(want, `record ${r.headers.ce_id} was not sent`);
+      assert.equal(r.value[0], 0, 'magic byte');
+      assert.equal(r.value.readInt32BE(1), want.schemaId, `record ${r.headers.ce_id}: the id of the version that validated it`);
+      const got = await ades.deserialize('reg.avro', r.value);
+      const plain = { ...got, raw: got.raw.toString('latin1'), tags: { ...got.tags } };
+      assert.deepEqual(plain, want.want, `record ${r.headers.ce_id}`);
+      assert.equal(r.headers.ce_type, 'example.reading', 'ce_* headers kept');
+    }
+    ok(`${avroRecs.length} Avro records decoded by Confluent's AvroDeserializer to the data sent`);
+
     const des = new JsonDeserializer(sr, SerdeType.VALUE, { validate: true, validateFormats: false });
     const v2 = await idOf('reg.orders-value', 2);
     const v1 = await idOf('reg.orders-value', 1);
@@ -270,6 +360,35 @@ const phases = {
     ok(`${n} records in the confluent format decoded by Confluent's JSON Schema deserializer, ${pinned} with version 1's id`);
   },
 };
+
+// Every record of the topic with its value as bytes (kcat -J would mangle
+// Avro's): `-f` writes each value's size before it.
+function kafkaValues(topic) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('kcat', ['-q', '-b', env.kafka, '-X', 'fetch.wait.max.ms=10', '-C', '-t', topic,
+      '-o', 'beginning', '-e', '-f', '%S %s%h\n'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks = [];
+    p.stdout.on('data', (c) => chunks.push(c));
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`kcat ${topic}: exit ${code}`));
+      const out = Buffer.concat(chunks), recs = [];
+      for (let i = 0; i < out.length;) {
+        const sp = out.indexOf(0x20, i);
+        const n = Number(out.subarray(i, sp).toString());
+        const value = out.subarray(sp + 1, sp + 1 + n);
+        const nl = out.indexOf(0x0a, sp + 1 + n);
+        const headers = {};
+        for (const kv of out.subarray(sp + 1 + n, nl).toString().split(',')) {
+          const eq = kv.indexOf('=');
+          headers[kv.slice(0, eq)] = kv.slice(eq + 1);
+        }
+        recs.push({ value, headers });
+        i = nl + 1;
+      }
+      resolve(recs);
+    });
+  });
+}
 
 const phase = process.argv[2];
 if (!phases[phase]) throw new Error(`unknown phase ${phase}`);

@@ -222,12 +222,14 @@ static int load_state(const char *bootstrap, char *err, size_t errlen)
 	int64_t lo = 0, hi = 0;
 	rd_kafka_resp_err_t e;
 	int rc = -1;
-	/* A topic just created has no leader for a moment. */
+	/* A topic just created has no leader (or no partition known to the
+	 * client) for a moment. */
 	for (int tries = 0; tries < 60; tries++) {
 		e = rd_kafka_query_watermark_offsets(c, st.topic, 0, &lo, &hi, 30000);
 		if (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
 		    e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-		    e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		    e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+		    e != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
 			break;
 		usleep(500 * 1000);
 	}
