@@ -98,7 +98,7 @@ printf '%-52s %10s msg/s\n' "plain librdkafka consumer (Kafka ceiling)" "$k"
 printf '%-52s %10s msg/s  (%s x plain)\n' "Kafka -> plugin -> MQTT subscriber (QoS 0)" "$m" "$(ratio "$m" "$k")"
 c=$(printf '%s\n' "${cpu[@]}" | median)
 printf '%-52s %10s us/record (1 core: %s msg/s); it ran %s of a core\n' "  Mosquitto main thread CPU during the drain" "$c" \
-	"$(awk -v c="$c" 'BEGIN { printf "%.0f", c > 0 ? 1e6 / c : 0 }')" "$(printf '%s\n' "${share[@]}" | median)"
+	"$(awk -v c="$c" 'BEGIN { printf "%.0f", (c > 0 ? 1e6 / c : 0) }')" "$(printf '%s\n' "${share[@]}" | median)"
 
 declare -A p99_of
 lat() { # label rate baseline-label args...: baseline "" for a baseline row
