@@ -6,7 +6,11 @@
 #               rate at which a plain consumer reads the same backlog;
 #   latency:    records sent at a fixed rate, send -> MQTT receipt, vs
 #               send -> plain consumer receipt; idle (1k msg/s) and loaded
-#               (20k msg/s), with the wake on, and once with it off.
+#               (20k msg/s), with the wake on, and once with it off. The
+#               plain consumer and the plugin run in turns (each on its own
+#               topic), so that a change of the machine's load hits both
+#               (the broker stays up, idle, through the plain consumer's
+#               runs: its consumer's empty fetches cost a few % of a core).
 # Each plugin row is followed by its ratio to the plain consumer's row of
 # the same run. The backlog row also prints Mosquitto's main-thread CPU per
 # record (/proc/PID/task/PID/schedstat over the drain) and the share of a
@@ -33,7 +37,7 @@ REPS=${BENCH_REPS:-3} N=${BENCH_RECORDS:-100000}
 stack_init
 B="$BUILD/bench/outbound"
 [[ -x "$B" ]] || fail "build $B first (make $B)"
-topics=(--topic bench.lat:4)
+topics=(--topic bench.lat:4 --topic bench.plain:4)
 # The mock keeps ~24k records per partition (older ones go): 8 partitions.
 for r in $(seq 1 "$REPS"); do topics+=(--topic "bench.tp$r:8"); done
 start_kafka "${topics[@]}"
@@ -100,31 +104,41 @@ c=$(printf '%s\n' "${cpu[@]}" | median)
 printf '%-52s %10s us/record (1 core: %s msg/s); it ran %s of a core\n' "  Mosquitto main thread CPU during the drain" "$c" \
 	"$(awk -v c="$c" 'BEGIN { printf "%.0f", (c > 0 ? 1e6 / c : 0) }')" "$(printf '%s\n' "${share[@]}" | median)"
 
-declare -A p99_of
-lat() { # label rate baseline-label args...: baseline "" for a baseline row
-	local label=$1 rate=$2 base=$3; shift 3
-	local p50s=() p99s=()
-	for _ in $(seq 1 "$REPS"); do
-		out=$("$B" latency --brokers "$KAFKA_BOOTSTRAP" --topic bench.lat --rate "$rate" --seconds 4 "$@")
-		p50s+=("$(echo "$out" | field p50_ms)")
-		p99s+=("$(echo "$out" | field p99_ms)")
-	done
-	local p50 p99
-	p50=$(printf '%s\n' "${p50s[@]}" | median) p99=$(printf '%s\n' "${p99s[@]}" | median)
-	p99_of[$label]=$p99
-	printf '%-52s p50 %7s ms   p99 %7s ms%s\n' "$label" "$p50" "$p99" \
-		"${base:+   (p99 $(ratio "$p99" "${p99_of[$base]}") x plain)}"
+# One latency run: "p50 p99" of the records sent to TOPIC at RATE/s.
+lat1() { # topic rate args...
+	local out
+	out=$("$B" latency --brokers "$KAFKA_BOOTSTRAP" --topic "$1" --rate "$2" --seconds 4 "${@:3}")
+	echo "$(echo "$out" | field p50_ms) $(echo "$out" | field p99_ms)"
 }
-plain1="plain librdkafka consumer @1k msg/s" plain20="plain librdkafka consumer @20k msg/s"
-lat "$plain1" 1000 "" --kafka --fetch-wait 1
-lat "$plain20" 20000 "" --kafka --fetch-wait 1
+row() { # label file-of-"p50 p99"-lines [baseline file]
+	local p50 p99 b99
+	p50=$(cut -d' ' -f1 "$2" | median) p99=$(cut -d' ' -f2 "$2" | median)
+	[[ -n "${3:-}" ]] && b99=$(cut -d' ' -f2 "$3" | median)
+	printf '%-52s p50 %7s ms   p99 %7s ms%s\n' "$1" "$p50" "$p99" "${3:+   (p99 $(ratio "$p99" "$b99") x plain)}"
+}
+# The plain consumer (its own topic) and the plugin run in turns, so that
+# both see the same load on the machine; the broker idles through the plain
+# consumer's runs (nothing arrives on its topic).
 broker lat bench.lat latest "\"wake\": \"127.0.0.1:$MQTT_PORT\","
 wait_assigned
-lat "Kafka -> MQTT, wake on, idle broker @1k msg/s" 1000 "$plain1" --port "$MQTT_PORT" --filter 'sandbox/bench/#'
-lat "Kafka -> MQTT, wake on, loaded broker @20k msg/s" 20000 "$plain20" --port "$MQTT_PORT" --filter 'sandbox/bench/#'
+for rate in 1000 20000; do
+	: >"$T/plain$rate" && : >"$T/plugin$rate"
+	for _ in $(seq 1 "$REPS"); do
+		lat1 bench.plain "$rate" --kafka --fetch-wait 1 >>"$T/plain$rate"
+		lat1 bench.lat "$rate" --port "$MQTT_PORT" --filter 'sandbox/bench/#' >>"$T/plugin$rate"
+	done
+done
 stop_mosquitto
+row "plain librdkafka consumer @1k msg/s" "$T/plain1000"
+row "Kafka -> MQTT, wake on, idle broker @1k msg/s" "$T/plugin1000" "$T/plain1000"
+row "plain librdkafka consumer @20k msg/s" "$T/plain20000"
+row "Kafka -> MQTT, wake on, loaded broker @20k msg/s" "$T/plugin20000" "$T/plain20000"
+# Without the wake: against the idle plain consumer's runs above.
 broker lat-nowake bench.lat latest "\"wake\": false,"
 wait_assigned
-lat "Kafka -> MQTT, wake off, idle broker @1k msg/s" 1000 "$plain1" --port "$MQTT_PORT" --filter 'sandbox/bench/#'
+for _ in $(seq 1 "$REPS"); do
+	lat1 bench.lat 1000 --port "$MQTT_PORT" --filter 'sandbox/bench/#' >>"$T/nowake"
+done
 stop_mosquitto
+row "Kafka -> MQTT, wake off, idle broker @1k msg/s" "$T/nowake" "$T/plain1000"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
