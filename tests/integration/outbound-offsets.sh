@@ -31,8 +31,13 @@ produce() { # first last: records with keys spread over the partitions
 }
 received() { [[ -f "$1" ]] && (($(wc -l <"$1") >= $2)); }
 
+# A persistent session (QoS 1, clean session off, kept across the restart
+# by Mosquitto's persistence): what the restarted broker publishes before
+# the subscriber is back is queued for it, not missed.
+mkdir -p "$T/mosquitto-data" && chmod 777 "$T/mosquitto-data"
+subscribe() { mosquitto_sub -p "$MQTT_PORT" -q 1 -c -i offsets-sub -t 'users/+/notifications' >"$1" 2>>"$T/sub.err" & }
 start_mosquitto "$T/tributary.json.in"
-mosquitto_sub -p "$MQTT_PORT" -q 1 -t 'users/+/notifications' >"$T/first.txt" 2>>"$T/sub.err" &
+subscribe "$T/first.txt"
 sub=$!
 STACK_PIDS+=($sub)
 wait_assigned 1
@@ -45,8 +50,7 @@ grep -q 'terminating' "$T/mosquitto.log" || fail "mosquitto did not stop cleanly
 
 produce $((N + 1)) $((N + 30)) # while the broker is down
 start_mosquitto "$T/tributary.json.in"
-# Subscribed before the consumer has its partitions: nothing published is missed.
-mosquitto_sub -p "$MQTT_PORT" -q 1 -t 'users/+/notifications' >"$T/second.txt" 2>>"$T/sub.err" &
+subscribe "$T/second.txt"
 sub=$!
 STACK_PIDS+=($sub)
 wait_assigned 2
