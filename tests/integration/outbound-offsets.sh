@@ -4,8 +4,12 @@
 # delivered, the broker idle long enough for the offsets to be stored (one
 # tick after publishing) and committed (auto.commit.interval.ms, 1 s), then
 # records produced while the broker is down, and a clean restart: the
-# subscriber must get exactly those (an offset stored one short repeats
-# each partition's last record, one too far skips a record).
+# restarted consumer must read exactly those (its `received` counter under
+# $SYS): an offset stored one short reads each partition's last record
+# again, one too far skips a record. (Counted rather than subscribed to:
+# the restarted broker may publish them before a new subscriber is in,
+# and a persistent session would bring in Mosquitto 2.0.11's own leak of
+# 38 bytes on a restored session under the sanitizers.)
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
 N=${OUTBOUND_OFFSET_RECORDS:-300}
@@ -21,7 +25,8 @@ cat >"$T/tributary.json.in" <<JSON
     "consumer": { "fetch.wait.max.ms": 5, "session.timeout.ms": 6000 },
     "max_per_tick": 50,
     "routes": [ { "kafka_topic": "notifications", "topic": "users/{key}/notifications", "qos": 1 } ]
-  }
+  },
+  "stats": { "sys_interval": 1 }
 }
 JSON
 produce() { # first last: records with keys spread over the partitions
@@ -31,31 +36,25 @@ produce() { # first last: records with keys spread over the partitions
 }
 received() { [[ -f "$1" ]] && (($(wc -l <"$1") >= $2)); }
 
-# A persistent session (QoS 1, clean session off, kept across the restart
-# by Mosquitto's persistence): what the restarted broker publishes before
-# the subscriber is back is queued for it, not missed.
-mkdir -p "$T/mosquitto-data" && chmod 777 "$T/mosquitto-data"
-subscribe() { mosquitto_sub -p "$MQTT_PORT" -q 1 -c -i offsets-sub -t 'users/+/notifications' >"$1" 2>>"$T/sub.err" & }
+received_count() { # the restarted consumer's records, from $SYS (retained)
+	mosquitto_sub -p "$MQTT_PORT" -t '$SYS/tributary/outbound/received' -C 1 -W 3 2>/dev/null
+}
+received_is() { [[ "$(received_count)" == "$1" ]]; }
+
 start_mosquitto "$T/tributary.json.in"
-subscribe "$T/first.txt"
-sub=$!
-STACK_PIDS+=($sub)
+mosquitto_sub -p "$MQTT_PORT" -q 1 -t 'users/+/notifications' >"$T/sub.txt" 2>>"$T/sub.err" &
+STACK_PIDS+=($!)
 wait_assigned 1
 produce 1 "$N"
-wait_until 20 received "$T/first.txt" "$N" || fail "only $(wc -l <"$T/first.txt") of $N records before the restart"
+wait_until 20 received "$T/sub.txt" "$N" || fail "only $(wc -l <"$T/sub.txt") of $N records before the restart"
 sleep 2.5 # stored at the next tick, committed within auto.commit.interval.ms
-kill "$sub"
 stop_mosquitto
 grep -q 'terminating' "$T/mosquitto.log" || fail "mosquitto did not stop cleanly"
 
 produce $((N + 1)) $((N + 30)) # while the broker is down
 start_mosquitto "$T/tributary.json.in"
-subscribe "$T/second.txt"
-sub=$!
-STACK_PIDS+=($sub)
 wait_assigned 2
-wait_until 20 received "$T/second.txt" 30 || fail "only $(wc -l <"$T/second.txt") of the 30 new records after the restart (Kafka holds $(kafka_count notifications))"
-sleep 1 # anything delivered again would come with them
-sort -n "$T/second.txt" | diff - <(seq $((N + 1)) $((N + 30))) >/dev/null ||
-	fail "after the restart: not exactly the 30 new records: $(sort -n "$T/second.txt" | tr '\n' ' ')"
+wait_until 20 received_is 30 || fail "the restarted consumer read $(received_count) records, not the 30 produced meanwhile"
+sleep 2 # anything read again would be counted by now
+received_is 30 || fail "the restarted consumer read $(received_count) records, not the 30 produced meanwhile"
 pass "$N records over 3 partitions, a restart: exactly the 30 produced meanwhile, none again, none skipped"
