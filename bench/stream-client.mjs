@@ -7,7 +7,8 @@
 //     nchan: PUB is the publisher URL (one HTTP POST per event)
 //
 // Each event carries its send time; the client waits until every
-// subscriber has every event (or 60 s), then prints one JSON line:
+// subscriber has every event (or 60 s after the last was sent), then
+// prints one JSON line:
 // {"subs","events","delivered","events_per_s","p50_ms","p99_ms"} where
 // events_per_s = deliveries / (last receive - first send).
 import http from 'http';
@@ -22,7 +23,7 @@ const lat = new Float64Array(n * events);
 let delivered = 0, connected = 0, firstSend = 0, lastRecv = 0;
 
 function finish(ok) {
-  const l = Array.from(lat.subarray(0, delivered)).sort((a, b) => a - b);
+  const l = lat.subarray(0, delivered).sort(); // typed array: numeric order
   const q = (p) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))] : 0);
   console.log(JSON.stringify({
     kind, subs: n, events, delivered,
@@ -85,7 +86,8 @@ function publish() {
       else if (kc) kc.stdin.end();
     })();
   }, 500);
-  setTimeout(() => finish(false), 60000);
+  // the events take events / rate seconds to send; then 60 s to arrive
+  setTimeout(() => finish(false), 60000 + (1000 * events) / rate);
 }
 
 if (kind === 'kafka') {

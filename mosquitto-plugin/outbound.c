@@ -138,19 +138,40 @@ error:
 	return rc;
 }
 
+/* Offsets of what the previous tick published: one rd_kafka_offsets_store
+ * per tick, with the last record of each partition (a partition's records
+ * are in offset order in the list), rather than a call, and the toppar lock
+ * it takes, per record. The items go back to the consumer thread, which
+ * frees them. */
 static void outbound__store_offsets(struct tbp_outbound *ob)
 {
-	struct ob_item *it = ob->unstored;
+	struct ob_item *first = ob->unstored, *last = ob->unstored_tail;
+	rd_kafka_topic_partition_t *p = NULL;
 	ob->unstored = ob->unstored_tail = NULL;
-	while (it) {
-		struct ob_item *next = it->next;
-		/* Fails only for a partition revoked meanwhile: its new owner
-		 * starts from the last commit and may repeat it (at-least-once). */
-		if (rd_kafka_offset_store(it->msg->rkt, it->msg->partition, it->msg->offset))
-			atomic_fetch_add(&ob->stats.offset_store_failed, 1);
-		outbound__item_free(it);
-		it = next;
+	if (!first)
+		return;
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+	for (struct ob_item *it = first; it; it = it->next) {
+		const rd_kafka_message_t *m = it->msg;
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		/* Records of one partition mostly come in runs: try the last
+		 * one first. */
+		if (!p || p->partition != m->partition || strcmp(p->topic, topic))
+			p = rd_kafka_topic_partition_list_find(parts, topic, m->partition);
+		if (!p)
+			p = rd_kafka_topic_partition_list_add(parts, topic, m->partition);
+		p->offset = m->offset + 1; /* where to resume */
+		p->opaque = (void *)((uintptr_t)p->opaque + 1);
 	}
+	/* Fails only for a partition revoked meanwhile: its new owner starts
+	 * from the last commit and may repeat it (at-least-once). */
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(ob->rk, parts);
+	for (int i = 0; i < parts->cnt; i++)
+		if (err || parts->elems[i].err)
+			atomic_fetch_add(&ob->stats.offset_store_failed,
+			                 (uintptr_t)parts->elems[i].opaque);
+	rd_kafka_topic_partition_list_destroy(parts);
+	outbound__queue_recycle(&ob->queue, first, last);
 }
 
 static int outbound__on_tick(int event, void *event_data, void *userdata)

@@ -13,7 +13,8 @@
  * Threads: the consumer thread polls Kafka and maps each record to a ready
  * message in plain malloc'ed memory; the main thread (MOSQ_EVT_TICK) copies
  * it into broker memory (mosquitto_malloc, mosquitto_property_add_*), calls
- * mosquitto_broker_publish and later stores the record's offset. Nothing of
+ * mosquitto_broker_publish and, one tick later, stores the offsets and hands
+ * the records back to the consumer thread, which frees them. Nothing of
  * Mosquitto's is called off the main thread.
  */
 #ifndef TRIBUTARY_OUTBOUND_H
@@ -105,6 +106,11 @@ struct ob_queue {
 	size_t depth;
 	size_t low;
 	bool waiting;
+	/* Published, offsets stored: freed by the consumer thread, so that
+	 * the main thread spends no time in free() and
+	 * rd_kafka_message_destroy(). */
+	struct ob_item *done, *done_tail;
+	atomic_bool has_done; /* done is not empty: checked without the lock */
 };
 
 struct ob_stats {
@@ -212,6 +218,8 @@ size_t outbound__queue_wait(struct ob_queue *q, int timeout_ms);
 size_t outbound__queue_push(struct ob_queue *q, struct ob_item *it);
 struct ob_item *outbound__queue_take(struct ob_queue *q, size_t max, size_t *taken, size_t *left);
 size_t outbound__queue_depth(struct ob_queue *q);
+void outbound__queue_recycle(struct ob_queue *q, struct ob_item *first, struct ob_item *last);
+void outbound__queue_free_done(struct ob_queue *q);
 void outbound__queue_destroy(struct ob_queue *q);
 
 /* outbound_wake.c */

@@ -229,6 +229,7 @@ static void *consumer__run(void *arg)
 	bool full = false;
 	uint64_t full_since = 0;
 	while (!atomic_load(&ob->stop)) {
+		outbound__queue_free_done(&ob->queue);
 		bool paused = atomic_load(&ob->stats.paused);
 		if (paused && outbound__queue_depth(&ob->queue) <= ob->resume_below) {
 			atomic_store(&ob->stats.paused, false);

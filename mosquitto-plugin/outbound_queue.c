@@ -2,7 +2,9 @@
  * The hand-over from the consumer thread to the main thread: a FIFO of
  * mapped records under one mutex. It never refuses an item: at the capacity
  * the consumer stops taking records (outbound_consumer.c), so the depth
- * stays at the capacity and nothing is dropped.
+ * stays at the capacity and nothing is dropped. Back the other way, the
+ * main thread hands over what it has published (offsets stored) for the
+ * consumer thread to free.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +24,8 @@ void outbound__queue_init(struct ob_queue *q, size_t low)
 	q->depth = 0;
 	q->low = low;
 	q->waiting = false;
+	q->done = q->done_tail = NULL;
+	atomic_store(&q->has_done, false);
 }
 
 /* Consumer thread: waits until the depth is at most `low`, or the timeout.
@@ -91,6 +95,45 @@ struct ob_item *outbound__queue_take(struct ob_queue *q, size_t max, size_t *tak
 	return first;
 }
 
+/* Main thread: hands a list of finished items (first..last) back. */
+void outbound__queue_recycle(struct ob_queue *q, struct ob_item *first, struct ob_item *last)
+{
+	if (!first)
+		return;
+	last->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	if (q->done_tail)
+		q->done_tail->next = first;
+	else
+		q->done = first;
+	q->done_tail = last;
+	atomic_store(&q->has_done, true);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void queue__free_list(struct ob_item *it)
+{
+	while (it) {
+		struct ob_item *next = it->next;
+		outbound__item_free(it);
+		it = next;
+	}
+}
+
+/* Consumer thread: frees what the main thread handed back. */
+void outbound__queue_free_done(struct ob_queue *q)
+{
+	struct ob_item *it;
+	if (!atomic_load(&q->has_done))
+		return;
+	pthread_mutex_lock(&q->lock);
+	it = q->done;
+	q->done = q->done_tail = NULL;
+	atomic_store(&q->has_done, false);
+	pthread_mutex_unlock(&q->lock);
+	queue__free_list(it);
+}
+
 size_t outbound__queue_depth(struct ob_queue *q)
 {
 	size_t d;
@@ -100,18 +143,15 @@ size_t outbound__queue_depth(struct ob_queue *q)
 	return d;
 }
 
-/* At shutdown, after the consumer thread has stopped: the records were never
- * published, so their offsets were never stored and they come back after a
- * restart. */
+/* At shutdown, after the consumer thread has stopped: the records still
+ * queued were never published, so their offsets were never stored and they
+ * come back after a restart; the finished ones that the thread had not
+ * freed yet go too. */
 void outbound__queue_destroy(struct ob_queue *q)
 {
-	struct ob_item *it = q->head;
-	while (it) {
-		struct ob_item *next = it->next;
-		outbound__item_free(it);
-		it = next;
-	}
-	q->head = q->tail = NULL;
+	queue__free_list(q->head);
+	queue__free_list(q->done);
+	q->head = q->tail = q->done = q->done_tail = NULL;
 	q->depth = 0;
 	pthread_cond_destroy(&q->space);
 	pthread_mutex_destroy(&q->lock);
