@@ -72,7 +72,7 @@ wait_until 15 grep -q 'registry sr (.*): reachable again' "$T/mosquitto.log" ||
 	fail "the registry's return not logged"
 pass "registry down while running: logged once, and its return"
 phase protobuf
-n=$(grep -c 'subject reg.proto-value version 1 (id 900): it is a Protobuf schema: not supported' "$T/mosquitto.log")
+n=$(grep -c 'registry sr: subject reg.proto-value version 1 (id 900): it is a Protobuf schema: not supported' "$T/mosquitto.log")
 ((n == 1)) || { cat "$T/mosquitto.log" >&2; fail "the Protobuf subject logged $n times, not once"; }
 pass "a Protobuf subject: refused, logged once"
 
