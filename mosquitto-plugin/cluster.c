@@ -256,6 +256,12 @@ int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled)
 	}
 	char val[64];
 	size_t vlen = sizeof(val);
+	/* The main thread refuses a record that librdkafka would refuse as too
+	 * large: it no longer hands records to librdkafka itself (produce.c). */
+	c->max_message_bytes = 1000000;
+	if (rd_kafka_conf_get(conf, "message.max.bytes", val, &vlen) == RD_KAFKA_CONF_OK)
+		c->max_message_bytes = strtoul(val, NULL, 10);
+	vlen = sizeof(val);
 	if (rd_kafka_conf_get(conf, "enable.idempotence", val, &vlen) == RD_KAFKA_CONF_OK &&
 	    strcmp(val, "true") != 0)
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
@@ -277,7 +283,7 @@ int cluster__config(struct tbp_cluster *c, const json_t *props, bool journaled)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* plugin.c: the producer and its poll thread. */
+/* plugin.c: the producer, its poll thread and its producer thread. */
 int cluster__start(struct tbp_cluster *c)
 {
 	char err[512];
@@ -295,6 +301,12 @@ int cluster__start(struct tbp_cluster *c)
 		return MOSQ_ERR_UNKNOWN;
 	}
 	c->poller_started = true;
+	if (produce__start(c)) {
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     TB_LOG_PREFIX "clusters.%s: cannot start producer thread",
+		                     c->name);
+		return MOSQ_ERR_UNKNOWN;
+	}
 	mosquitto_log_printf(MOSQ_LOG_INFO, TB_LOG_PREFIX "cluster %s: producer %s started",
 	                     c->name, rd_kafka_name(c->rk));
 	return MOSQ_ERR_SUCCESS;
@@ -316,6 +328,8 @@ void cluster__stop(struct tbp_cluster *c, int flush_timeout_ms)
 		cluster__destroy_lock(c);
 		return;
 	}
+	/* What the ring holds first, then what librdkafka holds. */
+	produce__stop(c, flush_timeout_ms);
 	rd_kafka_resp_err_t err = rd_kafka_flush(c->rk, flush_timeout_ms);
 	int left = rd_kafka_outq_len(c->rk);
 	if (err || left > 0)
