@@ -40,6 +40,9 @@
 /* Slots per cluster ring, and the most events one batch hands over. */
 #define PRODUCE_RING_SLOTS 8192
 #define PRODUCE_BATCH 512
+/* The most events the main thread commits without waking the producer
+ * thread, within one turn of Mosquitto's main loop. */
+#define PRODUCE_KICK_EVERY 64
 /* While librdkafka's queue is full: how long the producer thread sleeps. */
 #define PRODUCE_FULL_SLEEP_NS 1000000L
 /* The most a record can take beyond its key, value and header bytes on the
@@ -291,6 +294,13 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
 	}
 	slot->flags = journal ? 0 : TBP_SLOT_MIRROR;
 	ring__commit(&cluster->ring);
+	/* One wake-up per turn of the main loop (produce__tick), or per
+	 * PRODUCE_KICK_EVERY events of a long turn; per event while no tick
+	 * has been seen (per_listener_settings true: no global tick). */
+	if (!tb->ticking || ++cluster->unkicked >= PRODUCE_KICK_EVERY) {
+		ring__kick(&cluster->ring);
+		cluster->unkicked = 0;
+	}
 	rc = 0;
 out:
 	if (hs.h != stack_h) {
@@ -299,6 +309,18 @@ out:
 	}
 	free(json);
 	return rc;
+}
+
+void produce__tick(struct tributary *tb)
+{
+	tb->ticking = true;
+	for (size_t i = 0; i < tb->nclusters; i++) {
+		struct tbp_cluster *c = &tb->clusters[i];
+		if (c->unkicked) {
+			ring__kick(&c->ring);
+			c->unkicked = 0;
+		}
+	}
 }
 
 /* ---- the producer thread: the ring into librdkafka ---- */

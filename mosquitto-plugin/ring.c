@@ -14,11 +14,14 @@
  * it grew beyond RING_KEEP_BYTES: then the consumer frees it.
  *
  * Wake-ups: the consumer announces that it is going to sleep (`waiting`),
- * checks once more, and sleeps on a futex; the producer, after publishing,
- * wakes it only when it announced so. Both sides order their store and
- * the other's load with a full fence (Dekker): one of them always sees the
- * other, so no event waits for the timeout, and a consumer that is busy
- * draining costs the main thread no system call.
+ * checks once more, and sleeps on a futex; the producer, after publishing
+ * one or more slots (ring__kick), wakes it only when it announced so. Both
+ * sides order their store and the other's load with a full fence (Dekker):
+ * one of them always sees the other, so no slot waits for the timeout, and
+ * a consumer that is busy draining costs the producer no system call. The
+ * producer chooses how many slots one kick covers: the plugin kicks once
+ * per turn of Mosquitto's main loop (produce.c), so that one wake-up hands
+ * over every event that turn accepted.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -96,12 +99,24 @@ void ring__commit(struct tbp_ring *r)
 {
 	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+}
+
+bool ring__kick(struct tbp_ring *r)
+{
 	/* Pairs with the fence in ring__wait: either the consumer sees the new
 	 * tail, or this sees it waiting. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&r->waiting, memory_order_relaxed) &&
-	    atomic_exchange(&r->waiting, 0))
-		ring__wake(r);
+	if (!atomic_load_explicit(&r->waiting, memory_order_relaxed) ||
+	    !atomic_exchange(&r->waiting, 0))
+		return false;
+	ring__wake(r);
+	return true;
+}
+
+size_t ring__depth(struct tbp_ring *r)
+{
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return tail - atomic_load_explicit(&r->head, memory_order_acquire);
 }
 
 void ring__wake(struct tbp_ring *r)

@@ -112,11 +112,15 @@ int ring__init(struct tbp_ring *r, size_t capacity); /* rounded up to a power of
 void ring__free(struct tbp_ring *r);
 size_t ring__capacity(const struct tbp_ring *r);
 /* Producer: the next free slot, its buffer at least len bytes (kept from
- * its last use when big enough); ring__commit publishes it and wakes the
- * consumer only when it sleeps. */
+ * its last use when big enough); ring__commit publishes it; ring__kick
+ * wakes the consumer if it sleeps (true when it did), after one or more
+ * commits. ring__wake wakes it in any case. ring__depth: the slots not yet
+ * consumed (any thread). */
 int ring__reserve(struct tbp_ring *r, size_t len, struct tbp_ring_slot **out);
 void ring__commit(struct tbp_ring *r);
+bool ring__kick(struct tbp_ring *r);
 void ring__wake(struct tbp_ring *r);
+size_t ring__depth(struct tbp_ring *r);
 /* Consumer: how many slots are published; slot i of them (0: the oldest);
  * ring__release frees the n oldest. ring__wait sleeps until a slot is
  * published, ring__wake, or timeout_ms, unless *stop (may be NULL) is set
@@ -144,6 +148,7 @@ struct tbp_cluster {
 	atomic_bool producer_stop;         /* drain the ring, then end */
 	atomic_llong producer_deadline_ms; /* CLOCK_MONOTONIC: stop waiting for room */
 	atomic_int refusing;               /* enum tbp_refusing */
+	unsigned unkicked;                 /* main thread: events committed since the last kick */
 	size_t max_message_bytes;          /* message.max.bytes */
 	/* journal_glue.c: failed deliveries produced again while running. While
 	 * `retrying`, new events stay in the journal and the retry thread
@@ -244,6 +249,7 @@ struct tributary {
 
 	int sys_interval_s;
 	time_t next_sys;
+	bool ticking; /* MOSQ_EVT_TICK fires: produce.c wakes producers on it */
 	int flush_timeout_ms;
 
 	struct tbp_stats stats;
@@ -357,6 +363,9 @@ int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char
  * room in its queue. */
 int produce__start(struct tbp_cluster *c);
 void produce__stop(struct tbp_cluster *c, int timeout_ms);
+/* Main thread, on every tick (each turn of Mosquitto's main loop): wakes
+ * the producer threads for the events the turn accepted. */
+void produce__tick(struct tributary *tb);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;

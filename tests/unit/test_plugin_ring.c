@@ -5,9 +5,10 @@
  *
  * Checked: capacity and refusal when full, FIFO order across wrap-around,
  * slot buffers kept from event to event (no allocation per event) except
- * big ones, and, with two real threads, that every event arrives once, in
- * order, and that no wake-up is lost: the consumer sleeps with a long
- * timeout and a timeout counts as a failure.
+ * big ones, and, with two real threads (the producer kicking once per 16
+ * events), that every event arrives once, in order, and that no wake-up is
+ * lost: the consumer sleeps with a long timeout and a timeout counts as a
+ * failure.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -52,6 +53,7 @@ static void test_full_and_order(void **state)
 	for (int lap = 0; lap < 3; lap++) {
 		while (ring__available(&r) < 8)
 			push(&r, next++, 100);
+		assert_int_equal(ring__depth(&r), 8);
 		assert_int_equal(ring__reserve(&r, 100, &s), RING_FULL);
 		/* Consumed in two batches, oldest first. */
 		for (size_t i = 0; i < 3; i++)
@@ -105,7 +107,7 @@ static void test_buffers_reused(void **state)
 struct pair {
 	struct tbp_ring r;
 	atomic_bool stop;
-	uint64_t received, timeouts, disorder, woken;
+	uint64_t received, timeouts, disorder, woken, kicks;
 };
 
 static void *consumer(void *arg)
@@ -147,12 +149,16 @@ static void test_two_threads(void **state)
 	for (uint64_t seq = 1; seq <= EVENTS;) {
 		struct tbp_ring_slot *s;
 		if (ring__reserve(&p.r, 8 + seq % 64, &s) != RING_OK) {
+			ring__kick(&p.r);
 			sched_yield(); /* full: the consumer catches up */
 			continue;
 		}
 		memcpy(s->buf, &seq, sizeof(seq));
 		s->seq = seq;
 		ring__commit(&p.r);
+		/* A kick per 16 events, as the plugin's per turn of the main loop. */
+		if (seq % 16 == 0 || seq == EVENTS)
+			p.kicks += ring__kick(&p.r);
 		/* Now and then a pause, so that the consumer goes to sleep. */
 		if (seq % 50000 == 0) {
 			struct timespec ts = {0, 2000000};
@@ -164,6 +170,9 @@ static void test_two_threads(void **state)
 	assert_int_equal(p.received, EVENTS);
 	assert_int_equal(p.disorder, 0);
 	assert_int_equal(p.timeouts, 0);
+	/* The consumer slept at least at each pause, and was woken for it. */
+	assert_true(p.kicks >= EVENTS / 50000 - 1);
+	assert_true(p.kicks <= EVENTS / 16);
 	ring__free(&p.r);
 }
 
