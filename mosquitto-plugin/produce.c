@@ -43,6 +43,10 @@
 /* The most events the main thread commits without waking the producer
  * thread, within one turn of Mosquitto's main loop. */
 #define PRODUCE_KICK_EVERY 64
+/* While events keep coming, the producer thread naps this long between
+ * batches instead of sleeping until woken: under load the main thread then
+ * makes no wake-up call at all, for at most this much latency. */
+#define PRODUCE_NAP_NS 500000L
 /* While librdkafka's queue is full: how long the producer thread sleeps. */
 #define PRODUCE_FULL_SLEEP_NS 1000000L
 /* The most a record can take beyond its key, value and header bytes on the
@@ -435,14 +439,26 @@ static void *produce__main(void *arg)
 {
 	struct tbp_cluster *c = arg;
 	struct produce__scratch ps = {0};
+	bool busy = false;
 	for (;;) {
 		size_t n = ring__available(&c->ring);
 		if (!n) {
 			if (atomic_load(&c->producer_stop))
 				break;
+			if (busy) {
+				/* Events keep coming: look again after a short nap
+				 * rather than ask the main thread for a wake-up (a
+				 * system call on its time). Asleep once a nap found
+				 * nothing. */
+				busy = false;
+				struct timespec nap = {0, PRODUCE_NAP_NS};
+				nanosleep(&nap, NULL);
+				continue;
+			}
 			ring__wait(&c->ring, &c->producer_stop, 1000);
 			continue;
 		}
+		busy = true;
 		if (n > PRODUCE_BATCH)
 			n = PRODUCE_BATCH;
 		if (produce__batch(c, &ps, n) == n)
