@@ -126,7 +126,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 # Unit tests of the plugin's own logic (tests/unit/test_plugin_*.c) link the
 # plugin objects that make no broker call but the log, and Mosquitto's client
 # library for its topic helpers; the test defines mosquitto_log_printf.
-PLUGIN_UNIT_OBJ := $(call obj,mosquitto-plugin/config.c mosquitto-plugin/ingest_route.c)
+PLUGIN_UNIT_OBJ := $(call obj,mosquitto-plugin/config.c mosquitto-plugin/ingest_route.c \
+	mosquitto-plugin/ring.c)
 $(BUILD)/tests/test_plugin_%: $(BUILD)/obj/tests/unit/test_plugin_%.o $(PLUGIN_UNIT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(PLUGIN_UNIT_OBJ) $(LIB) $(LDFLAGS) $(PKG_LIBS) -lmosquitto -lcmocka

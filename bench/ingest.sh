@@ -24,6 +24,19 @@
 # the load generator, the broker and the dev Kafka share this machine's
 # cores, so msg/s measures the whole; the CPU figures are the broker's own
 # cost, what sizes a deployment whose clients and Kafka are elsewhere.
+# Method: CPU from /proc/PID/task/*/schedstat (run time in ns) before and
+# after each load-generator run, divided by the messages it saw
+# acknowledged; medians of BENCH_REPS runs; bare and plugin in turns. The
+# machine's load average is printed at the start and the end: on a shared
+# machine compare only ratios from the same run. Before/after a change:
+# run this twice in a row, once with BUILD pointing at a copy of build/
+# whose mosquitto_tributary.so is the old one, and compare the ratios.
+# p99 publish-to-Kafka on Apache Kafka also measures the dev Kafka's JVM
+# (SerialGC, -Xms128m): at 10k msg/s it collects its young generation
+# about twice a second, and on 2 busy cores (load average 13-16 from
+# other work) its pauses reached 33-64 ms per 4-s run, which a p99 of
+# 40,000 messages cannot hide. Measure them with
+# JAVA_TOOL_OPTIONS=-Xlog:gc:file=F:uptimemillis set for start_real_kafka.
 set -euo pipefail
 source "$(dirname "$0")/../tests/lib/stack.sh"
 REPS=${BENCH_REPS:-3} SECS=${BENCH_SECONDS:-4} CONNS=${BENCH_CONNS:-10}
@@ -104,6 +117,8 @@ ratio() { # label baseline_label: msg/s of the one as a percentage of the other
 	awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%52s %9.0f%% of bare msg/s\n", "", 100 * a / b }'
 }
 echo "ingest: $CONNS connections, 1 KB events, ${SECS}s x $REPS reps (medians; bare and plugin take turns)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+trap 'rc=$?; echo "load average at the end: $(cut -d" " -f1-3 /proc/loadavg)"; (exit $rc); stack_exit' EXIT
 for qos in 0 1; do
 	pair "bare mosquitto, QoS $qos (max rate)" "$bare_port $qos" \
 		"mosquitto + tributary, QoS $qos (max rate)" "$MQTT_PORT $qos"

@@ -15,14 +15,18 @@
  *     (rd_kafka_purge) what librdkafka still queues behind the failed event,
  *     which would otherwise reach Kafka before it;
  *   - while a cluster retries, the main thread journals new events for it
- *     but does not produce them (journal__produce_begin);
+ *     as always, but its producer thread does not produce them
+ *     (journal__held);
  *   - a retry round waits for the backoff and for the producer to hold
  *     nothing (every delivery report served), then produces, oldest first,
  *     every event of the cluster that the journal still holds;
  *   - hand-back without stopping the main thread: from the "handoff" mark on,
- *     the main thread also copies each held event into a small in-memory
- *     tail; the round produces the journal's entries below the mark, then,
- *     under retry_lock, the tail, and ends the retrying.
+ *     the producer thread also copies each held event into a small
+ *     in-memory tail; the round produces the journal's entries below the
+ *     mark, then, under retry_lock, the tail, and ends the retrying. An
+ *     entry below the mark that the producer thread meets only after that
+ *     (it waited in the cluster's ring) was produced by the round: it is
+ *     skipped (retry_covered).
  * A failure during a round (retry_again) starts another round. The journal
  * is read on the retry thread only, never on Mosquitto's main thread.
  *
@@ -37,7 +41,6 @@
 #include "tributary.h"
 #include "tributary/journal.h"
 
-#define JOURNAL_CLUSTER_HEADER "x-tributary-cluster"
 #define JOURNAL_RETRY_BACKOFF_MS 100
 #define JOURNAL_RETRY_BACKOFF_MAX_MS 30000
 
@@ -172,81 +175,35 @@ int journal__open(struct tributary *tb)
 	return MOSQ_ERR_SUCCESS;
 }
 
-int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
-                    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-                    size_t valuelen, uint64_t *seq, void **blobp, size_t *blob_len)
+void journal__produce_begin(struct tbp_cluster *c)
 {
-	size_t count = rd_kafka_header_cnt(kh);
-	tjournal_header *hdrs = calloc(count + 1, sizeof(*hdrs));
-	size_t n = 0;
-	if (!hdrs)
-		return TJOURNAL_ENOMEM;
-	for (; n < count; n++) {
-		const char *name;
-		const void *v;
-		size_t vlen;
-		if (rd_kafka_header_get_all(kh, n, &name, &v, &vlen))
-			break;
-		hdrs[n].name = name;
-		hdrs[n].name_len = strlen(name);
-		hdrs[n].value = v;
-		hdrs[n].value_len = vlen;
-	}
-	hdrs[n].name = JOURNAL_CLUSTER_HEADER;
-	hdrs[n].name_len = strlen(JOURNAL_CLUSTER_HEADER);
-	hdrs[n].value = cluster->name;
-	hdrs[n].value_len = strlen(cluster->name);
-	n++;
-	tjournal_record r = {.topic = topic,
-	                     .topic_len = strlen(topic),
-	                     .key = key,
-	                     .key_len = keylen,
-	                     .headers = hdrs,
-	                     .header_count = n,
-	                     .value = value,
-	                     .value_len = valuelen};
-	int rc = TJOURNAL_EINVAL;
-	size_t size = tjournal_record_size(&r);
-	void *blob = size ? malloc(size) : NULL;
-	if (size && !blob)
-		rc = TJOURNAL_ENOMEM;
-	else if (blob && tjournal_record_encode(&r, blob, size) == size)
-		rc = tjournal_append(tb->journal, blob, size, seq);
-	free(hdrs);
-	if (rc == TJOURNAL_OK) {
-		*blobp = blob;
-		*blob_len = size;
-	} else {
-		free(blob);
-	}
-	return rc;
+	pthread_mutex_lock(&c->retry_lock);
 }
 
-bool journal__produce_begin(struct tbp_cluster *c, uint64_t seq, void *blob, size_t len)
+bool journal__held(struct tbp_cluster *c, uint64_t seq, const void *blob, size_t len)
 {
 	struct tbp_journal_retry *r = c->tb->retry;
-	pthread_mutex_lock(&c->retry_lock);
-	if (!atomic_load(&c->retrying)) {
-		free(blob);
-		return false;
-	}
+	if (!atomic_load(&c->retrying))
+		return seq < c->retry_covered;
 	/* r->handoff is only written under this cluster's retry_lock. */
-	if (r->handoff == c && seq >= r->mark && !r->tail_failed) {
-		if (r->ntail == r->captail) {
-			size_t ncap = r->captail ? r->captail * 2 : 64;
-			struct journal_held *t = realloc(r->tail, ncap * sizeof(*t));
-			if (!t) {
-				r->tail_failed = true;
-				free(blob);
-				return true;
-			}
+	if (r->handoff != c || seq < r->mark || r->tail_failed)
+		return true;
+	void *copy = malloc(len);
+	if (copy && r->ntail == r->captail) {
+		size_t ncap = r->captail ? r->captail * 2 : 64;
+		struct journal_held *t = realloc(r->tail, ncap * sizeof(*t));
+		if (t) {
 			r->tail = t;
 			r->captail = ncap;
 		}
-		r->tail[r->ntail++] = (struct journal_held){seq, blob, len};
+	}
+	if (!copy || r->ntail == r->captail) {
+		r->tail_failed = true;
+		free(copy);
 		return true;
 	}
-	free(blob);
+	memcpy(copy, blob, len);
+	r->tail[r->ntail++] = (struct journal_held){seq, copy, len};
 	return true;
 }
 
@@ -266,7 +223,8 @@ static struct tbp_cluster *journal__entry_cluster(struct tributary *tb, const tj
 {
 	for (size_t i = 0; i < r->header_count; i++) {
 		const tjournal_header *h = &r->headers[i];
-		if (!strcmp(h->name, JOURNAL_CLUSTER_HEADER)) {
+		if (h->value && h->name_len == strlen(TBP_JOURNAL_CLUSTER_HEADER) &&
+		    !memcmp(h->name, TBP_JOURNAL_CLUSTER_HEADER, h->name_len)) {
 			char name[128];
 			snprintf(name, sizeof(name), "%.*s", (int)h->value_len,
 			         (const char *)h->value);
@@ -287,16 +245,26 @@ static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t s
                                                 const struct tbp_cluster *only, char *err,
                                                 size_t errlen)
 {
-	tjournal_record *r = NULL;
+	tjournal_header stack[64], *hdrs = stack;
+	tjournal_record r;
 	enum journal_sent sent = JOURNAL_SKIPPED;
 
-	if (tjournal_record_decode(data, len, &r) != TJOURNAL_OK) {
+	int n = tjournal_record_view(data, len, &r, hdrs, 64);
+	if (n > 64 && (hdrs = malloc((size_t)n * sizeof(*hdrs))) != NULL)
+		n = tjournal_record_view(data, len, &r, hdrs, (size_t)n);
+	if (!hdrs) {
+		snprintf(err, errlen, "journal: entry %llu: out of memory",
+		         (unsigned long long)seq);
+		return JOURNAL_REFUSED;
+	}
+	if (n < 0) {
 		/* Undecodable: keep it for the operator (tributary-journal-tool dump). */
 		snprintf(err, errlen, "journal: entry %llu cannot be decoded; left in the journal",
 		         (unsigned long long)seq);
-		return JOURNAL_UNUSABLE;
+		sent = JOURNAL_UNUSABLE;
+		goto out;
 	}
-	struct tbp_cluster *cluster = journal__entry_cluster(tb, r);
+	struct tbp_cluster *cluster = journal__entry_cluster(tb, &r);
 	if (!cluster) {
 		snprintf(err, errlen,
 		         "journal: entry %llu names a cluster that is no longer configured; left "
@@ -307,29 +275,16 @@ static enum journal_sent journal__produce_entry(struct tributary *tb, uint64_t s
 	}
 	if (only && cluster != only)
 		goto out;
-	rd_kafka_headers_t *kh = rd_kafka_headers_new(r->header_count);
-	for (size_t i = 0; i < r->header_count; i++) {
-		const tjournal_header *h = &r->headers[i];
-		if (strcmp(h->name, JOURNAL_CLUSTER_HEADER) &&
-		    rd_kafka_header_add(kh, h->name, (ssize_t)h->name_len, h->value,
-		                        h->value ? (ssize_t)h->value_len : 0)) {
-			rd_kafka_headers_destroy(kh);
-			snprintf(err, errlen, "journal: entry %llu: cannot copy its headers",
-			         (unsigned long long)seq);
-			sent = JOURNAL_REFUSED;
-			goto out;
-		}
-	}
 	char perr[384];
-	if (produce__send(cluster, r->topic, r->key, r->key_len, r->value, r->value_len, kh, seq,
-	                  perr, sizeof(perr))) {
+	if (produce__record(cluster, &r, seq, perr, sizeof(perr))) {
 		snprintf(err, errlen, "journal: entry %llu: %s", (unsigned long long)seq, perr);
 		sent = JOURNAL_REFUSED;
 	} else {
 		sent = JOURNAL_SENT;
 	}
 out:
-	free(r);
+	if (hdrs != stack)
+		free(hdrs);
 	return sent;
 }
 
@@ -530,6 +485,8 @@ static bool journal__retry_cluster(struct tributary *tb, struct tbp_cluster *c)
 			}
 		}
 		if (done) {
+			/* What the producer thread meets below the mark now was produced. */
+			c->retry_covered = r->mark;
 			atomic_store(&c->purge_armed, true);
 			atomic_store(&c->retrying, false);
 		}

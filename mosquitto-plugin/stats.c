@@ -64,7 +64,8 @@ void stats__publish(struct tributary *tb)
 	stats__put("$SYS/tributary/mirror_failures", atomic_load(&s->mirror_failed));
 	unsigned long long depth = 0;
 	for (size_t i = 0; i < tb->nclusters; i++)
-		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk);
+		depth += (unsigned long long)rd_kafka_outq_len(tb->clusters[i].rk) +
+		         ring__depth(&tb->clusters[i].ring);
 	stats__put("$SYS/tributary/queue_depth", depth);
 	stats__put("$SYS/tributary/replayed", atomic_load(&s->replayed));
 	stats__put("$SYS/tributary/retried", atomic_load(&s->retried));
@@ -79,6 +80,7 @@ int stats__on_tick(int event, void *event_data, void *userdata)
 	struct tributary *tb = userdata;
 	(void)event;
 	(void)event_data;
+	produce__tick(tb);
 	cluster__log_failures(tb);
 	if (tb->sys_interval_s > 0) {
 		time_t now = time(NULL);

@@ -9,7 +9,9 @@
  *   cluster.c  Kafka producers: one per named cluster, delivery reports
  *   ingest.c   MOSQ_EVT_MESSAGE: route, parse, target, validate, produce, mirror
  *   ingest_route.c  which route, and where in Kafka (no broker calls)
- *   produce.c  CloudEvents -> Kafka record (binary or structured mode)
+ *   produce.c  CloudEvents -> Kafka record (binary or structured mode), and
+ *              each cluster's producer thread that hands them to librdkafka
+ *   ring.c     the lock-free ring from the main thread to a producer thread
  *   reject.c   error events on clients/{client_id}/errors
  *   stats.c    counters, published under $SYS/tributary/
  *   journal_glue.c  the durable journal in front of Kafka (shared/journal)
@@ -21,8 +23,11 @@
  * the plugin tbp_ (outbound's ob_), while tb_ and tjs_ belong to shared/.
  *
  * Threads: every Mosquitto callback and broker function runs on the main
- * thread. Each cluster has one poll thread that serves librdkafka's delivery
- * reports; it only touches atomics and the mutex-protected failure log.
+ * thread. The main thread journals an accepted event and pushes it into its
+ * cluster's ring; each cluster's producer thread drains the ring into
+ * librdkafka (rd_kafka_producev), and its poll thread serves librdkafka's
+ * delivery reports. Neither calls Mosquitto: they touch the ring, atomics,
+ * the journal (thread-safe) and the mutex-protected failure log.
  */
 #ifndef TRIBUTARY_PLUGIN_H
 #define TRIBUTARY_PLUGIN_H
@@ -85,6 +90,50 @@ struct tbp_stats {
 
 struct tributary;
 
+/* ring.c: a lock-free single-producer (the main thread), single-consumer
+ * (the cluster's producer thread) ring of encoded records. */
+struct tbp_ring_slot {
+	uint64_t seq;   /* the journal entry, or 0 */
+	unsigned flags; /* TBP_SLOT_* */
+	size_t len, cap;
+	uint8_t *buf; /* a journal record (tjournal_record_encode) of len bytes */
+};
+#define TBP_SLOT_MIRROR 1u /* a mirror copy: its failures count as mirror_failed */
+struct tbp_ring {
+	_Alignas(64) atomic_size_t head; /* consumer's: next slot to read */
+	size_t tail_cache;               /* consumer's view of tail */
+	_Alignas(64) atomic_size_t tail; /* producer's: next slot to write */
+	size_t head_cache;               /* producer's view of head */
+	_Alignas(64) atomic_int waiting; /* futex: the consumer sleeps */
+	size_t mask;
+	struct tbp_ring_slot *slots;
+};
+enum { RING_OK = 0, RING_FULL = -1, RING_NOMEM = -2 };
+int ring__init(struct tbp_ring *r, size_t capacity); /* rounded up to a power of 2 */
+void ring__free(struct tbp_ring *r);
+size_t ring__capacity(const struct tbp_ring *r);
+/* Producer: the next free slot, its buffer at least len bytes (kept from
+ * its last use when big enough); ring__commit publishes it; ring__kick
+ * wakes the consumer if it sleeps (true when it did), after one or more
+ * commits. ring__wake wakes it in any case. ring__depth: the slots not yet
+ * consumed (any thread). */
+int ring__reserve(struct tbp_ring *r, size_t len, struct tbp_ring_slot **out);
+void ring__commit(struct tbp_ring *r);
+bool ring__kick(struct tbp_ring *r);
+void ring__wake(struct tbp_ring *r);
+size_t ring__depth(struct tbp_ring *r);
+/* Consumer: how many slots are published; slot i of them (0: the oldest);
+ * ring__release frees the n oldest. ring__wait sleeps until a slot is
+ * published, ring__wake, or timeout_ms, unless *stop (may be NULL) is set
+ * (set it before ring__wake): false on timeout. */
+size_t ring__available(struct tbp_ring *r);
+struct tbp_ring_slot *ring__slot(struct tbp_ring *r, size_t i);
+void ring__release(struct tbp_ring *r, size_t n);
+bool ring__wait(struct tbp_ring *r, atomic_bool *stop, int timeout_ms);
+
+/* Why a cluster's producer thread makes the main thread refuse new events. */
+enum tbp_refusing { TBP_REFUSING_NONE, TBP_REFUSING_QUEUE_FULL, TBP_REFUSING_FATAL };
+
 struct tbp_cluster {
 	char *name;
 	rd_kafka_conf_t *conf; /* configured, until cluster__start makes rk */
@@ -93,11 +142,20 @@ struct tbp_cluster {
 	pthread_t poller;
 	bool poller_started;
 	atomic_bool stop;
+	/* produce.c: the ring from the main thread, its producer thread */
+	struct tbp_ring ring;
+	pthread_t producer;
+	bool producer_started;
+	atomic_bool producer_stop;         /* drain the ring, then end */
+	atomic_llong producer_deadline_ms; /* CLOCK_MONOTONIC: stop waiting for room */
+	atomic_int refusing;               /* enum tbp_refusing */
+	unsigned unkicked;                 /* main thread: events committed since the last kick */
+	size_t max_message_bytes;          /* message.max.bytes */
 	/* journal_glue.c: failed deliveries produced again while running. While
 	 * `retrying`, new events stay in the journal and the retry thread
 	 * produces them in order. Set by any thread that sees a failure; read
-	 * by the main thread and cleared by the retry thread under retry_lock,
-	 * which the main thread holds around its produce. */
+	 * by the producer thread and cleared by the retry thread under
+	 * retry_lock, which the producer thread holds around each batch. */
 	pthread_mutex_t retry_lock;
 	bool retry_lock_init;
 	atomic_bool retrying;
@@ -105,6 +163,7 @@ struct tbp_cluster {
 	atomic_bool retry_again;      /* a delivery failed since the retry round began */
 	atomic_uint retry_round;      /* rounds since the last confirmed delivery: backoff */
 	atomic_bool retry_fatal_told; /* the producer's fatal error was logged */
+	uint64_t retry_covered;       /* under retry_lock: entries below it were retried */
 };
 
 /* A route's value_format: CloudEvents binary or structured mode, or
@@ -192,6 +251,7 @@ struct tributary {
 
 	int sys_interval_s;
 	time_t next_sys;
+	bool ticking; /* MOSQ_EVT_TICK fires: produce.c wakes producers on it */
 	int flush_timeout_ms;
 
 	struct tbp_stats stats;
@@ -321,27 +381,40 @@ struct tbp_confluent_value {
 	const void *payload;
 	size_t len;
 };
-/* Journals (when `journal` and a journal is configured) and produces; on
- * failure *why says which refusal it is. `cv`: TBP_MODE_CONFLUENT's. */
+/* Main thread: journals (when `journal` and a journal is configured) and
+ * hands the record to the cluster's producer thread; on refusal *why says
+ * which it is. `journal` false: a mirror copy. `cv`: TBP_MODE_CONFLUENT's. */
 int produce__event(struct tributary *tb, struct tbp_cluster *cluster, const char *kafka_topic,
                    const char *key, size_t keylen, enum tbp_kafka_mode mode,
                    const struct tbp_confluent_value *cv, const tb_event *ev,
                    const struct tbp_origin *origin, bool journal, enum tbp_reject_reason *why,
                    char *err, size_t errlen);
+/* cluster.c: the cluster's ring and producer thread; produce__stop hands
+ * what the ring holds to librdkafka first, waiting at most timeout_ms for
+ * room in its queue. */
+int produce__start(struct tbp_cluster *c);
+void produce__stop(struct tbp_cluster *c, int timeout_ms);
+/* Main thread, on every tick (each turn of Mosquitto's main loop): wakes
+ * the producer threads for the events the turn accepted. */
+void produce__tick(struct tributary *tb);
 /* Set on the thread inside produce__send: librdkafka reports a refused
  * produce() to the on_acknowledgement interceptor too (cluster.c). */
 extern _Thread_local bool produce__sending;
-/* Produces a ready record; consumes `hdrs`; `seq` is its journal entry or 0. */
-int produce__send(struct tbp_cluster *cluster, const char *topic, const void *key, size_t keylen,
-                  const void *value, size_t valuelen, rd_kafka_headers_t *hdrs, uint64_t seq,
-                  char *err, size_t errlen);
+/* Any thread: produces a ready record; consumes `hdrs`; `seq` is its journal
+ * entry or 0. librdkafka's refusal (err says it), or 0. */
+rd_kafka_resp_err_t produce__send(struct tbp_cluster *cluster, const char *topic, const void *key,
+                                  size_t keylen, const void *value, size_t valuelen,
+                                  rd_kafka_headers_t *hdrs, uint64_t seq, char *err, size_t errlen);
+/* Any thread: produce__send of a journal record (its cluster header left out). */
+struct tjournal_record;
+rd_kafka_resp_err_t produce__record(struct tbp_cluster *cluster, const struct tjournal_record *r,
+                                    uint64_t seq, char *err, size_t errlen);
 
 /* journal_glue.c */
 int journal__config(struct tributary *tb, const json_t *j, const char *base_dir);
 int journal__open(struct tributary *tb); /* NULL journal without a "journal" section */
-int journal__append(struct tributary *tb, const struct tbp_cluster *cluster, const char *topic,
-                    const void *key, size_t keylen, rd_kafka_headers_t *kh, const void *value,
-                    size_t valuelen, uint64_t *seq, void **blob, size_t *blob_len);
+/* The header of a journal record that names its cluster; never produced. */
+#define TBP_JOURNAL_CLUSTER_HEADER "x-tributary-cluster"
 void journal__release(struct tributary *tb, uint64_t seq); /* any thread */
 /* Before any traffic: produces what a previous run left unconfirmed, then
  * starts the thread that produces failed deliveries again. */
@@ -353,11 +426,14 @@ int journal__replay(struct tributary *tb);
  * thread. */
 void journal__failing(struct tbp_cluster *c, bool purge);
 void journal__delivery_failed(struct tbp_cluster *c, bool purge);
-/* Main thread, after journal__append: locks the cluster's retry_lock and
- * returns true when the cluster is retrying, so that the retry thread
- * produces the event (the caller must not). Takes `blob` (free()d or kept).
- * journal__produce_end unlocks, after the caller produced the event. */
-bool journal__produce_begin(struct tbp_cluster *c, uint64_t seq, void *blob, size_t len);
+/* The producer thread, around each batch of a journaled cluster:
+ * journal__produce_begin locks the cluster's retry_lock, journal__produce_end
+ * unlocks. In between, journal__held says whether the journaled event `seq`
+ * (its record `blob`) must not be produced by the caller: the cluster is
+ * retrying (the retry thread produces it, from the journal or from a copy
+ * of `blob`), or a retry round produced it already. */
+void journal__produce_begin(struct tbp_cluster *c);
+bool journal__held(struct tbp_cluster *c, uint64_t seq, const void *blob, size_t len);
 void journal__produce_end(struct tbp_cluster *c);
 void journal__stop_retry(struct tributary *tb); /* before the producers stop */
 void journal__note_refusal(struct tributary *tb, int code);

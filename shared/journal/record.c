@@ -202,3 +202,38 @@ int tjournal_record_decode(const void *blob, size_t len, tjournal_record **out)
 	*out = r;
 	return 0;
 }
+
+int tjournal_record_view(const void *blob, size_t len, tjournal_record *r, tjournal_header *hdrs,
+                         size_t max)
+{
+	cursor c = {blob, len};
+	const uint8_t *b, *topic, *key, *value;
+	size_t topic_len, key_len, value_len;
+	uint32_t count;
+
+	if (!blob || !r || !take(&c, 1, &b) || *b != REC_VERSION)
+		return TJOURNAL_CORRUPT;
+	if (!take_name(&c, &topic, &topic_len) || topic_len == 0)
+		return TJOURNAL_CORRUPT;
+	if (!take_nullable(&c, &key, &key_len) || !take_u32(&c, &count) || count > c.left / 6)
+		return TJOURNAL_CORRUPT;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *name, *val;
+		size_t name_len, val_len;
+		if (!take_name(&c, &name, &name_len) || !take_nullable(&c, &val, &val_len))
+			return TJOURNAL_CORRUPT;
+		if (i < max)
+			hdrs[i] = (tjournal_header){(const char *)name, name_len, val, val_len};
+	}
+	if (!take_nullable(&c, &value, &value_len) || c.left != 0)
+		return TJOURNAL_CORRUPT;
+	*r = (tjournal_record){.topic = (const char *)topic,
+	                       .topic_len = topic_len,
+	                       .key = key,
+	                       .key_len = key_len,
+	                       .headers = count ? hdrs : NULL,
+	                       .header_count = count,
+	                       .value = value,
+	                       .value_len = value_len};
+	return (int)count;
+}

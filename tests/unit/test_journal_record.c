@@ -246,6 +246,37 @@ static void test_decode_mutations(void **state)
 	free(blob);
 }
 
+/* The copy-free view: the same fields as decode, pointing into the blob;
+ * room for fewer headers than the record has gives the count to call
+ * again with; every truncation is refused like decode's. */
+static void test_view(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *blob = encode(&sample, &len);
+	tjournal_record r;
+	tjournal_header h[4];
+	assert_int_equal(tjournal_record_view(blob, len, &r, h, 2), 4);
+	assert_bytes(h[1].name, h[1].name_len, "ce_null", 7);
+	assert_int_equal(tjournal_record_view(blob, len, &r, h, 4), 4);
+	assert_true((const uint8_t *)r.topic > blob && (const uint8_t *)r.topic < blob + len);
+	assert_bytes(r.topic, r.topic_len, "orders.v1", 9);
+	assert_bytes(r.key, r.key_len, "customer-42", 11);
+	assert_bytes(r.value, r.value_len, sample.value, sample.value_len);
+	assert_int_equal(r.header_count, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_bytes(h[i].name, h[i].name_len, sample_headers[i].name,
+		             sample_headers[i].name_len);
+		assert_int_equal(h[i].value == NULL, sample_headers[i].value == NULL);
+		if (h[i].value)
+			assert_bytes(h[i].value, h[i].value_len, sample_headers[i].value,
+			             sample_headers[i].value_len);
+	}
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_equal(tjournal_record_view(blob, cut, &r, h, 4), TJOURNAL_CORRUPT);
+	free(blob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +286,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_rejects_every_truncation),
 	    cmocka_unit_test(test_decode_rejects_malformed),
 	    cmocka_unit_test(test_decode_mutations),
+	    cmocka_unit_test(test_view),
 	};
 	return cmocka_run_group_tests_name("journal_record", tests, NULL, NULL);
 }

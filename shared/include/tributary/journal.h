@@ -256,4 +256,11 @@ size_t tjournal_record_encode(const tjournal_record *r, void *buf, size_t buflen
  * Returns 0, TJOURNAL_CORRUPT for a malformed blob, TJOURNAL_ENOMEM. */
 int tjournal_record_decode(const void *blob, size_t len, tjournal_record **out);
 
+/* Decodes without copying: *r's fields point into the blob (nothing is
+ * NUL-terminated) and its headers into `hdrs`, of which there are `max`.
+ * Returns the record's header count (only the first `max` are filled when
+ * it has more: call again with room for all), or TJOURNAL_CORRUPT. */
+int tjournal_record_view(const void *blob, size_t len, tjournal_record *r, tjournal_header *hdrs,
+                         size_t max);
+
 #endif
