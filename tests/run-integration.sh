@@ -2,7 +2,8 @@
 # Runs tests/integration/*.sh one after another, each against real processes
 # (dev Kafka, Mosquitto with the plugin, nginx with the module) that the test
 # starts through tests/lib/stack.sh. Exit status of a test: 0 pass, 77 skip,
-# anything else fail. TESTS=glob narrows the set (e.g. TESTS='ingest*').
+# anything else fail. TESTS='glob ...' narrows the set (e.g. TESTS='ingest*',
+# TESTS='ingest* registry-*': globs separated by spaces).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build}
@@ -31,8 +32,13 @@ if [[ "${KAFKA:-real}" != mock ]] && command -v java >/dev/null; then
 fi
 passed=0 failed=0 skipped=0 failures=()
 mkdir -p "$BUILD/test-logs"
-for t in tests/integration/$pattern.sh; do
-	[[ -f "$t" ]] || continue
+tests=()
+for p in $pattern; do
+	for t in tests/integration/$p.sh; do
+		[[ -f "$t" ]] && tests+=("$t")
+	done
+done
+for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	log="$BUILD/test-logs/$name.log"
 	start=$(date +%s)
