@@ -354,7 +354,14 @@ ngx_http_tributary_mqtt_handler(ngx_http_request_t *r)
     }
 
     ctx->client_in = ngx_create_temp_buf(r->pool, mlcf->buffer_size);
-    ctx->to_broker = ngx_create_temp_buf(r->pool, mlcf->buffer_size);
+    /* the websockets relay without tributary_jwt forwards client_in itself */
+    if (ctx->websockets && !ctx->connect_pending) {
+        ctx->to_broker = ngx_calloc_buf(r->pool);
+
+    } else {
+        ctx->to_broker = ngx_create_temp_buf(r->pool, mlcf->buffer_size);
+    }
+
     /* frames are built in place: room for a header before the payload */
     ctx->to_client = ngx_create_temp_buf(r->pool, mlcf->buffer_size
                                          + TB_WS_MAX_SERVER_HEADER);
@@ -365,8 +372,11 @@ ngx_http_tributary_mqtt_handler(ngx_http_request_t *r)
     }
 
     if (ctx->websockets) {
-        ctx->framed = ngx_create_temp_buf(r->pool, mlcf->buffer_size
-                                                   + TB_WS_MAX_HEADER);
+        /* the handshake request; then our frames, if any (tributary_jwt) */
+        ctx->framed = ngx_create_temp_buf(r->pool, ctx->connect_pending
+                                          ? mlcf->buffer_size + TB_WS_MAX_HEADER
+                                          : mlcf->uri.len + mlcf->host.len
+                                            + 256);
         if (ctx->framed == NULL
             || ngx_http_tributary_mqtt_ws_request(ctx, &protocol) != NGX_OK)
         {
@@ -1700,7 +1710,7 @@ ngx_http_tributary_mqtt_ws_request(ngx_http_tributary_mqtt_ctx_t *ctx,
     b = ctx->framed;
 
     /* the merge made sure that it fits */
-    b->last = ngx_sprintf(b->last, "GET %V HTTP/1.1\r\n"
+    b->last = ngx_slprintf(b->last, b->end, "GET %V HTTP/1.1\r\n"
                           "Host: %V\r\n"
                           "Upgrade: websocket\r\n"
                           "Connection: Upgrade\r\n"

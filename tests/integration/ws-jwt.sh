@@ -5,7 +5,8 @@
 # with the Tributary plugin (auth on, no anonymous clients) accepts it; a
 # CONNECT with credentials of its own gets CONNACK "bad user name or
 # password" and never reaches the broker; expired or missing tokens get 401
-# at the handshake.
+# at the handshake. The demo page works signed in (tests/node/ws-jwt-browser.mjs)
+# without ever seeing the token.
 source "$(dirname "$0")/../lib/stack.sh"
 stack_init
 source "$ROOT/tests/lib/ws.sh"
@@ -33,7 +34,10 @@ cat >"$T/tributary.json.in" <<'EOF'
     "keys": "@JWKS@",
     "issuer": "https://id.tributary.test/",
     "audience": "tributary",
-    "acl": { "publish": ["users/{sub}/notifications"], "subscribe": ["users/{sub}/#"] }
+    "acl": {
+      "publish": ["events/#", "users/{sub}/notifications"],
+      "subscribe": ["users/{sub}/#", "clients/{client_id}/errors", "clients/{client_id}/replies"]
+    }
   },
   "stats": { "sys_interval": 0 }
 }
@@ -57,20 +61,29 @@ start_kafka --topic events.order:1
 MOSQUITTO_CONF_TEMPLATE="$T/mosquitto.conf.in" start_mosquitto "$T/tributary.json.in"
 wait_port 127.0.0.1 "$MQTT_WS_PORT" 15 || fail "no websockets listener"
 
+# the dev configuration with tributary_jwt on its /mqtt, and /whoami for
+# the demo page
 ws_nginx_template "$T/nginx-ws.conf.in" '
-        location = /mqtt-jwt {
+        tributary_jwt_keys @JWKS@;
+        tributary_jwt_issuer https://id.tributary.test/;
+        tributary_jwt_audience tributary;
+        tributary_jwt_token $cookie_access_token $http_authorization;
+        location = /whoami {
             tributary_jwt on;
-            tributary_jwt_keys @JWKS@;
-            tributary_jwt_issuer https://id.tributary.test/;
-            tributary_jwt_audience tributary;
-            tributary_jwt_token $cookie_access_token $http_authorization;
-            tributary_mqtt_pass 127.0.0.1:@MQTT_WS_PORT@;
+            default_type text/plain;
+            return 200 $tributary_jwt_sub;
         }'
+sed -i 's|^\( *\)location = /mqtt {|&\n\1    tributary_jwt on;|' "$T/nginx-ws.conf.in"
+grep -A1 'location = /mqtt {' "$T/nginx-ws.conf.in" | grep -q 'tributary_jwt on' || fail "could not turn tributary_jwt on in /mqtt"
 for mode in $(ws_relay_modes); do
 	ws_mode_template "$T/nginx-ws.conf.in" "$T/nginx.conf.in" "$mode"
 	start_nginx "$T/nginx.conf.in"
 	(cd "$ROOT" && WS_RELAY_MODE=$mode node --test --test-concurrency=1 tests/node/ws-jwt.mjs) ||
 		fail "ws-jwt tests failed ($mode relay)"
+	# the demo page, signed in with an HttpOnly cookie (default mode only)
+	if [[ $mode == websockets ]] && command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null; then
+		(cd "$ROOT" && node --test tests/node/ws-jwt-browser.mjs) || fail "the demo page did not work signed in"
+	fi
 	ws_stop_nginx
 done
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
 
-const URL = `ws://127.0.0.1:${process.env.HTTP_PORT}/mqtt-jwt`;
+const URL = `ws://127.0.0.1:${process.env.HTTP_PORT}/mqtt`;
 const { ALICE_TOKEN, BOB_TOKEN, EXPIRED_TOKEN } = process.env;
 
 const connect = (headers, opts = {}) => mqtt.connectAsync(URL, {
@@ -69,7 +69,7 @@ test('a CONNECT split over several frames still gets the token', async () => {
   // mqtt.js writes a CONNECT in one message; browsers' other libraries
   // need not: raw frames (tests/node/ws-lib.mjs)
   const { open, frame, OP, connectPacket } = await import('./ws-lib.mjs');
-  const conn = await open({ path: '/mqtt-jwt', extraHeaders: { Cookie: `access_token=${ALICE_TOKEN}` } });
+  const conn = await open({ extraHeaders: { Cookie: `access_token=${ALICE_TOKEN}` } });
   const c = connectPacket(`split-${randomUUID().slice(0, 8)}`);
   conn.send(frame(OP.BINARY, c.subarray(0, 3), { fin: false }));
   conn.send(frame(OP.CONT, c.subarray(3), { fin: true }));
@@ -82,7 +82,7 @@ test('a CONNECT split over several frames still gets the token', async () => {
 test('an expired token, or none, is refused at the handshake (401)', async () => {
   const { request } = await import('./ws-lib.mjs');
   for (const extraHeaders of [{ Cookie: `access_token=${EXPIRED_TOKEN}` }, { Authorization: `Bearer ${EXPIRED_TOKEN}` }, {}]) {
-    const r = await request({ path: '/mqtt-jwt', extraHeaders });
+    const r = await request({ extraHeaders });
     r.conn.destroy();
     assert.equal(r.status, 401, JSON.stringify(extraHeaders));
     assert.match(r.headers['www-authenticate'], /^Bearer/);
