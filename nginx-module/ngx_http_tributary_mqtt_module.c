@@ -149,8 +149,6 @@ static ngx_buf_t *ngx_http_tributary_mqtt_broker_out(
     ngx_http_tributary_mqtt_ctx_t *ctx, size_t *len);
 static ngx_int_t ngx_http_tributary_mqtt_read_broker_ws(
     ngx_http_tributary_mqtt_ctx_t *ctx);
-static ngx_int_t ngx_http_tributary_mqtt_write_client_ws(
-    ngx_http_tributary_mqtt_ctx_t *ctx);
 static ngx_int_t ngx_http_tributary_mqtt_write_broker(
     ngx_http_tributary_mqtt_ctx_t *ctx);
 static ngx_int_t ngx_http_tributary_mqtt_read_broker(
@@ -655,14 +653,10 @@ ngx_http_tributary_mqtt_process(ngx_http_tributary_mqtt_ctx_t *ctx)
 
         progress |= ngx_http_tributary_mqtt_write_broker(ctx);
 
-        if (ctx->websockets) {
-            progress |= ngx_http_tributary_mqtt_read_broker_ws(ctx);
-            progress |= ngx_http_tributary_mqtt_write_client_ws(ctx);
-
-        } else {
-            progress |= ngx_http_tributary_mqtt_read_broker(ctx);
-            progress |= ngx_http_tributary_mqtt_write_client(ctx);
-        }
+        progress |= ctx->websockets
+                    ? ngx_http_tributary_mqtt_read_broker_ws(ctx)
+                    : ngx_http_tributary_mqtt_read_broker(ctx);
+        progress |= ngx_http_tributary_mqtt_write_client(ctx);
 
         /* the client is done and what it sent has reached the broker */
         if (ctx->upstream && ctx->client_done
@@ -1565,14 +1559,24 @@ ngx_http_tributary_mqtt_read_broker(ngx_http_tributary_mqtt_ctx_t *ctx)
 }
 
 
+/*
+ * Data frames, then a pong, then the close frame, which is the last one.
+ * With websockets the broker's frames go out as they are and a frame of our
+ * own waits for a boundary between two of them (cut); to_client of the TCP
+ * relay holds one whole frame. A close when the broker's last frame will not
+ * end (the broker is gone or no longer read) cannot be a frame: the
+ * connection just closes.
+ */
 static ngx_int_t
 ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
 {
-    size_t              sent;
-    ngx_int_t           rc, progress;
-    ngx_buf_t          *b;
-    ngx_connection_t   *c;
-    ngx_http_request_t *r;
+    size_t               sent;
+    u_char              *limit;
+    ngx_int_t            rc, progress;
+    ngx_uint_t           control, at_cut;
+    ngx_buf_t           *b;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
 
     r = ctx->request;
     c = r->connection;
@@ -1582,6 +1586,7 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
     if (ctx->client_gone) {
         /* nobody to send to: drop what is queued */
         b->pos = b->last = b->start;
+        ctx->cut = NULL;
         ctx->pong_len = 0;
         return 0;
     }
@@ -1600,8 +1605,26 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
             continue;
         }
 
-        if (b->pos < b->last) {
-            rc = ngx_http_tributary_mqtt_send(c, b->pos, b->last - b->pos,
+        control = ctx->pong_len
+                  || (ctx->close_sent < ctx->close_len && ctx->broker_done);
+
+        /* with websockets, to_client holds the broker's 101 until it is in */
+        limit = (ctx->websockets && !ctx->handshaken) ? b->pos : b->last;
+
+        /* up to the next boundary, or on towards one */
+        if (ctx->websockets && control && ctx->pong_sent == 0
+            && ctx->close_sent == 0)
+        {
+            if (ctx->cut && ctx->cut > b->pos) {
+                limit = ctx->cut;
+
+            } else if (ctx->cut == b->pos) {
+                limit = b->pos;
+            }
+        }
+
+        if (ctx->pong_sent == 0 && ctx->close_sent == 0 && b->pos < limit) {
+            rc = ngx_http_tributary_mqtt_send(c, b->pos, limit - b->pos,
                                               &sent);
             if (rc == NGX_ERROR) {
                 goto failed;
@@ -1617,11 +1640,17 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
             if (b->pos == b->last) {
                 b->pos = b->start;
                 b->last = b->start;
+                ctx->cut = (ctx->bframe_left == 0 && ctx->bhdr_len == 0)
+                           ? b->start : NULL;
             }
             continue;
         }
 
-        if (ctx->pong_len && (ctx->close_len == 0 || ctx->pong_sent)) {
+        at_cut = ctx->websockets ? (ctx->cut == b->pos) : (b->pos == b->last);
+
+        if (ctx->pong_len
+            && (ctx->pong_sent || (at_cut && ctx->close_len == 0)))
+        {
             rc = ngx_http_tributary_mqtt_send_rest(c, ctx->pong, ctx->pong_len,
                                                    &ctx->pong_sent);
             if (rc == NGX_ERROR) {
@@ -1640,9 +1669,25 @@ ngx_http_tributary_mqtt_write_client(ngx_http_tributary_mqtt_ctx_t *ctx)
             continue;
         }
 
-        /* the close frame is the last one: after every data frame */
         if (ctx->close_sent < ctx->close_len && ctx->broker_done) {
-            ctx->pong_len = 0;
+
+            if (ctx->close_sent == 0) {
+                if (!at_cut && ctx->handshaken) {
+                    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                                  "tributary: closing in the middle of a "
+                                  "broker frame, without a close frame");
+                    ctx->close_sent = ctx->close_len;
+                    b->pos = b->last = b->start;
+                    ctx->cut = NULL;
+                    progress = 1;
+                    break;
+                }
+
+                /* what follows the last whole frame will not be whole */
+                b->pos = b->last = b->start;
+                ctx->cut = b->start;
+                ctx->pong_len = 0;
+            }
 
             rc = ngx_http_tributary_mqtt_send_rest(c, ctx->close,
                                                    ctx->close_len,
@@ -1949,160 +1994,6 @@ ngx_http_tributary_mqtt_read_broker_ws(ngx_http_tributary_mqtt_ctx_t *ctx)
     }
 
     ngx_http_tributary_mqtt_follow_broker(ctx, last, b->last);
-
-    return 1;
-}
-
-
-/*
- * websockets: the broker's frames go to the client as they are; a pong or
- * the close frame of our own waits for a frame boundary (cut). A close
- * when the broker's last frame will not end (the broker is gone or no
- * longer read) cannot be a frame: the connection just closes.
- */
-static ngx_int_t
-ngx_http_tributary_mqtt_write_client_ws(ngx_http_tributary_mqtt_ctx_t *ctx)
-{
-    size_t               sent;
-    u_char              *limit;
-    ngx_int_t            rc, progress;
-    ngx_uint_t           control, at_cut;
-    ngx_buf_t           *b;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-    b = ctx->to_client;
-    progress = 0;
-
-    if (ctx->client_gone) {
-        b->pos = b->last = b->start;
-        ctx->cut = NULL;
-        ctx->pong_len = 0;
-        return 0;
-    }
-
-    while (c->write->ready) {
-
-        if (r->out) {
-            rc = ngx_tributary_ws_flush_response(r);
-            if (rc == NGX_ERROR) {
-                goto failed;
-            }
-            if (rc == NGX_AGAIN) {
-                break;
-            }
-            continue;
-        }
-
-        if (!ctx->handshaken && !ctx->close_queued) {
-            break;
-        }
-
-        control = ctx->pong_len
-                  || (ctx->close_sent < ctx->close_len && ctx->broker_done);
-        at_cut = (ctx->cut == b->pos);
-
-        limit = b->last;
-
-        /* up to the next boundary, or on towards one */
-        if (control && ctx->pong_sent == 0 && ctx->close_sent == 0) {
-            if (ctx->cut && ctx->cut > b->pos) {
-                limit = ctx->cut;
-
-            } else if (at_cut) {
-                limit = b->pos;
-            }
-        }
-
-        if (ctx->pong_sent == 0 && ctx->close_sent == 0 && b->pos < limit) {
-            rc = ngx_http_tributary_mqtt_send(c, b->pos, limit - b->pos,
-                                              &sent);
-            if (rc == NGX_ERROR) {
-                goto failed;
-            }
-            if (sent == 0) {
-                break;
-            }
-
-            b->pos += sent;
-            ctx->moved = 1;
-            progress = 1;
-
-            if (b->pos == b->last) {
-                b->pos = b->start;
-                b->last = b->start;
-                ctx->cut = (ctx->bframe_left == 0 && ctx->bhdr_len == 0)
-                           ? b->start : NULL;
-            }
-            continue;
-        }
-
-        if (ctx->pong_len && (ctx->pong_sent || (at_cut && ctx->close_sent == 0)))
-        {
-            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->pong, ctx->pong_len,
-                                                   &ctx->pong_sent);
-            if (rc == NGX_ERROR) {
-                goto failed;
-            }
-            if (rc == NGX_AGAIN) {
-                break;
-            }
-
-            progress = 1;
-
-            if (ctx->pong_sent == ctx->pong_len) {
-                ctx->pong_len = 0;
-                ctx->pong_sent = 0;
-            }
-            continue;
-        }
-
-        if (ctx->close_sent < ctx->close_len && ctx->broker_done) {
-
-            if (ctx->close_sent == 0) {
-                if (!at_cut && ctx->handshaken) {
-                    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                                  "tributary: closing in the middle of a "
-                                  "broker frame, without a close frame");
-                    ctx->close_sent = ctx->close_len;
-                    b->pos = b->last = b->start;
-                    ctx->cut = NULL;
-                    progress = 1;
-                    break;
-                }
-
-                /* what follows the last whole frame will not be whole */
-                b->pos = b->last = b->start;
-                ctx->cut = b->start;
-                ctx->pong_len = 0;
-            }
-
-            rc = ngx_http_tributary_mqtt_send_rest(c, ctx->close,
-                                                   ctx->close_len,
-                                                   &ctx->close_sent);
-            if (rc == NGX_ERROR) {
-                goto failed;
-            }
-            if (rc == NGX_AGAIN) {
-                break;
-            }
-
-            progress = 1;
-            continue;
-        }
-
-        break;
-    }
-
-    return progress;
-
-failed:
-
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "tributary: sending to client failed");
-    ngx_http_tributary_mqtt_client_gone(ctx, 0);
 
     return 1;
 }
