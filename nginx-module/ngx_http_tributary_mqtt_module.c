@@ -824,6 +824,9 @@ ngx_http_tributary_mqtt_parse(ngx_http_tributary_mqtt_ctx_t *ctx)
         case TB_WS_MESSAGE:
             if (ctx->connect_pending) {
                 ngx_http_tributary_mqtt_rewrite_connect(ctx);
+
+                /* the rewrite moves the stream to a buffer of its own */
+                ub = ctx->to_broker;
             }
 
             if (ctx->websockets && !ctx->connect_pending && !ctx->client_done)

@@ -58,6 +58,7 @@ plugin @PLUGIN_PATH@
 plugin_opt_config @TRIBUTARY_CONFIG@
 EOF
 start_kafka --topic events.order:1
+export MOSQUITTO_WEBSOCKETS=1
 MOSQUITTO_CONF_TEMPLATE="$T/mosquitto.conf.in" start_mosquitto "$T/tributary.json.in"
 wait_port 127.0.0.1 "$MQTT_WS_PORT" 15 || fail "no websockets listener"
 

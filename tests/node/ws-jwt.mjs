@@ -79,6 +79,19 @@ test('a CONNECT split over several frames still gets the token', async () => {
   conn.destroy();
 });
 
+test('packets right behind the CONNECT, in the same read, follow it', async () => {
+  const { open, frame, OP, connectPacket, mqttBytes } = await import('./ws-lib.mjs');
+  const conn = await open({ extraHeaders: { Cookie: `access_token=${ALICE_TOKEN}` } });
+  const sub = mqttBytes({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: 'users/alice/#', qos: 0 }] });
+  conn.send(Buffer.concat([frame(OP.BINARY, connectPacket(`behind-${randomUUID().slice(0, 8)}`)), frame(OP.BINARY, sub)]));
+  const reader = conn.mqtt();
+  assert.equal((await reader.packet()).reasonCode, 0);
+  const suback = await reader.packet();
+  assert.equal(suback.cmd, 'suback');
+  assert.equal(suback.messageId, 7);
+  conn.destroy();
+});
+
 test('an expired token, or none, is refused at the handshake (401)', async () => {
   const { request } = await import('./ws-lib.mjs');
   for (const extraHeaders of [{ Cookie: `access_token=${EXPIRED_TOKEN}` }, { Authorization: `Bearer ${EXPIRED_TOKEN}` }, {}]) {
