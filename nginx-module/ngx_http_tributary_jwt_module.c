@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "tributary/jwt.h"
+#include "ngx_http_tributary_jwt.h"
 
 
 #define NGX_TRIBUTARY_JWT_LOG_VALUE_MAX  64
@@ -65,6 +66,7 @@ typedef struct {
     ngx_tributary_jwt_outcome_e        outcome;
     json_t                            *claims;  /* when valid */
     ngx_str_t                          identity;
+    ngx_str_t                          token;   /* as presented, when valid */
     time_t                             expires; /* exp + leeway, or 0 */
     const char                        *description; /* for the client */
     u_char                            *reason;  /* for the error log */
@@ -430,6 +432,7 @@ ngx_http_tributary_jwt_verify(ngx_http_request_t *r,
     }
 
     ctx->claims = tjwt_result_steal_claims(&res);
+    ctx->token = token;
     ctx->outcome = NGX_TRIBUTARY_JWT_VALID;
 
     tjwt_result_clear(&res);
@@ -647,6 +650,37 @@ ngx_http_tributary_jwt_valid(ngx_http_request_t *r,
     }
 
     return (*ctx)->outcome == NGX_TRIBUTARY_JWT_VALID ? NGX_OK : NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_tributary_jwt_credentials(ngx_http_request_t *r, ngx_str_t *token,
+    ngx_str_t *identity)
+{
+    ngx_int_t                           rc;
+    ngx_http_tributary_jwt_ctx_t       *ctx;
+    ngx_http_tributary_jwt_loc_conf_t  *jlcf;
+
+    jlcf = ngx_http_get_module_loc_conf(r, ngx_http_tributary_auth_module);
+
+    if (!jlcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_tributary_jwt_valid(r, &ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ABORT;
+    }
+
+    *token = ctx->token;
+    *identity = ctx->identity;
+
+    return NGX_OK;
 }
 
 

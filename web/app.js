@@ -3,9 +3,15 @@
 // clients/{client_id}/errors, replies on clients/{client_id}/replies and
 // notifications on users/{user}/notifications. Everything shown comes from the
 // network, so it is written with textContent, never as HTML.
+//
+// Signed in (a site with tributary_jwt on /mqtt and /whoami): the JWT sits in
+// an HttpOnly cookie that this code cannot read; the browser sends it with the
+// WebSocket handshake and nginx writes it into the MQTT CONNECT, so mqtt.js
+// connects without credentials. /whoami tells the page its user (the token's
+// sub). Without sign-in (the dev stack): ?user=NAME, anonymous MQTT.
 'use strict';
 
-(function () {
+(async function () {
   const $ = (id) => document.getElementById(id);
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
@@ -13,7 +19,21 @@
       (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16)));
 
   const params = new URLSearchParams(location.search);
-  const user = (params.get('user') || 'demo-user').replace(/[+#/]/g, '_');
+
+  async function identity() {
+    try {
+      const r = await fetch('/whoami', { credentials: 'same-origin', cache: 'no-store' });
+      const type = r.headers.get('content-type') || '';
+      // elsewhere /whoami is the SPA fallback (text/html): not signed in
+      const sub = r.ok && type.startsWith('text/plain') ? (await r.text()).trim() : '';
+      if (sub) return { user: sub, signedIn: true };
+    } catch (e) {
+      // no answer: not signed in
+    }
+    return { user: (params.get('user') || 'demo-user').replace(/[+#/]/g, '_'), signedIn: false };
+  }
+
+  const { user, signedIn } = await identity();
   const clientId = `web-${uuid().slice(0, 8)}`;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`;
   const topics = {
@@ -24,6 +44,9 @@
 
   $('client-id').textContent = clientId;
   $('user').textContent = user;
+  $('user-note').textContent = signedIn
+    ? '(signed in: the token stays in an HttpOnly cookie; nginx puts it into the MQTT CONNECT)'
+    : '(change with ?user=NAME)';
   $('mqtt-url').textContent = url;
   $('errors-topic').textContent = topics.errors;
   $('replies-topic').textContent = topics.replies;
@@ -191,5 +214,5 @@
   });
 
   // for tests and the curious: window.tributaryDemo.client is the mqtt.js client
-  window.tributaryDemo = { client, clientId, user, topics };
+  window.tributaryDemo = { client, clientId, user, signedIn, topics };
 }());

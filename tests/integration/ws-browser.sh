@@ -14,7 +14,7 @@ plugin=0 responder=0
 if [[ -f "$BUILD/mosquitto_tributary.so" ]]; then
 	plugin=1
 	start_kafka --topic events.order:3 --topic notifications:3 --topic replies:3
-	start_mosquitto
+	MOSQUITTO_WEBSOCKETS=1 start_mosquitto
 	if [[ -x "$BUILD/bin/tributary-responder" ]]; then
 		"$BUILD/bin/tributary-responder" --brokers "$KAFKA_BOOTSTRAP" >"$T/responder.log" 2>&1 &
 		STACK_PIDS+=($!)

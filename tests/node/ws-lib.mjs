@@ -14,7 +14,7 @@ export const acceptKey = (key) => createHash('sha1').update(key + GUID).digest('
 
 // Sends an HTTP request; resolves with {status, headers, conn} once the
 // response header is in (conn keeps the socket and the bytes after it).
-export function request({ path = '/mqtt', method = 'GET', headers, raw, port = httpPort, extra } = {}) {
+export function request({ path = '/mqtt', method = 'GET', headers, extraHeaders = {}, raw, port = httpPort, extra } = {}) {
   const key = randomBytes(16).toString('base64');
   const h = headers || {
     Host: `127.0.0.1:${port}`,
@@ -23,6 +23,7 @@ export function request({ path = '/mqtt', method = 'GET', headers, raw, port = h
     'Sec-WebSocket-Key': key,
     'Sec-WebSocket-Version': '13',
     'Sec-WebSocket-Protocol': 'mqtt',
+    ...extraHeaders,
   };
   const text = raw || `${method} ${path} HTTP/1.1\r\n` +
     Object.entries(h).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}\r\n`).join('') + '\r\n';

@@ -58,8 +58,12 @@ test('MQTT 5 properties survive the relay (response topic, correlation data)', a
   await c.endAsync();
 });
 
-for (const size of [1 << 20, 5 << 20]) {
-  test(`${size >> 20} MB payload, far larger than a frame buffer, both ways`, async () => {
+// Mosquitto 2.0's websockets listener sends a large message 4 KB per turn of
+// its loop (about 40 KB/s when idle: nginx-module/README.md): through it,
+// 256 KB; through the TCP listener, 1 and 5 MB.
+const bigSizes = process.env.WS_RELAY_MODE === 'websockets' ? [256 << 10] : [1 << 20, 5 << 20];
+for (const size of bigSizes) {
+  test(`${size >> 10} KB payload, far larger than a frame buffer, both ways`, async () => {
     const c = await connect(WS);
     const topic = `big/${randomUUID()}`;
     await c.subscribeAsync(topic, { qos: 1 });

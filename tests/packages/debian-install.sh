@@ -128,7 +128,7 @@ tributary_kafka_brokers $KAFKA_BOOTSTRAP;
 tributary_kafka_property fetch.wait.max.ms 10;
 server {
     listen 127.0.0.1:$HTTP_PORT;
-    location = /mqtt { tributary_mqtt_pass 127.0.0.1:$MQTT_PORT; }
+    location = /mqtt { tributary_mqtt_pass 127.0.0.1:$MQTT_PORT; tributary_mqtt_protocol mqtt; }
     location /notifications {
         tributary_stream notifications;
         tributary_stream_key \$arg_user;
