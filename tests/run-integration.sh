@@ -32,8 +32,11 @@ if [[ "${KAFKA:-real}" != mock ]] && command -v java >/dev/null; then
 fi
 passed=0 failed=0 skipped=0 failures=()
 mkdir -p "$BUILD/test-logs"
-tests=()
-for p in $pattern; do
+tests=() pats=()
+set -f
+read -ra pats <<<"$pattern"
+set +f
+for p in "${pats[@]}"; do
 	for t in tests/integration/$p.sh; do
 		[[ -f "$t" ]] && tests+=("$t")
 	done
