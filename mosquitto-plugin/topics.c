@@ -352,8 +352,7 @@ static bool topics__untracked(struct tbp_topics_state *st, struct topics__cluste
  * this topic asks again (with the table full, a managed topic is then taken
  * for one it has no room for). */
 static bool topics__unseen(struct tbp_topics_state *st, struct topics__cluster *tc,
-                           const struct tbp_cluster *c, const char *topic, char *err,
-                           size_t errlen)
+                           const struct tbp_cluster *c, const char *topic, char *err, size_t errlen)
 {
 	bool managed = tb_topics_match(&st->spec, c->name, topic) != NULL;
 	struct topics__entry *e = NULL;
