@@ -8,7 +8,7 @@ stack_init
 source "$ROOT/tests/lib/ws.sh"
 
 ws_start_plain_mosquitto
-for mode in $(ws_relay_modes); do
+for mode in $(ws_relay_modes mqtt); do
 	ws_mode_template "$ROOT/conf/dev/nginx.conf.in" "$T/nginx.conf.in" "$mode"
 	start_nginx "$T/nginx.conf.in"
 	(cd "$ROOT" && WS_RELAY_MODE=$mode node --test --test-concurrency=1 tests/node/ws-mqtt.mjs) ||

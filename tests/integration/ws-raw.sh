@@ -24,7 +24,7 @@ ws_nginx_template "$T/nginx-ws.conf.in" '
             tributary_mqtt_pass 127.0.0.1:1;
             tributary_mqtt_connect_timeout 2s;
         }'
-for mode in $(ws_relay_modes); do
+for mode in $(ws_relay_modes websockets); do
 	ws_mode_template "$T/nginx-ws.conf.in" "$T/nginx.conf.in" "$mode"
 	start_nginx "$T/nginx.conf.in"
 	(cd "$ROOT" && WS_RELAY_MODE=$mode node --test --test-concurrency=1 tests/node/ws-raw.mjs) ||
