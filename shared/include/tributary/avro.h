@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "tributary/jsonschema.h"
+
 typedef struct tb_avro_schema tb_avro_schema;
 
 /* Parses an Avro schema (the registry's `schema` text). NULL and a reason
@@ -29,10 +31,24 @@ void tb_avro_schema_free(tb_avro_schema *s);
 /* The schema's type name (a record's name, else its type, e.g. "string"). */
 const char *tb_avro_schema_name(const tb_avro_schema *s);
 
-/* Validates data against the schema and encodes it as Avro binary into a
- * malloc'd *out of *outlen bytes. 0 on success; -1 when data does not
- * match, err naming the JSON path and what was expected there
- * (e.g. "/lines/0/qty: expected an int, got a string"). */
+/* A growing output buffer, reused from call to call (zero-initialize it;
+ * tb_avro_buf_free when done): len bytes at data. */
+typedef struct {
+	unsigned char *data;
+	size_t len, cap;
+} tb_avro_buf;
+void tb_avro_buf_free(tb_avro_buf *b);
+
+/* Validates data (as tjs_doc_parse read it; NULL is null) against the
+ * schema and encodes it as Avro binary into out, replacing what out held:
+ * no allocation once out has grown to the size of the encodings. 0 on
+ * success; -1 when data does not match, err naming the JSON path and what
+ * was expected there (e.g. "/lines/0/qty: expected an int, got a
+ * string"); out's content is then undefined. */
+int tb_avro_encode_value(const tb_avro_schema *s, const tjs_value *data, tb_avro_buf *out,
+                         char *err, size_t errlen);
+
+/* The same for jansson's JSON, into a malloc'd *out of *outlen bytes. */
 int tb_avro_encode_json(const tb_avro_schema *s, const json_t *data, unsigned char **out,
                         size_t *outlen, char *err, size_t errlen);
 
