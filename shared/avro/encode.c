@@ -485,6 +485,16 @@ static int union_branch(enc *e, avro_schema_t s, const tjs_value *j, bool dflt, 
 	    null_idx >= 0 ? "null or " : "", names, json_kind(j));
 }
 
+/* A number beyond a double's range (the parser keeps its literal; jansson
+ * refuses it). */
+static int enc_out_of_range(enc *e, const tjs_value *j, const char *what)
+{
+	size_t len;
+	const char *lit = tjs_value_number_text(j, &len);
+	return enc_fail(e, "%.*s is out of range for %s", lit ? (int)(len < 64 ? len : 64) : 3,
+	                lit ? lit : "inf", what);
+}
+
 static int enc_value(enc *e, avro_schema_t s, const tjs_value *j, bool dflt)
 {
 	char nb[512];
@@ -530,6 +540,8 @@ static int enc_value(enc *e, avro_schema_t s, const tjs_value *j, bool dflt)
 		uint32_t bits;
 		if (t != JSON_INTEGER && t != JSON_REAL)
 			rc = enc_fail(e, "expected a float, got %s", json_kind(j));
+		else if (!isfinite(d))
+			rc = enc_out_of_range(e, j, "a float");
 		else if (fabs(d) > FLT_MAX)
 			rc = enc_fail(e, "%g is out of range for a float", d);
 		else {
@@ -543,8 +555,8 @@ static int enc_value(enc *e, avro_schema_t s, const tjs_value *j, bool dflt)
 		uint64_t bits;
 		if (t != JSON_INTEGER && t != JSON_REAL)
 			rc = enc_fail(e, "expected a double, got %s", json_kind(j));
-		else if (!isfinite(d)) /* a literal beyond a double's range */
-			rc = enc_fail(e, "%g is out of range for a double", d);
+		else if (!isfinite(d))
+			rc = enc_out_of_range(e, j, "a double");
 		else {
 			memcpy(&bits, &d, sizeof(bits));
 			rc = put_le(e, bits, 8);

@@ -3,14 +3,16 @@
  * against a registry's Avro schema and encoded as Avro binary, as
  * Confluent's REST Proxy does for JSON input, and Avro records read from
  * Kafka are decoded back to JSON for web and mobile clients. libavro does
- * the schema parsing and the binary encoding; the JSON side follows the
+ * the schema parsing and the decoding; encoding writes the binary encoding
+ * itself, straight from the parsed JSON (the bytes libavro would write,
+ * without its per-value allocations); the JSON side follows the
  * Avro specification's JSON encoding (a union's non-null value is written
  * {"BRANCH": value}, bytes and fixed are strings of code points 0-255), the
  * same JSON that the REST Proxy takes and libavro's avro_value_to_json
  * writes, so that encode and decode are each other's inverse.
  *
  * A tb_avro_schema is immutable once parsed and may be used by several
- * threads at once; each call makes its own values.
+ * threads at once (a tb_avro_buf by one at a time).
  */
 #ifndef TRIBUTARY_AVRO_H
 #define TRIBUTARY_AVRO_H
