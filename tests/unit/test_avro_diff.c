@@ -564,8 +564,10 @@ static json_t *gen_int(bool is_long)
 	                                   -(1LL << 50)};
 	if (chance(5))
 		return json_real(1.5);
+	unsigned shift = (unsigned)(rnd() % 64); /* (one call per statement: the same
+	                                          * sequence whatever the compiler) */
 	json_int_t v = chance(50) ? edges[rnd() % (sizeof(edges) / sizeof(edges[0]))]
-	                          : (json_int_t)(rnd() >> (rnd() % 64));
+	                          : (json_int_t)(rnd() >> shift);
 	if (!is_long && chance(80))
 		v = (int32_t)v;
 	return json_integer(v);
@@ -666,8 +668,8 @@ static json_t *gen(avro_schema_t s, int depth)
 		json_t *o = json_object();
 		char key[16];
 		for (size_t i = depth > 6 ? 0 : rnd() % 4; i > 0; i--) {
-			snprintf(key, sizeof(key), "%s%d", chance(10) ? "~/" : "k",
-			         (int)(rnd() % 10));
+			const char *prefix = chance(10) ? "~/" : "k";
+			snprintf(key, sizeof(key), "%s%d", prefix, (int)(rnd() % 10));
 			json_object_set_new(o, key, gen(avro_schema_map_values(s), depth + 1));
 		}
 		return o;
