@@ -198,7 +198,7 @@ struct ingest__ctx {
 	struct tbp_origin origin;
 	struct tbp_registry *held; /* a registry route's: registry__release at the end */
 	struct tbp_schema_ref sref;
-	struct tbp_confluent_value cv; /* a confluent route's value (Avro: malloc'd) */
+	struct tbp_confluent_value cv; /* a confluent route's value (Avro: tb->avro_buf) */
 	struct tbp_reject rej;
 	char err[1024];
 };
@@ -345,7 +345,7 @@ static bool ingest__validate_avro(struct ingest__ctx *ctx)
 {
 	const struct tbp_schema_ref *s = &ctx->sref;
 	struct tbp_registry *r = ctx->t.route->registry;
-	unsigned char *bytes;
+	tb_avro_buf *buf = &ctx->tb->avro_buf; /* the main thread's */
 	char aerr[700];
 	if (ctx->t.route->mode != TBP_MODE_CONFLUENT)
 		return ingest__refuse(ctx, TBP_REJECT_SCHEMA_UNAVAILABLE,
@@ -356,17 +356,14 @@ static bool ingest__validate_avro(struct ingest__ctx *ctx)
 		return ingest__refuse(ctx, TBP_REJECT_INVALID_DATA,
 		                      "the Avro schema of '%s' needs JSON data, not '%s'",
 		                      ctx->type, tb_ce_attr_string(&ctx->ev, "datacontenttype"));
-	json_t *data = ctx->ev.data ? tjs_value_to_json(ctx->ev.data) : json_null();
-	if (!data)
-		return ingest__refuse(ctx, TBP_REJECT_INTERNAL, "out of memory");
-	int rc = tb_avro_encode_json(s->avro, data, &bytes, &ctx->cv.len, aerr, sizeof(aerr));
-	json_decref(data);
-	if (rc)
+	/* straight from the parsed data (NULL: none, null) into the buffer */
+	if (tb_avro_encode_value(s->avro, ctx->ev.data, buf, aerr, sizeof(aerr)))
 		return ingest__refuse(ctx, TBP_REJECT_SCHEMA,
 		                      "data does not match the Avro schema of '%s' (subject '%s' "
 		                      "version %d): %s",
 		                      ctx->type, s->subject, s->version, aerr);
-	ctx->cv.payload = bytes;
+	ctx->cv.payload = buf->data;
+	ctx->cv.len = buf->len;
 	return true;
 }
 
@@ -486,7 +483,6 @@ cleanup:
 	if (ctx.held)
 		registry__release(ctx.held);
 	tjs_result_clear(&ctx.vres);
-	free((void *)ctx.cv.payload);
 	tb_event_clear(&ctx.ev);
 	ingest__msg_clear(&ctx.m);
 	return rc;

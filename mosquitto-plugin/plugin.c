@@ -83,6 +83,7 @@ static void plugin__free(struct tributary *tb)
 	resend__cleanup(tb);
 	auth__cleanup(tb);
 	registry__cleanup(tb);
+	tb_avro_buf_free(&tb->avro_buf);
 	config__free(tb);
 	topics__cleanup(tb);
 	cluster__log_failures(tb);

@@ -236,6 +236,7 @@ struct tributary {
 	size_t nclusters;
 	struct tbp_registry *registries; /* "registries" (registry.c) */
 	size_t nregistries;
+	tb_avro_buf avro_buf; /* ingest's Avro encodings: the main thread's */
 	struct tbp_ingest_route *routes;
 	size_t nroutes;
 	bool reject_unmatched;

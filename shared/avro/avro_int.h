@@ -7,6 +7,8 @@
 #include "tributary/avro.h"
 
 struct tb_avro_schema {
+	/* defaults (below) as a document, as encoding walks them */
+	tjs_doc *defaults_doc;
 	avro_schema_t schema;
 	avro_value_iface_t *iface; /* generic class: avro_generic_value_new */
 	json_t *defaults;          /* record full name -> {field: default}: libavro keeps none */

@@ -26,10 +26,16 @@ tb_avro_schema *tb_avro_schema_parse(const char *text, size_t len, char *err, si
 		snprintf(err, errlen, "Avro schema not usable: %s", avro_strerror());
 		goto fail;
 	}
-	if (!(s->defaults = tb_avro__defaults(text, len))) {
+	char *dtext = NULL;
+	if (!(s->defaults = tb_avro__defaults(text, len)) ||
+	    !(dtext = json_dumps(s->defaults, JSON_COMPACT | JSON_REAL_PRECISION(17))) ||
+	    !(s->defaults_doc =
+	          tjs_doc_parse(dtext, strlen(dtext), TJS_PARSE_ALLOW_NUL, NULL, 0))) {
+		free(dtext);
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	free(dtext);
 	return s;
 fail:
 	tb_avro_schema_free(s);
@@ -45,6 +51,7 @@ void tb_avro_schema_free(tb_avro_schema *s)
 	if (s->schema)
 		avro_schema_decref(s->schema);
 	json_decref(s->defaults);
+	tjs_doc_free(s->defaults_doc);
 	free(s);
 }
 

@@ -331,6 +331,68 @@ static void test_read_back(void **state)
 	json_decref(j);
 }
 
+/* tb_avro_encode_value on the document the ingest path parses: one buffer
+ * reused (a short encoding after a long one is the short one alone), no
+ * data as null, and the numbers only that parser keeps (beyond a double's
+ * range, beyond 64 bits). */
+static const char *encode_value(tb_avro_schema *s, const char *data, tb_avro_buf *buf)
+{
+	static char hex[4096];
+	tjs_doc *doc = data ? tjs_doc_parse(data, strlen(data), 0, err, sizeof(err)) : NULL;
+	if (data && !doc)
+		fail_msg("test data %s: %s", data, err);
+	int rc = tb_avro_encode_value(s, data ? tjs_doc_root(doc) : NULL, buf, err, sizeof(err));
+	tjs_doc_free(doc);
+	if (rc)
+		return NULL;
+	assert_non_null(buf->data);
+	for (size_t i = 0; i < buf->len && 2 * i + 2 < sizeof(hex); i++)
+		snprintf(hex + 2 * i, 3, "%02x", buf->data[i]);
+	hex[2 * buf->len] = '\0';
+	return hex;
+}
+
+static void test_encode_value(void **state)
+{
+	(void)state;
+	tb_avro_buf buf = {0};
+	tb_avro_schema *s = parse("{\"type\": \"array\", \"items\": \"string\"}");
+	char big[2048] = "[\"", want[4096] = "02d00f"; /* 1 item, 1000 bytes */
+	memset(big + 2, 'x', 1000);
+	strcpy(big + 1002, "\"]");
+	for (size_t i = 0; i < 1000; i++)
+		strcat(want + 6 + 2 * i, "78");
+	strcat(want, "00");
+	assert_string_equal(encode_value(s, big, &buf), want);
+	assert_true(buf.cap >= 1005);
+	assert_string_equal(encode_value(s, "[\"ab\"]", &buf), "0204616200");
+	assert_string_equal(encode_value(s, "[]", &buf), "00");
+	tb_avro_schema_free(s);
+	s = parse("[\"null\", \"double\"]");
+	assert_string_equal(encode_value(s, NULL, &buf), "00");
+	assert_string_equal(encode_value(s, "1e2", &buf), "020000000000005940");
+	/* beyond 64 bits: a number, its nearest double */
+	assert_string_equal(encode_value(s, "18446744073709551616", &buf), "02000000000000f043");
+	assert_null(encode_value(s, "-1e400", &buf));
+	assert_string_equal(err, "/: -1e400 is out of range for a double");
+	tb_avro_schema_free(s);
+	s = parse("\"float\"");
+	assert_null(encode_value(s, "1e400", &buf));
+	assert_string_equal(err, "/: 1e400 is out of range for a float");
+	tb_avro_schema_free(s);
+	s = parse("\"long\"");
+	assert_null(encode_value(s, "18446744073709551616", &buf));
+	assert_string_equal(err, "/: expected a long, got a number");
+	assert_null(encode_value(s, NULL, &buf));
+	assert_string_equal(err, "/: expected a long, got null");
+	tb_avro_schema_free(s);
+	s = parse("\"null\"");
+	assert_string_equal(encode_value(s, NULL, &buf), "");
+	tb_avro_schema_free(s);
+	tb_avro_buf_free(&buf);
+	assert_null(buf.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,7 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_records),    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_unions),     cmocka_unit_test(test_enum_fixed),
 	    cmocka_unit_test(test_logical),    cmocka_unit_test(test_recursive),
-	    cmocka_unit_test(test_read_back),
+	    cmocka_unit_test(test_read_back),  cmocka_unit_test(test_encode_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
