@@ -650,28 +650,3 @@ void tb_avro_buf_free(tb_avro_buf *b)
 	free(b->data);
 	*b = (tb_avro_buf){0};
 }
-
-/* jansson's JSON as the walk's: its text parsed again (the values are the
- * same: reals written with all their digits, NULs in strings kept). */
-int tb_avro_encode_json(const tb_avro_schema *s, const json_t *data, unsigned char **out,
-                        size_t *outlen, char *err, size_t errlen)
-{
-	tb_avro_buf b = {0};
-	tjs_doc *doc = NULL;
-	char *text = json_dumps(data ? data : json_null(),
-	                        JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
-	int rc = -1;
-	*out = NULL;
-	*outlen = 0;
-	if (!text || !(doc = tjs_doc_parse(text, strlen(text), TJS_PARSE_ALLOW_NUL, NULL, 0)))
-		snprintf(err, errlen, "out of memory");
-	else
-		rc = tb_avro_encode_value(s, tjs_doc_root(doc), &b, err, errlen);
-	if (rc)
-		tb_avro_buf_free(&b);
-	*out = b.data;
-	*outlen = b.len;
-	free(text);
-	tjs_doc_free(doc);
-	return rc;
-}

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "avro_json.h"
 #include "../../shared/avro/avro_int.h"
 
 #define ENC_MAX_DEPTH 128

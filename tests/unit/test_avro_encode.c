@@ -13,6 +13,7 @@
 
 #include <avro.h>
 
+#include "avro_json.h"
 #include "tributary/avro.h"
 
 static char err[1024];

@@ -50,10 +50,6 @@ void tb_avro_buf_free(tb_avro_buf *b);
 int tb_avro_encode_value(const tb_avro_schema *s, const tjs_value *data, tb_avro_buf *out,
                          char *err, size_t errlen);
 
-/* The same for jansson's JSON, into a malloc'd *out of *outlen bytes. */
-int tb_avro_encode_json(const tb_avro_schema *s, const json_t *data, unsigned char **out,
-                        size_t *outlen, char *err, size_t errlen);
-
 /* Decodes Avro binary written with this schema to JSON text (malloc'd,
  * NUL-terminated, *outlen bytes without the NUL). NULL and a reason in err
  * when the bytes are not a value of the schema (truncated, trailing bytes,
